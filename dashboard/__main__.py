@@ -1,0 +1,108 @@
+"""Command line: ``python -m dashboard <serve|check|...>``.
+
+A bad configuration prints one line naming the key and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from dashboard import config as config_mod
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(args) -> config_mod.Settings:
+    try:
+        return config_mod.load(getattr(args, "config", None))
+    except config_mod.ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args) -> int:
+    settings = _load(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.config:
+        os.environ["DASHBOARD_CONFIG"] = str(Path(args.config).resolve())
+    bind = args.bind or settings.bind
+    mode = settings.async_mode
+    if mode == "threading":
+        # Development server without gunicorn (no WebSocket upgrade under plain threading).
+        from dashboard import create_app
+        app = create_app(settings)
+        app.extensions["dashboard"].start()
+        host, port = bind.rsplit(":", 1)
+        app.extensions["dashboard.socketio"].run(app, host=host, port=int(port),
+                                                 allow_unsafe_werkzeug=True)
+        return 0
+    entry = "wsgi_gevent:app" if mode == "gevent" else "wsgi:app"
+    os.environ["DASHBOARD_WORKER_CLASS"] = mode
+    print(f"dashboard: serving {settings.public_url} (bind {bind}, {mode} worker), "
+          f"data in {settings.data_dir}", flush=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+            "--chdir", str(ROOT), "--bind", bind, entry]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def _probe(collector, timeout: float) -> tuple[bool, str]:
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["readings"] = collector.collect()
+        except Exception as e:  # noqa: BLE001
+            result["error"] = f"{type(e).__name__}: {e}" if type(e).__name__ != "CollectorError" else str(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return False, f"no answer within {timeout:g} s"
+    if "error" in result:
+        return False, result["error"]
+    n = sum(len(r.values) for r in result["readings"])
+    return True, f"{n} values"
+
+
+def cmd_check(args) -> int:
+    settings = _load(args)
+    print("effective settings (secrets masked):")
+    print(json.dumps(settings.masked(), indent=2, default=str))
+    from dashboard.collectors import registry
+    failures = 0
+    print("\ntargets:")
+    for c in registry.build(settings):
+        ok, detail = _probe(c, max(c.timeout_s, 5.0))
+        # A second reading gives collectors that compute rates something to compare with.
+        print(f"  {'ok  ' if ok else 'FAIL'} {c.source:<8} {detail}")
+        for line in getattr(c, "check_notes", lambda: [])():
+            print(f"       {line}")
+        failures += not ok
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001
+            pass
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dashboard")
+    p.add_argument("--config", help="TOML file (default: $DASHBOARD_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the web dashboard and its collectors (gunicorn)")
+    s.add_argument("--bind", help="host:port (default: bind from the settings)")
+    s.set_defaults(func=cmd_serve)
+    c = sub.add_parser("check", help="print the effective settings and try every target")
+    c.set_defaults(func=cmd_check)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""JSON API: ``/api/latest``, ``/api/series``, ``/api/history``.
+
+Every bad parameter is a 400 with ``{"error": "..."}`` naming the parameter, never a 500.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from dashboard.model import series_key
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+RAW_MAX_WINDOW_S = 3600          # longer windows are drawn from one-minute rollups
+MAX_SPAN_S = 400 * 86400
+RESERVED = {"metric", "since", "until", "step"}
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(e: BadRequest):
+    return jsonify(error=str(e)), e.status
+
+
+def runtime():
+    return current_app.extensions["dashboard"]
+
+
+def _epoch(name: str, default: float | None = None) -> float | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise BadRequest(f"{name} is required (seconds since the epoch)")
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number of seconds since the epoch, got {raw[:40]!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise BadRequest(f"{name} must be a finite, non-negative number of seconds")
+    return v
+
+
+def _r(v: float) -> float:
+    return round(v, 4)
+
+
+@bp.get("/latest")
+def latest():
+    samples = runtime().store.latest()
+    return jsonify(ts=time.time(), samples=[s.to_wire() for s in samples],
+                   collectors=runtime().runner.status())
+
+
+@bp.get("/series")
+def series():
+    rt = runtime()
+    metric = request.args.get("metric", "")
+    if not metric:
+        raise BadRequest("metric is required, e.g. metric=host.cpu_percent")
+    if metric not in rt.store.metrics():
+        raise BadRequest(f"unknown metric {metric[:80]!r}", 404 if "." in metric else 400)
+    now = time.time()
+    since = _epoch("since")
+    until = _epoch("until", now)
+    assert since is not None and until is not None
+    if until <= since:
+        raise BadRequest("until must be later than since")
+    if until - since > MAX_SPAN_S:
+        raise BadRequest("the span from since to until is limited to 400 days")
+    step = request.args.get("step") or ("raw" if until - since <= RAW_MAX_WINDOW_S else "1m")
+    if step not in ("raw", "1m"):
+        raise BadRequest("step must be raw or 1m")
+    labels = {k: v for k, v in request.args.items() if k not in RESERVED}
+    if step == "raw":
+        if since < now - rt.store.raw_retention_s:
+            raise BadRequest("raw samples are kept for "
+                             f"{rt.store.raw_retention_s / 3600:g} h; use step=1m for older data")
+        data = rt.store.series(metric, since, until, labels)
+        out = {k: [[round(t, 3), _r(v)] for t, v in pts] for k, pts in data.items()}
+    else:
+        data = rt.store.rollups(metric, since, until, labels)
+        out = {k: [{"ts": r["minute"], "n": r["n"], "avg": _r(r["avg"]), "min": _r(r["min"]),
+                    "max": _r(r["max"])} for r in rows] for k, rows in data.items()}
+    return jsonify(metric=metric, since=since, until=until, step=step, series=out)
+
+
+@bp.get("/history")
+def history():
+    """Everything the live page draws for a window, in one response, in columns per series."""
+    rt = runtime()
+    raw = request.args.get("window_s", "900")
+    try:
+        window = float(raw)
+    except ValueError:
+        raise BadRequest("window_s must be a number of seconds") from None
+    if not math.isfinite(window) or not 10 <= window <= 7 * 86400:
+        raise BadRequest("window_s must be between 10 and 604800")
+    now = time.time()
+    since = now - window
+    series: dict[str, dict[str, Any]] = {}
+
+    def add(metric: str, labels: dict, t: float, v: float) -> None:
+        key = series_key(metric, labels)
+        s = series.get(key)
+        if s is None:
+            s = series[key] = {"metric": metric, "labels": labels, "t": [], "v": []}
+        s["t"].append(round(t, 3))
+        s["v"].append(_r(v))
+
+    last_seq = rt.store.last_seq()
+    if window <= RAW_MAX_WINDOW_S:
+        resolution = "raw"
+        for smp in rt.store.between(since):
+            for m, v in smp.values.items():
+                add(m, smp.labels, smp.ts, v)
+    else:
+        resolution = "1m"
+        rolled_until = since
+        for m, labels, minute, n, total, _lo, _hi, _sk in rt.store.rollup_metrics_between(since, now):
+            add(m, labels, minute + 30, total / n)       # plotted at the minute's middle
+            rolled_until = max(rolled_until, minute + 60)
+        for smp in rt.store.between(rolled_until):        # the minutes not rolled up yet
+            for m, v in smp.values.items():
+                add(m, smp.labels, smp.ts, v)
+    return jsonify(now=now, window_s=window, resolution=resolution, last_seq=last_seq,
+                   series=series)

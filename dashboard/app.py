@@ -1,0 +1,51 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import gzip
+import logging
+
+from flask import Flask, request
+
+from dashboard import config as config_mod
+from dashboard.config import Settings
+from dashboard.runtime import Runtime
+
+COMPRESSIBLE = ("application/json", "text/html", "text/css", "text/csv", "application/javascript",
+                "text/javascript", "text/plain")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               async_mode: str | None = None) -> Flask:
+    """Build the app. Nothing starts here: call ``app.extensions["dashboard"].start()``."""
+    settings = settings or config_mod.load()
+    runtime = runtime or Runtime(settings)
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["dashboard"] = runtime
+
+    from dashboard import api, live, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    live.init_app(app, runtime, async_mode or settings.async_mode)
+
+    @app.after_request
+    def compress(resp):
+        # gzip our own dynamic responses; pre-gzipped vendor files are served as they are.
+        if (resp.direct_passthrough or resp.status_code < 200 or resp.status_code >= 300
+                or "gzip" not in request.headers.get("Accept-Encoding", "")
+                or resp.headers.get("Content-Encoding")
+                or not resp.mimetype.startswith(COMPRESSIBLE)):
+            return resp
+        data = resp.get_data()
+        if len(data) < 1024:
+            return resp
+        resp.set_data(gzip.compress(data, compresslevel=5))
+        resp.headers["Content-Encoding"] = "gzip"
+        resp.headers["Content-Length"] = str(len(resp.get_data()))
+        resp.vary.add("Accept-Encoding")
+        return resp
+
+    logging.getLogger("dashboard").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,1 @@
+"""Collectors: each a small class that measures one kind of target. See ``base.py``."""

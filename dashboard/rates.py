@@ -1,0 +1,78 @@
+"""Counters become rates and ratios here, and only here.
+
+Every collector that reads a since-boot counter (bytes sent, Slow_queries, keyspace_hits, ...)
+turns it into a per-second rate or a windowed ratio through these two classes, so resets,
+first samples and wrap-arounds are handled the same way everywhere. A since-boot ratio is never
+reported as "current".
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Hashable
+
+
+class RateTracker:
+    """Per-second rate of monotonically increasing counters, keyed by name.
+
+    The first observation of a key yields ``None`` (no rate yet). A counter that goes down
+    (server restart, counter reset) also yields ``None`` and restarts from the new value,
+    instead of reporting a huge negative or bogus rate.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[Hashable, tuple[float, float]] = {}
+
+    def rate(self, key: Hashable, value: float, ts: float, per: float = 1.0) -> float | None:
+        """Rate of ``key`` since its previous observation, per ``per`` seconds."""
+        prev = self._last.get(key)
+        self._last[key] = (ts, value)
+        if prev is None:
+            return None
+        prev_ts, prev_value = prev
+        dt = ts - prev_ts
+        if dt <= 0 or value < prev_value:
+            return None
+        return (value - prev_value) / dt * per
+
+    def delta(self, key: Hashable, value: float) -> float | None:
+        """Increase of ``key`` since its previous observation (None at first or after a reset)."""
+        prev = self._last.get(key)
+        self._last[key] = (prev[0] if prev else 0.0, value)
+        if prev is None or value < prev[1]:
+            return None
+        return value - prev[1]
+
+    def forget(self, key: Hashable) -> None:
+        self._last.pop(key, None)
+
+
+class WindowedCounters:
+    """Increase of several counters over a sliding time window, from counter snapshots.
+
+    Used for ratios such as the cache hit rate: ``hits / (hits + misses)`` over the last
+    ``window_s`` seconds, computed from ``keyspace_hits`` and ``keyspace_misses`` deltas. A reset
+    (any counter going down) drops the history, so a restart never produces a negative delta.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._snaps: deque[tuple[float, tuple[float, ...]]] = deque()
+
+    def observe(self, ts: float, *counters: float) -> tuple[float, ...] | None:
+        """Record a snapshot; return each counter's increase over the window (None if < 2 snapshots)."""
+        if self._snaps and any(c < p for c, p in zip(counters, self._snaps[-1][1])):
+            self._snaps.clear()
+        self._snaps.append((ts, tuple(counters)))
+        # Keep the newest snapshot that is at least window_s old as the baseline.
+        while len(self._snaps) > 2 and self._snaps[1][0] <= ts - self.window_s:
+            self._snaps.popleft()
+        if len(self._snaps) < 2:
+            return None
+        base = self._snaps[0][1]
+        return tuple(c - b for c, b in zip(counters, base))
+
+    def span_s(self) -> float:
+        """How many seconds the current window really covers (less than window_s while filling)."""
+        if len(self._snaps) < 2:
+            return 0.0
+        return self._snaps[-1][0] - self._snaps[0][0]

@@ -1,0 +1,83 @@
+"""The running dashboard: settings, store, collectors, runner and the sinks fed by each tick.
+
+Data flows one way: collector -> runner -> ``publish`` -> store.append -> every sink (alert
+engine, Socket.IO relay, ...). Nothing starts when this object is built; ``start()`` is called
+after gunicorn forks (gunicorn.conf.py) or by the CLI, never at import time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Sequence
+
+from dashboard.collectors.base import Collector
+from dashboard.config import Settings
+from dashboard.model import Sample
+from dashboard.scheduler import CollectorRunner
+from dashboard.store import Store
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[list[Sample]], None]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, collectors: Sequence[Collector] | None = None,
+                 store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.data_dir, settings.raw_retention_h,
+                                    settings.rollup_retention_d)
+        if collectors is None:
+            from dashboard.collectors import registry
+            collectors = registry.build(settings)
+        self.sinks: list[Sink] = []
+        self._publish_lock = threading.Lock()
+        self.on_start: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[], None]] = []
+        self.runner = CollectorRunner(collectors, self.publish)
+        self.runner.add_job(self.store.rollup, trigger="interval", seconds=60)
+        self.runner.add_job(self.store.prune, trigger="interval", seconds=600)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def publish(self, samples: list[Sample]) -> list[Sample]:
+        # One tick at a time, so sinks (and browsers) see samples in sequence order.
+        with self._publish_lock:
+            stored = self.store.append(samples)
+            for sink in self.sinks:
+                try:
+                    sink(stored)
+                except Exception:  # noqa: BLE001 - one sink failing never stops the others
+                    log.exception("sink %r failed", sink)
+        return stored
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        # Catch up on minutes a previous process did not roll up (crash, restart).
+        try:
+            self.store.rollup()
+        except Exception:  # noqa: BLE001
+            log.exception("catch-up rollup failed")
+        for hook in self.on_start:
+            hook()
+        self.runner.start()
+        log.info("collecting: %s", ", ".join(c.source for c in self.runner.collectors))
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self._started:
+                return
+            self._started = False
+        self.runner.stop()
+        for hook in self.on_stop:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001
+                log.exception("stop hook failed")

@@ -1,0 +1,187 @@
+"""Timing: one APScheduler job per collector, plus the store's maintenance jobs.
+
+Each collector runs at its own interval (``max_instances=1``, ``coalesce=True``). The collection
+itself runs in a worker thread of its own and is waited for at most ``timeout_s``: a collector
+that raises or hangs yields a sample with ``<source>.up = 0`` and the error, and never delays
+another collector, because every job has its own executor thread and only ever waits on its own
+collector. A hung call is not started again while it is still hanging; each tick meanwhile reports
+"still not answering" so the page and the alert engine see the outage as it lasts.
+
+Everything here uses ``threading``, which eventlet and gevent monkey-patch into green threads, so
+the module works the same in every async mode.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from dashboard.collectors.base import Collector
+from dashboard.model import CollectorError, Reading, Sample
+
+log = logging.getLogger(__name__)
+# APScheduler logs every skipped run of a hung job at WARNING; we report hangs ourselves.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)
+
+Publish = Callable[[list[Sample]], None]
+
+
+class _Call:
+    """One collection running in its own thread."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.started = time.time()
+        self.done = threading.Event()
+        self.result: list[Reading] | None = None
+        self.error: BaseException | None = None
+        self._collector = collector
+        t = threading.Thread(target=self._run, name=f"collect-{collector.source}", daemon=True)
+        t.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._collector.collect()
+        except BaseException as e:  # noqa: BLE001 - any failure becomes an error sample
+            self.error = e
+        finally:
+            self.done.set()
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, CollectorError):
+        return str(e)
+    # Unexpected exceptions are logged with their traceback but shown by type and message only.
+    return f"{type(e).__name__}: {e}"
+
+
+class CollectorRunner:
+    def __init__(self, collectors: Sequence[Collector], publish: Publish,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.collectors = list(collectors)
+        self._publish = publish
+        self._clock = clock
+        self._inflight: dict[str, _Call] = {}
+        self._status: dict[str, dict] = {
+            c.source: {"status": "starting", "last_sample_ts": None, "error": None,
+                       "interval_s": c.interval_s} for c in self.collectors}
+        self._scheduler: BackgroundScheduler | None = None
+        self._extra_jobs: list[tuple[Callable, dict]] = []
+
+    # --- one tick ------------------------------------------------------------------------------
+
+    def tick(self, collector: Collector) -> list[Sample]:
+        """Collect once (or report why not) and publish the samples. Returns what was published."""
+        source = collector.source
+        ts = self._clock()
+        call = self._inflight.get(source)
+        if call is not None and not call.done.is_set():
+            waited = ts - call.started
+            samples = [self._error_sample(source, ts, f"{source} collector still not answering "
+                                                      f"after {waited:.0f} s")]
+        else:
+            call = _Call(collector)
+            self._inflight[source] = call
+            if call.done.wait(collector.timeout_s):
+                del self._inflight[source]
+                if call.error is not None:
+                    if not isinstance(call.error, CollectorError):
+                        log.error("collector %s failed", source, exc_info=call.error)
+                    samples = [self._error_sample(source, ts, _error_text(call.error))]
+                else:
+                    samples = self._samples(source, ts, call.result or [])
+            else:
+                samples = [self._error_sample(
+                    source, ts, f"{source} collector timed out after {collector.timeout_s:g} s")]
+        self._publish_safely(samples)
+        return samples
+
+    def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
+        up_key = f"{source}.up"
+        out = [Sample(source, ts, dict(r.values), dict(r.labels)) for r in readings]
+        # "<source>.up" on the unlabelled sample says the collector reached its target.
+        plain = next((s for s in out if not s.labels), None)
+        if plain is None:
+            out.insert(0, Sample(source, ts, {up_key: 1.0}))
+        elif up_key not in plain.values:
+            plain.values[up_key] = 1.0  # type: ignore[index]  (our own fresh dict)
+        self._status[source].update(status="ok", last_sample_ts=ts, error=None)
+        return out
+
+    def _error_sample(self, source: str, ts: float, error: str) -> Sample:
+        self._status[source].update(status="error", last_sample_ts=ts, error=error)
+        return Sample(source, ts, {f"{source}.up": 0.0}, {}, error)
+
+    def _publish_safely(self, samples: list[Sample]) -> None:
+        try:
+            self._publish(samples)
+        except Exception:  # noqa: BLE001 - a failing sink must not kill the collector's job
+            log.exception("publishing %d samples failed", len(samples))
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, dict]:
+        now = self._clock()
+        out = {}
+        for source, st in self._status.items():
+            d = dict(st)
+            last = st["last_sample_ts"]
+            d["age_s"] = None if last is None else round(now - last, 3)
+            # No sample for three intervals is "stale", never "ok".
+            if last is not None and now - last > 3 * max(st["interval_s"], 1.0) + 5:
+                d["status"] = "stale"
+            out[source] = d
+        return out
+
+    # --- scheduling ------------------------------------------------------------------------------
+
+    def add_job(self, func: Callable, **trigger: object) -> None:
+        """Register a maintenance job (rollup, prune, reports...) to start with the collectors.
+
+        ``trigger`` takes APScheduler's arguments, e.g. ``trigger="interval", seconds=60``.
+        """
+        self._extra_jobs.append((func, trigger))
+        if self._scheduler is not None:
+            self._add(func, trigger)
+
+    def _add(self, func: Callable, trigger: dict) -> None:
+        assert self._scheduler is not None
+        opts = dict(trigger)
+        kind = opts.pop("trigger", "interval")
+        opts.setdefault("max_instances", 1)
+        opts.setdefault("coalesce", True)
+        opts.setdefault("misfire_grace_time", 30)
+        self._scheduler.add_job(func, kind, **opts)
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        workers = len(self.collectors) + len(self._extra_jobs) + 4
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 5},
+        )
+        start = datetime.now() + timedelta(seconds=0.05)
+        for c in self.collectors:
+            self._scheduler.add_job(self.tick, "interval", args=[c], seconds=c.interval_s,
+                                    next_run_time=start, id=f"collect-{c.source}",
+                                    max_instances=1, coalesce=True,
+                                    misfire_grace_time=max(1, int(c.interval_s)))
+        for func, trigger in self._extra_jobs:
+            self._add(func, trigger)
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        for c in self.collectors:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing collector %s", c.source)

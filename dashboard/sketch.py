@@ -1,0 +1,72 @@
+"""A small mergeable quantile sketch (log-scaled buckets, ~1 % relative error).
+
+One-minute rollups keep one of these per series so that a p95 over an hour, a day or a week is
+computed from merged buckets, not from an average of per-minute p95s (which is wrong).
+Values are bucketed by ``ceil(log_gamma(|v|))``; zero and near-zero go to their own bucket.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Iterable, Mapping
+
+GAMMA = 1.02                      # bucket width: relative error of a quantile <= 1 %
+_LOG_GAMMA = math.log(GAMMA)
+_ZERO = 1e-9
+
+
+def bucket_of(v: float) -> int:
+    """Bucket number: 0 for |v| < 1e-9, +k for positive values, -k for negative values."""
+    a = abs(v)
+    if a < _ZERO:
+        return 0
+    k = math.ceil(math.log(a / _ZERO) / _LOG_GAMMA)  # k >= 1
+    return k if v > 0 else -k
+
+
+def value_of(bucket: int) -> float:
+    """A representative value for a bucket (its geometric midpoint)."""
+    if bucket == 0:
+        return 0.0
+    k = abs(bucket)
+    v = _ZERO * GAMMA ** (k - 0.5)
+    return v if bucket > 0 else -v
+
+
+def build(values: Iterable[float]) -> Counter:
+    return Counter(bucket_of(v) for v in values)
+
+
+def merge(sketches: Iterable[Mapping[int, int]]) -> Counter:
+    total: Counter = Counter()
+    for s in sketches:
+        total.update(s)
+    return total
+
+
+def quantile(sketch: Mapping[int, int], q: float) -> float | None:
+    """The q-quantile (0..1) of everything in the sketch, or None when it is empty."""
+    n = sum(sketch.values())
+    if n == 0:
+        return None
+    rank = q * (n - 1)
+    seen = 0
+    for b in sorted(sketch):
+        seen += sketch[b]
+        if seen > rank:
+            return value_of(b)
+    return value_of(max(sketch))
+
+
+def encode(sketch: Mapping[int, int]) -> str:
+    """Compact text form for the store: ``b:c,b:c``."""
+    return ",".join(f"{b}:{c}" for b, c in sorted(sketch.items()))
+
+
+def decode(text: str) -> Counter:
+    out: Counter = Counter()
+    if text:
+        for part in text.split(","):
+            b, c = part.split(":")
+            out[int(b)] = int(c)
+    return out

@@ -1,0 +1,297 @@
+/* The live page: history first (one HTTP request), then Socket.IO samples extend each chart.
+ *
+ * - Every chart is extended with Plotly.extendTraces capped to the window: no unbounded arrays.
+ * - The client keeps the last sequence number it applied; after any (re)connect it sends
+ *   `resume {after_seq}` and applies what the server answers before live samples continue.
+ * - A gap longer than three sampling intervals is drawn as a gap (a null point), never bridged.
+ * - A hidden tab draws nothing; it buffers and catches up in one batch when shown again.
+ */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("page-config").textContent);
+  var RAW_MAX_WINDOW_S = 3600;
+  var COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#ba68c8", "#f06292", "#e0e0e0", "#fff176", "#4db6ac"];
+  var SEVERITY_COLORS = { warning: "#ffb300", critical: "#ff5252", target: "#66bb6a" };
+
+  var state = {
+    windowS: 900,
+    resolution: "raw",
+    lastSeq: 0,
+    lastSampleTs: 0,          // newest sample time seen (seconds)
+    everConnected: false,
+    connected: false,
+    ready: false,             // history drawn and resume answered
+    pending: [],              // live samples that arrived while not ready
+    hidden: [],               // samples that arrived while the tab was hidden
+    hiddenOverflow: false,
+    generation: 0             // bumps on every history reload, to drop stale answers
+  };
+
+  var metricPanels = {};      // metric -> [panel]
+  var charts = {};            // panel id -> {panel, div, traces: {key: {index, lastX}}, count}
+  cfg.panels.forEach(function (p) {
+    p.metrics.forEach(function (m) { (metricPanels[m] = metricPanels[m] || []).push(p); });
+  });
+
+  function seriesKey(metric, labels) {
+    var names = Object.keys(labels || {}).sort();
+    if (!names.length) return metric;
+    return metric + "{" + names.map(function (k) { return k + '="' + labels[k] + '"'; }).join(",") + "}";
+  }
+
+  function traceName(panel, metric, labels) {
+    var base = (panel.names && panel.names[metric]) || metric;
+    var vals = Object.keys(labels || {}).sort().map(function (k) { return labels[k]; });
+    if (!vals.length) return base;
+    return (panel.metrics.length > 1 || (panel.names && panel.names[metric])) ? base + " " + vals.join(" ") : vals.join(" ");
+  }
+
+  function intervalOf(source) { return (cfg.sources && cfg.sources[source]) || cfg.interval_s || 1; }
+
+  function gapMs(source) {
+    if (state.resolution !== "raw") return 180000;
+    return Math.max(3 * intervalOf(source), 3) * 1000;
+  }
+
+  function maxPoints() {
+    if (state.resolution !== "raw") return Math.ceil(state.windowS / 60) + 10;
+    return Math.ceil(state.windowS / Math.min(cfg.interval_s || 1, 1) * 1.1) + 10;
+  }
+
+  function formatValue(v, unit) {
+    if (v === null || v === undefined || isNaN(v)) return "–";
+    if (unit === "B/s") {
+      var u = ["B/s", "kB/s", "MB/s", "GB/s"], i = 0;
+      while (Math.abs(v) >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+      return v.toFixed(v < 10 ? 1 : 0) + " " + u[i];
+    }
+    var digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
+    return v.toFixed(digits) + (unit ? (unit === "%" ? " %" : " " + unit) : "");
+  }
+
+  function layoutFor(panel) {
+    var shapes = [], annotations = [];
+    (panel.lines || []).forEach(function (l) {
+      var color = SEVERITY_COLORS[l.severity] || "#999";
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: l.value, y1: l.value,
+                    line: { color: color, width: 1, dash: "dash" } });
+      annotations.push({ xref: "paper", x: 1, xanchor: "right", y: l.value, yanchor: "bottom",
+                         text: l.label, showarrow: false, font: { size: 10, color: color } });
+    });
+    var yaxis = { gridcolor: "#2a2f3a", zerolinecolor: "#2a2f3a", fixedrange: true,
+                  ticksuffix: panel.unit === "%" ? "%" : "", automargin: true };
+    if (panel.unit === "B/s") { yaxis.tickformat = ".2s"; yaxis.ticksuffix = "B/s"; }
+    if (panel.y_max) { yaxis.range = [0, panel.y_max]; } else { yaxis.rangemode = "tozero"; }
+    return {
+      margin: { l: 48, r: 12, t: 6, b: 28 }, height: 190,
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { color: "#c9d1d9", size: 11 },
+      xaxis: { type: "date", gridcolor: "#2a2f3a", fixedrange: true },
+      yaxis: yaxis, shapes: shapes, annotations: annotations,
+      showlegend: false, hovermode: "x unified", uirevision: "keep"
+    };
+  }
+
+  function newTrace(panel, metric, labels, n) {
+    return { x: [], y: [], type: "scatter", mode: "lines",
+             name: traceName(panel, metric, labels), connectgaps: false,
+             line: { width: 1.6, color: COLORS[n % COLORS.length] },
+             hovertemplate: "%{y:.2f}<extra>%{fullData.name}</extra>" };
+  }
+
+  /* Draw every panel from a history answer: {series: {key: {metric, labels, t, v}}}. */
+  function drawHistory(history) {
+    Object.keys(charts).forEach(function (id) { Plotly.purge(charts[id].div); });
+    charts = {};
+    cfg.panels.forEach(function (panel) {
+      var div = document.getElementById("chart-" + panel.id);
+      if (!div) return;
+      var chart = { panel: panel, div: div, traces: {}, count: 0 };
+      var data = [];
+      Object.keys(history.series).sort().forEach(function (key) {
+        var s = history.series[key];
+        if (panel.metrics.indexOf(s.metric) < 0) return;
+        var tr = newTrace(panel, s.metric, s.labels, chart.count);
+        var gap = state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000;
+        var lastX = null;
+        for (var i = 0; i < s.t.length; i++) {
+          var x = s.t[i] * 1000;
+          if (lastX !== null && x - lastX > gap) { tr.x.push(lastX + 1); tr.y.push(null); }
+          tr.x.push(x); tr.y.push(s.v[i]); lastX = x;
+        }
+        chart.traces[key] = { index: chart.count, lastX: lastX };
+        chart.count++;
+        data.push(tr);
+        if (s.v.length) setPanelValue(panel, s.metric, s.v[s.v.length - 1]);
+      });
+      charts[panel.id] = chart;
+      Plotly.newPlot(div, data, layoutFor(panel), { displayModeBar: false, responsive: true });
+    });
+    document.body.setAttribute("data-charts-drawn", String(Date.now()));
+  }
+
+  function setPanelValue(panel, metric, v) {
+    if (panel.metrics[0] !== metric) return;
+    var el = document.getElementById("value-" + panel.id);
+    if (el) el.textContent = formatValue(v, panel.unit);
+  }
+
+  /* Apply samples in sequence order: one extendTraces call per chart for the whole batch. */
+  function applySamples(samples) {
+    if (!samples.length) return;
+    samples.sort(function (a, b) { return a.seq - b.seq; });
+    var updates = {};   // panel id -> {x: [[...]], y: [[...]], idx: []}
+    var newTraces = {}; // panel id -> [trace objects]
+    var rollupWindow = state.resolution !== "raw";
+    samples.forEach(function (s) {
+      if (s.seq <= state.lastSeq) return;
+      state.lastSeq = s.seq;
+      if (s.ts > state.lastSampleTs) state.lastSampleTs = s.ts;
+      var x = s.ts * 1000;
+      Object.keys(s.values).forEach(function (metric) {
+        var ps = metricPanels[metric];
+        if (!ps) return;
+        var key = seriesKey(metric, s.labels);
+        ps.forEach(function (panel) {
+          var chart = charts[panel.id];
+          if (!chart) return;
+          var t = chart.traces[key];
+          if (!t) {
+            t = chart.traces[key] = { index: chart.count++, lastX: null };
+            (newTraces[panel.id] = newTraces[panel.id] || []).push(newTrace(panel, metric, s.labels, t.index));
+          }
+          setPanelValue(panel, metric, s.values[metric]);
+          if (t.lastX !== null && x <= t.lastX) return;             // already drawn
+          if (rollupWindow && t.lastX !== null && x - t.lastX < 60000) return; // one point a minute
+          var u = updates[panel.id] = updates[panel.id] || { x: [], y: [], idx: [], pos: {} };
+          var p = u.pos[t.index];
+          if (p === undefined) { p = u.pos[t.index] = u.idx.length; u.idx.push(t.index); u.x.push([]); u.y.push([]); }
+          if (t.lastX !== null && x - t.lastX > gapMs(s.source)) { u.x[p].push(t.lastX + 1); u.y[p].push(null); }
+          u.x[p].push(x); u.y[p].push(s.values[metric]);
+          t.lastX = x;
+        });
+      });
+    });
+    var cap = maxPoints();
+    Object.keys(newTraces).forEach(function (id) { Plotly.addTraces(charts[id].div, newTraces[id]); });
+    Object.keys(updates).forEach(function (id) {
+      var u = updates[id];
+      Plotly.extendTraces(charts[id].div, { x: u.x, y: u.y }, u.idx, cap);
+    });
+  }
+
+  function onSamples(batch) {
+    if (!state.ready) { Array.prototype.push.apply(state.pending, batch); return; }
+    if (document.hidden) {
+      if (state.hiddenOverflow) return;
+      Array.prototype.push.apply(state.hidden, batch);
+      if (state.hidden.length > 20000) { state.hidden = []; state.hiddenOverflow = true; }
+      if (batch.length) state.lastSampleTs = Math.max(state.lastSampleTs, batch[batch.length - 1].ts);
+      return;
+    }
+    applySamples(batch);
+  }
+
+  function flushPending() {
+    var p = state.pending; state.pending = [];
+    applySamples(p);
+  }
+
+  /* After history or a reconnect: ask for everything after lastSeq, then go live. */
+  function resume() {
+    if (!state.connected) return;
+    var gen = state.generation;
+    state.ready = false;
+    socket.emit("resume", { after_seq: state.lastSeq }, function (resp) {
+      if (gen !== state.generation) return;
+      if (!resp || resp.error || resp.truncated) { loadHistory(); return; }
+      applySamples(resp.samples);
+      state.ready = true;
+      flushPending();
+    });
+  }
+
+  function loadHistory() {
+    var gen = ++state.generation;
+    state.ready = false;
+    return fetch("/api/history?window_s=" + state.windowS, { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401 || r.redirected) { window.location.reload(); throw new Error("login"); }
+        if (!r.ok) throw new Error("history: HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (h) {
+        if (gen !== state.generation) return;
+        state.resolution = h.resolution;
+        state.lastSeq = h.last_seq;
+        Object.keys(h.series).forEach(function (k) {
+          var t = h.series[k].t;
+          if (t.length && t[t.length - 1] > state.lastSampleTs) state.lastSampleTs = t[t.length - 1];
+        });
+        drawHistory(h);
+        state.pending = state.pending.filter(function (s) { return s.seq > state.lastSeq; });
+        if (state.connected) resume();
+      })
+      .catch(function (e) {
+        if (gen !== state.generation) return;
+        console.error(e);
+        setTimeout(function () { if (gen === state.generation) loadHistory(); }, 2000);
+      });
+  }
+
+  /* ---- status chip: live / reconnecting / stale ---- */
+  var chip = document.getElementById("status-chip");
+  function updateChip() {
+    var age = state.lastSampleTs ? Date.now() / 1000 - state.lastSampleTs : null;
+    var text, cls;
+    if (!state.connected) {
+      text = state.everConnected ? "reconnecting…" : "connecting…"; cls = "chip-reconnecting";
+    } else if (age === null || age > 3 * Math.max(cfg.interval_s || 1, 1) + 1) {
+      text = age === null ? "waiting for samples" : "stale · last sample " + Math.round(age) + " s ago";
+      cls = "chip-stale";
+    } else {
+      text = "live"; cls = "chip-live";
+    }
+    if (state.connected && !state.ready && state.everConnected) { text = "catching up…"; }
+    if (chip.textContent !== text) chip.textContent = text;
+    chip.className = "chip " + cls;
+    chip.setAttribute("data-state", cls.replace("chip-", ""));
+  }
+  setInterval(updateChip, 1000);
+
+  /* ---- window selector ---- */
+  Array.prototype.forEach.call(document.querySelectorAll(".windows button"), function (b) {
+    b.addEventListener("click", function () {
+      Array.prototype.forEach.call(document.querySelectorAll(".windows button"), function (o) {
+        o.classList.toggle("active", o === b); o.setAttribute("aria-pressed", String(o === b));
+      });
+      state.windowS = parseInt(b.getAttribute("data-window"), 10);
+      loadHistory();
+    });
+  });
+
+  /* ---- hidden tabs ---- */
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return;
+    if (state.hiddenOverflow) { state.hiddenOverflow = false; state.hidden = []; loadHistory(); return; }
+    var h = state.hidden; state.hidden = [];
+    if (state.ready) applySamples(h); else Array.prototype.push.apply(state.pending, h);
+  });
+
+  /* ---- the socket ---- */
+  var socket = io("/live", { transports: ["websocket", "polling"], reconnectionDelayMax: 5000,
+                             withCredentials: true });
+  socket.on("connect", function () {
+    state.connected = true; state.everConnected = true;
+    document.body.setAttribute("data-transport", socket.io.engine.transport.name);
+    if (state.generation > 0 && state.lastSeq >= 0 && charts && Object.keys(charts).length) resume();
+    updateChip();
+  });
+  socket.on("disconnect", function () { state.connected = false; state.ready = false; updateChip(); });
+  socket.on("connect_error", function () { state.connected = false; updateChip(); });
+  socket.on("samples", onSamples);
+  window.dashboardLive = { state: state, charts: function () { return charts; }, socket: socket };
+
+  loadHistory();
+})();

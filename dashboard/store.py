@@ -1,0 +1,317 @@
+"""Durable history in SQLite (WAL): raw samples for 48 h, one-minute rollups for 400 days.
+
+* ``append`` writes one collector tick in one transaction and hands back the samples with their
+  sequence numbers (the Socket.IO ``resume`` cursor). WAL + ``synchronous=NORMAL`` means a
+  committed tick survives ``kill -9`` of the process; at most the tick being written is lost.
+* ``rollup`` turns complete minutes of raw samples into per-series (count, sum, min, max,
+  quantile sketch) rows. It works from the raw table with a watermark, so it is idempotent and
+  catches up after a crash or a restart.
+* ``prune`` deletes what is past retention, in bounded batches so a writer never waits long.
+
+Other modules (alerts, outbox, users) keep their own tables in the same file through
+``connect()``; this module knows nothing about them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from dashboard import sketch
+from dashboard.model import Sample, series_key
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts     REAL NOT NULL,
+    source TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    vals   TEXT NOT NULL,
+    error  TEXT
+);
+CREATE INDEX IF NOT EXISTS samples_source_ts ON samples(source, ts);
+CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    minute INTEGER NOT NULL,            -- epoch seconds of the minute's start
+    n      INTEGER NOT NULL,
+    sum    REAL NOT NULL,
+    min    REAL NOT NULL,
+    max    REAL NOT NULL,
+    sketch TEXT NOT NULL,
+    PRIMARY KEY (metric, labels, minute)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_minute ON rollup_1m(minute);
+CREATE TABLE IF NOT EXISTS metric_sources (
+    metric TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (metric, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
+PRUNE_BATCH = 20_000
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with the settings every user of the store's file needs."""
+    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":")) if labels else ""
+
+
+def _finite(values: Mapping[str, float]) -> dict[str, float]:
+    """Only real numbers are stored: None / NaN / inf mean "no value this tick"."""
+    out = {}
+    for k, v in values.items():
+        if v is None or isinstance(v, bool):
+            if isinstance(v, bool):
+                out[k] = float(v)
+            continue
+        f = float(v)
+        if math.isfinite(f):
+            out[k] = f
+    return out
+
+
+class Store:
+    def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
+                 rollup_retention_d: float = 400.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "history.sqlite3"
+        self.raw_retention_s = raw_retention_h * 3600
+        self.rollup_retention_s = rollup_retention_d * 86400
+        self._lock = threading.Lock()
+        self._conn = connect(self.path)
+        self._conn.executescript(SCHEMA)
+        self._known_sources: set[tuple[str, str]] = {
+            (m, s) for m, s in self._conn.execute("SELECT metric, source FROM metric_sources")}
+
+    def connect(self) -> sqlite3.Connection:
+        """A separate connection to the same file, for modules that keep their own tables."""
+        return connect(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, samples: Sequence[Sample]) -> list[Sample]:
+        """Store one tick's samples in one transaction; return them with sequence numbers."""
+        if not samples:
+            return []
+        rows = []
+        clean = []
+        new_sources = []
+        for s in samples:
+            vals = _finite(s.values)
+            clean.append((s, vals))
+            rows.append((s.ts, s.source, _labels_text(s.labels),
+                         json.dumps(vals, separators=(",", ":")), s.error))
+            for m in vals:
+                if (m, s.source) not in self._known_sources:
+                    new_sources.append((m, s.source))
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                out = []
+                for (s, vals), row in zip(clean, rows):
+                    cur = c.execute(
+                        "INSERT INTO samples(ts, source, labels, vals, error) VALUES (?,?,?,?,?)", row)
+                    out.append(Sample(s.source, s.ts, vals, dict(s.labels), s.error, cur.lastrowid))
+                if new_sources:
+                    c.executemany("INSERT OR IGNORE INTO metric_sources VALUES (?,?)", new_sources)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            self._known_sources.update(new_sources)
+        return out
+
+    # --- reading raw samples -------------------------------------------------------------------
+
+    def _read(self, sql: str, args: Iterable) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    @staticmethod
+    def _row_to_sample(row: tuple) -> Sample:
+        seq, ts, source, labels, vals, error = row
+        return Sample(source, ts, json.loads(vals), json.loads(labels) if labels else {}, error, seq)
+
+    def after(self, after_seq: int, since_ts: float | None = None, limit: int = 50_000) -> list[Sample]:
+        """Samples with ``seq > after_seq`` (and ``ts >= since_ts``), oldest first: the resume path."""
+        sql = "SELECT seq, ts, source, labels, vals, error FROM samples WHERE seq > ?"
+        args: list = [after_seq]
+        if since_ts is not None:
+            sql += " AND ts >= ?"
+            args.append(since_ts)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [self._row_to_sample(r) for r in self._read(sql, args)]
+
+    def between(self, since: float, until: float | None = None,
+                sources: Iterable[str] | None = None) -> list[Sample]:
+        sql = "SELECT seq, ts, source, labels, vals, error FROM samples WHERE ts >= ?"
+        args: list = [since]
+        if until is not None:
+            sql += " AND ts <= ?"
+            args.append(until)
+        if sources is not None:
+            srcs = list(sources)
+            if not srcs:
+                return []
+            sql += f" AND source IN ({','.join('?' * len(srcs))})"
+            args.extend(srcs)
+        sql += " ORDER BY seq"
+        return [self._row_to_sample(r) for r in self._read(sql, args)]
+
+    def last_seq(self) -> int:
+        row = self._read("SELECT MAX(seq) FROM samples", ())
+        return row[0][0] or 0
+
+    def latest(self) -> list[Sample]:
+        """The newest sample of each (source, labels)."""
+        rows = self._read(
+            "SELECT s.seq, s.ts, s.source, s.labels, s.vals, s.error FROM samples s JOIN ("
+            " SELECT MAX(seq) AS seq FROM samples WHERE ts >= ? GROUP BY source, labels) m"
+            " ON s.seq = m.seq ORDER BY s.source, s.labels",
+            (time.time() - 3600,))
+        return [self._row_to_sample(r) for r in rows]
+
+    def sources_of(self, metric: str) -> list[str]:
+        return sorted(s for m, s in self._known_sources if m == metric)
+
+    def metrics(self) -> list[str]:
+        return sorted({m for m, _ in self._known_sources})
+
+    def series(self, metric: str, since: float, until: float | None = None,
+               labels: Mapping[str, str] | None = None) -> dict[str, list[tuple[float, float]]]:
+        """Raw points of one metric, per series key, filtered by a subset of labels."""
+        out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for s in self.between(since, until, self.sources_of(metric)):
+            if metric not in s.values:
+                continue
+            if labels and any(s.labels.get(k) != v for k, v in labels.items()):
+                continue
+            out[series_key(metric, s.labels)].append((s.ts, s.values[metric]))
+        return dict(out)
+
+    # --- rollups ---------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0][0] if row else None
+
+    def rollup(self, now: float | None = None) -> int:
+        """Roll up every complete minute not yet rolled up. Returns the number of minutes done."""
+        now = time.time() if now is None else now
+        end = int((now - ROLLUP_LAG_S) // 60) * 60          # exclusive: minutes before this are complete
+        mark = self._meta("rollup_done_until")
+        if mark is None:
+            first = self._read("SELECT MIN(ts) FROM samples", ())[0][0]
+            if first is None:
+                return 0
+            start = int(first // 60) * 60
+        else:
+            start = int(mark)
+        done = 0
+        # One hour at a time keeps each read and each write transaction small.
+        while start < end:
+            chunk_end = min(end, start + 3600)
+            self._rollup_range(start, chunk_end)
+            done += (chunk_end - start) // 60
+            start = chunk_end
+        return done
+
+    def _rollup_range(self, start: int, end: int) -> None:
+        acc: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        for ts, labels, vals in self._read(
+                "SELECT ts, labels, vals FROM samples WHERE ts >= ? AND ts < ?", (start, end)):
+            minute = int(ts // 60) * 60
+            for metric, v in json.loads(vals).items():
+                acc[(metric, labels, minute)].append(v)
+        rows = [(m, lab, minute, len(vs), sum(vs), min(vs), max(vs), sketch.encode(sketch.build(vs)))
+                for (m, lab, minute), vs in acc.items()]
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany("INSERT OR REPLACE INTO rollup_1m VALUES (?,?,?,?,?,?,?,?)", rows)
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_done_until', ?)", (str(end),))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def rollups(self, metric: str, since: float, until: float | None = None,
+                labels: Mapping[str, str] | None = None) -> dict[str, list[dict]]:
+        """One-minute rollups of one metric, per series key: minute, n, avg, min, max, sketch."""
+        until = time.time() if until is None else until
+        out: dict[str, list[dict]] = defaultdict(list)
+        for lab, minute, n, total, lo, hi, sk in self._read(
+                "SELECT labels, minute, n, sum, min, max, sketch FROM rollup_1m"
+                " WHERE metric = ? AND minute >= ? AND minute <= ? ORDER BY minute",
+                (metric, int(since // 60) * 60, until)):
+            lab_d = json.loads(lab) if lab else {}
+            if labels and any(lab_d.get(k) != v for k, v in labels.items()):
+                continue
+            out[series_key(metric, lab_d)].append(
+                {"minute": minute, "n": n, "avg": total / n, "min": lo, "max": hi,
+                 "sketch": sketch.decode(sk)})
+        return dict(out)
+
+    def rollup_metrics_between(self, since: float, until: float) -> Iterator[tuple]:
+        """Every rollup row in a time range: (metric, labels dict, minute, n, sum, min, max, sketch)."""
+        for m, lab, minute, n, total, lo, hi, sk in self._read(
+                "SELECT metric, labels, minute, n, sum, min, max, sketch FROM rollup_1m"
+                " WHERE minute >= ? AND minute < ? ORDER BY minute", (since, until)):
+            yield m, (json.loads(lab) if lab else {}), minute, n, total, lo, hi, sketch.decode(sk)
+
+    # --- retention -------------------------------------------------------------------------------
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete raw samples and rollups past retention, in small batches. Returns rows deleted."""
+        now = time.time() if now is None else now
+        raw_cut = now - self.raw_retention_s
+        deleted = 0
+        while True:
+            with self._lock:
+                cur = self._conn.execute(
+                    "DELETE FROM samples WHERE seq IN (SELECT seq FROM samples WHERE ts < ? "
+                    "ORDER BY seq LIMIT ?)", (raw_cut, PRUNE_BATCH))
+                n = cur.rowcount
+            deleted += n
+            if n < PRUNE_BATCH:
+                break
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM rollup_1m WHERE minute < ?",
+                                     (now - self.rollup_retention_s,))
+            deleted += cur.rowcount
+        return deleted
+
+    def stats(self) -> dict[str, int]:
+        """Row counts and file size, for /healthz and the benchmarks."""
+        raw = self._read("SELECT COUNT(*) FROM samples", ())[0][0]
+        roll = self._read("SELECT COUNT(*) FROM rollup_1m", ())[0][0]
+        size = sum(p.stat().st_size for p in self.data_dir.glob("history.sqlite3*") if p.exists())
+        return {"raw_rows": raw, "rollup_rows": roll, "bytes": size}

@@ -1,0 +1,31 @@
+"""gunicorn settings: one worker (Socket.IO needs sticky sessions), collectors started in the
+worker after the fork, never at import and never with --preload.
+
+``python -m dashboard serve`` passes --bind from the settings; run by hand:
+    gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8050 wsgi:app
+"""
+import os
+
+workers = 1
+worker_class = os.environ.get("DASHBOARD_WORKER_CLASS", "eventlet")
+worker_connections = 2000
+preload_app = False
+graceful_timeout = 10
+timeout = 60
+accesslog = None
+loglevel = os.environ.get("DASHBOARD_LOG_LEVEL", "info")
+# The collectors run inside the one worker; a second worker would run a second set.
+if workers != 1:
+    raise SystemExit("gunicorn.conf.py: workers must be 1 (scale out with more instances)")
+
+
+def post_worker_init(worker):
+    runtime = worker.wsgi.extensions["dashboard"]
+    if os.environ.get("DASHBOARD_WEB_ONLY") != "1":
+        runtime.start()
+
+
+def worker_exit(server, worker):
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions["dashboard"].stop()

@@ -1,0 +1,8 @@
+"""The forward path off eventlet: ``gunicorn -k gevent -c gunicorn.conf.py wsgi_gevent:app``."""
+from gevent import monkey
+
+monkey.patch_all()
+
+from dashboard import create_app  # noqa: E402
+
+app = create_app(async_mode="gevent")
