@@ -478,7 +478,9 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("timezone", f"unknown time zone {tz!r}") from None
-    public_url = _http_url(_str(raw, "public_url", "", "http://127.0.0.1:8050"), "public_url").rstrip("/")
+    bind = _host_port(_str(raw, "bind", "", "127.0.0.1:8050"), "bind")
+    # Without a public URL, links point at the address the dashboard listens on.
+    public_url = _http_url(_str(raw, "public_url", "", f"http://{bind}"), "public_url").rstrip("/")
     async_mode = _str(raw, "async_mode", "", "eventlet")
     if async_mode not in ("eventlet", "gevent", "threading"):
         raise ConfigError("async_mode", f"must be eventlet, gevent or threading, got {async_mode!r}")
@@ -489,7 +491,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         interval_s=_num(raw, "interval_s", "", 1.0, 0.05, 3600),
         data_dir=Path(_str(raw, "data_dir", "", "data")),
         public_url=public_url,
-        bind=_host_port(_str(raw, "bind", "", "127.0.0.1:8050"), "bind"),
+        bind=bind,
         timezone=tz,
         host_name=_str(raw, "host_name", "", socket.gethostname()),
         raw_retention_h=_num(raw, "raw_retention_h", "", 48.0, 0.01, 24 * 365),
