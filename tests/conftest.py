@@ -1,0 +1,140 @@
+"""Shared fixtures.
+
+Sections:
+  1. Services (real servers on 127.0.0.1, started by the tests themselves): MariaDB, Redis,
+     memcached, SMTP, webhook receiver. Owned by the set-up/test-infrastructure work.
+  2. App fixtures (added by the app's authors) below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard import devservices
+from tests.receivers import SmtpSink, WebhookReceiver
+
+# =============================================================================================
+# 1. Services
+#
+# Session-scoped servers are shared by all tests. They are made robust against tests that
+# disturb them: before every test, a server that a previous test stopped or killed is started
+# again (same port, same data), and the SMTP/webhook recorders are emptied and their fault
+# programmes cleared. A test that needs a server of its own (different flags, or one it may
+# break for good) uses the ``make_mariadb`` / ``make_redis`` / ``make_memcached`` factories,
+# whose servers die with the test.
+
+_session_services: list[devservices._Service] = []
+_session_recorders: list[SmtpSink | WebhookReceiver] = []
+
+
+@pytest.fixture(autouse=True)
+def _services_fresh_for_each_test() -> None:
+    for service in _session_services:
+        if not service.running:
+            service.start()
+    for recorder in _session_recorders:
+        recorder.clear()
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.MariaDB]:
+    """MariaDB with performance_schema ON. ``.root_url``, ``.create_monitor_user(...)``,
+    ``.stop()`` / ``.start()`` / ``.kill()``, ``.query(sql)``."""
+    db = devservices.start_mariadb(tmp_path_factory.mktemp("mariadb"), performance_schema=True)
+    _session_services.append(db)
+    try:
+        yield db
+    finally:
+        _session_services.remove(db)
+        db.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.Redis]:
+    """Redis without persistence. ``.url`` is ``redis://127.0.0.1:PORT/0``."""
+    server = devservices.start_redis(tmp_path_factory.mktemp("redis"))
+    _session_services.append(server)
+    try:
+        yield server
+    finally:
+        _session_services.remove(server)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.Memcached]:
+    """memcached; ``.address`` is ``("127.0.0.1", PORT)``."""
+    server = devservices.start_memcached(tmp_path_factory.mktemp("memcached"))
+    _session_services.append(server)
+    try:
+        yield server
+    finally:
+        _session_services.remove(server)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpSink]:
+    """SMTP on 127.0.0.1:``.port``; ``.messages``, ``.wait_for(count, timeout)``,
+    ``.reject_next(n, reply)``. Emptied before each test."""
+    sink = SmtpSink().start()
+    _session_recorders.append(sink)
+    try:
+        yield sink
+    finally:
+        _session_recorders.remove(sink)
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """HTTP on ``.url``; ``.requests``, ``.wait_for(count, timeout)``,
+    ``.respond_with([503, 503, 200])``. Emptied before each test."""
+    receiver = WebhookReceiver().start()
+    _session_recorders.append(receiver)
+    try:
+        yield receiver
+    finally:
+        _session_recorders.remove(receiver)
+        receiver.stop()
+
+
+def _factory(tmp_path: Path, start: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    started: list[Any] = []
+    counter = iter(range(1_000_000))
+
+    def make(**kwargs: Any) -> Any:
+        service = start(tmp_path / f"{start.__name__.removeprefix('start_')}{next(counter)}", **kwargs)
+        started.append(service)
+        return service
+
+    try:
+        yield make
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@pytest.fixture
+def make_mariadb(tmp_path: Path) -> Iterator[Callable[..., devservices.MariaDB]]:
+    """``make_mariadb(performance_schema=False, extra_args=[...])`` -> a MariaDB of this test's own."""
+    yield from _factory(tmp_path, devservices.start_mariadb)
+
+
+@pytest.fixture
+def make_redis(tmp_path: Path) -> Iterator[Callable[..., devservices.Redis]]:
+    """``make_redis(extra_args=["--maxmemory", "10mb"])`` -> a Redis of this test's own."""
+    yield from _factory(tmp_path, devservices.start_redis)
+
+
+@pytest.fixture
+def make_memcached(tmp_path: Path) -> Iterator[Callable[..., devservices.Memcached]]:
+    yield from _factory(tmp_path, devservices.start_memcached)
+
+
+# =============================================================================================
+# 2. App fixtures
