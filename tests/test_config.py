@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dashboard import config
+from dashboard.config import ConfigError
+
+
+def load_toml(tmp_path, text, env=None):
+    p = tmp_path / "dashboard.toml"
+    p.write_text(text)
+    return config.load(p, env=env or {})
+
+
+def test_the_contract_example_loads(tmp_path):
+    s = load_toml(tmp_path, '''
+interval_s = 1
+data_dir = "/var/lib/dashboard"
+public_url = "https://dash.example"
+[mysql]
+url = "mysql://monitor:s3cret@127.0.0.1:3306/"
+pool_capacity = 100
+connections_per_hour_limit = 500
+[redis]
+url = "redis://127.0.0.1:6379/0"
+[[queues]]
+name = "emails"
+kind = "redis-list"
+key = "queue:emails"
+[[probes]]
+name = "home"
+url = "https://shop.example/health"
+[rules.db_pool_utilization]
+warning = 80
+critical = 95
+for_s = 60
+[[notify]]
+kind = "webhook"
+url = "https://hooks.example/oncall"
+min_severity = "warning"
+''')
+    assert s.mysql.password == "s3cret" and s.mysql.pool_capacity == 100
+    assert s.queues[0].key == "queue:emails"
+    assert s.rules["db_pool_utilization"]["for_s"] == 60
+
+
+@pytest.mark.parametrize("text, key", [
+    ("interval_s = 0", "interval_s"),
+    ("interval_s = 'fast'", "interval_s"),
+    ('timezone = "Mars/Olympus"', "timezone"),
+    ('[mysql]\nurl = "postgres://x@h/"', "mysql.url"),
+    ('[mysql]\nurl = "mysql://u:p@h:3306/"\npool_capacity = 2.5', "mysql.pool_capacity"),
+    ('[redis]\nurl = "http://h"', "redis.url"),
+    ('[[queues]]\nname = "q"\nkind = "kafka"', "queues[0].kind"),
+    ('[rules.db_pool_utilisation]\nwarning = 1', "rules.db_pool_utilisation"),
+    ('[rules.host_cpu]\nwarnin = 1', "rules.host_cpu.warnin"),
+    ('[[notify]]\nkind = "email"', "notify[0].to"),
+    ('colour = "blue"', "colour"),
+])
+def test_a_bad_value_is_an_error_naming_its_key(tmp_path, text, key):
+    with pytest.raises(ConfigError) as e:
+        load_toml(tmp_path, text)
+    assert str(e.value).startswith(f"{key}: ")
+    assert "\n" not in str(e.value)
+
+
+def test_environment_overrides_the_file(tmp_path):
+    s = load_toml(tmp_path, 'interval_s = 5\n[mysql]\nurl = "mysql://a:b@h:1/"',
+                  env={"DASHBOARD_INTERVAL_S": "2", "DASHBOARD_MYSQL_URL": "mysql://m:pw@db:3307/"})
+    assert s.interval_s == 2.0
+    assert (s.mysql.host, s.mysql.port, s.mysql.user) == ("db", 3307, "m")
+
+
+def test_masked_settings_contain_no_secret(tmp_path):
+    s = load_toml(tmp_path, '''
+[mysql]
+url = "mysql://monitor:Very-Secret-1@127.0.0.1:3306/"
+[smtp]
+password = "Very-Secret-2"
+[[notify]]
+kind = "webhook"
+url = "https://hooks.example/x"
+secret = "Very-Secret-3"
+''')
+    text = repr(s.masked())
+    assert "Very-Secret" not in text
+    assert set(s.secrets()) == {"Very-Secret-1", "Very-Secret-2", "Very-Secret-3"}
+
+
+def test_the_cli_stops_with_one_line_and_status_2_on_bad_config(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[mysql]\nurl = "mysql://u:topsecret@h:notaport/"\n')
+    for command in ("serve", "check"):
+        r = subprocess.run([sys.executable, "-m", "dashboard", "--config", str(p), command],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2
+        assert r.stderr.strip().splitlines() == ["configuration error: mysql.url: the port is not a number"]
+        assert "topsecret" not in r.stdout + r.stderr

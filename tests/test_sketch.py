@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import random
+
+from dashboard import sketch
+
+
+def exact_quantile(values, q):
+    s = sorted(values)
+    return s[int(q * (len(s) - 1))]
+
+
+def test_p95_of_merged_minute_sketches_is_within_two_percent_of_the_exact_value():
+    rng = random.Random(7)
+    minutes = [[rng.lognormvariate(3, 1) for _ in range(60)] for _ in range(120)]
+    merged = sketch.merge(sketch.decode(sketch.encode(sketch.build(m))) for m in minutes)
+    everything = [v for m in minutes for v in m]
+    exact = exact_quantile(everything, 0.95)
+    assert abs(sketch.quantile(merged, 0.95) - exact) / exact < 0.02
+
+
+def test_zero_and_negative_values_keep_their_order():
+    s = sketch.build([-5.0, 0.0, 0.0, 3.0, 10.0])
+    assert sketch.quantile(s, 0.0) < 0
+    assert sketch.quantile(s, 0.5) == 0.0
+    assert abs(sketch.quantile(s, 1.0) - 10.0) / 10 < 0.02
+
+
+def test_an_empty_sketch_has_no_quantile():
+    assert sketch.quantile({}, 0.95) is None

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dashboard import sketch
+from dashboard.model import Sample
+from dashboard.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path)
+    yield s
+    s.close()
+
+
+def host(ts, cpu, **extra):
+    return Sample("host", ts, {"host.cpu_percent": cpu, **extra})
+
+
+def test_append_gives_increasing_sequence_numbers_and_after_replays_them(store):
+    first = store.append([host(100.0, 10), Sample("host", 100.0, {"host.disk_percent": 40}, {"mount": "/"})])
+    second = store.append([host(101.0, 20)])
+    assert [s.seq for s in first + second] == sorted({s.seq for s in first + second})
+    replay = store.after(first[0].seq)
+    assert [s.seq for s in replay] == [first[1].seq, second[0].seq]
+    assert replay[0].labels == {"mount": "/"}
+
+
+def test_non_numbers_are_not_stored_as_values(store):
+    [s] = store.append([Sample("db", 1.0, {"db.up": 1.0, "db.x": float("nan"), "db.y": None})])
+    assert s.values == {"db.up": 1.0}
+
+
+def test_series_filters_by_metric_time_and_labels(store):
+    store.append([Sample("host", 10.0, {"host.disk_percent": 40}, {"mount": "/"}),
+                  Sample("host", 10.0, {"host.disk_percent": 70}, {"mount": "/var"})])
+    store.append([Sample("host", 20.0, {"host.disk_percent": 41}, {"mount": "/"})])
+    assert store.series("host.disk_percent", 0, 30, {"mount": "/"}) == {
+        'host.disk_percent{mount="/"}': [(10.0, 40.0), (20.0, 41.0)]}
+    assert store.series("host.disk_percent", 15, 30) == {'host.disk_percent{mount="/"}': [(20.0, 41.0)]}
+
+
+def test_rollup_keeps_count_min_avg_max_and_a_p95_per_minute(store):
+    t0 = 1_800_000_000 // 60 * 60
+    values = list(range(60))                                   # 0..59 in the first minute
+    for i, v in enumerate(values):
+        store.append([host(t0 + i, float(v))])
+    store.append([host(t0 + 60, 1000.0)])                      # the next minute, not complete yet
+    assert store.rollup(now=t0 + 62) == 0                      # minute ended, late samples may come
+    assert store.rollup(now=t0 + 66) == 1                      # only the complete minute
+    [(key, rows)] = store.rollups("host.cpu_percent", t0, t0 + 3600).items()
+    (r,) = rows
+    assert (r["n"], r["min"], r["max"], r["avg"]) == (60, 0.0, 59.0, 29.5)
+    assert abs(sketch.quantile(r["sketch"], 0.95) - 56) <= 1.2
+    assert store.rollup(now=t0 + 200) == 2                     # catches up, idempotently
+    assert len(store.rollups("host.cpu_percent", t0, t0 + 3600)[key]) == 2
+
+
+def test_prune_removes_raw_samples_past_retention_and_keeps_recent_ones(tmp_path):
+    s = Store(tmp_path, raw_retention_h=1)
+    s.append([host(1000.0, 1)])
+    s.append([host(1000.0 + 3000, 2)])
+    s.append([host(1000.0 + 3700, 3)])
+    assert s.prune(now=1000.0 + 3700) == 1
+    assert [x.values["host.cpu_percent"] for x in s.between(0)] == [2.0, 3.0]
+
+
+def test_history_survives_a_restart_and_sequence_numbers_keep_growing(tmp_path):
+    a = Store(tmp_path)
+    [x] = a.append([host(1.0, 5)])
+    a.close()
+    b = Store(tmp_path)
+    [y] = b.append([host(2.0, 6)])
+    assert y.seq > x.seq
+    assert b.last_seq() == y.seq
+    assert [s.values["host.cpu_percent"] for s in b.between(0)] == [5.0, 6.0]
+
+
+def test_kill_9_loses_at_most_the_tick_being_written(tmp_path):
+    # A writer process prints every tick's sequence number once its transaction committed;
+    # after SIGKILL every printed tick must be in the file.
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from dashboard.store import Store
+        from dashboard.model import Sample
+        s = Store({str(tmp_path)!r})
+        i = 0
+        while True:
+            i += 1
+            out = s.append([Sample("host", time.time(), {{"host.cpu_percent": i}}),
+                            Sample("host", time.time(), {{"host.disk_percent": i}}, {{"mount": "/"}})])
+            print(out[-1].seq, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    committed = []
+    try:
+        while len(committed) < 300:
+            line = proc.stdout.readline()
+            assert line, "writer died"
+            committed.append(int(line))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    s = Store(tmp_path)
+    stored = {x.seq for x in s.between(0)}
+    assert set(committed) <= stored
+    # Ticks are whole: no tick has one sample without the other.
+    assert len(stored) % 2 == 0
