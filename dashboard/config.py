@@ -107,6 +107,14 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Logins and rate limits (issue 7). Limits use the ``limits`` notation ("10 per 5 minutes")."""
+    session_idle_h: float = 12.0             # a session unused this long must log in again
+    login_rate_limit: str = "10 per 5 minutes"   # per client IP (THRESHOLDS.md row 18)
+    api_rate_limit: str = "100 per minute"        # per client IP, over all of /api/
+
+
+@dataclass(frozen=True)
 class Settings:
     interval_s: float = 1.0
     data_dir: Path = Path("data")
@@ -130,6 +138,7 @@ class Settings:
     notify: tuple[NotifySettings, ...] = ()
     smtp: SMTPSettings = field(default_factory=SMTPSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     demo: bool = False
     source_file: str | None = None
 
@@ -416,6 +425,25 @@ def parse_smtp(d: Mapping) -> SMTPSettings:
     )
 
 
+def _rate_limit(d: Mapping, key: str, default: str) -> str:
+    v = _str(d, key, "auth.", default)
+    from limits import parse_many
+    try:
+        parse_many(v)
+    except ValueError:
+        raise ConfigError(f"auth.{key}", f"expected a rate such as '10 per 5 minutes', got {v!r}") from None
+    return v
+
+
+def parse_auth(d: Mapping) -> AuthSettings:
+    _unknown(d, {"session_idle_h", "login_rate_limit", "api_rate_limit"}, "auth.")
+    return AuthSettings(
+        session_idle_h=_num(d, "session_idle_h", "auth.", 12.0, 0.01, 24 * 90),
+        login_rate_limit=_rate_limit(d, "login_rate_limit", "10 per 5 minutes"),
+        api_rate_limit=_rate_limit(d, "api_rate_limit", "100 per minute"),
+    )
+
+
 def parse_report(d: Mapping) -> ReportSettings:
     if not d:
         return ReportSettings()
@@ -433,7 +461,7 @@ def parse_report(d: Mapping) -> ReportSettings:
 TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_name",
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
-            "probes", "rules", "notify", "smtp", "report"}
+            "probes", "rules", "notify", "smtp", "report", "auth"}
 
 # Environment variables that override keys of the file: DASHBOARD_<KEY> for the top-level
 # scalars, plus the two connection URLs of the contract.
@@ -510,6 +538,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         notify=tuple(parse_notify(i, n) for i, n in enumerate(_array_of_tables(raw, "notify"))),
         smtp=parse_smtp(_table(raw, "smtp")),
         report=parse_report(_table(raw, "report")),
+        auth=parse_auth(_table(raw, "auth")),
         demo=_bool(raw, "demo", "", False),
         source_file=source_file,
     )
