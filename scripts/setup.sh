@@ -70,10 +70,13 @@ else
         say "apt: installing ${MISSING[*]}"
         APT_OPTS=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef
                   -o Dpkg::Options::=--force-confold)
-        "${SUDO[@]}" apt-get "${APT_OPTS[@]}" update -qq </dev/null \
-            || die "apt-get update failed"
+        APT_LOG=$(mktemp -t setup-apt.XXXXXX.log)
+        apt_fail() { tail -n 40 "$APT_LOG" >&2; die "$1 (full log: $APT_LOG)"; }
+        "${SUDO[@]}" apt-get "${APT_OPTS[@]}" update -qq </dev/null >>"$APT_LOG" 2>&1 \
+            || apt_fail "apt-get update failed"
         "${SUDO[@]}" apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends \
-            "${MISSING[@]}" </dev/null || die "apt-get install failed"
+            "${MISSING[@]}" </dev/null >>"$APT_LOG" 2>&1 || apt_fail "apt-get install failed"
+        rm -f "$APT_LOG"
         mapfile -t STILL < <(missing_pkgs)
         ((${#STILL[@]} == 0)) || die "still missing after apt-get install: ${STILL[*]}"
         # apt may have started system mariadb/redis/memcached; nothing here uses them (private
