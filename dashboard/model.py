@@ -22,6 +22,9 @@ class Reading:
 
     values: Mapping[str, float]
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Why this label set could not be read (one queue's query timed out) while the collector as
+    # a whole still works; shown with the sample, secret-free like CollectorError messages.
+    error: str | None = None
 
 
 @dataclass(frozen=True)
