@@ -102,7 +102,9 @@ def test_a_working_collector_is_marked_up(runtime):
 def test_every_contract_host_metric_is_collected():
     c = HostCollector()
     c.collect()
-    readings = c.collect()
+    # Rates need two readings some CPU-clock ticks apart.
+    readings = wait_until(lambda: (r := c.collect()) and "host.cpu_percent" in r[0].values and r,
+                          timeout=5, interval=0.1)
     plain = readings[0].values
     for m in ("host.cpu_percent", "host.load1", "host.mem_percent", "host.swap_percent",
               "host.net_rx_bps", "host.net_tx_bps", "host.disk_read_bps", "host.disk_write_bps"):
@@ -110,3 +112,15 @@ def test_every_contract_host_metric_is_collected():
     mounts = [r for r in readings if "host.disk_percent" in r.values]
     assert mounts and all("mount" in r.labels for r in mounts)
     assert all(0 <= r.values["host.disk_percent"] <= 100 for r in mounts)
+
+
+def test_cpu_busy_is_measured_even_though_each_collection_runs_in_a_new_thread():
+    c = HostCollector()
+    burn_until = __import__("time").monotonic() + 0.3
+    while __import__("time").monotonic() < burn_until:
+        pass                                   # keep one core busy between two samples
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=c.collect()))
+    t.start()
+    t.join()
+    assert result["r"][0].values["host.cpu_percent"] > 20

@@ -44,7 +44,9 @@ class HostCollector:
         self._cores = psutil.cpu_count() or 1
         self._disk_cache: list[Reading] = []
         self._disk_at = float("-inf")
-        psutil.cpu_percent(None)                   # prime: the first call has no interval
+        # psutil.cpu_percent(None) keeps its previous reading per thread, and every collection
+        # runs in a new thread, so it would always answer 0. Keep our own previous reading.
+        self._cpu_prev = psutil.cpu_times()
 
     def _discover_mounts(self) -> list[str]:
         seen, out = set(), []
@@ -67,11 +69,20 @@ class HostCollector:
         self._disk_cache, self._disk_at = out, now
         return out
 
+    def _cpu_percent(self) -> float | None:
+        cur = psutil.cpu_times()
+        prev, self._cpu_prev = self._cpu_prev, cur
+        idle = lambda t: t.idle + getattr(t, "iowait", 0.0)  # noqa: E731
+        total = sum(cur) - sum(prev)
+        if total <= 0:
+            return None
+        return round(max(0.0, min(100.0, 100.0 * (1 - (idle(cur) - idle(prev)) / total))), 2)
+
     def collect(self) -> list[Reading]:
         now = self._clock()
         load1 = os.getloadavg()[0]
         values: dict[str, float | None] = {
-            "host.cpu_percent": psutil.cpu_percent(None),
+            "host.cpu_percent": self._cpu_percent(),
             "host.load1": load1,
             "host.load_per_core": load1 / self._cores,
             "host.mem_percent": psutil.virtual_memory().percent,

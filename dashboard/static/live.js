@@ -84,12 +84,15 @@
     if (panel.unit === "B/s") { yaxis.tickformat = ".2s"; yaxis.ticksuffix = "B/s"; }
     if (panel.y_max) { yaxis.range = [0, panel.y_max]; } else { yaxis.rangemode = "tozero"; }
     return {
-      margin: { l: 48, r: 12, t: 6, b: 28 }, height: 190,
+      margin: { l: 48, r: 12, t: 18, b: 28 }, height: 190,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: "#c9d1d9", size: 11 },
       xaxis: { type: "date", gridcolor: "#2a2f3a", fixedrange: true },
       yaxis: yaxis, shapes: shapes, annotations: annotations,
-      showlegend: false, hovermode: "x unified", uirevision: "keep"
+      // Plotly shows the legend only when a panel has more than one trace.
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 },
+                bgcolor: "rgba(0,0,0,0)" },
+      hovermode: "x unified", uirevision: "keep"
     };
   }
 

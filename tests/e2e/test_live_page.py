@@ -1,0 +1,82 @@
+"""The live page in headless Chromium against a real gunicorn: draws, goes live over WebSocket,
+survives a server restart with no gap longer than the downtime."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser import chromium
+from tests.server import DashboardServer
+from tests.util import wait_until
+
+CPU_POINTS = """() => {
+  const d = document.getElementById('chart-host-cpu');
+  if (!d || !d.data || !d.data.length) return [];
+  return d.data[0].x.map((x, i) => [x, d.data[0].y[i]]);
+}"""
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = DashboardServer(tmp_path / "data")
+    s.start()
+    yield s
+    s.stop()
+
+
+def open_live_page(ctx, server):
+    page = ctx.new_page()
+    from tests import conftest
+    login = getattr(conftest, "browser_login", None)
+    if login is not None:
+        login(page, server)
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-charts-drawn]", timeout=15000)
+    return page
+
+
+def chip(page):
+    return page.get_attribute("#status-chip", "data-state")
+
+
+def real_points(page):
+    return [(x, y) for x, y in page.evaluate(CPU_POINTS) if y is not None]
+
+
+def test_the_cpu_chart_gains_points_every_second_over_websocket(server):
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        assert page.get_attribute("body", "data-transport") == "websocket"
+        before = len(real_points(page))
+        wait_until(lambda: len(real_points(page)) >= before + 3, timeout=5,
+                   message=lambda: f"{len(real_points(page)) - before} new points in 5 s")
+        shots = os.environ.get("DASHBOARD_SCREENSHOT_DIR")
+        if shots:
+            wait_until(lambda: len(real_points(page)) >= 20, timeout=40)
+            page.screenshot(path=str(Path(shots) / "live.png"), full_page=True)
+
+
+def test_after_a_server_restart_the_page_reconnects_by_itself_without_a_long_gap(server):
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live" and len(real_points(page)) >= 3, timeout=20)
+
+        down_at = time.time()
+        server.stop()
+        wait_until(lambda: chip(page) == "reconnecting", timeout=20,
+                   message=lambda: f"chip: {chip(page)}")
+        server.start()
+        downtime = time.time() - down_at
+
+        n = len(real_points(page))
+        wait_until(lambda: chip(page) == "live" and len(real_points(page)) >= n + 3, timeout=30,
+                   message=lambda: f"chip {chip(page)}, points {len(real_points(page))} (was {n})")
+        xs = [x / 1000 for x, _ in real_points(page)]
+        assert xs == sorted(xs), "points out of order after the resume"
+        gaps = [b - a for a, b in zip(xs, xs[1:])]
+        # One sampling interval of slack on each side of the downtime.
+        assert max(gaps) <= downtime + 2.0, (max(gaps), downtime)
