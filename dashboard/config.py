@@ -23,7 +23,7 @@ RULE_NAMES = (
     "app_response_time", "app_error_rate", "app_checkout_success", "app_availability",
     "app_worker_utilization", "host_cpu", "host_memory", "host_disk", "host_load",
 )
-DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app")
+DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 RULE_KEYS = {"warning", "critical", "for_s", "clear", "enabled", "keep_firing_for_s",
              "repeat_s", "severity_channels"}
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
@@ -342,7 +342,8 @@ def parse_queue(i: int, d: Mapping) -> QueueSettings:
     if kind in ("redis-list", "sql") and key is None and kind == "redis-list":
         raise ConfigError(pre + "key", "is required for kind redis-list (the list's key)")
     options = {k: v for k, v in d.items() if k not in ("name", "kind", "key")}
-    return QueueSettings(name=name, kind=kind, key=key, options=options)
+    from dashboard.collectors.queue_options import validate  # each kind's options, with defaults
+    return QueueSettings(name=name, kind=kind, key=key, options=validate(i, kind, key, options))
 
 
 def parse_probe(i: int, d: Mapping) -> ProbeSettings:
