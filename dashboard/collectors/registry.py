@@ -12,4 +12,8 @@ def build(settings: Settings) -> list[Collector]:
     collectors: list[Collector] = [
         HostCollector(interval_s=settings.interval_s,
                       timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
+    if settings.mysql is not None:
+        from dashboard.collectors.mysql import MySQLCollector
+        collectors.append(MySQLCollector(settings.mysql, interval_s=settings.interval_s,
+                                         timeout_s=settings.collector_timeout_s, tz=settings.tz))
     return collectors

@@ -1,0 +1,329 @@
+"""Top statements over a window, from the increments between digest snapshots.
+
+Readers (``mysql_digests``) hand in what each statement did between two snapshots (calls, time,
+max, rows) -- never since-boot totals. This book keeps:
+
+* the last hour of increments in memory (the 5-minute and 1-hour windows, and the 60 s window
+  behind ``db.avg_query_ms``);
+* per-day and per-hour totals in its own tables in the store's SQLite file, so "today" survives a
+  restart and the 2x-regression flag can compare the last hour with the 24 hours before it;
+* each statement's text and when we first saw it (``NULL`` = already there when monitoring
+  began, so a fresh install does not flag every statement as new).
+
+It also holds the "running now" list the status collector reads from the process list, and the
+notices the page shows (source in use and how to enable a better one, digests lost).
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Callable, Iterable
+
+WINDOWS = {"5m": 300.0, "1h": 3600.0, "today": None}
+SORTS = ("total_ms", "calls", "avg_ms", "max_ms", "share_pct", "rows_examined", "rows_sent")
+TEXT_MAX = 1024                # performance_schema's own digest length
+NOW_TEXT_MAX = 500
+REGRESSION_FACTOR = 2.0
+REGRESSION_MIN_MS = 1.0        # 0.01 ms -> 0.02 ms is noise, not a regression
+BASELINE_MIN_CALLS = 10
+NEW_FOR_S = 86400.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS db_statement_texts (
+    key        TEXT PRIMARY KEY,
+    schema_name TEXT,
+    text       TEXT NOT NULL,
+    first_seen REAL                 -- NULL: already there when monitoring began
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS db_statement_days (
+    day TEXT NOT NULL, key TEXT NOT NULL, calls REAL, total_ms REAL, max_ms REAL,
+    rows_examined REAL, rows_sent REAL, PRIMARY KEY (day, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS db_statement_hours (
+    hour INTEGER NOT NULL, key TEXT NOT NULL, calls REAL, total_ms REAL, max_ms REAL,
+    rows_examined REAL, rows_sent REAL, PRIMARY KEY (hour, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS db_statement_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_UPSERT = """INSERT INTO {t} VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET
+ calls = calls + excluded.calls, total_ms = total_ms + excluded.total_ms,
+ max_ms = max(max_ms, excluded.max_ms), rows_examined = rows_examined + excluded.rows_examined,
+ rows_sent = rows_sent + excluded.rows_sent"""
+
+# --- statement text normalisation --------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<ident>`[^`]*`)
+  | (?P<hex>\b0x[0-9a-fA-F]+\b | \b[xX]'[0-9a-fA-F]*')
+  | (?P<str>'(?:[^'\\]|\\.|'')*(?:'|$) | "(?:[^"\\]|\\.|"")*(?:"|$))
+  | (?P<comment>/\*.*?(?:\*/|$) | --[ \t][^\n]* | \#[^\n]*)
+  | (?P<num>(?<![\w$.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)? | (?<![\w$.])\.\d+)
+  | (?P<ws>\s+)
+""", re.X | re.S)
+_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
+_ROWS = re.compile(r"(\(\.\.\.\))(?:\s*,\s*\(\.\.\.\))+")
+
+
+def normalize_sql(sql: str, limit: int = NOW_TEXT_MAX) -> str:
+    """Literals become ``?``, comments go, whitespace collapses; cut at ``limit`` characters.
+
+    The process list shows statements with their values (e-mail addresses, tokens...); the
+    page shows their shape, like performance_schema's digest text.
+    """
+    def sub(m: re.Match) -> str:
+        kind = m.lastgroup
+        if kind in ("hex", "str", "num"):
+            return "?"
+        if kind in ("comment", "ws"):
+            return " "
+        return m.group(0)
+
+    text = _TOKEN.sub(sub, sql)
+    text = _LIST.sub("(...)", text)
+    text = _ROWS.sub(r"\1", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- the book ----------------------------------------------------------------------------------
+
+@dataclass
+class Inc:
+    """What one statement did between two snapshots."""
+
+    calls: float
+    total_ms: float
+    max_ms: float
+    rows_examined: float = 0.0
+    rows_sent: float = 0.0
+
+
+def _row(key: str, schema: str | None, calls: float, total: float, mx: float, rex: float,
+         rsent: float) -> dict:
+    return {"id": key, "schema": schema, "calls": int(calls), "total_ms": round(total, 3),
+            "avg_ms": round(total / calls, 3) if calls else None, "max_ms": round(mx, 3),
+            "rows_examined": int(rex), "rows_sent": int(rsent)}
+
+
+class StatementBook:
+    def __init__(self, slow_ms: float, tz: tzinfo, db: sqlite3.Connection | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.slow_ms = slow_ms
+        self.tz = tz
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = db or sqlite3.connect(":memory:", check_same_thread=False,
+                                         isolation_level=None)
+        self._db.executescript(SCHEMA)
+        self._known: set[str] = {k for (k,) in self._db.execute("SELECT key FROM db_statement_texts")}
+        self._intervals: deque[tuple[float, dict[str, Inc]]] = deque()
+        self._hour: dict[str, list[float]] = {}      # running 1 h totals: calls, total, rex, rsent
+        self._since: float | None = None             # first snapshot of this process (window start)
+        self._baseline: dict[str, float] = {}
+        self._baseline_at = float("-inf")
+        self.source = "starting"
+        self.source_note = ""
+        self.notices: dict[str, str] = {}            # topic -> text, shown above the table
+        self.now_rows: list[dict] = []
+        self.now_error: str | None = None
+        self.version = 0                             # bumps when the top tables change
+        self.now_version = 0
+
+    # --- persistence helpers -----------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM db_statement_meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO db_statement_meta VALUES (?, ?)", (key, value))
+
+    def knows(self, key: str) -> bool:
+        return key in self._known
+
+    def has_history(self) -> bool:
+        return bool(self._known)
+
+    # --- feeding -------------------------------------------------------------------------------
+
+    def start(self, ts: float) -> None:
+        """The first snapshot was taken: windows begin here."""
+        with self._lock:
+            if self._since is None:
+                self._since = ts
+
+    def add(self, ts: float, incs: dict[str, Inc],
+            texts: Iterable[tuple[str, str | None, str]] = (), baseline: bool = False) -> None:
+        """Record one interval's increments and any newly seen texts ``(key, schema, text)``.
+
+        ``baseline``: the texts were already there before monitoring began (not "new").
+        """
+        day = datetime.fromtimestamp(ts, self.tz).date().isoformat()
+        hour = int(ts // 3600) * 3600
+        with self._lock:
+            self.start(ts)
+            new = [(k, s, t[:TEXT_MAX], None if baseline else ts)
+                   for k, s, t in texts if k not in self._known]
+            self._db.execute("BEGIN")
+            try:
+                if new:
+                    self._db.executemany("INSERT OR IGNORE INTO db_statement_texts VALUES (?,?,?,?)", new)
+                rows = [(k, i.calls, i.total_ms, i.max_ms, i.rows_examined, i.rows_sent)
+                        for k, i in incs.items()]
+                self._db.executemany(_UPSERT.format(t="db_statement_days"), [(day, *r) for r in rows])
+                self._db.executemany(_UPSERT.format(t="db_statement_hours"), [(hour, *r) for r in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._known.update(k for k, _, _, _ in new)
+            if incs:
+                self._intervals.append((ts, incs))
+                for k, i in incs.items():
+                    t = self._hour.setdefault(k, [0.0, 0.0, 0.0, 0.0])
+                    t[0] += i.calls; t[1] += i.total_ms; t[2] += i.rows_examined; t[3] += i.rows_sent
+            self._expire(ts)
+            self.version += 1
+
+    def _expire(self, now: float) -> None:
+        while self._intervals and self._intervals[0][0] <= now - 3600:
+            _, incs = self._intervals.popleft()
+            for k, i in incs.items():
+                t = self._hour.get(k)
+                if t is None:
+                    continue
+                t[0] -= i.calls; t[1] -= i.total_ms; t[2] -= i.rows_examined; t[3] -= i.rows_sent
+                if t[0] <= 0.5:
+                    del self._hour[k]
+
+    def set_now(self, rows: list[dict], error: str | None) -> None:
+        with self._lock:
+            if rows or self.now_rows or error != self.now_error:
+                self.now_version += 1
+            self.now_rows, self.now_error = rows, error
+
+    def prune(self, now: float | None = None) -> None:
+        """Hour buckets for the regression baseline (2 days); day totals for a month."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._db.execute("DELETE FROM db_statement_hours WHERE hour < ?", (now - 50 * 3600,))
+            cutoff = datetime.fromtimestamp(now - 31 * 86400, self.tz).date().isoformat()
+            self._db.execute("DELETE FROM db_statement_days WHERE day < ?", (cutoff,))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def avg_query_ms(self, window_s: float = 60.0) -> float | None:
+        """Σtime / Σcalls over the last ``window_s`` seconds of increments (None: no calls)."""
+        now = self._clock()
+        calls = total = 0.0
+        with self._lock:
+            for ts, incs in reversed(self._intervals):
+                if ts < now - window_s:
+                    break
+                for i in incs.values():
+                    calls += i.calls
+                    total += i.total_ms
+        return total / calls if calls else None
+
+    def _window_rows(self, window: str) -> tuple[list[dict], float]:
+        now = self._clock()
+        if window == "today":
+            day = datetime.fromtimestamp(now, self.tz).date().isoformat()
+            midnight = datetime.fromisoformat(day).replace(tzinfo=self.tz).timestamp()
+            rows = [_row(k, None, *r) for k, *r in self._db.execute(
+                "SELECT key, calls, total_ms, max_ms, rows_examined, rows_sent"
+                " FROM db_statement_days WHERE day = ? AND calls > 0", (day,))]
+            return rows, now - midnight
+        span = WINDOWS[window] or 0.0
+        span_covered = min(span, now - self._since) if self._since is not None else 0.0
+        if window == "1h":
+            acc = {k: [t[0], t[1], 0.0, t[2], t[3]] for k, t in self._hour.items()}
+            for ts, incs in self._intervals:
+                for k, i in incs.items():
+                    if k in acc and i.max_ms > acc[k][2]:
+                        acc[k][2] = i.max_ms
+        else:
+            acc = {}
+            for ts, incs in self._intervals:
+                if ts <= now - span:
+                    continue
+                for k, i in incs.items():
+                    a = acc.setdefault(k, [0.0, 0.0, 0.0, 0.0, 0.0])
+                    a[0] += i.calls; a[1] += i.total_ms; a[2] = max(a[2], i.max_ms)
+                    a[3] += i.rows_examined; a[4] += i.rows_sent
+        return [_row(k, None, *a) for k, a in acc.items() if a[0] >= 0.5], max(span_covered, 0.0)
+
+    def _refresh_baseline(self, now: float) -> None:
+        # The 24 hours before the last hour, from whole hour buckets (so up to an hour longer).
+        if now - self._baseline_at < 600:
+            return
+        self._baseline = {
+            k: total / calls for k, calls, total in self._db.execute(
+                "SELECT key, SUM(calls), SUM(total_ms) FROM db_statement_hours"
+                " WHERE hour >= ? AND hour <= ? GROUP BY key HAVING SUM(calls) >= ?",
+                (now - 26 * 3600, now - 7200, BASELINE_MIN_CALLS))}
+        self._baseline_at = now
+
+    def top(self, window: str = "1h", sort: str = "total_ms", limit: int = 50,
+            descending: bool = True, text_limit: int = TEXT_MAX) -> dict:
+        """The top statements of a window, with flags; what the API and the page show."""
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        now = self._clock()
+        with self._lock:
+            rows, span = self._window_rows(window)
+            total_time = sum(r["total_ms"] for r in rows)
+            calls = sum(r["calls"] for r in rows)
+            for r in rows:
+                r["share_pct"] = round(100.0 * r["total_ms"] / total_time, 2) if total_time else 0.0
+            rows.sort(key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=descending)
+            rows = rows[:limit]
+            self._refresh_baseline(now)
+            texts = self._texts([r["id"] for r in rows])
+            for r in rows:
+                schema, text, first_seen = texts.get(r["id"], (None, "", None))
+                r["schema"] = schema
+                r["text"] = text[:text_limit]
+                flags = []
+                slow = r["avg_ms"] is not None and r["avg_ms"] >= self.slow_ms
+                if first_seen is not None and now - first_seen < NEW_FOR_S and slow:
+                    flags.append("new_and_slow")
+                elif slow:
+                    flags.append("slow")
+                base = self._baseline.get(r["id"])
+                last_hour = self._hour.get(r["id"])
+                if base is not None and last_hour and last_hour[0] >= 1:
+                    avg_hour = last_hour[1] / last_hour[0]
+                    r["baseline_avg_ms"] = round(base, 3)
+                    if avg_hour >= REGRESSION_FACTOR * base and avg_hour - base >= REGRESSION_MIN_MS:
+                        flags.append("regressed")
+                r["flags"] = flags
+            return {"window": window, "span_s": round(span, 1), "sort": sort,
+                    "total_ms": round(total_time, 3), "calls": int(calls),
+                    "avg_ms": round(total_time / calls, 3) if calls else None, "rows": rows}
+
+    def _texts(self, keys: list[str]) -> dict[str, tuple]:
+        out: dict[str, tuple] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            out.update((k, (s, t, f)) for k, s, t, f in self._db.execute(
+                "SELECT key, schema_name, text, first_seen FROM db_statement_texts"
+                f" WHERE key IN ({','.join('?' * len(part))})", part))
+        return out
+
+    def status(self) -> dict:
+        """Source in use, how to get a better one, and notices: the header of the view."""
+        with self._lock:
+            return {"source": self.source, "source_note": self.source_note,
+                    "notices": list(self.notices.values()), "slow_ms": self.slow_ms}
+
+    def now(self) -> dict:
+        with self._lock:
+            return {"rows": list(self.now_rows), "error": self.now_error, "slow_ms": self.slow_ms}
