@@ -21,6 +21,9 @@ if workers != 1:
 
 def post_worker_init(worker):
     runtime = worker.wsgi.extensions["dashboard"]
+    # `python -m dashboard serve` made the first admin already; this covers a hand-run gunicorn.
+    from dashboard.accounts_cli import announce_first_admin
+    announce_first_admin(worker.wsgi.extensions["dashboard.accounts"])
     if os.environ.get("DASHBOARD_WEB_ONLY") != "1":
         runtime.start()
 

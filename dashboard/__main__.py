@@ -31,6 +31,8 @@ def cmd_serve(args) -> int:
         os.environ["DASHBOARD_CONFIG"] = str(Path(args.config).resolve())
     bind = args.bind or settings.bind
     mode = settings.async_mode
+    from dashboard.accounts_cli import first_admin
+    first_admin(settings)     # very first start only: an admin with a random password, shown once
     if mode == "threading":
         # Development server without gunicorn (no WebSocket upgrade under plain threading).
         from dashboard import create_app
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_serve)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
+    from dashboard.accounts_cli import add_commands
+    add_commands(sub, _load)           # create-user, create-token, revoke-token
     args = p.parse_args(argv)
     return args.func(args)
 

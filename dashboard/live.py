@@ -31,7 +31,10 @@ class LiveNamespace(Namespace):
         self.runtime = runtime
 
     def on_connect(self, auth: Any = None) -> bool | None:
-        # Issue #7 adds authentication here; connection refusal returns False.
+        # A valid session cookie, or a token in the auth payload / Authorization header (#7).
+        from dashboard.auth import socket_principal
+        if socket_principal(auth) is None:
+            raise ConnectionRefusedError("login required")
         return None
 
     def on_resume(self, data: Any) -> dict:

@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Callable, Sequence
 
+from dashboard import redact
 from dashboard.collectors.base import Collector
 from dashboard.config import Settings
 from dashboard.model import Sample
@@ -25,6 +26,7 @@ class Runtime:
     def __init__(self, settings: Settings, collectors: Sequence[Collector] | None = None,
                  store: Store | None = None) -> None:
         self.settings = settings
+        redact.register(settings.secrets())      # scrub them from every log record (issue 7)
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
                                     settings.rollup_retention_d)
         if collectors is None:

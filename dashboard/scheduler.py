@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from dashboard import redact
 from dashboard.collectors.base import Collector
 from dashboard.model import CollectorError, Reading, Sample
 
@@ -114,6 +115,7 @@ class CollectorRunner:
         return out
 
     def _error_sample(self, source: str, ts: float, error: str) -> Sample:
+        error = redact.scrub(error) or error      # a driver message may quote a DSN (issue 7)
         self._status[source].update(status="error", last_sample_ts=ts, error=error)
         return Sample(source, ts, {f"{source}.up": 0.0}, {}, error)
 

@@ -138,3 +138,59 @@ def make_memcached(tmp_path: Path) -> Iterator[Callable[..., devservices.Memcach
 
 # =============================================================================================
 # 2. App fixtures
+
+# ---- 2a. Authenticated app fixtures (issue 7, security). Helpers: tests/auth_helpers.py;
+# ---- how-to: /work/notes/auth-fixtures.md. Every route needs a login now.
+from tests.auth_helpers import (add_token, add_user, browser_login,  # noqa: E402,F401
+                                live_socket_client, logged_in_client, token_client)
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    """A dashboard app on a fresh data dir (threading mode, no collectors, not started).
+
+    The API rate limit is raised here so tests that call the API often are not throttled;
+    tests of the limits themselves build their own app (tests/test_security.py)."""
+    from dashboard.app import create_app
+    from dashboard.config import from_dict
+    from dashboard.runtime import Runtime
+
+    settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",
+                          "auth": {"api_rate_limit": "100000 per minute"}})
+    runtime = Runtime(settings, [])
+    application = create_app(settings, runtime, async_mode="threading")
+    yield application
+    runtime.stop()
+
+
+@pytest.fixture
+def client(app):
+    """Logged in as an admin (session cookie; sends the CSRF header on POST/PUT/DELETE)."""
+    return logged_in_client(app, "admin")
+
+
+@pytest.fixture
+def anon_client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def viewer_client(app):
+    return logged_in_client(app, "viewer")
+
+
+@pytest.fixture
+def operator_client(app):
+    return logged_in_client(app, "operator")
+
+
+@pytest.fixture
+def make_user(app):
+    """``make_user("ann", "operator", password="...")`` -> (User, password)."""
+    return lambda name=None, role="viewer", password=None: add_user(app, name, role, password)
+
+
+@pytest.fixture
+def make_token(app):
+    """``make_token("viewer")`` -> token text for ``Authorization: Bearer``."""
+    return lambda role="viewer", name="": add_token(app, role, name)

@@ -1,0 +1,293 @@
+"""Users, roles and API tokens, in the store's SQLite file (tables of this module's own).
+
+* Passwords: werkzeug scrypt (``scrypt:32768:8:1``). A login for a name that does not exist
+  still runs one scrypt check against a dummy hash, so "no such user" and "wrong password"
+  take the same path and the same time.
+* API tokens: ``dsh_`` + 32 random bytes (URL-safe). Only the SHA-256 of a token is stored; a
+  token has ~256 bits of entropy, so a slow KDF would add nothing but per-request cost. Shown
+  once at creation, revocable, each with one role.
+* Roles are ranked viewer < operator < admin; a principal may do what its role or any lower
+  role may.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+ROLES = ("viewer", "operator", "admin")
+RANK = {r: i for i, r in enumerate(ROLES)}
+TOKEN_PREFIX = "dsh_"
+PASSWORD_METHOD = "scrypt"
+NAME_MAX = 64
+TOKEN_TOUCH_S = 60.0                 # last_used is written at most once a minute per token
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS auth_users (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    role       TEXT NOT NULL,
+    pw_hash    TEXT NOT NULL,
+    created    REAL NOT NULL,
+    last_login REAL
+);
+CREATE TABLE IF NOT EXISTS auth_tokens (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created    REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    last_used  REAL,
+    revoked    REAL
+);
+"""
+
+
+class AccountError(ValueError):
+    """A request the accounts cannot honour; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request: a logged-in user, an API token or a signed link."""
+    name: str
+    role: str
+    kind: str                        # "session" | "token" | "link"
+    id: int | None = None
+
+    def can(self, role: str) -> bool:
+        return RANK.get(self.role, -1) >= RANK[role]
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    pw_hash: str
+    created: float
+    last_login: float | None
+
+    @property
+    def session_tag(self) -> str:
+        """Changes when the password changes, so sessions made before a reset stop working."""
+        return hashlib.sha256(self.pw_hash.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    role: str
+    created: float
+    created_by: str
+    last_used: float | None
+    revoked: float | None
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > NAME_MAX or any(c.isspace() or not c.isprintable() for c in name):
+        raise AccountError(f"a name is 1 to {NAME_MAX} printable characters without spaces")
+    return name
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(15)            # 20 characters, 120 bits
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Accounts:
+    """Users and tokens. ``connect`` gives a sqlite3 connection to the store's file."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._conn = connect()
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._touched: dict[int, float] = {}
+        self._dummy_hash: str | None = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # --- users ---------------------------------------------------------------------------------
+
+    def create_user(self, name: str, role: str, password: str | None = None,
+                    pw_hash: str | None = None) -> User:
+        """``password`` is hashed here; ``pw_hash`` stores a ready hash ("!" = cannot log in)."""
+        name, role = check_name(name), check_role(role)
+        if pw_hash is None:
+            if not password or len(password) < 8:
+                raise AccountError("a password has at least 8 characters")
+            pw_hash = hash_password(password)
+        try:
+            with self._lock:
+                cur = self._conn.execute(
+                    "INSERT INTO auth_users (name, role, pw_hash, created) VALUES (?, ?, ?, ?)",
+                    (name, role, pw_hash, time.time()))
+        except sqlite3.IntegrityError:
+            raise AccountError(f"a user named {name!r} exists already") from None
+        user = self.user(cur.lastrowid)
+        assert user is not None
+        return user
+
+    def bootstrap_admin(self, name: str = "admin") -> str | None:
+        """Create the first admin with a random password if there is no user at all.
+
+        Returns the password (to be shown once) or None when users exist. The check and the
+        insert share one write transaction, so concurrent first starts create one admin.
+        """
+        if self._q("SELECT count(*) FROM auth_users")[0][0]:
+            return None                      # the usual case: no scrypt work at each start
+        password = new_password()
+        pw_hash = hash_password(password)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._conn.execute("SELECT count(*) FROM auth_users").fetchone()[0]:
+                    self._conn.execute("ROLLBACK")
+                    return None
+                self._conn.execute(
+                    "INSERT INTO auth_users (name, role, pw_hash, created) VALUES (?, 'admin', ?, ?)",
+                    (name, pw_hash, time.time()))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return password
+
+    def _user(self, where: str, arg: object) -> User | None:
+        rows = self._q("SELECT id, name, role, pw_hash, created, last_login FROM auth_users "
+                       f"WHERE {where}", (arg,))
+        return User(*rows[0]) if rows else None
+
+    def user(self, user_id: int) -> User | None:
+        return self._user("id = ?", user_id)
+
+    def user_by_name(self, name: str) -> User | None:
+        return self._user("name = ?", name)
+
+    def users(self) -> list[User]:
+        return [User(*r) for r in self._q(
+            "SELECT id, name, role, pw_hash, created, last_login FROM auth_users ORDER BY name")]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user when name and password match, else None: one scrypt check either way."""
+        user = self.user_by_name((name or "").strip()[:NAME_MAX + 1])
+        if user is None or not user.pw_hash.startswith(PASSWORD_METHOD):
+            if self._dummy_hash is None:
+                self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+            check_password_hash(self._dummy_hash, password or "")
+            return None
+        if not check_password_hash(user.pw_hash, password or ""):
+            return None
+        with self._lock:
+            self._conn.execute("UPDATE auth_users SET last_login = ? WHERE id = ?",
+                               (time.time(), user.id))
+        return user
+
+    def set_password(self, user_id: int, password: str) -> None:
+        if len(password) < 8:
+            raise AccountError("a password has at least 8 characters")
+        with self._lock:
+            self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?",
+                               (hash_password(password), user_id))
+
+    def _admins_left_without(self, user_id: int) -> int:
+        return self._q("SELECT count(*) FROM auth_users WHERE role = 'admin' AND id != ?",
+                       (user_id,))[0][0]
+
+    def set_role(self, user_id: int, role: str) -> None:
+        check_role(role)
+        user = self.user(user_id)
+        if user is None:
+            raise AccountError("no such user")
+        if user.role == "admin" and role != "admin" and not self._admins_left_without(user_id):
+            raise AccountError("the last admin cannot lose the admin role")
+        with self._lock:
+            self._conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
+
+    def delete_user(self, user_id: int) -> None:
+        user = self.user(user_id)
+        if user is None:
+            raise AccountError("no such user")
+        if user.role == "admin" and not self._admins_left_without(user_id):
+            raise AccountError("the last admin cannot be deleted")
+        with self._lock:
+            self._conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
+
+    # --- tokens --------------------------------------------------------------------------------
+
+    def create_token(self, role: str, name: str = "", created_by: str = "cli") -> tuple[Token, str]:
+        """A new token: returns its record and the token text, which is never retrievable again."""
+        check_role(role)
+        name = check_name(name) if name else f"{role}-token"
+        text = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO auth_tokens (name, role, token_hash, created, created_by) "
+                "VALUES (?, ?, ?, ?, ?)", (name, role, _token_hash(text), time.time(), created_by))
+        token = self.token(cur.lastrowid)
+        assert token is not None
+        return token, text
+
+    def token(self, token_id: int) -> Token | None:
+        rows = self._q("SELECT id, name, role, created, created_by, last_used, revoked "
+                       "FROM auth_tokens WHERE id = ?", (token_id,))
+        return Token(*rows[0]) if rows else None
+
+    def tokens(self) -> list[Token]:
+        return [Token(*r) for r in self._q(
+            "SELECT id, name, role, created, created_by, last_used, revoked FROM auth_tokens "
+            "ORDER BY revoked IS NOT NULL, id")]
+
+    def revoke_token(self, token_id: int) -> None:
+        with self._lock:
+            cur = self._conn.execute("UPDATE auth_tokens SET revoked = ? WHERE id = ? "
+                                     "AND revoked IS NULL", (time.time(), token_id))
+        if not cur.rowcount and self.token(token_id) is None:
+            raise AccountError("no such token")
+
+    def verify_token(self, text: str) -> Principal | None:
+        """The token's principal, or None when it is unknown or revoked."""
+        if not text or not text.startswith(TOKEN_PREFIX) or len(text) > 200:
+            return None
+        digest = _token_hash(text)
+        rows = self._q("SELECT id, name, role, token_hash, revoked FROM auth_tokens "
+                       "WHERE token_hash = ?", (digest,))
+        if not rows or rows[0][4] is not None or not hmac.compare_digest(rows[0][3], digest):
+            return None
+        token_id, name, role = rows[0][0], rows[0][1], rows[0][2]
+        now = time.time()
+        if now - self._touched.get(token_id, 0.0) > TOKEN_TOUCH_S:
+            self._touched[token_id] = now
+            with self._lock:
+                self._conn.execute("UPDATE auth_tokens SET last_used = ? WHERE id = ?",
+                                   (now, token_id))
+        return Principal(name=f"token:{name}", role=role, kind="token", id=token_id)
