@@ -132,6 +132,7 @@ class Settings:
     memcached: str | None = None             # "host:port"
     statsd_bind: str | None = None           # "127.0.0.1:8125"
     phpfpm_url: str | None = None
+    phpfpm_max_children: int | None = None   # pm.max_children: the status page does not say it
     queues: tuple[QueueSettings, ...] = ()
     probes: tuple[ProbeSettings, ...] = ()
     rules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -533,6 +534,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         memcached=_host_port(_str(memcached, "url", "memcached."), "memcached.url") if memcached else None,
         statsd_bind=_host_port(_str(statsd, "bind", "statsd.", "127.0.0.1:8125"), "statsd.bind") if statsd else None,
         phpfpm_url=_http_url(_str(phpfpm, "url", "phpfpm.", required=True), "phpfpm.url") if phpfpm else None,
+        phpfpm_max_children=_num(phpfpm, "max_children", "phpfpm.", None, 1, 1_000_000, integer=True),
         queues=tuple(parse_queue(i, q) for i, q in enumerate(_array_of_tables(raw, "queues"))),
         probes=tuple(parse_probe(i, p) for i, p in enumerate(_array_of_tables(raw, "probes"))),
         rules=parse_rules(_table(raw, "rules")),

@@ -39,6 +39,12 @@ class Runtime:
         self.runner = CollectorRunner(collectors, self.publish)
         self.runner.add_job(self.store.rollup, trigger="interval", seconds=60)
         self.runner.add_job(self.store.prune, trigger="interval", seconds=600)
+        # Collectors with a background part (the StatsD listener) start and stop with us.
+        for c in self.runner.collectors:
+            if callable(getattr(c, "start", None)):
+                self.on_start.append(c.start)
+            if callable(getattr(c, "stop", None)):
+                self.on_stop.append(c.stop)
         self._started = False
         self._lock = threading.Lock()
 

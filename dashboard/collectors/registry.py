@@ -2,6 +2,8 @@
 dependencies are never loaded."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from dashboard.collectors.base import Collector
 from dashboard.config import Settings
 
@@ -16,4 +18,34 @@ def build(settings: Settings) -> list[Collector]:
         from dashboard.collectors.mysql import MySQLCollector
         collectors.append(MySQLCollector(settings.mysql, interval_s=settings.interval_s,
                                          timeout_s=settings.collector_timeout_s, tz=settings.tz))
+    collectors += _cache_queue_app(settings)
     return collectors
+
+
+def _cache_queue_app(settings: Settings) -> list[Collector]:
+    """Issue 4: cache (Redis/memcached), queues, probes (source app), StatsD, PHP-FPM."""
+    out: list[Collector] = []
+    short = min(settings.collector_timeout_s, max(settings.interval_s * 5, 5.0))
+    redis_url = settings.redis.url if settings.redis else None
+    if redis_url or settings.memcached:
+        from dashboard.collectors.cache import CacheCollector
+        window = settings.redis.hit_rate_window_s if settings.redis else 60.0
+        out.append(CacheCollector(redis_url, settings.memcached, window_s=window,
+                                  interval_s=settings.interval_s, timeout_s=short))
+    if settings.queues:
+        from dashboard.collectors.queues import QueueCollector
+        out.append(QueueCollector(settings.queues, redis_url, settings.mysql,
+                                  interval_s=settings.interval_s, timeout_s=settings.collector_timeout_s))
+    if settings.probes:
+        from dashboard.collectors.probes import ProbeCollector
+        out.append(ProbeCollector(settings.probes, Path(settings.data_dir) / "history.sqlite3",
+                                  settings.tz))
+    if settings.statsd_bind:
+        from dashboard.collectors.statsd import StatsdCollector, StatsdListener
+        out.append(StatsdCollector(StatsdListener(settings.statsd_bind),
+                                   interval_s=max(settings.interval_s, 10.0)))
+    if settings.phpfpm_url:
+        from dashboard.collectors.phpfpm import PhpFpmCollector
+        out.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children,
+                                   interval_s=settings.interval_s, timeout_s=short))
+    return out

@@ -1,0 +1,93 @@
+"""PHP-FPM worker utilisation from its status page (``pm.status_path``, JSON output).
+
+``app.worker_utilization`` = active processes / ``pm.max_children`` -- the limit the docs scale
+(200) and the one a traffic spike hits. The status page does not report ``pm.max_children``,
+so it comes from ``phpfpm.max_children``; without it the denominator is the processes running
+now ("total processes"), which under ``pm = dynamic`` understates the headroom, and ``check``
+says so. The ``max children reached`` counter becomes a per-minute rate: any non-zero value
+means requests waited for a worker.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from dashboard.model import CollectorError, MetricSpec, Reading
+from dashboard.rates import RateTracker
+
+METRICS: Sequence[MetricSpec] = (
+    MetricSpec("app.worker_utilization", "%", "PHP-FPM active processes / pm.max_children "
+               "(or / total processes when max_children is not given)"),
+    MetricSpec("app.workers_active", "count", "PHP-FPM processes serving a request"),
+    MetricSpec("app.workers_total", "count", "PHP-FPM processes running"),
+    MetricSpec("app.listen_queue", "count", "Requests waiting for a free PHP-FPM worker"),
+    MetricSpec("app.max_children_reached_per_min", "/min", "Times PHP-FPM hit pm.max_children, per minute"),
+    MetricSpec("app.accepted_per_s", "/s", "Requests accepted by PHP-FPM per second"),
+)
+
+
+def status_url(url: str) -> str:
+    """The status page URL with ``json`` added (FPM answers plain text without it)."""
+    p = urlsplit(url)
+    query = parse_qsl(p.query, keep_blank_values=True)
+    if not any(k == "json" for k, _ in query):
+        query.append(("json", ""))
+    q = "&".join(urlencode([(k, v)]) if v else k for k, v in query)
+    return urlunsplit((p.scheme, p.netloc, p.path, q, ""))
+
+
+class PhpFpmCollector:
+    source = "phpfpm"
+    metrics = METRICS
+
+    def __init__(self, url: str, max_children: int | None = None, interval_s: float = 1.0,
+                 timeout_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.url, self.max_children = status_url(url), max_children
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._rates = RateTracker()
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def collect(self) -> list[Reading]:
+        now = self._clock()
+        try:
+            resp = self._session.get(self.url, timeout=max(0.5, self.timeout_s - 1))
+            resp.raise_for_status()
+            s = resp.json()
+        except requests.HTTPError as e:
+            raise CollectorError(f"php-fpm status page: HTTP {e.response.status_code}") from None
+        except requests.RequestException as e:
+            raise CollectorError(f"php-fpm status page: {type(e).__name__}") from None
+        except ValueError:
+            raise CollectorError("php-fpm status page is not JSON (add ?json to phpfpm.url)") from None
+        try:
+            active = float(s["active processes"])
+            total = float(s["total processes"])
+        except (KeyError, TypeError, ValueError):
+            raise CollectorError("php-fpm status JSON lacks 'active processes'/'total processes'") from None
+        limit = float(self.max_children) if self.max_children else total
+        values = {"app.workers_active": active, "app.workers_total": total,
+                  "app.listen_queue": float(s.get("listen queue", 0) or 0)}
+        if limit > 0:
+            values["app.worker_utilization"] = active / limit * 100.0
+        for key, name, per in (("max children reached", "app.max_children_reached_per_min", 60.0),
+                               ("accepted conn", "app.accepted_per_s", 1.0)):
+            if key in s:
+                rate = self._rates.rate(name, float(s[key]), now, per=per)
+                if rate is not None:
+                    values[name] = rate
+        return [Reading(values)]
+
+    def check_notes(self) -> list[str]:
+        if self.max_children:
+            return [f"php-fpm: utilisation of pm.max_children = {self.max_children}"]
+        return ["php-fpm: phpfpm.max_children is not set, so utilisation is of the processes "
+                "running now; set it to pm.max_children to measure against the limit"]
+
+    def close(self) -> None:
+        self._session.close()

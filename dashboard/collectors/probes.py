@@ -1,0 +1,160 @@
+"""HTTP probes of the platform's own URLs: response time, status, up, and today's availability.
+
+Each probe runs at its own interval (default 30 s, the docs' health-check cadence) with its own
+timeout; due probes run in parallel so one slow URL never delays the others. A probe is up when
+it answers 2xx or 3xx (redirects are not followed: a health URL that redirects to a login page
+is answering, not healthy, and the status says so). A timeout or refused connection is down
+with the reason on the sample; its response time is left out, not drawn as the timeout.
+
+Availability today (``app.availability_percent{probe}``, in the configured time zone) counts
+probes up / probes run, kept in the store's SQLite file (table ``probe_availability``), so a
+restart does not reset the day.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+import requests
+
+from dashboard.config import ProbeSettings
+from dashboard.model import MetricSpec, Reading
+
+METRICS: Sequence[MetricSpec] = (
+    MetricSpec("app.up", "bool", "The probed URL answered 2xx/3xx within its timeout", ("probe",)),
+    MetricSpec("app.response_ms", "ms", "Time to the whole answer of a probe", ("probe",)),
+    MetricSpec("app.status", "count", "HTTP status of the last probe (0: no answer)", ("probe",)),
+    MetricSpec("app.availability_percent", "%", "Probes up today (local time zone)", ("probe",)),
+)
+
+MAX_BODY = 1 << 20          # read at most 1 MB of a probe's answer
+SCHEMA = """CREATE TABLE IF NOT EXISTS probe_availability (
+    day TEXT NOT NULL, probe TEXT NOT NULL, ok INTEGER NOT NULL, total INTEGER NOT NULL,
+    PRIMARY KEY (day, probe))"""
+
+
+class DayCounts:
+    """Probes up / run per local day and probe, in memory and (optionally) in SQLite."""
+
+    def __init__(self, path: Path | None, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], list[int]] = {}
+        self._conn: sqlite3.Connection | None = None
+        if path is not None:
+            from dashboard.store import connect
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = connect(path)
+            self._conn.execute(SCHEMA)
+
+    def day(self, wall: float) -> str:
+        return datetime.fromtimestamp(wall, self.tz).strftime("%Y-%m-%d")
+
+    def add(self, probe: str, wall: float, ok: bool) -> float:
+        """Count one probe; return today's availability in percent."""
+        day = self.day(wall)
+        with self._lock:
+            c = self._counts.get((day, probe))
+            if c is None:
+                c = self._counts[(day, probe)] = self._load(day, probe)
+                # keep only today's entries in memory
+                for k in [k for k in self._counts if k[0] != day]:
+                    del self._counts[k]
+            c[0] += int(ok)
+            c[1] += 1
+            if self._conn is not None:
+                self._conn.execute(
+                    "INSERT INTO probe_availability(day, probe, ok, total) VALUES (?,?,?,?) "
+                    "ON CONFLICT(day, probe) DO UPDATE SET ok=excluded.ok, total=excluded.total",
+                    (day, probe, c[0], c[1]))
+            return c[0] / c[1] * 100.0
+
+    def _load(self, day: str, probe: str) -> list[int]:
+        if self._conn is None:
+            return [0, 0]
+        row = self._conn.execute("SELECT ok, total FROM probe_availability WHERE day=? AND probe=?",
+                                 (day, probe)).fetchone()
+        return [int(row[0]), int(row[1])] if row else [0, 0]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class ProbeCollector:
+    source = "app"
+    metrics = METRICS
+
+    def __init__(self, probes: Sequence[ProbeSettings], counts_path: Path | None = None,
+                 tz: ZoneInfo | None = None, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        if not probes:
+            raise ValueError("ProbeCollector needs at least one probe")
+        self.probes = list(probes)
+        self.interval_s = min(p.interval_s for p in probes)
+        # Parallel probes: the tick lasts as long as the slowest timeout, plus a margin.
+        self.timeout_s = max(p.timeout_s for p in probes) + 2.0
+        self._clock, self._wall = clock, wall
+        self._next: dict[str, float] = {}
+        self._sessions = {p.name: requests.Session() for p in probes}
+        for s in self._sessions.values():
+            s.headers["User-Agent"] = "dashboard-probe/1"
+            s.trust_env = False       # no proxies from the environment: probes go straight
+        self._pool = ThreadPoolExecutor(max_workers=min(8, len(probes)), thread_name_prefix="probe")
+        self._days = DayCounts(counts_path, tz or ZoneInfo("UTC"))
+
+    def _probe(self, p: ProbeSettings) -> Reading:
+        labels = {"probe": p.name}
+        t0 = time.perf_counter()
+        try:
+            with self._sessions[p.name].get(p.url, timeout=p.timeout_s, allow_redirects=False,
+                                            stream=True) as resp:
+                got = 0
+                deadline = t0 + p.timeout_s
+                for chunk in resp.iter_content(65536):
+                    got += len(chunk)
+                    if got >= MAX_BODY or time.perf_counter() > deadline:
+                        break
+                elapsed_ms = (time.perf_counter() - t0) * 1000.0
+                status = resp.status_code
+        except requests.Timeout:
+            return self._down(p, labels, f"probe {p.name}: no answer within {p.timeout_s:g} s")
+        except requests.ConnectionError as e:
+            reason = "connection refused" if "refused" in str(e).lower() else "cannot connect"
+            return self._down(p, labels, f"probe {p.name}: {reason}")
+        except requests.RequestException as e:
+            return self._down(p, labels, f"probe {p.name}: {type(e).__name__}")
+        ok = 200 <= status < 400
+        values = {"app.up": float(ok), "app.status": float(status), "app.response_ms": elapsed_ms,
+                  "app.availability_percent": self._days.add(p.name, self._wall(), ok)}
+        return Reading(values, labels, error=None if ok else f"probe {p.name}: HTTP {status}")
+
+    def _down(self, p: ProbeSettings, labels: dict, error: str) -> Reading:
+        # The URL (which may hold a token) is never in the error: the probe's name is.
+        values = {"app.up": 0.0, "app.status": 0.0,
+                  "app.availability_percent": self._days.add(p.name, self._wall(), False)}
+        return Reading(values, labels, error=error)
+
+    def collect(self) -> list[Reading]:
+        now = self._clock()
+        due = [p for p in self.probes if now >= self._next.get(p.name, 0.0) - 0.05 * p.interval_s]
+        for p in due:
+            self._next[p.name] = now + p.interval_s
+        return list(self._pool.map(self._probe, due))
+
+    def check_notes(self) -> list[str]:
+        return [f"probe {p.name}: every {p.interval_s:g} s, timeout {p.timeout_s:g} s"
+                for p in self.probes]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for s in self._sessions.values():
+            s.close()
+        self._days.close()

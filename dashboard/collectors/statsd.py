@@ -1,0 +1,278 @@
+"""A StatsD-compatible UDP listener, so the platform can push its own signals with any client.
+
+Accepted lines (several per packet, newline-separated): ``name:value|c[|@rate]`` (counter;
+``value / rate`` is counted), ``name:value|ms[|@rate]`` or ``|h`` (timer), ``name:value|g``
+(gauge; ``+n`` / ``-n`` adjust it), ``name:value|s`` (set); DogStatsD ``|#tags`` are accepted
+and ignored. Anything else is counted in ``statsd.malformed`` and dropped.
+
+What the dashboard makes of them, per interval (10 s by default, StatsD's own flush interval,
+so a p95 rests on more than a handful of requests):
+- ``app.error_rate`` = ``errors`` / ``requests`` counters, in percent;
+- ``app.checkout_success_rate`` = ``checkout.success`` / (``checkout.success`` + ``checkout.failure``);
+- ``app.response_ms`` (mean, the docs' "average response time"), ``app.response_ms_p50`` and
+  ``app.response_ms_p95`` from the ``response_time`` (or ``request_time``) timers;
+- a name also matches with any prefix: ``shop.requests`` counts as ``requests``;
+- the first 50 other counters and gauges as ``statsd.count_per_s{name}`` / ``statsd.gauge{name}``.
+
+The listener is a thread started by ``Runtime.start`` (``start()``) and stopped by
+``close()``. It keeps up with 10,000 packets/s on loopback: an 8 MB receive buffer absorbs
+stalls, and the loop does nothing but ``recv_into``, a split and a dict update per line.
+"""
+from __future__ import annotations
+
+import math
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from dashboard.model import CollectorError, MetricSpec, Reading
+
+METRICS: Sequence[MetricSpec] = (
+    MetricSpec("app.error_rate", "%", "errors / requests counters over the interval"),
+    MetricSpec("app.checkout_success_rate", "%", "checkout.success / (success + failure) over the interval"),
+    MetricSpec("app.response_ms", "ms", "Mean of the response_time timers over the interval"),
+    MetricSpec("app.response_ms_p50", "ms", "Median response_time over the interval"),
+    MetricSpec("app.response_ms_p95", "ms", "95th percentile of response_time over the interval"),
+    MetricSpec("app.requests_per_s", "/s", "requests counter per second"),
+    MetricSpec("statsd.packets_per_s", "/s", "StatsD packets received per second"),
+    MetricSpec("statsd.malformed", "count", "Malformed StatsD lines since start (dropped)"),
+    MetricSpec("statsd.malformed_per_s", "/s", "Malformed StatsD lines per second"),
+    MetricSpec("statsd.count_per_s", "/s", "Any other StatsD counter per second", ("name",)),
+    MetricSpec("statsd.gauge", "count", "Any StatsD gauge, last value", ("name",)),
+)
+
+RCVBUF = 8 << 20
+MAX_TIMER_VALUES = 20_000        # per name and interval; beyond, a uniform reservoir sample
+MAX_NAMES = 50                   # other counters/gauges exposed; the network must not grow the store
+MAX_GAUGES = 10_000              # gauges live across intervals: bound what a sender can make us keep
+_TYPES = {b"c", b"ms", b"h", b"g", b"s"}
+
+
+@dataclass
+class Interval:
+    """What arrived since the previous ``take()``."""
+
+    counters: dict[str, float] = field(default_factory=dict)
+    timers: dict[str, list[float]] = field(default_factory=dict)
+    timer_seen: dict[str, float] = field(default_factory=dict)
+    sets: dict[str, set] = field(default_factory=dict)
+    packets: int = 0
+    malformed: int = 0
+
+
+class StatsdListener:
+    def __init__(self, bind: str = "127.0.0.1:8125", rcvbuf: int = RCVBUF) -> None:
+        host, _, port = bind.rpartition(":")
+        self.requested = (host or "127.0.0.1", int(port))
+        self.rcvbuf = rcvbuf
+        self.address: tuple[str, int] | None = None
+        self.error: str | None = None
+        self.malformed_total = 0
+        self.gauges: dict[str, float] = {}
+        self._cur = Interval()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:   # root (or CAP_NET_ADMIN) may exceed net.core.rmem_max; others get the cap
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, self.rcvbuf)
+            except (OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.bind(self.requested)
+        except OSError as e:
+            self.error = f"statsd: cannot listen on udp {self.requested[0]}:{self.requested[1]}: {e.strerror or e}"
+            raise CollectorError(self.error) from None
+        self.error = None
+        self._sock, self.address, self._stopping = sock, sock.getsockname(), False
+        self._thread = threading.Thread(target=self._loop, name="statsd-listener", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        sock, self._stopping = self._sock, True
+        if sock is None:
+            return
+        try:   # wake the blocking recv with an empty datagram, then let the loop end
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"", self.address)
+        except OSError:
+            pass
+        if self._thread is not None:
+            self._thread.join(2.0)
+        sock.close()
+        self._sock, self._thread = None, None
+
+    def take(self) -> Interval:
+        with self._lock:
+            cur, self._cur = self._cur, Interval()
+        return cur
+
+    def _loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        buf = bytearray(65536)
+        n_since_yield = 0
+        while not self._stopping:
+            try:
+                n = sock.recv_into(buf)
+            except OSError:
+                if self._stopping:
+                    break
+                continue
+            if n == 0:
+                continue
+            self._ingest(bytes(buf[:n]))
+            n_since_yield += 1
+            if n_since_yield >= 256:
+                # Lets green threads (eventlet/gevent) run under a flood; a no-op otherwise.
+                n_since_yield = 0
+                time.sleep(0)
+
+    def _ingest(self, data: bytes) -> None:
+        bad = 0
+        with self._lock:
+            cur = self._cur
+            cur.packets += 1
+            for line in data.split(b"\n"):
+                if not line:
+                    continue
+                name, sep, rest = line.partition(b":")
+                parts = rest.split(b"|")
+                if not sep or not name or len(parts) < 2 or parts[1] not in _TYPES:
+                    bad += 1
+                    continue
+                kind, raw = parts[1], parts[0]
+                rate = 1.0
+                try:
+                    if kind != b"s":
+                        value = float(raw)
+                        if not math.isfinite(value):
+                            raise ValueError
+                    for extra in parts[2:]:
+                        if extra[:1] == b"@":
+                            rate = float(extra[1:])
+                            if not 0 < rate <= 1:
+                                raise ValueError
+                        elif extra[:1] != b"#":
+                            raise ValueError
+                    key = name.decode("ascii")
+                except (ValueError, UnicodeDecodeError):
+                    bad += 1
+                    continue
+                if kind == b"c":
+                    cur.counters[key] = cur.counters.get(key, 0.0) + value / rate
+                elif kind == b"ms" or kind == b"h":
+                    seen = cur.timer_seen.get(key, 0.0) + 1 / rate
+                    cur.timer_seen[key] = seen
+                    vals = cur.timers.setdefault(key, [])
+                    if len(vals) < MAX_TIMER_VALUES:
+                        vals.append(value)
+                    else:       # reservoir: every value had the same chance to be kept
+                        j = random.randrange(int(seen))
+                        if j < MAX_TIMER_VALUES:
+                            vals[j] = value
+                elif kind == b"g":
+                    if raw[:1] in (b"+", b"-") and key in self.gauges:
+                        self.gauges[key] += value
+                    elif key in self.gauges or len(self.gauges) < MAX_GAUGES:
+                        self.gauges[key] = value
+                else:
+                    cur.sets.setdefault(key, set()).add(raw)
+            cur.malformed += bad
+            self.malformed_total += bad
+
+
+def _matching(d: dict, name: str) -> list:
+    suffix = "." + name
+    return [v for k, v in d.items() if k == name or k.endswith(suffix)]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least q of the values at or below."""
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+KNOWN_COUNTERS = ("requests", "errors", "checkout.success", "checkout.failure")
+RESPONSE_TIMERS = ("response_time", "request_time")
+
+
+class StatsdCollector:
+    source = "statsd"
+    metrics = METRICS
+
+    def __init__(self, listener: StatsdListener, interval_s: float = 10.0, timeout_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.listener = listener
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._last: float | None = None
+        self._started = False
+
+    def start(self) -> None:
+        """Bind and listen (Runtime.on_start); a bind error shows on every tick afterwards."""
+        self._started = True
+        try:
+            self.listener.start()
+        except CollectorError:
+            pass
+        self._last = self._clock()
+
+    def collect(self) -> list[Reading]:
+        if not self._started:
+            return []          # `check`: the listener only runs inside serve/collect
+        if self.listener.error or not self.listener.running:
+            raise CollectorError(self.listener.error or "statsd: the listener thread stopped")
+        now = self._clock()
+        span = max(now - (self._last or now), 1e-6)
+        self._last = now
+        iv = self.listener.take()
+        values: dict[str, float] = {"statsd.packets_per_s": iv.packets / span,
+                                    "statsd.malformed_per_s": iv.malformed / span,
+                                    "statsd.malformed": float(self.listener.malformed_total)}
+        c = {name: sum(_matching(iv.counters, name)) for name in KNOWN_COUNTERS}
+        if c["requests"] > 0:
+            values["app.error_rate"] = c["errors"] / c["requests"] * 100.0
+        values["app.requests_per_s"] = c["requests"] / span
+        done = c["checkout.success"] + c["checkout.failure"]
+        if done > 0:
+            values["app.checkout_success_rate"] = c["checkout.success"] / done * 100.0
+        timings = sorted(v for name in RESPONSE_TIMERS for vals in _matching(iv.timers, name)
+                         for v in vals)
+        if timings:
+            values["app.response_ms"] = sum(timings) / len(timings)
+            values["app.response_ms_p50"] = percentile(timings, 0.50)
+            values["app.response_ms_p95"] = percentile(timings, 0.95)
+        out = [Reading(values)]
+        known = set()
+        for name in KNOWN_COUNTERS:
+            known.update(k for k in iv.counters if k == name or k.endswith("." + name))
+        others = sorted(k for k in iv.counters if k not in known)[:MAX_NAMES]
+        out += [Reading({"statsd.count_per_s": iv.counters[k] / span}, {"name": k}) for k in others]
+        out += [Reading({"statsd.gauge": v}, {"name": k})
+                for k, v in sorted(self.listener.gauges.items())[:MAX_NAMES]]
+        return out
+
+    def check_notes(self) -> list[str]:
+        where = self.listener.address or self.listener.requested
+        return [f"statsd: udp {where[0]}:{where[1]}, flushed every {self.interval_s:g} s "
+                f"(the listener runs inside serve/collect)"]
+
+    def stop(self) -> None:
+        """Runtime.on_stop: stop listening (``close`` does the same at shutdown)."""
+        self.listener.stop()
+
+    def close(self) -> None:
+        self.listener.stop()
