@@ -24,12 +24,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["dashboard"] = runtime
 
-    from dashboard import api, auth, live, pages
+    from dashboard import api, auth, dbviews, live, pages
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     live.init_app(app, runtime, async_mode or settings.async_mode)
+    dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
 
     @app.after_request
     def compress(resp):

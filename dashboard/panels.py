@@ -48,9 +48,35 @@ HOST_PANELS: tuple[Panel, ...] = (
           names={"host.disk_read_bps": "read", "host.disk_write_bps": "written"}),
 )
 
-AREAS: dict[str, str] = {"host": "Host"}
+DB_PANELS: tuple[Panel, ...] = (
+    Panel("db-pool", "Connection pool in use", ["db.pool_utilization"], "%", "db",
+          [Line(80, "warning 80 %"), Line(95, "critical 95 %", "critical")], 100,
+          "db_pool_utilization", {"db.pool_utilization": "pool"}),
+    Panel("db-conn-hour", "New connections per hour, against the limit",
+          ["db.connections_per_hour", "db.connections_per_hour_limit"], "/h", "db",
+          rule="db_connections_per_hour",
+          names={"db.connections_per_hour": "connections/h", "db.connections_per_hour_limit": "limit"}),
+    Panel("db-slow", "Slow queries per minute", ["db.slow_queries_per_min", "db.long_running"],
+          "/min", "db", rule="db_slow_queries",
+          names={"db.slow_queries_per_min": "slow/min", "db.long_running": "running ≥ slow now"}),
+    Panel("db-avg", "Average query time", ["db.avg_query_ms"], "ms", "db",
+          [Line(100, "warning 100 ms"), Line(1000, "critical 1000 ms", "critical")], None,
+          "db_avg_query_time", {"db.avg_query_ms": "avg"}),
+    Panel("db-threads", "Connections and running statements",
+          ["db.threads_connected", "db.threads_running", "db.pool_capacity"], "", "db",
+          names={"db.threads_connected": "connected", "db.threads_running": "running",
+                 "db.pool_capacity": "capacity"}),
+    Panel("db-load", "Queries per second", ["db.queries_per_s"], "/s", "db",
+          names={"db.queries_per_s": "queries/s"}),
+    Panel("db-refused", "Refused and aborted connections",
+          ["db.refused_connections", "db.aborted_connects_per_min"], "", "db",
+          rule="db_refused_connections",
+          names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"}),
+)
 
-PANELS: list[Panel] = [*HOST_PANELS]
+AREAS: dict[str, str] = {"host": "Host", "db": "Database"}
+
+PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS]
 
 
 def as_json(panels: Sequence[Panel] | None = None) -> list[dict]:

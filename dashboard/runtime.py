@@ -45,6 +45,11 @@ class Runtime:
                 self.on_start.append(c.start)
             if callable(getattr(c, "stop", None)):
                 self.on_stop.append(c.stop)
+        # A collector may declare side jobs that keep their own tables in the store's file (the
+        # MySQL collector's top-statements reader, every 15 s on its second connection).
+        for c in self.runner.collectors:
+            for func, trigger in (c.jobs(self.store) if hasattr(c, "jobs") else ()):
+                self.runner.add_job(func, **trigger)
         self._started = False
         self._lock = threading.Lock()
 
