@@ -74,9 +74,61 @@ DB_PANELS: tuple[Panel, ...] = (
           names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"}),
 )
 
-AREAS: dict[str, str] = {"host": "Host", "db": "Database"}
+# Issue 4: the cache, the job queues and the application's own signals. Lines are the docs'
+# targets and THRESHOLDS.md rows 6-14 (the alert rules' defaults).
+CACHE_PANELS: tuple[Panel, ...] = (
+    Panel("cache-hit", "Cache hit rate (over the last minute)", ["cache.hit_rate"], "%", "cache",
+          [Line(80, "goal 80 %", "target"), Line(75, "warning 75 %"),
+           Line(60, "critical 60 %", "critical")], 100, "cache_hit_rate",
+          {"cache.hit_rate": "hit rate"}),
+    Panel("cache-traffic", "Cache hits, misses and evictions",
+          ["cache.hits_per_s", "cache.misses_per_s", "cache.evicted_per_s"], "/s", "cache",
+          names={"cache.hits_per_s": "hits/s", "cache.misses_per_s": "misses/s",
+                 "cache.evicted_per_s": "evicted/s"}),
+    Panel("cache-memory", "Cache memory used (of maxmemory)", ["cache.memory_percent"], "%",
+          "cache", y_max=100, names={"cache.memory_percent": "memory"}),
+    Panel("cache-load", "Cache commands and clients", ["cache.ops_per_s", "cache.clients"], "",
+          "cache", names={"cache.ops_per_s": "commands/s", "cache.clients": "clients"}),
+)
 
-PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS]
+QUEUE_PANELS: tuple[Panel, ...] = (
+    Panel("queue-pending", "Jobs pending", ["queue.pending"], "", "queue",
+          [Line(50, "warning 50"), Line(200, "critical 200", "critical")], None, "queue_pending"),
+    Panel("queue-failed", "Failed jobs, new in the last minute", ["queue.failed_new"], "", "queue",
+          [Line(0.5, "any new failure", "critical")], None, "queue_failed"),
+    Panel("queue-age", "Oldest pending job", ["queue.oldest_pending_age_s"], "s", "queue",
+          [Line(600, "warning 10 min"), Line(1800, "critical 30 min", "critical")], None,
+          "queue_oldest_age"),
+    Panel("queue-drain", "Time to drain the queue", ["queue.drain_eta_s"], "s", "queue"),
+    Panel("queue-flow", "Jobs taken minus jobs added, per second", ["queue.net_dequeue_per_s"],
+          "/s", "queue"),
+)
+
+APP_PANELS: tuple[Panel, ...] = (
+    Panel("app-response", "Response time", ["app.response_ms", "app.response_ms_p95"], "ms", "app",
+          [Line(500, "target 500 ms"), Line(1000, "critical 1 s", "critical")], None,
+          "app_response_time", {"app.response_ms": "avg", "app.response_ms_p95": "p95"}),
+    Panel("app-errors", "Error rate", ["app.error_rate"], "%", "app",
+          [Line(0.1, "warning 0.1 %"), Line(1, "critical 1 %", "critical")], None, "app_error_rate",
+          {"app.error_rate": "errors"}),
+    Panel("app-checkout", "Checkout success rate", ["app.checkout_success_rate"], "%", "app",
+          [Line(99, "goal 99 %", "target"), Line(95, "critical 95 %", "critical")], 100,
+          "app_checkout_success", {"app.checkout_success_rate": "checkout success"}),
+    Panel("app-availability", "Probes up today", ["app.availability_percent"], "%", "app",
+          [Line(99.9, "target 99.9 %", "target"), Line(99, "critical 99 %", "critical")], 100,
+          "app_availability"),
+    Panel("app-workers", "PHP-FPM workers busy (of pm.max_children)", ["app.worker_utilization"],
+          "%", "app", [Line(80, "warning 80 %"), Line(95, "critical 95 %", "critical")], 100,
+          "app_worker_utilization", {"app.worker_utilization": "busy"}),
+    Panel("app-statsd", "StatsD packets received and malformed",
+          ["statsd.packets_per_s", "statsd.malformed_per_s"], "/s", "app",
+          names={"statsd.packets_per_s": "packets/s", "statsd.malformed_per_s": "malformed/s"}),
+)
+
+AREAS: dict[str, str] = {"host": "Host", "db": "Database", "cache": "Cache", "queue": "Queues",
+                         "app": "Application"}
+
+PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS, *CACHE_PANELS, *QUEUE_PANELS, *APP_PANELS]
 
 
 def as_json(panels: Sequence[Panel] | None = None) -> list[dict]:
