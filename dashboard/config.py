@@ -163,6 +163,15 @@ class Settings:
         if self.smtp.password:
             out.append(self.smtp.password)
         out.extend(n.secret for n in self.notify if n.secret)
+        for n in self.notify:        # a hook URL can be the credential itself (issue 7)
+            if n.url:
+                p, shown = urlsplit(n.url), urlsplit(mask_url(n.url))
+                if p.password:
+                    out.append(unquote(p.password))
+                if shown.path == "/***":
+                    out.append(p.path)
+                if p.query:
+                    out.append(p.query)
         return out
 
     def masked(self) -> dict[str, Any]:
