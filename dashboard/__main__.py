@@ -77,14 +77,16 @@ def cmd_check(args) -> int:
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
     from dashboard.collectors import registry
+    from dashboard.redact import scrub     # a driver's message may quote a DSN (issue 7)
+    secrets = settings.secrets()
     failures = 0
     print("\ntargets:")
     for c in registry.build(settings):
         ok, detail = _probe(c, max(c.timeout_s, 5.0))
         # A second reading gives collectors that compute rates something to compare with.
-        print(f"  {'ok  ' if ok else 'FAIL'} {c.source:<8} {detail}")
+        print(f"  {'ok  ' if ok else 'FAIL'} {c.source:<8} {scrub(detail, secrets)}")
         for line in getattr(c, "check_notes", lambda: [])():
-            print(f"       {line}")
+            print(f"       {scrub(line, secrets)}")
         failures += not ok
         try:
             c.close()

@@ -1,0 +1,82 @@
+"""`python -m dashboard create-user / create-token / revoke-token` and the first admin (issue 7)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard.app import create_app
+from dashboard.config import from_dict
+from dashboard.runtime import Runtime
+from tests.auth_helpers import accounts_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DASHBOARD_DATA_DIR": str(data_dir)}
+    env.pop("DASHBOARD_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "dashboard", *args], cwd=ROOT, env=env,
+                          input=stdin if stdin is not None else "", capture_output=True,
+                          text=True, timeout=60)
+
+
+def app_on(data_dir: Path):
+    settings = from_dict({"data_dir": str(data_dir), "async_mode": "threading"})
+    return create_app(settings, Runtime(settings, []), async_mode="threading")
+
+
+def test_create_token_prints_a_working_token_once_and_revoke_token_stops_it(tmp_path):
+    out = run(tmp_path, "create-token", "--role", "viewer", "--name", "grafana")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert re.fullmatch(r"dsh_[A-Za-z0-9_-]{40,}", token)
+    assert "shown once" in out.stderr and token not in out.stderr
+    app = app_on(tmp_path)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/api/latest", headers=headers).status_code == 200
+    assert app.test_client().post("/api/silences", headers=headers, json={}).status_code == 403
+    assert run(tmp_path, "revoke-token", "1").returncode == 0
+    assert app.test_client().get("/api/latest", headers=headers).status_code == 401
+
+
+def test_create_user_reads_the_password_from_stdin_and_refuses_duplicates(tmp_path):
+    out = run(tmp_path, "create-user", "ann", "--role", "operator", "--password-stdin",
+              stdin="a long enough password\n")
+    assert out.returncode == 0 and out.stdout == "", out.stderr
+    with accounts_for(tmp_path) as acc:
+        user = acc.authenticate("ann", "a long enough password")
+    assert user is not None and user.role == "operator"
+    again = run(tmp_path, "create-user", "ann", "--role", "viewer", "--password-stdin", stdin="x" * 12)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    short = run(tmp_path, "create-user", "bob", "--role", "viewer", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    bad = run(tmp_path, "create-user", "bob", "--role", "root", "--password-stdin", stdin="x" * 12)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_create_user_without_a_terminal_generates_and_prints_a_password(tmp_path):
+    out = run(tmp_path, "create-user", "carol", "--role", "viewer")
+    assert out.returncode == 0
+    with accounts_for(tmp_path) as acc:
+        assert acc.authenticate("carol", out.stdout.strip()) is not None
+
+
+def test_the_first_start_creates_exactly_one_admin_and_shows_its_password_once(tmp_path):
+    code = ("import sys; from dashboard.config import from_dict;"
+            "from dashboard.accounts_cli import first_admin;"
+            f"first_admin(from_dict({{'data_dir': {str(tmp_path)!r}}}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    shown = [err for _, err in outputs if "first start" in err]
+    assert len(shown) == 1, outputs
+    password = re.search(r"\n    (\S+)\n", shown[0]).group(1)
+    with accounts_for(tmp_path) as acc:
+        assert [(u.name, u.role) for u in acc.users()] == [("admin", "admin")]
+        assert acc.authenticate("admin", password) is not None
+    later = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert later.stderr == "" and later.stdout == ""

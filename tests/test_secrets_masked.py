@@ -1,0 +1,110 @@
+"""Configured secrets never reach logs, error samples, /healthz, pages or `check` (issue 7).
+The whole-stack grep (gunicorn log + pages) is in tests/e2e/test_security_browser.py."""
+from __future__ import annotations
+
+import html
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard import redact
+from dashboard.app import create_app
+from dashboard.config import from_dict
+from dashboard.model import CollectorError
+from dashboard.runtime import Runtime
+from tests.auth_helpers import logged_in_client
+
+ROOT = Path(__file__).resolve().parent.parent
+MYSQL_PW = "Mysql-Pw-7f3a9"
+SMTP_PW = "Smtp-Pw-c41d2"
+HOOK_SECRET = "Hook-Secret-e98b"
+SLACK_PATH = "/services/T000/B000/Slack-Token-5521"
+SECRETS = (MYSQL_PW, SMTP_PW, HOOK_SECRET, "Slack-Token-5521")
+
+
+def secret_settings(data_dir: Path, **extra):
+    return {
+        "data_dir": str(data_dir), "async_mode": "threading",
+        "mysql": {"url": f"mysql://monitor:{MYSQL_PW}@127.0.0.1:9/"},
+        "smtp": {"host": "127.0.0.1", "port": 9, "user": "dash", "password": SMTP_PW},
+        "notify": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": HOOK_SECRET},
+                   {"kind": "slack", "url": f"https://hooks.slack.example{SLACK_PATH}"}],
+        **extra,
+    }
+
+
+def assert_clean(text: str, where: str) -> None:
+    for s in SECRETS:
+        assert s not in text, f"{s!r} leaked into {where}"
+
+
+class LeakyCollector:
+    """Fault injection: a driver whose error message quotes the whole DSN."""
+    source = "db"
+    interval_s = 0.1
+    timeout_s = 1.0
+    metrics = ()
+
+    def collect(self):
+        raise CollectorError(f"cannot reach mysql://monitor:{MYSQL_PW}@127.0.0.1:9/")
+
+    def close(self) -> None:
+        pass
+
+
+def test_log_records_are_scrubbed_of_secrets_in_message_args_and_traceback(caplog):
+    redact.register([MYSQL_PW, HOOK_SECRET])
+    log = logging.getLogger("dashboard.test")
+    with caplog.at_level(logging.INFO):
+        log.info("connecting with %s", f"mysql://monitor:{MYSQL_PW}@db/")
+        log.warning(f"signing with {HOOK_SECRET}")
+        try:
+            raise RuntimeError(f"refused: {MYSQL_PW}")
+        except RuntimeError:
+            log.exception("collector failed")
+    handler_text = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert_clean(handler_text, "the log")
+    assert "mysql://monitor:***@db/" in handler_text and "refused: ***" in handler_text
+
+
+def test_error_samples_healthz_and_pages_never_show_a_secret(tmp_path):
+    settings = from_dict(secret_settings(tmp_path / "data"))
+    rt = Runtime(settings, [LeakyCollector()])
+    app = create_app(settings, rt, async_mode="threading")
+    rt.runner.tick(rt.runner.collectors[0])
+    client = logged_in_client(app, "admin")
+    health = app.test_client().get("/healthz").get_data(as_text=True)
+    assert "cannot reach mysql://monitor:***@" in health
+    for where, text in [("/healthz", health),
+                        ("/api/latest", client.get("/api/latest").get_data(as_text=True)),
+                        ("/", client.get("/").get_data(as_text=True)),
+                        ("/admin/settings", client.get("/admin/settings").get_data(as_text=True)),
+                        ("store", "".join(s.error or "" for s in rt.store.latest()))]:
+        assert_clean(where=where, text=text)
+    assert '"password": "***"' in html.unescape(client.get("/admin/settings").get_data(as_text=True))
+
+
+def test_check_prints_settings_and_failures_without_secrets(tmp_path):
+    cfg = tmp_path / "dashboard.toml"
+    s = secret_settings(tmp_path / "data")
+    cfg.write_text(f'''data_dir = "{s["data_dir"]}"
+[mysql]
+url = "{s["mysql"]["url"]}"
+[smtp]
+host = "127.0.0.1"
+port = 9
+user = "dash"
+password = "{SMTP_PW}"
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret = "{HOOK_SECRET}"
+[[notify]]
+kind = "slack"
+url = "https://hooks.slack.example{SLACK_PATH}"
+''')
+    out = subprocess.run([sys.executable, "-m", "dashboard", "--config", str(cfg), "check"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "FAIL" in out.stdout and "db" in out.stdout, out.stdout + out.stderr
+    assert_clean(out.stdout + out.stderr, "check output")
