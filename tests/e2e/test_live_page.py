@@ -33,8 +33,13 @@ def open_live_page(ctx, server):
     login = getattr(conftest, "browser_login", None)
     if login is not None:
         login(page, server)
+    errors: list[str] = []
+    page.on("console", lambda m: m.type in ("error", "warning") and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server.url + "/")
-    page.wait_for_selector("body[data-charts-drawn]", timeout=15000)
+    wait_until(lambda: page.get_attribute("body", "data-charts-drawn"), timeout=20,
+               message=lambda: f"charts not drawn; browser said: {errors}; server log:\n"
+                               f"{server.log()[-2000:]}")
     return page
 
 
