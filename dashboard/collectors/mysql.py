@@ -30,7 +30,7 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("db.pool_capacity", "count", "Configured pool capacity, else the server's max_connections"),
     MetricSpec("db.pool_utilization", "%", "Open connections as a share of the pool capacity"),
     MetricSpec("db.max_used_connections", "count", "Most connections open at once since the server started"),
-    MetricSpec("db.refused_connections", "count", "Connections refused for max_connections since the previous sample"),
+    MetricSpec("db.refused_connections", "count", "Connections refused by a connection limit since the previous sample"),
     MetricSpec("db.aborted_connects_per_min", "/min", "Failed connection attempts per minute"),
     MetricSpec("db.queries_per_s", "/s", "Statements from clients per second (the dashboard's own excluded)"),
     MetricSpec("db.connections_per_hour", "/h", "New connections over the last hour (extrapolated during the first hour)"),
@@ -41,8 +41,9 @@ METRICS: Sequence[MetricSpec] = (
 )
 
 STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
-               "Connection_errors_max_connections", "Aborted_connects", "Questions",
-               "Connections", "Slow_queries", "Performance_schema_digest_lost")
+               "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
+               "Access_denied_errors", "Questions", "Connections", "Slow_queries",
+               "Performance_schema_digest_lost")
 INFO_EVERY_S = 300.0
 _SYSTEM_COMMANDS = ("Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO",
                     "Slave_SQL", "Slave_worker", "Register Slave")
@@ -106,7 +107,7 @@ class MySQLCollector:
         if now - self._info_at < INFO_EVERY_S and self._info_connects == self.conn.connects:
             return
         (mc, lqt, bp, ps), = self.conn.query(
-            "SELECT @@max_connections, @@long_query_time, @@innodb_buffer_pool_size, @@performance_schema")
+            "SELECT @@max_connections, @@GLOBAL.long_query_time, @@innodb_buffer_pool_size, @@performance_schema")
         self.variables = {"max_connections": int(mc), "long_query_time": float(lqt),
                           "innodb_buffer_pool_size": int(bp), "performance_schema": int(ps or 0)}
         lines = [r[0] for r in self.conn.query("SHOW GRANTS")]
@@ -145,9 +146,7 @@ class MySQLCollector:
             "db.connections_per_hour_limit": float(self.settings.connections_per_hour_limit),
             "db.avg_query_ms": self.book.avg_query_ms(),
         }
-        if "Connection_errors_max_connections" in status:
-            v["db.refused_connections"] = self._rates.delta(
-                "refused", status["Connection_errors_max_connections"])
+        v["db.refused_connections"] = self._refused(status)
         if "Questions" in status:
             # Questions counts our statements too; subtract them so an idle server shows 0.
             qps = self._rates.rate("questions", status["Questions"] - ours, now)
@@ -159,13 +158,36 @@ class MySQLCollector:
                 v["db.connections_per_hour"] = inc[0] if span >= 3600 - self.interval_s \
                     else inc[0] * 3600.0 / span
         lost = status.get("Performance_schema_digest_lost")
-        if lost is not None and self._rates.delta("digest_lost", lost):
+        if lost is not None and self._rates.delta(("lost", "digests"), lost):
             self.book.notices["digest_lost"] = (
                 f"performance_schema's digest table is full: since {datetime.fromtimestamp(wall, self._tz):%H:%M} "
                 "statements are folded into one '(lost)' row. Raise performance_schema_digests_size "
                 "in the server configuration and restart the server.")
         v["db.long_running"] = self._running_now(wall, running)
         return [Reading({k: x for k, x in v.items() if x is not None})]
+
+    def _refused(self, status: dict[str, float]) -> float | None:
+        """Connections refused since the previous sample.
+
+        MySQL counts every refusal at max_connections in Connection_errors_max_connections.
+        MariaDB (seen on 10.11) counts there only the refusals once even the reserved admin
+        slot is taken; an ordinary user turned away at max_connections -- the case that
+        matters -- only shows in Aborted_connects. So on MariaDB a refusal is an aborted
+        connect that got past the handshake (not Aborted_connects_preauth) and was not a
+        wrong password (Access_denied_errors): max_connections, max_user_connections or a
+        per-hour limit. The counters are read in one statement, so the difference is exact
+        but for a denied *statement* in the same second, which makes it undercount (never
+        over), floored by Connection_errors_max_connections.
+        """
+        d = {k: self._rates.delta(("refused", k), status[k]) for k in (
+            "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
+            "Access_denied_errors") if k in status}
+        errors = d.get("Connection_errors_max_connections")
+        if self.conn.flavor != "mariadb" or any(d.get(k) is None for k in (
+                "Aborted_connects", "Aborted_connects_preauth", "Access_denied_errors")):
+            return errors
+        after_auth = d["Aborted_connects"] - d["Aborted_connects_preauth"] - d["Access_denied_errors"]
+        return max(after_auth, errors or 0.0, 0.0)
 
     def _rate(self, name: str, status: dict[str, float], now: float, per: float) -> float | None:
         return self._rates.rate(name, status[name], now, per) if name in status else None

@@ -63,7 +63,7 @@ class StatementReader:
 
     def _probe(self) -> None:
         (ps, log_output, slow_on), = self.conn.query(
-            "SELECT @@performance_schema, @@log_output, @@slow_query_log")
+            "SELECT @@performance_schema, @@GLOBAL.log_output, @@GLOBAL.slow_query_log")
         acct = self._account()
         if int(ps or 0):
             try:

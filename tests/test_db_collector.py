@@ -1,0 +1,262 @@
+"""The MySQL/MariaDB collector against real MariaDB servers (issue 3).
+
+The monitoring account has only the grants the README asks for: PROCESS, BINLOG MONITOR and
+SELECT ON performance_schema.*. Servers that a test breaks for good (max_connections reached,
+no performance_schema) are the test's own (``make_mariadb``).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from dashboard import config
+from dashboard.app import create_app
+from dashboard.collectors.host import HostCollector
+from dashboard.collectors.mysql import MySQLCollector
+from dashboard.runtime import Runtime
+from dashboard.store import Store
+from tests.auth_helpers import logged_in_client
+from tests.util import mysql_connect, wait_until
+
+GRANTS = ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def monitor(db, grants=GRANTS, name: str = "dbmon") -> str:
+    return db.create_monitor_user(name, secrets.token_urlsafe(12), grants)
+
+
+def make_collector(url: str, **kw) -> MySQLCollector:
+    return MySQLCollector(config.parse_mysql({"url": url, **kw.pop("mysql", {})}),
+                          backoff_max_s=0.5, min_hour_span_s=1, **kw)
+
+
+@pytest.fixture
+def collector(mariadb):
+    c = make_collector(monitor(mariadb))
+    yield c
+    c.close()
+
+
+def values(c: MySQLCollector) -> dict:
+    return dict(c.collect()[0].values)
+
+
+def run_in_thread(url: str, sql: str) -> threading.Thread:
+    def run() -> None:
+        with mysql_connect(url) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            cur.fetchall()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def running(c: MySQLCollector, marker: str) -> list[dict]:
+    c.collect()
+    return [r for r in c.book.now()["rows"] if marker in r["statement"]]
+
+
+def test_threads_connected_and_pool_utilization_follow_the_connections_clients_open(mariadb, collector):
+    configured = make_collector(monitor(mariadb, name="dbmon_pool"), mysql={"pool_capacity": 40})
+    base = values(collector)["db.threads_connected"]
+    opened = [mysql_connect(mariadb.root_url) for _ in range(12)]
+    try:
+        def matches() -> dict | None:
+            v = values(collector)
+            # ±1: another test's connection may be closing at that moment
+            return v if abs(v["db.threads_connected"] - (base + 12)) <= 1 else None
+        v = wait_until(matches, timeout=10, message="threads_connected did not grow by 12")
+        assert v["db.pool_capacity"] == 100                      # the server's max_connections
+        assert v["db.pool_utilization"] == pytest.approx(v["db.threads_connected"], abs=1)
+        # A configured pool capacity (the app's pool) is the denominator when given.
+        cv = values(configured)
+        assert cv["db.pool_capacity"] == 40
+        assert cv["db.pool_utilization"] == pytest.approx(100 * (base + 13) / 40, abs=100 / 40 * 1.01)
+    finally:
+        for conn in opened:
+            conn.close()
+        configured.close()
+    wait_until(lambda: abs(values(collector)["db.threads_connected"] - base) <= 1, timeout=10,
+               message="threads_connected did not fall back after the clients closed")
+
+
+def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate_rises(mariadb, collector):
+    old_lqt = mariadb.query("SELECT @@GLOBAL.long_query_time")[0][0]
+    mariadb.sql("SET GLOBAL long_query_time = 1")      # read by sessions opened after this
+    marker = f"slow_{secrets.token_hex(4)}"            # an alias: its own digest on every run
+    try:
+        values(collector)
+        collector.reader.run()                          # the digest baseline
+        assert collector.book.source == "performance_schema"
+        t = run_in_thread(mariadb.root_url, f"SELECT SLEEP(1.5) AS {marker}")
+        row = wait_until(lambda: running(collector, marker), timeout=5,
+                         message="SLEEP(1.5) never showed in the running-now list")[0]
+        assert row["seconds"] >= 1.0 and row["user"] == "root" and row["host"].startswith("127.0.0.1")
+        assert row["statement"] == f"SELECT SLEEP(?) AS {marker}"
+        assert values(collector)["db.long_running"] >= 1
+        t.join(5)
+        wait_until(lambda: values(collector).get("db.slow_queries_per_min", 0) > 0, timeout=5,
+                   message="Slow_queries did not rise")
+        wait_until(lambda: not running(collector, marker), timeout=5)
+
+        collector.reader.run()
+        top = collector.book.top("5m")
+        mine = [r for r in top["rows"] if marker in r["text"]]
+        assert len(mine) == 1, top
+        assert mine[0]["calls"] == 1 and 1400 <= mine[0]["avg_ms"] <= 3000
+        assert mine[0]["max_ms"] == pytest.approx(mine[0]["avg_ms"], rel=0.01)
+        assert mine[0]["flags"] == ["new_and_slow"]
+        assert mine[0]["share_pct"] > 50                # everything else here is sub-millisecond
+        assert values(collector)["db.avg_query_ms"] > 10
+        # Only what happened after the baseline counts: the statement is not counted twice.
+        collector.reader.run()
+        assert [r["calls"] for r in collector.book.top("5m")["rows"] if marker in r["text"]] == [1]
+    finally:
+        mariadb.sql(f"SET GLOBAL long_query_time = {old_lqt}")
+
+
+def test_exhausting_max_connections_shows_refused_connections(make_mariadb):
+    db = make_mariadb(extra_args=["--max-connections=10"])      # MariaDB's minimum
+    c = make_collector(monitor(db))
+    app_url = db.create_monitor_user("app", "app-pw", [])
+    opened = []
+    try:
+        assert values(c).get("db.refused_connections") is None     # no delta at the first sample
+        refused = 0
+        for _ in range(14):
+            try:
+                opened.append(mysql_connect(app_url))
+            except pymysql.err.OperationalError as e:
+                assert e.args[0] == 1040                             # Too many connections
+                refused += 1
+        assert refused >= 2
+        v = values(c)
+        assert v["db.refused_connections"] == refused
+        assert v["db.pool_utilization"] == pytest.approx(100.0)
+        assert values(c)["db.refused_connections"] == 0            # a delta, not a total
+    finally:
+        for conn in opened:
+            conn.close()
+        c.close()
+
+
+def test_database_down_reports_up_zero_while_host_keeps_sampling_then_recovers(mariadb, tmp_path):
+    url = monitor(mariadb)
+    db_collector = make_collector(url)
+    db_collector.interval_s, db_collector.timeout_s = 0.25, 3
+    samples: list = []
+    settings = config.from_dict({"data_dir": str(tmp_path)})
+    rt = Runtime(settings, [HostCollector(interval_s=0.25), db_collector], Store(tmp_path))
+    rt.sinks.append(samples.extend)
+    rt.start()
+    try:
+        def db_up(after: float = 0.0) -> list:
+            return [s.values.get("db.up") for s in samples if s.source == "db" and s.ts > after]
+        wait_until(lambda: 1.0 in db_up(), timeout=10, message="no db sample with up = 1")
+        mariadb.stop()
+        down = wait_until(lambda: next((s for s in samples if s.source == "db"
+                                        and s.values.get("db.up") == 0), None), timeout=10)
+        assert f"127.0.0.1:{mariadb.port}" in down.error
+        assert config.parse_mysql({"url": url}).password not in down.error
+        wait_until(lambda: sum(1 for s in samples if s.source == "host" and s.ts > down.ts) >= 3,
+                   timeout=5, message="the host collector stopped while the database was down")
+        assert db_collector.book.now()["error"].startswith("Database unreachable")
+        mariadb.start()
+        restarted = samples[-1].ts
+        wait_until(lambda: 1.0 in db_up(restarted), timeout=15,
+                   message="the collector did not recover after the server came back")
+        assert db_collector.book.now()["error"] is None
+    finally:
+        rt.stop()
+
+
+def test_without_performance_schema_the_fallback_in_use_is_said_with_the_setting_to_enable(make_mariadb, tmp_path):
+    db = make_mariadb(performance_schema=False)
+    url = monitor(db)
+    c = make_collector(url)
+    rt = Runtime(config.from_dict({"data_dir": str(tmp_path), "mysql": {"url": url}}), [c],
+                 Store(tmp_path))
+    client = logged_in_client(create_app(rt.settings, rt, async_mode="threading"), "viewer")
+    try:
+        values(c)
+        c.reader.run()
+        body = client.get("/api/db/statements?window=5m").get_json()
+        assert body["source"] == "processlist"
+        assert "performance_schema = ON" in body["source_note"]
+        assert "SET GLOBAL log_output" in body["source_note"]
+        # Process-list sampling: a statement seen running >= 1 s counts once it has finished.
+        t = run_in_thread(db.root_url, "SELECT SLEEP(1.3) AS sampled")
+        wait_until(lambda: running(c, "sampled"), timeout=5)
+        t.join(5)
+        wait_until(lambda: not running(c, "sampled"), timeout=5)
+        rows = client.get("/api/db/statements?window=5m").get_json()["top"]["rows"]
+        assert [(r["text"], r["calls"]) for r in rows] == [("SELECT SLEEP(?) AS sampled", 1)]
+        assert rows[0]["total_ms"] >= 1000
+
+        # Turned on at run time, the slow log table is the better fallback.
+        db.sql("SET GLOBAL slow_query_log = ON; SET GLOBAL log_output = 'FILE,TABLE';"
+               " SET GLOBAL long_query_time = 0.2; GRANT SELECT ON mysql.slow_log TO 'dbmon'@'%';")
+        c.reader.run()
+        body = client.get("/api/db/statements").get_json()
+        assert body["source"] == "slow_log" and "performance_schema = ON" in body["source_note"]
+        run_in_thread(db.root_url, "SELECT SLEEP(0.3) AS from_slow_log").join(5)
+        c.reader.run()
+        rows = client.get("/api/db/statements?window=5m").get_json()["top"]["rows"]
+        logged = [r for r in rows if "from_slow_log" in r["text"]]
+        assert len(logged) == 1 and logged[0]["calls"] == 1 and logged[0]["avg_ms"] >= 300
+    finally:
+        c.close()
+
+
+def test_a_user_without_process_gets_a_clear_message_in_check_and_in_the_view(mariadb, tmp_path):
+    url = monitor(mariadb, ["BINLOG MONITOR", "SELECT ON performance_schema.*"], name="dbmon_noproc")
+    c = make_collector(url)
+    try:
+        v = values(c)
+        assert "db.long_running" not in v and v["db.threads_connected"] >= 1   # the rest works
+        error = c.book.now()["error"]
+        assert "PROCESS" in error and "GRANT PROCESS ON *.* TO 'dbmon_noproc'@'%';" in error
+    finally:
+        c.close()
+    env = dict(os.environ, DASHBOARD_MYSQL_URL=url, DASHBOARD_DATA_DIR=str(tmp_path))
+    env.pop("DASHBOARD_CONFIG", None)
+    out = subprocess.run([sys.executable, "-m", "dashboard", "check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "grant MISSING: PROCESS -- unlocks the 'running now' list" in out.stdout
+    assert "GRANT PROCESS ON *.* TO 'dbmon_noproc'@'%';" in out.stdout
+    assert "grant ok: SELECT ON performance_schema.*" in out.stdout
+    assert "top statements from: performance_schema" in out.stdout
+    password = config.parse_mysql({"url": url}).password
+    assert password not in out.stdout + out.stderr
+
+
+def test_the_statements_api_rejects_bad_parameters_and_returns_markup_as_plain_data(mariadb, tmp_path):
+    url = monitor(mariadb)
+    c = make_collector(url)
+    rt = Runtime(config.from_dict({"data_dir": str(tmp_path), "mysql": {"url": url}}), [c],
+                 Store(tmp_path))
+    client = logged_in_client(create_app(rt.settings, rt, async_mode="threading"), "viewer")
+    try:
+        for query, word in [("window=2h", "window"), ("sort=text", "sort"), ("order=up", "order"),
+                            ("limit=0", "limit"), ("limit=x", "limit"), ("limit=501", "limit")]:
+            r = client.get(f"/api/db/statements?{query}")
+            assert r.status_code == 400 and word in r.get_json()["error"], query
+        c.reader.run()
+        evil = "<img src=x onerror=alert(1)>"
+        with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT 1 AS `{evil}`")
+        c.reader.run()
+        r = client.get("/api/db/statements?window=5m&sort=calls&limit=500")
+        assert r.mimetype == "application/json"
+        assert any(evil in row["text"] for row in r.get_json()["top"]["rows"])
+    finally:
+        c.close()
