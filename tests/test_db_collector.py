@@ -260,3 +260,65 @@ def test_the_statements_api_rejects_bad_parameters_and_returns_markup_as_plain_d
         assert any(evil in row["text"] for row in r.get_json()["top"]["rows"])
     finally:
         c.close()
+
+
+def test_todays_top_statements_survive_a_dashboard_restart(mariadb, tmp_path):
+    url = monitor(mariadb)
+    marker = f"today_{secrets.token_hex(4)}"
+    first = make_collector(url)
+    first.jobs(Store(tmp_path))                      # what the runtime does: tables in its file
+    try:
+        first.reader.run()
+        with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
+            for _ in range(3):
+                cur.execute(f"SELECT 1 AS {marker}")
+        first.reader.run()
+    finally:
+        first.close()
+    second = make_collector(url)                     # a new process on the same data dir
+    second.jobs(Store(tmp_path))
+    try:
+        rows = [r for r in second.book.top("today", limit=500)["rows"] if marker in r["text"]]
+        assert [r["calls"] for r in rows] == [3]
+        assert second.book.top("5m")["rows"] == []   # the short windows start afresh
+    finally:
+        second.close()
+
+
+def test_connections_per_hour_is_extrapolated_while_the_hour_fills_then_counted(mariadb):
+    now = [1000.0]
+    c = make_collector(monitor(mariadb), clock=lambda: now[0])
+    try:
+        values(c)
+        for _ in range(4):
+            mysql_connect(mariadb.root_url).close()
+        now[0] += 360                                 # a tenth of an hour
+        v = values(c)
+        assert 40 <= v["db.connections_per_hour"] <= 40 + 10 * 3     # 4 (+ a few others) x 10
+        for _ in range(5):
+            now[0] += 900
+            values(c)
+        for _ in range(4):
+            mysql_connect(mariadb.root_url).close()
+        now[0] += 900
+        v = values(c)                                 # the first sample is out of the hour now
+        assert 4 <= v["db.connections_per_hour"] <= 7
+        assert v["db.connections_per_hour_limit"] == 500
+    finally:
+        c.close()
+
+
+def test_a_full_digest_table_is_reported_as_lost_statements(make_mariadb):
+    db = make_mariadb(extra_args=["--performance-schema-digests-size=20"])
+    c = make_collector(monitor(db))
+    try:
+        values(c)
+        with mysql_connect(db.root_url) as conn, conn.cursor() as cur:
+            for i in range(40):
+                cur.execute(f"SELECT 1 AS distinct_{i}")
+        values(c)
+        assert "digest table is full" in c.book.notices["digest_lost"]
+        c.reader.run()
+        assert "performance_schema_digests_size" in c.book.status()["notices"][0]
+    finally:
+        c.close()

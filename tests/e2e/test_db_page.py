@@ -1,0 +1,60 @@
+"""The database area in headless Chromium against a real gunicorn and a real MariaDB: the pool
+gauge moves, a slow statement appears in "running now" and then in the top statements pushed
+over Socket.IO, and statement text that looks like HTML is shown as text (issue 3)."""
+from __future__ import annotations
+
+import secrets
+import threading
+
+import pytest
+
+from tests.auth_helpers import browser_login
+from tests.browser import chromium
+from tests.server import DashboardServer
+from tests.util import mysql_connect, wait_until
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+CELLS = """sel => Array.from(document.querySelectorAll(sel)).map(e => e.textContent)"""
+
+
+@pytest.fixture
+def server(tmp_path, mariadb):
+    url = mariadb.create_monitor_user("dbmon_page", secrets.token_urlsafe(12),
+                                      ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"])
+    cfg = tmp_path / "dashboard.toml"
+    cfg.write_text(f'[mysql]\nurl = "{url}"\ndigest_interval_s = 1\n')
+    s = DashboardServer(tmp_path / "data", config=cfg)
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server, mariadb):
+    with chromium() as ctx:
+        page = ctx.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        browser_login(page, server)
+        page.goto(server.url + "/")
+        page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=15000)
+        wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=10)
+
+        def run() -> None:
+            with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
+                cur.execute(f"SELECT SLEEP(2.5) AS `{EVIL}`")
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        wait_until(lambda: any(EVIL in c for c in page.evaluate(CELLS, "#db-now-table td")),
+                   timeout=10, message="the running statement never showed in 'running now'")
+        t.join(10)
+
+        page.click('[data-db-window="5m"]')
+        wait_until(lambda: any(EVIL in c for c in page.evaluate(CELLS, "#db-top-table code")),
+                   timeout=15, message="the statement never reached the top-statements table")
+        page.click('[data-sort="avg_ms"]')
+        first = page.evaluate(CELLS, "#db-top-table tbody tr:first-child code")
+        assert first and EVIL in first[0]
+        assert "new & slow" in page.text_content("#db-top-table tbody tr:first-child")
+        assert page.evaluate("document.querySelectorAll('#db-extras img').length") == 0
+        assert dialogs == []
