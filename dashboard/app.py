@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     live.init_app(app, runtime, async_mode or settings.async_mode)
     dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
+    from dashboard import prometheus   # issue 8: GET /metrics (auth as in dashboard.auth)
+    app.register_blueprint(prometheus.bp)
 
     @app.after_request
     def compress(resp):
