@@ -31,6 +31,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     live.init_app(app, runtime, async_mode or settings.async_mode)
     dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
+    from dashboard import alerting, alerts_views   # issue 5: engine sink, outbox, /alerts, /api/alerts
+    app.extensions["dashboard.alerting"] = alerting.install(
+        runtime, emit=app.extensions["dashboard.socketio"].emit)
+    app.register_blueprint(alerts_views.bp)
     from dashboard import prometheus   # issue 8: GET /metrics (auth as in dashboard.auth)
     app.register_blueprint(prometheus.bp)
 

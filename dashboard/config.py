@@ -418,6 +418,8 @@ def parse_rules(d: Mapping) -> dict[str, dict[str, Any]]:
                 r[k] = _num(body, k, pre, None, 0, 365 * 86400)
         if "enabled" in body:
             r["enabled"] = _bool(body, "enabled", pre, True)
+        if "severity_channels" in body:
+            r["severity_channels"] = body["severity_channels"]   # checked by alerts.rules
         out[name] = r
     return out
 
@@ -558,4 +560,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
     for n in names:
         if names.count(n) > 1:
             raise ConfigError("queues", f"queue name {n!r} is used twice")
+    # Rule overrides that contradict each other (warning past critical...) stop start-up too.
+    from alerts.rules import build_rules
+    build_rules(s)
     return s

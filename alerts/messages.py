@@ -1,0 +1,186 @@
+"""What a notification says: one *item* per alert transition, rendered for each channel kind.
+
+An item (a plain dict, stored in the outbox) carries everything a message needs, so rendering
+never reads live state: what crossed which level, the value, since when, the host and labels,
+and links to the panel and to acknowledge. ``render_*`` turn one or more items (several when
+storm control groups them, many in a digest) into the body a channel sends.
+
+The webhook body (schema ``dashboard.alert/v1``) is documented in docs/alerts.md.
+"""
+from __future__ import annotations
+
+import html
+import math
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+SCHEMA = "dashboard.alert/v1"
+VERBS = {"firing": "FIRING", "escalated": "ESCALATED", "deescalated": "DE-ESCALATED",
+         "repeat": "STILL FIRING", "resolved": "RESOLVED"}
+
+
+def fmt_value(v: float | None, unit: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "no value"
+    if unit == "s":
+        return fmt_duration(v)
+    digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
+    text = f"{v:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if unit == "%":
+        return f"{text} %"
+    return f"{text} {unit}".strip() if unit and not unit.startswith("/") else f"{text}{unit}"
+
+
+def fmt_duration(s: float) -> str:
+    s = max(0, int(round(s)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 and s < 600 else f"{s // 60} min"
+    h, m = divmod(s // 60, 60)
+    if h < 48:
+        return f"{h} h {m} min" if m else f"{h} h"
+    return f"{h // 24} d {h % 24} h"
+
+
+def fmt_time(ts: float, tz: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def headline(item: Mapping[str, Any]) -> str:
+    """One line: ``[CRITICAL] FIRING DB connection pool utilisation 96 % on web-1 (pool=main)``."""
+    lab = labels_text(item["labels"])
+    where = f" on {item['host']}" + (f" ({lab})" if lab else "")
+    sev = "RESOLVED" if item["event"] == "resolved" else item["severity"].upper()
+    verb = "" if item["event"] in ("firing", "resolved") else f" {VERBS[item['event']]}"
+    return f"[{sev}]{verb} {item['title']} {fmt_value(item['value'], item['unit'])}{where}"
+
+
+def sentence(item: Mapping[str, Any], tz: str) -> str:
+    """What happened, in words an on-call person acts on."""
+    v = fmt_value(item["value"], item["unit"])
+    lvl = fmt_value(item["threshold"], item["unit"])
+    side = item["direction"]
+    since = fmt_time(item["since"], tz)
+    dur = fmt_duration(item["at"] - item["since"])
+    ev = item["event"]
+    if ev == "resolved":
+        return (f"{item['title']} is back to {v} (clear level {lvl}); resolved after {dur}, "
+                f"was {item['severity']} since {since}.")
+    if ev == "escalated":
+        return (f"{item['title']} escalated from warning to critical: {v} is {side} the critical "
+                f"level {lvl}; breaching since {since} ({dur}).")
+    if ev == "deescalated":
+        return (f"{item['title']} fell back from critical to warning: {v} is {side} the warning "
+                f"level {lvl}; breaching since {since} ({dur}).")
+    ack = " Not acknowledged yet." if ev == "repeat" else ""
+    return (f"{item['title']} crossed the {item['severity']} level: {v} is {side} {lvl}, "
+            f"since {since} ({dur}).{ack}")
+
+
+def subject(items: Sequence[Mapping[str, Any]], digest: bool) -> str:
+    if len(items) == 1:
+        return headline(items[0])
+    crit = sum(1 for i in items if i["severity"] == "critical" and i["event"] != "resolved")
+    res = sum(1 for i in items if i["event"] == "resolved")
+    kind = "Digest" if digest else "Alerts"
+    return (f"[{kind}] {len(items)} alert changes on {items[0]['host']}: {crit} critical, "
+            f"{res} resolved")
+
+
+def render_text(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> str:
+    lines = []
+    if digest:
+        lines += ["More than the hourly message budget of this channel was reached; alert "
+                  "changes are grouped into this digest.", ""]
+    for it in items:
+        lines.append(headline(it))
+        lines.append("  " + sentence(it, tz))
+        lines.append(f"  Rule {it['rule']} on {it['metric']}; host {it['host']}"
+                     + (f"; {labels_text(it['labels'])}" if it["labels"] else ""))
+        lines.append(f"  Panel: {it['links']['panel']}")
+        if it["links"].get("ack"):
+            lines.append(f"  Acknowledge: {it['links']['ack']}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_html(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> str:
+    e = html.escape
+    colors = {"critical": "#c62828", "warning": "#b26a00", "resolved": "#2e7d32"}
+    parts = ["<html><body style=\"font-family:sans-serif\">"]
+    if digest:
+        parts.append("<p><em>This channel reached its hourly message budget; alert changes are "
+                     "grouped into this digest.</em></p>")
+    for it in items:
+        color = colors["resolved" if it["event"] == "resolved" else it["severity"]]
+        links = f'<a href="{e(it["links"]["panel"])}">Open the panel</a>'
+        if it["links"].get("ack"):
+            links += f' &middot; <a href="{e(it["links"]["ack"])}">Acknowledge</a>'
+        parts.append(
+            f'<div style="border-left:4px solid {color};padding:4px 10px;margin:10px 0">'
+            f'<p style="margin:0;font-weight:bold;color:{color}">{e(headline(it))}</p>'
+            f"<p style=\"margin:4px 0\">{e(sentence(it, tz))}</p>"
+            f"<p style=\"margin:4px 0;color:#555\">Rule <code>{e(it['rule'])}</code> on "
+            f"<code>{e(it['metric'])}</code>, host {e(it['host'])}"
+            + (f", {e(labels_text(it['labels']))}" if it["labels"] else "")
+            + f"</p><p style=\"margin:4px 0\">{links}</p></div>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def webhook_body(items: Sequence[Mapping[str, Any]], idempotency_key: str, channel: str,
+                 sent_at: float, digest: bool, tz: str) -> dict[str, Any]:
+    """The documented webhook JSON (``dashboard.alert/v1``)."""
+    alerts = []
+    for it in items:
+        alerts.append({
+            "id": it["alert_id"], "idempotency_key": it["idempotency_key"], "event": it["event"],
+            "rule": it["rule"], "title": it["title"], "metric": it["metric"],
+            "labels": dict(it["labels"]), "host": it["host"], "severity": it["severity"],
+            "previous_severity": it.get("previous"), "value": _num(it["value"]),
+            "unit": it["unit"], "threshold": it["threshold"], "direction": it["direction"],
+            "since": it["since"], "since_iso": iso(it["since"]), "at": it["at"],
+            "at_iso": iso(it["at"]), "duration_s": round(it["at"] - it["since"], 3),
+            "acknowledged": bool(it.get("acknowledged")), "summary": sentence(it, tz),
+            "links": dict(it["links"]),
+        })
+    return {"schema": SCHEMA, "idempotency_key": idempotency_key, "channel": channel,
+            "sent_at": sent_at, "digest": digest, "title": subject(items, digest),
+            "alerts": alerts}
+
+
+def slack_body(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> dict[str, Any]:
+    """A Slack incoming-webhook payload: ``text`` (fallback, notifications) plus blocks."""
+    def esc(s: str) -> str:   # Slack mrkdwn control characters
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    blocks: list[dict[str, Any]] = []
+    if digest or len(items) > 1:
+        blocks.append({"type": "header", "text": {"type": "plain_text",
+                                                   "text": subject(items, digest)[:150]}})
+    for it in items[:40]:           # Slack allows 50 blocks per message
+        links = f"<{it['links']['panel']}|panel>"
+        if it["links"].get("ack"):
+            links += f" · <{it['links']['ack']}|acknowledge>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+                       f"*{esc(headline(it))}*\n{esc(sentence(it, tz))}\n{links}"}})
+    if len(items) > 40:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                       "text": f"…and {len(items) - 40} more on the alerts page"}]})
+    return {"text": esc(subject(items, digest)), "blocks": blocks}
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v

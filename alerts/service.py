@@ -1,0 +1,338 @@
+"""The alert service: engine + persistence + routing + silences + acknowledgements.
+
+``process(samples, now)`` runs the engine and, in ONE SQLite transaction, saves the engine's
+new state, the alerts' history, and an outbox item per (transition, channel). The outbox's
+sender threads deliver later, outside the collection tick. If the transaction fails, the engine
+is reloaded from the last saved state, so the next tick produces the transition again.
+
+Routing: a channel gets a transition when its ``min_severity`` and ``rules`` filters (or the
+rule's ``severity_channels``) accept the alert's severity; "resolved" and "de-escalated" go to
+every channel that was told about the alert, also when it was acknowledged meanwhile.
+
+Silences: a transition of a silenced alert is recorded (``silenced_by``) and sends nothing.
+When the silence ends (its end time passes, or it is deleted), each held alert is reconciled
+per channel: one that resolved meanwhile gets its "resolved" if the channel had heard of it;
+one still firing is announced at its current severity.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from alerts import state
+from alerts.engine import SEVERITY_RANK, Engine, Transition
+from alerts.outbox import Outbox, enqueue
+from alerts.rules import Rule
+from dashboard.model import Sample
+
+log = logging.getLogger(__name__)
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertNotFiring(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    kind: str
+    min_severity: str = "warning"
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    host: str
+    public_url: str
+    tz: str = "UTC"
+    panel_for: Mapping[str, str] | None = None                # rule -> live page panel id
+    ack_link: Callable[[str, str], str] | None = None          # (alert id, channel) -> URL
+
+
+class AlertService:
+    def __init__(self, rules: Mapping[str, Rule], engine: Engine, connect: Callable,
+                 outbox: Outbox, channels: Sequence[Channel], context: Context,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rules, self.engine, self.outbox = dict(rules), engine, outbox
+        self.channels, self.ctx, self._clock = list(channels), context, clock
+        self.listeners: list[Callable[[list[Transition], dict[str, int]], None]] = []
+        self._lock = threading.RLock()
+        self.conn = connect()
+        state.create(self.conn)
+        self.engine.load(state.load_states(self.conn))
+
+    # --- the tick path -------------------------------------------------------------------------
+
+    def process(self, samples: Iterable[Sample], now: float | None = None) -> list[Transition]:
+        now = self._clock() if now is None else now
+        with self._lock:
+            return self._commit(self.engine.evaluate(samples, now), now)
+
+    def reload(self, now: float | None = None) -> None:
+        """Take over from the saved state (start-up, or a standby becoming the collector): what
+        another process changed meanwhile wins over this process's memory."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self.engine.load(state.load_states(self.conn))
+            self.engine.last_seen = {s: now for s in self.engine.source_intervals}
+
+    def tick(self, now: float | None = None) -> list[Transition]:
+        """Missing data, repeats, expired acks and ended silences: run every interval."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._sync_acks(now)
+            out = self._commit(self.engine.tick(now), now)
+            if state.ended_unreleased(self.conn, now):
+                self._transaction(lambda: self._release(now))
+                self.outbox.wake()
+            return out
+
+    def _sync_acks(self, now: float) -> None:
+        """Acknowledgements made by another process (a web instance) reach this engine."""
+        for alert_id, until in self.conn.execute(
+                "SELECT id, ack_until FROM alert_episodes WHERE status = 'firing' AND"
+                " acked_at IS NOT NULL"):
+            if until is not None and until <= now:
+                continue
+            st = next((s for s in self.engine.states.values() if s.alert_id == alert_id), None)
+            if st is not None and (not st.acked or st.acked_until != until):
+                self.engine.acknowledge(alert_id, until)
+
+    def _transaction(self, work: Callable[[], Any]) -> Any:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+            c.execute("COMMIT")
+            return result
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def _commit(self, transitions: list[Transition], now: float) -> list[Transition]:
+        if not transitions and not self.engine.dirty:
+            return []
+        try:
+            self._transaction(lambda: self._write(transitions, now))
+        except Exception:
+            # Nothing was recorded: go back to the saved state; the next samples redo the work.
+            log.exception("alert state could not be saved; reloading the last saved state")
+            self.engine.load(state.load_states(self.conn))
+            return []
+        self.engine.dirty.clear()
+        if transitions:
+            self.outbox.wake()
+            counts = self.counts()
+            for listener in self.listeners:
+                try:
+                    listener(transitions, counts)
+                except Exception:  # noqa: BLE001 - a browser relay never blocks alerting
+                    log.exception("alert listener failed")
+        return transitions
+
+    def _write(self, transitions: list[Transition], now: float) -> None:
+        state.save_states(self.conn, self.engine.export(set(self.engine.dirty)))
+        for t in transitions:
+            rule = self.rules[t.rule]
+            sid = state.active_silence(self.conn, t.rule, t.labels, now)
+            st = next((s for s in self.engine.states.values() if s.alert_id == t.alert_id), None)
+            state.record(self.conn, t, st.peak if st else None, sid)
+            if sid is None:
+                self._route(t, rule, now)
+
+    # --- routing ---------------------------------------------------------------------------------
+
+    def accepts(self, ch: Channel, rule: Rule, severity: str) -> bool:
+        if rule.severity_channels is not None:
+            return ch.name in rule.severity_channels.get(severity, ())
+        if ch.rules and rule.name not in ch.rules:
+            return False
+        return SEVERITY_RANK[severity] >= SEVERITY_RANK[ch.min_severity]
+
+    def _route(self, t: Transition, rule: Rule, now: float) -> None:
+        for ch in self.channels:
+            told = state.told(self.conn, t.alert_id, ch.name)
+            heard = told is not None and told[0] != "resolved"
+            if t.kind == "resolved":
+                ok = heard
+            elif t.kind == "deescalated":
+                ok = heard or self.accepts(ch, rule, t.severity)
+            else:
+                ok = self.accepts(ch, rule, t.severity)
+            if ok:
+                self._enqueue(t, ch, now)
+
+    def _enqueue(self, t: Transition, ch: Channel, now: float) -> None:
+        key = f"{t.alert_id}-{t.kind}-{t.seq}"
+        if enqueue(self.conn, ch.name, key, self.item(t, ch.name, key), now):
+            state.set_told(self.conn, t.alert_id, ch.name, t.kind, t.severity, now)
+
+    def item(self, t: Transition, channel: str, key: str) -> dict[str, Any]:
+        """Everything a message about ``t`` says (stored in the outbox, rendered later)."""
+        rule = self.rules[t.rule]
+        base = self.ctx.public_url.rstrip("/")
+        panel = (self.ctx.panel_for or {}).get(t.rule)
+        links = {"panel": f"{base}/#panel-{panel}" if panel else f"{base}/",
+                 "alert": f"{base}/alerts#alert-{t.alert_id}"}
+        if t.kind != "resolved" and self.ctx.ack_link is not None:
+            links["ack"] = self.ctx.ack_link(t.alert_id, channel)
+        return {"alert_id": t.alert_id, "idempotency_key": key, "event": t.kind,
+                "rule": t.rule, "title": rule.title, "metric": rule.metric, "unit": rule.unit,
+                "direction": rule.direction, "labels": dict(t.labels), "host": self.ctx.host,
+                "severity": t.severity, "previous": t.previous, "value": t.value,
+                "threshold": t.threshold, "since": t.since, "at": t.at,
+                "acknowledged": t.acknowledged, "links": links}
+
+    # --- silences ----------------------------------------------------------------------------------
+
+    def _release(self, now: float) -> None:
+        ended = state.ended_unreleased(self.conn, now)
+        for sid in ended:
+            for alert_id in state.held_alerts(self.conn, sid):
+                ep = state.episode(self.conn, alert_id)
+                if ep is None:
+                    continue
+                other = state.active_silence(self.conn, ep["rule"], ep["labels"], now)
+                if other is not None:          # still covered: the other silence releases it
+                    self.conn.execute("UPDATE alert_events SET silenced_by = ? WHERE alert_id = ?"
+                                      " AND silenced_by = ?", (other, alert_id, sid))
+                    continue
+                self._reconcile(ep, now)
+        state.mark_released(self.conn, ended)
+
+    def _reconcile(self, ep: dict[str, Any], now: float) -> None:
+        rule = self.rules.get(ep["rule"])
+        if rule is None:
+            return
+        seq = max((e["seq"] or 0) for e in state.events(self.conn, ep["id"]))
+        live = next((s for s in self.engine.states.values() if s.alert_id == ep["id"]), None)
+        base = Transition(kind="firing", alert_id=ep["id"], rule=ep["rule"], labels=ep["labels"],
+                          severity=ep["severity"], previous=None,
+                          value=live.value if live and live.value is not None else ep["value"],
+                          threshold=ep["threshold"], since=ep["started_at"], at=now, seq=seq,
+                          acknowledged=ep["acked_at"] is not None)
+        for ch in self.channels:
+            told = state.told(self.conn, ep["id"], ch.name)
+            heard = told is not None and told[0] != "resolved"
+            if ep["status"] == "resolved":
+                if heard:
+                    self._enqueue(replace(base, kind="resolved", at=ep["resolved_at"],
+                                          threshold=rule.clear_level), ch, now)
+                continue
+            if heard and told[1] == ep["severity"]:   # type: ignore[index]
+                continue                              # it already knows; repeats resume
+            if heard:
+                kind = "escalated" if ep["severity"] == "critical" else "deescalated"
+                if kind == "escalated" and not self.accepts(ch, rule, "critical"):
+                    continue
+                self._enqueue(replace(base, kind=kind, previous=told[1]), ch, now)  # type: ignore[index]
+            elif self.accepts(ch, rule, ep["severity"]):
+                self._enqueue(base, ch, now)
+
+    def add_silence(self, rule: str | None, labels: Mapping[str, str], starts_at: float,
+                    ends_at: float, author: str, reason: str) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            sid = self._transaction(lambda: state.add_silence(
+                self.conn, rule, labels, starts_at, ends_at, author, reason, now))
+            return state.silence(self.conn, sid)  # type: ignore[return-value]
+
+    def end_silence(self, silence_id: int, by: str) -> tuple[dict[str, Any] | None, bool]:
+        """End a silence now; held notifications are reconciled at once.
+        Returns the silence (None if unknown) and whether this call ended it."""
+        now = self._clock()
+        with self._lock:
+            if state.silence(self.conn, silence_id) is None:
+                return None, False
+            ended = self._transaction(lambda: (state.end_silence(self.conn, silence_id, by, now),
+                                               self._release(now))[0])
+            self.outbox.wake()
+            return state.silence(self.conn, silence_id), ended
+
+    # --- acknowledgements ---------------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, by: str, comment: str = "",
+                    until: float | None = None) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            ep = state.episode(self.conn, alert_id)
+            if ep is None:
+                raise AlertNotFound(alert_id)
+            if ep["status"] != "firing":
+                raise AlertNotFiring(alert_id)
+            # The episode row is the truth about acks; the engine that collects (maybe in
+            # another process) picks it up on its next tick (_sync_acks). Never write engine
+            # state from here: this process's copy may be stale.
+            self._transaction(lambda: state.record_ack(self.conn, alert_id, by, comment, until, now))
+            self._sync_acks(now)
+            for listener in self.listeners:
+                try:
+                    listener([], self.counts())
+                except Exception:  # noqa: BLE001
+                    log.exception("alert listener failed")
+            return state.episode(self.conn, alert_id)  # type: ignore[return-value]
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Firing alerts by severity, from the store: right in any process (web or collector)."""
+        out = {"critical": 0, "warning": 0, "acknowledged": 0, "pending": len(self._pending())}
+        with self._lock:
+            for sev, n, acked in self.conn.execute(
+                    "SELECT severity, COUNT(*), COUNT(acked_at) FROM alert_episodes"
+                    " WHERE status = 'firing' GROUP BY severity"):
+                out[sev] = out.get(sev, 0) + n
+                out["acknowledged"] += acked
+        return out
+
+    def _pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            saved = state.load_states(self.conn)
+        return [d for d in saved.values() if d.get("status") == "pending" and d.get("rule") in self.rules]
+
+    def describe(self, ep: dict[str, Any], now: float) -> dict[str, Any]:
+        rule = self.rules.get(ep["rule"])
+        end = ep["resolved_at"] or now
+        d = dict(ep)
+        d.update(title=rule.title if rule else ep["rule"], unit=rule.unit if rule else "",
+                 metric=rule.metric if rule else None,
+                 panel=(self.ctx.panel_for or {}).get(ep["rule"]),
+                 duration_s=round(end - ep["fired_at"], 3),
+                 time_to_ack_s=None if ep["acked_at"] is None else round(ep["acked_at"] - ep["fired_at"], 3),
+                 time_to_resolve_s=None if ep["resolved_at"] is None
+                 else round(ep["resolved_at"] - ep["fired_at"], 3),
+                 silenced_by=state.active_silence(self.conn, ep["rule"], ep["labels"], now))
+        return d
+
+    def overview(self, history_s: float = 86400.0, limit: int = 200) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            active = [self.describe(e, now) for e in state.episodes(self.conn, status="firing")]
+            recent = [self.describe(e, now) for e in state.episodes(
+                self.conn, status="resolved", since=now - history_s, limit=limit)]
+            pending = [{"rule": d["rule"], "labels": d["labels"], "since": d["pending_since"],
+                        "value": d.get("value"), "title": self.rules[d["rule"]].title,
+                        "unit": self.rules[d["rule"]].unit,
+                        "fires_at": (d["pending_since"] or now) + self.rules[d["rule"]].for_s}
+                       for d in self._pending()]
+            silences = state.silences(self.conn, since=now - history_s)
+            for s in silences:
+                s["active"] = s["ended_at"] is None and s["starts_at"] <= now < s["ends_at"]
+            return {"now": now, "counts": self.counts(), "active": active, "pending": pending,
+                    "recent": recent, "silences": silences,
+                    "channels": list(self.outbox.status(self.conn).values())}
+
+    def prune(self) -> None:
+        with self._lock:
+            self.outbox.prune(self.conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
