@@ -9,6 +9,7 @@ means requests waited for a worker.
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -58,13 +59,16 @@ class PhpFpmCollector:
         try:
             resp = self._session.get(self.url, timeout=max(0.5, self.timeout_s - 1))
             resp.raise_for_status()
-            s = resp.json()
         except requests.HTTPError as e:
             raise CollectorError(f"php-fpm status page: HTTP {e.response.status_code}") from None
         except requests.RequestException as e:
             raise CollectorError(f"php-fpm status page: {type(e).__name__}") from None
+        try:
+            s = json.loads(resp.content)
         except ValueError:
-            raise CollectorError("php-fpm status page is not JSON (add ?json to phpfpm.url)") from None
+            raise CollectorError("php-fpm status page is not JSON (is pm.status_path right?)") from None
+        if not isinstance(s, dict):
+            raise CollectorError("php-fpm status page is not a JSON object")
         try:
             active = float(s["active processes"])
             total = float(s["total processes"])

@@ -4,7 +4,8 @@ statement time limit.
 With the index ``(status, created_at, priority)`` every figure is an index range or an index
 end: pending per priority and the processing/failed counts are covering range scans (capped at
 ``count_limit`` rows, so a runaway backlog cannot make the tick slow), the oldest pending job is
-the first entry of the pending range, and the enqueue counter is ``MAX(id)`` of the primary key.
+the first entry of the pending range, and jobs added since the previous tick are the primary-key
+range above the previous ``MAX(id)`` (counted, not subtracted: auto-increment leaves gaps).
 Without that index each statement would scan the table; the time limit (MariaDB ``SET STATEMENT
 max_statement_time``, MySQL's ``MAX_EXECUTION_TIME`` hint) stops it on the server, the queue's
 sample says which index to add, and the queue is not queried again for ``RETRY_AFTER_S``: a
@@ -45,14 +46,20 @@ class SqlQueue:
         self.pending, self.processing, self.failed = (
             o["pending_values"], o["processing_values"], o["failed_values"])
         inn = lambda vals: ", ".join(["%s"] * len(vals))  # noqa: E731
-        max_id = f"(SELECT MAX({_q(o['id_column'])}) FROM {t})" if o["id_column"] else "NULL"
+        pk = _q(o["id_column"]) if o["id_column"] else None
+        max_id = f"(SELECT MAX({pk}) FROM {t})" if pk else "NULL"
+        added = (f"(SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {pk} > %s LIMIT {cap}) n)"
+                 if pk else "NULL")
         self.summary_sql = (
             f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} IN ({inn(self.processing)}) "
             f"LIMIT {cap}) a), "
             f"(SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} IN ({inn(self.failed)}) LIMIT {cap}) b), "
             f"(SELECT MIN({c}) FROM {t} WHERE {s} IN ({inn(self.pending)})), "
-            f"NOW(6), UNIX_TIMESTAMP(NOW(6)), {max_id}")
+            f"NOW(6), UNIX_TIMESTAMP(NOW(6)), {max_id}, {added}")
         self.summary_args = [*self.processing, *self.failed, *self.pending]
+        self.has_id = bool(pk)
+        self.last_id: int | None = None         # MAX(id) at the previous tick
+        self.enqueued_total = 0.0               # rows added since we started counting
         prio = o["priority_column"]
         if prio:
             self.pending_sql = (f"SELECT p, COUNT(*) FROM (SELECT {_q(prio)} AS p FROM {t} WHERE {s} "
@@ -141,8 +148,10 @@ class SqlQueues:
             with self._conn.cursor() as cur:  # type: ignore[union-attr]
                 cur.execute(q.limited(q.pending_sql, self._mariadb), q.pending)
                 prio_rows = cur.fetchall()
-                cur.execute(q.limited(q.summary_sql, self._mariadb), q.summary_args)
-                processing, failed, oldest, now_dt, now_epoch, max_id = cur.fetchone()
+                # id > NULL matches nothing: the first tick only learns MAX(id)
+                args = q.summary_args + ([q.last_id] if q.has_id else [])
+                cur.execute(q.limited(q.summary_sql, self._mariadb), args)
+                processing, failed, oldest, now_dt, now_epoch, max_id, added = cur.fetchone()
         except pymysql.MySQLError as e:
             code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
             if code in _CONNECTION_ERRORS or isinstance(e, pymysql.err.InterfaceError):
@@ -157,7 +166,10 @@ class SqlQueues:
             r.by_priority = {str(p): float(n) for p, n in prio_rows}
         r.failed = float(failed)
         r.extra["queue.processing"] = float(processing)
-        r.enqueued_total = float(max_id) if max_id is not None else None
+        if q.has_id:
+            q.enqueued_total += float(added or 0)
+            q.last_id = int(max_id) if max_id is not None else q.last_id
+            r.enqueued_total = q.enqueued_total
         if oldest is not None:
             if isinstance(oldest, datetime):
                 r.oldest_age_s = (now_dt - oldest).total_seconds()

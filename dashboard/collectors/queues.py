@@ -107,6 +107,8 @@ class QueueFlow:
         self._pending = pending
         flow = self._flow.observe(now, self._ups, self._downs, self._failed_new)
         span = self._flow.span_s()
+        enq = self._enqueued.observe(now, r.enqueued_total) if r.enqueued_total is not None else None
+        enq_span = self._enqueued.span_s()
         if flow is None or span <= 0:
             return out
         ups, downs, failed_new = flow
@@ -114,13 +116,10 @@ class QueueFlow:
             out["queue.failed_new"] = failed_new
         net = (downs - ups) / span
         out["queue.net_dequeue_per_s"] = net
-        if r.enqueued_total is not None:
-            enq = self._enqueued.observe(now, r.enqueued_total)
-            enq_span = self._enqueued.span_s()
-            if enq is not None and enq_span > 0:
-                out["queue.enqueued_per_s"] = enq[0] / enq_span
-                # dequeued = enqueued - growth of pending
-                out["queue.dequeued_per_s"] = max(0.0, (enq[0] - (ups - downs)) / enq_span)
+        if enq is not None and enq_span > 0:
+            out["queue.enqueued_per_s"] = enq[0] / enq_span
+            # dequeued = enqueued - growth of pending
+            out["queue.dequeued_per_s"] = max(0.0, (enq[0] - (ups - downs)) / enq_span)
         if pending <= 0:
             out["queue.drain_eta_s"], out["queue.draining"] = 0.0, 1.0
         elif net > 0:
@@ -143,7 +142,7 @@ class QueueCollector:
         self._clock = clock
         self._flows: dict[str, QueueFlow] = {}
         self._readers = list(readers) if readers is not None else \
-            build_readers(queues, redis_url, mysql, timeout_s)
+            build_readers(queues, redis_url, mysql, timeout_s, clock)
 
     def collect(self) -> list[Reading]:
         now = self._clock()
@@ -186,7 +185,8 @@ class QueueCollector:
 
 
 def build_readers(queues: Sequence[QueueSettings], redis_url: str | None,
-                  mysql: MySQLSettings | None, timeout_s: float) -> list[Reader]:
+                  mysql: MySQLSettings | None, timeout_s: float,
+                  clock: Callable[[], float] = time.monotonic) -> list[Reader]:
     """One reader per backend: a Redis server's queues share one pipeline, a MySQL server's
     SQL queues one connection. Imports are local so a deployment without SQL queues never
     loads PyMySQL."""
@@ -210,5 +210,5 @@ def build_readers(queues: Sequence[QueueSettings], redis_url: str | None,
         readers += [RedisQueues(url, qs, io_timeout) for url, qs in by_redis.items()]
     if by_mysql:
         from dashboard.collectors.queue_sql import SqlQueues
-        readers += [SqlQueues(url, qs, mysql) for url, qs in by_mysql.items()]
+        readers += [SqlQueues(url, qs, mysql, clock=clock) for url, qs in by_mysql.items()]
     return readers

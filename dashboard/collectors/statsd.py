@@ -71,6 +71,7 @@ class StatsdListener:
         self.address: tuple[str, int] | None = None
         self.error: str | None = None
         self.malformed_total = 0
+        self.packets_total = 0
         self.gauges: dict[str, float] = {}
         self._cur = Interval()
         self._lock = threading.Lock()
@@ -145,6 +146,7 @@ class StatsdListener:
         with self._lock:
             cur = self._cur
             cur.packets += 1
+            self.packets_total += 1
             for line in data.split(b"\n"):
                 if not line:
                     continue

@@ -1,0 +1,78 @@
+"""Redis stopped while the dashboard runs: cache.up and queue.up drop to 0 with the reason, and
+come back by themselves when Redis is started again -- no restart of the dashboard."""
+from __future__ import annotations
+
+import redis
+
+from dashboard import config
+from dashboard.collectors.cache import CacheCollector
+from dashboard.collectors.queues import QueueCollector
+from dashboard.scheduler import CollectorRunner
+
+
+def test_redis_stopped_mid_run_is_reported_down_and_recovers_without_restart(make_redis):
+    server = make_redis()
+    r = redis.Redis.from_url(server.url)
+    r.rpush("queue:emails", "a", "b")
+    settings = config.from_dict({"redis": {"url": server.url}, "queues": [
+        {"name": "emails", "kind": "redis-list", "key": "queue:emails"},
+        {"name": "jobs", "kind": "rq"}]})
+    cache = CacheCollector(server.url, timeout_s=3)
+    queues = QueueCollector(settings.queues, server.url, timeout_s=3)
+    published: list = []
+    runner = CollectorRunner([cache, queues], published.extend)
+
+    def tick() -> dict[str, tuple[float, str | None]]:
+        out = {}
+        for c in (cache, queues):
+            plain = next(s for s in runner.tick(c) if not s.labels)
+            out[c.source] = (plain.values[f"{c.source}.up"], plain.error)
+        return out
+
+    try:
+        assert tick() == {"cache": (1.0, None), "queue": (1.0, None)}
+        server.stop()
+        down = tick()
+        assert down["cache"][0] == 0 and down["queue"][0] == 0
+        for _, error in down.values():
+            assert f"redis 127.0.0.1:{server.port}" in error and "ConnectionError" in error
+        assert runner.status()["cache"]["status"] == "error"
+
+        server.start()                          # same port; the list is gone (no persistence)
+        assert tick() == {"cache": (1.0, None), "queue": (1.0, None)}
+        emails = next(s for s in published[::-1] if s.labels == {"queue": "emails"})
+        assert emails.values["queue.pending"] == 0
+        assert runner.status()["queue"]["status"] == "ok"
+    finally:
+        runner.stop()
+
+
+def test_a_down_mysql_behind_an_sql_queue_leaves_the_redis_queues_reported(make_redis, mariadb):
+    server = make_redis()
+    db = mariadb               # stopped and started again here (the fixture copes with that)
+    db.sql("DROP DATABASE IF EXISTS outage_shop; CREATE DATABASE outage_shop; "
+           "CREATE TABLE outage_shop.jobs (id INT AUTO_INCREMENT PRIMARY KEY, status VARCHAR(16), "
+           "priority INT, created_at DATETIME, KEY q (status, created_at, priority))")
+    settings = config.from_dict({"redis": {"url": server.url}, "mysql": {"url": db.root_url},
+                                 "queues": [{"name": "emails", "kind": "redis-list", "key": "q:e"},
+                                            {"name": "orders", "kind": "sql", "table": "outage_shop.jobs"}]})
+    queues = QueueCollector(settings.queues, server.url, settings.mysql, timeout_s=5)
+    try:
+        readings = queues.collect()
+        assert {r.labels.get("queue"): r.values.get("queue.up") for r in readings} == \
+            {"emails": 1.0, "orders": 1.0}
+        db.stop()
+        readings = queues.collect()
+        plain = next(r for r in readings if not r.labels)
+        assert plain.values == {"queue.up": 0.0}
+        assert f"mysql 127.0.0.1:{db.port}" in plain.error
+        assert db.root_password not in plain.error
+        assert [r.labels["queue"] for r in readings if r.labels] == ["emails"]
+        db.start()
+        readings = queues.collect()
+        assert {r.labels.get("queue"): r.values.get("queue.up") for r in readings} == \
+            {"emails": 1.0, "orders": 1.0}
+    finally:
+        queues.close()
+        db.start()
+        db.sql("DROP DATABASE IF EXISTS outage_shop")
