@@ -55,5 +55,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         resp.vary.add("Accept-Encoding")
         return resp
 
+    if settings.trusted_proxies:
+        # Behind nginx: take the client address and scheme from its X-Forwarded-* headers
+        # (login rate limits are per client address), wrapping Socket.IO's routes as well.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     logging.getLogger("dashboard").setLevel(logging.INFO)
     return app

@@ -126,6 +126,8 @@ class Settings:
     rollup_retention_d: float = 400.0
     collector_timeout_s: float = 10.0
     metrics_public: bool = False
+    # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 = none.
+    trusted_proxies: int = 0
     async_mode: str = "eventlet"             # eventlet | gevent | threading
     mysql: MySQLSettings | None = None
     redis: RedisSettings | None = None
@@ -473,6 +475,7 @@ def parse_report(d: Mapping) -> ReportSettings:
 
 TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_name",
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
+            "trusted_proxies",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
             "probes", "rules", "notify", "smtp", "report", "auth"}
 
@@ -485,6 +488,7 @@ ENV_KEYS = {
     "DASHBOARD_RAW_RETENTION_H": ("raw_retention_h",),
     "DASHBOARD_COLLECTOR_TIMEOUT_S": ("collector_timeout_s",),
     "DASHBOARD_METRICS_PUBLIC": ("metrics_public",), "DASHBOARD_ASYNC_MODE": ("async_mode",),
+    "DASHBOARD_TRUSTED_PROXIES": ("trusted_proxies",),
     "DASHBOARD_DEMO": ("demo",),
     "DASHBOARD_MYSQL_URL": ("mysql", "url"), "DASHBOARD_REDIS_URL": ("redis", "url"),
 }
@@ -539,6 +543,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         rollup_retention_d=_num(raw, "rollup_retention_d", "", 400.0, 1, 3650),
         collector_timeout_s=_num(raw, "collector_timeout_s", "", 10.0, 0.1, 600),
         metrics_public=_bool(raw, "metrics_public", "", False),
+        trusted_proxies=_num(raw, "trusted_proxies", "", 0, 0, 5, integer=True),
         async_mode=async_mode,
         mysql=parse_mysql(_table(raw, "mysql")),
         redis=parse_redis(_table(raw, "redis")),
