@@ -34,7 +34,7 @@ class FakeClock:
 @pytest.fixture
 def statsd() -> Iterator[tuple[StatsdCollector, FakeClock, socket.socket]]:
     clock = FakeClock()
-    collector = StatsdCollector(StatsdListener("127.0.0.1:0"), interval_s=10, clock=clock)
+    collector = StatsdCollector(StatsdListener("127.0.0.1:0"), interval_s=1, window_s=10, clock=clock)
     collector.start()
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.connect(collector.listener.address)
@@ -76,7 +76,10 @@ def test_statsd_counters_and_timers_become_rates_and_percentiles_as_sent(statsd)
     others = {(r.labels["name"], k): x for r in readings[1:] for k, x in r.values.items()}
     assert others[("signup", "statsd.count_per_s")] == pytest.approx(0.3)
     assert others[("shop.queue_depth", "statsd.gauge")] == 10
-    # the next interval starts empty: no requests, no rate, no stale percentiles
+    # a sliding window: 5 s later half of it is still in; 10 s later it has all slid out
+    clock.t += 5
+    v = collector.collect()[0].values
+    assert v["app.requests_per_s"] == pytest.approx(1000 / 15) and v["app.response_ms_p95"] == 95
     clock.t += 10
     v = collector.collect()[0].values
     assert v["app.requests_per_s"] == 0 and "app.error_rate" not in v and "app.response_ms_p95" not in v

@@ -43,7 +43,7 @@ def _cache_queue_app(settings: Settings) -> list[Collector]:
     if settings.statsd_bind:
         from dashboard.collectors.statsd import StatsdCollector, StatsdListener
         out.append(StatsdCollector(StatsdListener(settings.statsd_bind),
-                                   interval_s=max(settings.interval_s, 10.0)))
+                                   interval_s=settings.interval_s, window_s=10.0))
     if settings.phpfpm_url:
         from dashboard.collectors.phpfpm import PhpFpmCollector
         out.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children,

@@ -5,8 +5,8 @@ Accepted lines (several per packet, newline-separated): ``name:value|c[|@rate]``
 (gauge; ``+n`` / ``-n`` adjust it), ``name:value|s`` (set); DogStatsD ``|#tags`` are accepted
 and ignored. Anything else is counted in ``statsd.malformed`` and dropped.
 
-What the dashboard makes of them, per interval (10 s by default, StatsD's own flush interval,
-so a p95 rests on more than a handful of requests):
+What the dashboard makes of them, each sampling interval, over the last 10 s (a sliding
+window: the panels move every second, yet a p95 rests on more than one second's requests):
 - ``app.error_rate`` = ``errors`` / ``requests`` counters, in percent;
 - ``app.checkout_success_rate`` = ``checkout.success`` / (``checkout.success`` + ``checkout.failure``);
 - ``app.response_ms`` (mean, the docs' "average response time"), ``app.response_ms_p50`` and
@@ -25,17 +25,18 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
-    MetricSpec("app.error_rate", "%", "errors / requests counters over the interval"),
-    MetricSpec("app.checkout_success_rate", "%", "checkout.success / (success + failure) over the interval"),
-    MetricSpec("app.response_ms", "ms", "Mean of the response_time timers over the interval"),
-    MetricSpec("app.response_ms_p50", "ms", "Median response_time over the interval"),
-    MetricSpec("app.response_ms_p95", "ms", "95th percentile of response_time over the interval"),
+    MetricSpec("app.error_rate", "%", "errors / requests counters over the last 10 s"),
+    MetricSpec("app.checkout_success_rate", "%", "checkout.success / (success + failure), last 10 s"),
+    MetricSpec("app.response_ms", "ms", "Mean of the response_time timers over the last 10 s"),
+    MetricSpec("app.response_ms_p50", "ms", "Median response_time over the last 10 s"),
+    MetricSpec("app.response_ms_p95", "ms", "95th percentile of response_time over the last 10 s"),
     MetricSpec("app.requests_per_s", "/s", "requests counter per second"),
     MetricSpec("statsd.packets_per_s", "/s", "StatsD packets received per second"),
     MetricSpec("statsd.malformed", "count", "Malformed StatsD lines since start (dropped)"),
@@ -45,7 +46,7 @@ METRICS: Sequence[MetricSpec] = (
 )
 
 RCVBUF = 8 << 20
-MAX_TIMER_VALUES = 20_000        # per name and interval; beyond, a uniform reservoir sample
+MAX_TIMER_VALUES = 5_000         # per name and interval; beyond, a uniform reservoir sample
 MAX_NAMES = 50                   # other counters/gauges exposed; the network must not grow the store
 MAX_GAUGES = 10_000              # gauges live across intervals: bound what a sender can make us keep
 _TYPES = {b"c", b"ms", b"h", b"g", b"s"}
@@ -210,17 +211,31 @@ KNOWN_COUNTERS = ("requests", "errors", "checkout.success", "checkout.failure")
 RESPONSE_TIMERS = ("response_time", "request_time")
 
 
+@dataclass
+class _Slice:
+    """One collection interval, reduced to what the window needs."""
+
+    start: float
+    end: float
+    counters: dict[str, float]
+    timings: list[float]            # response timers, sorted
+    packets: int
+    malformed: int
+
+
 class StatsdCollector:
     source = "statsd"
     metrics = METRICS
 
-    def __init__(self, listener: StatsdListener, interval_s: float = 10.0, timeout_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, listener: StatsdListener, interval_s: float = 1.0, window_s: float = 10.0,
+                 timeout_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.listener = listener
         self.interval_s = interval_s
+        self.window_s = max(window_s, interval_s)
         self.timeout_s = timeout_s
         self._clock = clock
         self._last: float | None = None
+        self._slices: deque[_Slice] = deque()
         self._started = False
 
     def start(self) -> None:
@@ -232,45 +247,59 @@ class StatsdCollector:
             pass
         self._last = self._clock()
 
+    def _slide(self) -> tuple[float, list[_Slice]]:
+        """Add what arrived since the last tick; return the window's span and slices."""
+        now = self._clock()
+        iv = self.listener.take()
+        timings = sorted(v for name in RESPONSE_TIMERS for vals in _matching(iv.timers, name)
+                         for v in vals)
+        self._slices.append(_Slice(self._last if self._last is not None else now, now,
+                                   iv.counters, timings, iv.packets, iv.malformed))
+        self._last = now
+        while self._slices and self._slices[0].end <= now - self.window_s + 1e-6:
+            self._slices.popleft()
+        slices = list(self._slices)
+        return max(now - slices[0].start, 1e-6), slices
+
     def collect(self) -> list[Reading]:
         if not self._started:
             return []          # `check`: the listener only runs inside serve/collect
         if self.listener.error or not self.listener.running:
             raise CollectorError(self.listener.error or "statsd: the listener thread stopped")
-        now = self._clock()
-        span = max(now - (self._last or now), 1e-6)
-        self._last = now
-        iv = self.listener.take()
-        values: dict[str, float] = {"statsd.packets_per_s": iv.packets / span,
-                                    "statsd.malformed_per_s": iv.malformed / span,
-                                    "statsd.malformed": float(self.listener.malformed_total)}
-        c = {name: sum(_matching(iv.counters, name)) for name in KNOWN_COUNTERS}
+        span, slices = self._slide()
+        counters: dict[str, float] = {}
+        for sl in slices:
+            for k, v in sl.counters.items():
+                counters[k] = counters.get(k, 0.0) + v
+        values: dict[str, float] = {
+            "statsd.packets_per_s": sum(sl.packets for sl in slices) / span,
+            "statsd.malformed_per_s": sum(sl.malformed for sl in slices) / span,
+            "statsd.malformed": float(self.listener.malformed_total)}
+        c = {name: sum(_matching(counters, name)) for name in KNOWN_COUNTERS}
         if c["requests"] > 0:
             values["app.error_rate"] = c["errors"] / c["requests"] * 100.0
         values["app.requests_per_s"] = c["requests"] / span
         done = c["checkout.success"] + c["checkout.failure"]
         if done > 0:
             values["app.checkout_success_rate"] = c["checkout.success"] / done * 100.0
-        timings = sorted(v for name in RESPONSE_TIMERS for vals in _matching(iv.timers, name)
-                         for v in vals)
+        # sorted() finds the already-sorted runs of each slice: a merge, not a full sort
+        timings = sorted(v for sl in slices for v in sl.timings)
         if timings:
             values["app.response_ms"] = sum(timings) / len(timings)
             values["app.response_ms_p50"] = percentile(timings, 0.50)
             values["app.response_ms_p95"] = percentile(timings, 0.95)
         out = [Reading(values)]
-        known = set()
-        for name in KNOWN_COUNTERS:
-            known.update(k for k in iv.counters if k == name or k.endswith("." + name))
-        others = sorted(k for k in iv.counters if k not in known)[:MAX_NAMES]
-        out += [Reading({"statsd.count_per_s": iv.counters[k] / span}, {"name": k}) for k in others]
+        known = {k for k in counters for name in KNOWN_COUNTERS if k == name or k.endswith("." + name)}
+        others = sorted(k for k in counters if k not in known)[:MAX_NAMES]
+        out += [Reading({"statsd.count_per_s": counters[k] / span}, {"name": k}) for k in others]
         out += [Reading({"statsd.gauge": v}, {"name": k})
                 for k, v in sorted(self.listener.gauges.items())[:MAX_NAMES]]
         return out
 
     def check_notes(self) -> list[str]:
         where = self.listener.address or self.listener.requested
-        return [f"statsd: udp {where[0]}:{where[1]}, flushed every {self.interval_s:g} s "
-                f"(the listener runs inside serve/collect)"]
+        return [f"statsd: udp {where[0]}:{where[1]}, figures over the last {self.window_s:g} s, "
+                f"every {self.interval_s:g} s (the listener runs inside serve/collect)"]
 
     def stop(self) -> None:
         """Runtime.on_stop: stop listening (``close`` does the same at shutdown)."""
