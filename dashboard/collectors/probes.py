@@ -103,6 +103,7 @@ class ProbeCollector:
         self.timeout_s = max(p.timeout_s for p in probes) + 2.0
         self._clock, self._wall = clock, wall
         self._next: dict[str, float] = {}
+        self._last: dict[str, str] = {}           # probe -> how the last probe went, for `check`
         self._sessions = {p.name: requests.Session() for p in probes}
         for s in self._sessions.values():
             s.headers["User-Agent"] = "dashboard-probe/1"
@@ -147,11 +148,14 @@ class ProbeCollector:
         due = [p for p in self.probes if now >= self._next.get(p.name, 0.0) - 0.05 * p.interval_s]
         for p in due:
             self._next[p.name] = now + p.interval_s
-        return list(self._pool.map(self._probe, due))
+        readings = list(self._pool.map(self._probe, due))
+        for p, r in zip(due, readings):
+            self._last[p.name] = r.error or f"up, {r.values['app.response_ms']:.0f} ms"
+        return readings
 
     def check_notes(self) -> list[str]:
-        return [f"probe {p.name}: every {p.interval_s:g} s, timeout {p.timeout_s:g} s"
-                for p in self.probes]
+        return [f"probe {p.name}: every {p.interval_s:g} s, timeout {p.timeout_s:g} s; last: "
+                f"{self._last.get(p.name, 'not run yet')}" for p in self.probes]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
