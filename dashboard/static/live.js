@@ -292,7 +292,11 @@
     updateChip();
   });
   socket.on("disconnect", function () { state.connected = false; state.ready = false; updateChip(); });
-  socket.on("connect_error", function () { state.connected = false; updateChip(); });
+  socket.on("connect_error", function (err) {
+    state.connected = false; updateChip();
+    // The server refused us (session expired or logged out elsewhere): reloading shows the login.
+    if (err && err.message === "login required") window.location.reload();
+  });
   socket.on("samples", onSamples);
   window.dashboardLive = { state: state, charts: function () { return charts; }, socket: socket };
 
