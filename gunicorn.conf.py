@@ -24,8 +24,9 @@ def post_worker_init(worker):
     # `python -m dashboard serve` made the first admin already; this covers a hand-run gunicorn.
     from dashboard.accounts_cli import announce_first_admin
     announce_first_admin(worker.wsgi.extensions["dashboard.accounts"])
-    if os.environ.get("DASHBOARD_WEB_ONLY") != "1":
-        runtime.start()
+    # Collect here unless web-only; with a message queue, only while holding the leader lock.
+    from dashboard.cluster import take_part
+    take_part(runtime, web_only=os.environ.get("DASHBOARD_WEB_ONLY") == "1")
 
 
 def worker_exit(server, worker):

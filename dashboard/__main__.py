@@ -42,6 +42,13 @@ def cmd_serve(args) -> int:
         app.extensions["dashboard.socketio"].run(app, host=host, port=int(port),
                                                  allow_unsafe_werkzeug=True)
         return 0
+    if args.web_only:
+        if not settings.message_queue:
+            print("configuration error: message_queue: --web-only needs a message queue "
+                  "(redis://...) to receive samples from `python -m dashboard collect`",
+                  file=sys.stderr)
+            return 2
+        os.environ["DASHBOARD_WEB_ONLY"] = "1"
     entry = "wsgi_gevent:app" if mode == "gevent" else "wsgi:app"
     os.environ["DASHBOARD_WORKER_CLASS"] = mode
     print(f"dashboard: serving {settings.public_url} (bind {bind}, {mode} worker), "
@@ -50,6 +57,32 @@ def cmd_serve(args) -> int:
             "--chdir", str(ROOT), "--bind", bind, entry]
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def cmd_collect(args) -> int:
+    """Collectors, alert engine and outbox without a web server; samples reach the web
+    instances through the message queue. Several may run: one leads, the others stand by."""
+    settings = _load(args)
+    if not settings.message_queue:
+        print("configuration error: message_queue: `collect` needs a message queue (redis://...) "
+              "through which the web instances receive samples", file=sys.stderr)
+        return 2
+    import signal
+
+    from dashboard import cluster, create_app
+    app = create_app(settings, role="collector", async_mode="threading")
+    runtime = app.extensions["dashboard"]
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    lock = cluster.take_part(runtime)
+    print(f"dashboard collect: {lock.identity if lock else 'single'}; waiting for the leader "
+          f"lock on the message queue", flush=True)
+    done.wait()
+    runtime.stop()
+    if lock is not None:
+        lock.stop()
+    return 0
 
 
 def _probe(collector, timeout: float) -> tuple[bool, str]:
@@ -101,11 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the web dashboard and its collectors (gunicorn)")
     s.add_argument("--bind", help="host:port (default: bind from the settings)")
+    s.add_argument("--web-only", action="store_true",
+                   help="serve pages only; samples come from `collect` through the message queue")
     s.set_defaults(func=cmd_serve)
+    co = sub.add_parser("collect", help="run collectors, alerts and notifications without a web server")
+    co.set_defaults(func=cmd_collect)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
     from dashboard.accounts_cli import add_commands
     add_commands(sub, _load)           # create-user, create-token, revoke-token
+    from dashboard.report.cli import add_command
+    add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -15,8 +15,12 @@ COMPRESSIBLE = ("application/json", "text/html", "text/css", "text/csv", "applic
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
-               async_mode: str | None = None) -> Flask:
-    """Build the app. Nothing starts here: call ``app.extensions["dashboard"].start()``."""
+               async_mode: str | None = None, role: str = "web") -> Flask:
+    """Build the app. Nothing starts here: call ``app.extensions["dashboard"].start()``.
+
+    ``role="collector"`` is for ``python -m dashboard collect``: no Socket.IO server, events
+    go to the message queue through an external emitter instead.
+    """
     settings = settings or config_mod.load()
     runtime = runtime or Runtime(settings)
     app = Flask(__name__)
@@ -29,14 +33,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
-    live.init_app(app, runtime, async_mode or settings.async_mode)
+    if role == "collector":
+        runtime.emitter = live.external_emitter(settings).emit
+    else:
+        live.init_app(app, runtime, async_mode or settings.async_mode)
     dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
     from dashboard import alerting, alerts_views   # issue 5: engine sink, outbox, /alerts, /api/alerts
-    app.extensions["dashboard.alerting"] = alerting.install(
-        runtime, emit=app.extensions["dashboard.socketio"].emit)
+    app.extensions["dashboard.alerting"] = alerting.install(runtime, emit=runtime.emit)
     app.register_blueprint(alerts_views.bp)
     from dashboard import prometheus   # issue 8: GET /metrics (auth as in dashboard.auth)
     app.register_blueprint(prometheus.bp)
+    from dashboard.report import views as report_views; report_views.init_app(app, runtime)  # issue 6: daily summary
 
     @app.after_request
     def compress(resp):

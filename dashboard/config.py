@@ -87,6 +87,8 @@ class NotifySettings:
     rules: tuple[str, ...] = ()              # empty: every rule
     secret: str | None = None                # webhook HMAC key
     name: str = ""
+    group_window_s: float = 30.0             # storm control: later changes within it go as one
+    max_per_hour: int = 20                   # past this many messages an hour: digests
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ class Settings:
     report: ReportSettings = field(default_factory=ReportSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: bool = False
+    # Redis URL joining a collector process and several web instances (Flask-SocketIO's
+    # message_queue, the collector leader lock, collector status). None: one process does all.
+    message_queue: str | None = None
     source_file: str | None = None
 
     @property
@@ -158,8 +163,8 @@ class Settings:
         out = []
         if self.mysql and self.mysql.password:
             out.append(self.mysql.password)
-        if self.redis:
-            pw = urlsplit(self.redis.url).password
+        for url in (self.redis.url if self.redis else None, self.message_queue):
+            pw = urlsplit(url).password if url else None
             if pw:
                 out.append(unquote(pw))
         if self.smtp.password:
@@ -194,6 +199,8 @@ class Settings:
             d["mysql"]["password"] = "***" if self.mysql.password else ""
         if self.redis:
             d["redis"]["url"] = mask_url(self.redis.url)
+        if self.message_queue:
+            d["message_queue"] = mask_url(self.message_queue)
         if self.smtp.password:
             d["smtp"]["password"] = "***"
         for n in d["notify"]:
@@ -329,18 +336,24 @@ def parse_mysql(d: Mapping) -> MySQLSettings | None:
     )
 
 
+def _redis_url(url: str | None, key: str) -> str | None:
+    if url is None:
+        return None
+    p = urlsplit(url)
+    if p.scheme not in ("redis", "rediss", "unix") or (p.scheme != "unix" and not p.hostname):
+        raise ConfigError(key, "expected redis://host:port/db")
+    try:
+        p.port
+    except ValueError:
+        raise ConfigError(key, "the port is not a number") from None
+    return url
+
+
 def parse_redis(d: Mapping) -> RedisSettings | None:
     if not d:
         return None
     _unknown(d, {"url", "hit_rate_window_s"}, "redis.")
-    url = _str(d, "url", "redis.", required=True)
-    p = urlsplit(url)
-    if p.scheme not in ("redis", "rediss", "unix") or (p.scheme != "unix" and not p.hostname):
-        raise ConfigError("redis.url", "expected redis://host:port/db")
-    try:
-        p.port
-    except ValueError:
-        raise ConfigError("redis.url", "the port is not a number") from None
+    url = _redis_url(_str(d, "url", "redis.", required=True), "redis.url")
     return RedisSettings(url=url, hit_rate_window_s=_num(d, "hit_rate_window_s", "redis.", 60.0, 5, 86400))
 
 
@@ -371,7 +384,8 @@ def parse_probe(i: int, d: Mapping) -> ProbeSettings:
 
 def parse_notify(i: int, d: Mapping) -> NotifySettings:
     pre = f"notify[{i}]."
-    _unknown(d, {"kind", "url", "to", "min_severity", "rules", "secret", "name"}, pre)
+    _unknown(d, {"kind", "url", "to", "min_severity", "rules", "secret", "name",
+                 "group_window_s", "max_per_hour"}, pre)
     kind = _str(d, "kind", pre, required=True)
     if kind not in NOTIFY_KINDS:
         raise ConfigError(pre + "kind", f"must be one of {', '.join(NOTIFY_KINDS)}, got {kind!r}")
@@ -394,7 +408,9 @@ def parse_notify(i: int, d: Mapping) -> NotifySettings:
     for r in rules:
         _check_rule_name(r, pre + "rules")
     return NotifySettings(kind=kind, url=url, to=tuple(to), min_severity=sev, rules=tuple(rules),
-                          secret=_str(d, "secret", pre), name=_str(d, "name", pre, f"{kind}-{i}"))
+                          secret=_str(d, "secret", pre), name=_str(d, "name", pre, f"{kind}-{i}"),
+                          group_window_s=_num(d, "group_window_s", pre, 30.0, 0, 3600),
+                          max_per_hour=_num(d, "max_per_hour", pre, 20, 1, 100_000, integer=True))
 
 
 def _check_rule_name(name: str, key: str) -> None:
@@ -477,7 +493,7 @@ TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_na
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
             "trusted_proxies",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
-            "probes", "rules", "notify", "smtp", "report", "auth"}
+            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue"}
 
 # Environment variables that override keys of the file: DASHBOARD_<KEY> for the top-level
 # scalars, plus the two connection URLs of the contract.
@@ -491,6 +507,7 @@ ENV_KEYS = {
     "DASHBOARD_TRUSTED_PROXIES": ("trusted_proxies",),
     "DASHBOARD_DEMO": ("demo",),
     "DASHBOARD_MYSQL_URL": ("mysql", "url"), "DASHBOARD_REDIS_URL": ("redis", "url"),
+    "DASHBOARD_MESSAGE_QUEUE": ("message_queue",),
 }
 
 
@@ -559,12 +576,17 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         report=parse_report(_table(raw, "report")),
         auth=parse_auth(_table(raw, "auth")),
         demo=_bool(raw, "demo", "", False),
+        message_queue=_redis_url(_str(raw, "message_queue", ""), "message_queue"),
         source_file=source_file,
     )
     names = [q.name for q in s.queues]
     for n in names:
         if names.count(n) > 1:
             raise ConfigError("queues", f"queue name {n!r} is used twice")
+    channels = [n.name for n in s.notify]
+    for i, n in enumerate(channels):
+        if n in channels[:i]:
+            raise ConfigError(f"notify[{i}].name", f"channel name {n!r} is used twice")
     # Rule overrides that contradict each other (warning past critical...) stop start-up too.
     from alerts.rules import build_rules
     build_rules(s)

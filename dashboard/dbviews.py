@@ -85,8 +85,7 @@ def live_payload(book: StatementBook, seen: dict) -> dict | None:
 def init_app(app, runtime) -> None:
     """Register the API and, when MySQL is configured, the live ``db_statements`` push."""
     app.register_blueprint(bp)
-    socketio = app.extensions.get("dashboard.socketio")
-    if socketio is None or _book(runtime) is None:
+    if _book(runtime) is None:
         return
     seen: dict = {}
 
@@ -96,6 +95,6 @@ def init_app(app, runtime) -> None:
         book = _book(runtime)
         payload = live_payload(book, seen) if book is not None else None
         if payload:
-            socketio.emit(EVENT, payload, namespace="/live")
+            runtime.emit(EVENT, payload, namespace="/live")
 
     runtime.sinks.append(push)

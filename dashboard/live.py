@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask_socketio import Namespace, SocketIO
 
-from dashboard.model import Sample
 
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
@@ -23,6 +22,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/live"
 MAX_RESUME_S = 6 * 3600          # a client gone longer than this re-loads history over HTTP
 MAX_RESUME_SAMPLES = 50_000
+CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
 
 
 class LiveNamespace(Namespace):
@@ -53,21 +53,27 @@ class LiveNamespace(Namespace):
 
 
 def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
+    """The Socket.IO server of a web process. With ``message_queue`` set, every instance
+    subscribes to it, so samples emitted by any process (the collector leader) reach every
+    browser on every instance."""
     settings = runtime.settings
     socketio = SocketIO(
         app,
         async_mode=async_mode,
+        message_queue=settings.message_queue,
+        channel=CHANNEL,
         cors_allowed_origins=[settings.public_url, f"http://{settings.bind}"],
         max_http_buffer_size=64 * 1024,          # clients only send small control messages
         ping_interval=10, ping_timeout=10,
         json=None,
     )
     socketio.on_namespace(LiveNamespace(runtime))
-
-    def relay(samples: list[Sample]) -> None:
-        if samples:
-            socketio.emit("samples", [s.to_wire() for s in samples], namespace=NAMESPACE)
-
-    runtime.sinks.append(relay)
+    runtime.emitter = socketio.emit
     app.extensions["dashboard.socketio"] = socketio
     return socketio
+
+
+def external_emitter(settings) -> SocketIO:
+    """For a process without a web server (``python -m dashboard collect``): writes events to
+    the message queue only. Flask-SocketIO's docs: same channel, ``async_mode="threading"``."""
+    return SocketIO(message_queue=settings.message_queue, channel=CHANNEL, async_mode="threading")

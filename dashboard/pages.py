@@ -35,9 +35,10 @@ def healthz():
     Always 200 while the process answers (the contract); ``status`` says whether all is well.
     """
     rt = current_app.extensions["dashboard"]
-    collectors = rt.runner.status()
-    ok = rt.started and all(c["status"] == "ok" for c in collectors.values())
-    body = {"status": "ok" if ok else ("starting" if not rt.started else "degraded"),
+    collectors = rt.collector_status()
+    remote = not rt.started and rt.status_reader is not None     # a web-only instance
+    ok = (rt.started or remote) and all(c["status"] == "ok" for c in collectors.values())
+    body = {"status": "ok" if ok else ("starting" if not (rt.started or remote) else "degraded"),
             "ts": time.time(), "collectors": collectors}
     return jsonify(body)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from dashboard import redact
 from dashboard.collectors.base import Collector
@@ -32,8 +32,11 @@ class Runtime:
         if collectors is None:
             from dashboard.collectors import registry
             collectors = registry.build(settings)
-        self.sinks: list[Sink] = []
+        self.sinks: list[Sink] = [self._relay]
         self._publish_lock = threading.Lock()
+        # Where Socket.IO events go: the web process's own server, or (collector process) an
+        # external emitter writing to the Redis message queue. Set by whoever hosts us.
+        self.emitter: Callable[..., Any] | None = None
         self.on_start: list[Callable[[], None]] = []
         self.on_stop: list[Callable[[], None]] = []
         self.runner = CollectorRunner(collectors, self.publish)
@@ -52,6 +55,16 @@ class Runtime:
                 self.runner.add_job(func, **trigger)
         self._started = False
         self._lock = threading.Lock()
+        self.status_reader: Callable[[], dict] | None = None   # set by dashboard.cluster
+
+    def emit(self, event: str, data: Any, namespace: str = "/live") -> None:
+        if self.emitter is not None:
+            self.emitter(event, data, namespace=namespace)
+
+    def _relay(self, samples: list[Sample]) -> None:
+        # Serialised once per tick; the Socket.IO server encodes one packet for all clients.
+        if samples:
+            self.emit("samples", [s.to_wire() for s in samples])
 
     def publish(self, samples: list[Sample]) -> list[Sample]:
         # One tick at a time, so sinks (and browsers) see samples in sequence order.
@@ -63,6 +76,12 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - one sink failing never stops the others
                     log.exception("sink %r failed", sink)
         return stored
+
+    def collector_status(self) -> dict[str, dict]:
+        """Collector status for /healthz: ours when we collect, else the leader's (cluster)."""
+        if not self._started and self.status_reader is not None:
+            return self.status_reader()
+        return self.runner.status()
 
     @property
     def started(self) -> bool:

@@ -21,14 +21,15 @@ class DashboardServer:
 
     def __init__(self, data_dir: Path, *, env: Mapping[str, str] | None = None,
                  config: Path | None = None, port: int | None = None,
-                 command: str = "serve") -> None:
+                 command: str = "serve", args: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
         self.command = command
+        self.args = tuple(args)
         self.extra_env = dict(env or {})
-        self.log_path = self.data_dir / f"server-{self.port}.log"
+        self.log_path = self.data_dir / f"{command}-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
@@ -45,6 +46,7 @@ class DashboardServer:
         if self.config:
             argv += ["--config", str(self.config)]
         argv.append(self.command)
+        argv.extend(self.args)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
