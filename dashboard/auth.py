@@ -36,7 +36,6 @@ from dashboard.accounts import RANK, Accounts, Principal
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIXES = ("/admin", "/api/admin")
 PUBLIC_ENDPOINTS = frozenset({"pages.healthz", "auth.login"})
-PUBLIC_STATIC = frozenset({"dashboard.css", "auth.css"})   # what the login page needs
 SEEN_UPDATE_S = 60                                   # idle clock resolution (fewer cookie writes)
 
 
@@ -199,7 +198,9 @@ def _is_public(view: Callable | None) -> bool:
     if request.endpoint in PUBLIC_ENDPOINTS or getattr(view, "_auth_public", False):
         return True
     if request.endpoint == "static":
-        return (request.view_args or {}).get("filename") in PUBLIC_STATIC
+        # Style sheets only (the login and acknowledge-link pages need them; they hold no data).
+        name = (request.view_args or {}).get("filename", "")
+        return name.endswith(".css") and "/" not in name
     return request.path == "/metrics" and current_app.config["SETTINGS"].metrics_public
 
 
