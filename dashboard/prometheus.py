@@ -19,7 +19,6 @@ Auth is dashboard.auth's: login or ``Authorization: Bearer <token>``, unless ``m
 """
 from __future__ import annotations
 
-import logging
 import re
 import sqlite3
 import time
@@ -33,7 +32,6 @@ from prometheus_client.metrics_core import Metric
 from dashboard.catalog import all_metrics
 from dashboard.model import Sample
 
-log = logging.getLogger(__name__)
 bp = Blueprint("prometheus", __name__)
 
 PREFIX = "dashboard_"

@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import configparser
-import re
 import secrets
-import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pymysql
@@ -201,3 +197,10 @@ def test_without_trusted_proxies_a_forged_forwarded_for_does_not_dodge_the_limit
     c = app.test_client()
     assert _codes(c, headers, "203.0.113.7", 3) == [200, 200, 200]
     assert _codes(c, headers, "198.51.100.9", 1) == [429]
+
+
+def test_each_web_instance_gets_its_own_gunicorn_control_socket():
+    # gunicorn >= 25.1 opens $HOME/.gunicorn/gunicorn.ctl by default: one path for every instance.
+    svc = (UNITS / "dashboard-web@.service").read_text()
+    assert "RuntimeDirectory=dashboard-web-%i\n" in svc
+    assert "GUNICORN_CMD_ARGS=--control-socket=/run/dashboard-web-%i/gunicorn.ctl\n" in svc
