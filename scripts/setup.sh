@@ -39,7 +39,8 @@ fi
 # 1. Debian packages
 APT_PKGS=(mariadb-server mariadb-client redis-server memcached chromium
           python3-venv python3-dev gcc ca-certificates
-          nginx)  # binary only: tests check deploy/nginx/ with a private nginx on a loopback port
+          nginx    # binary only: tests check deploy/nginx/ with a private nginx on a loopback port
+          systemd) # systemd-analyze verify checks deploy/systemd/ (nothing is started)
 if command -v node >/dev/null && command -v npm >/dev/null; then
     : # Node.js and npm already there (here: NodeSource's node 20 with its bundled npm 11).
       # Debian's npm package depends on Debian's nodejs and would fight with it: leave it be.
@@ -86,7 +87,7 @@ else
         say "apt: all ${#APT_PKGS[@]} packages present"
     fi
 fi
-for bin in mariadbd mariadb-install-db mariadb redis-server memcached chromium nginx node npm; do
+for bin in mariadbd mariadb-install-db mariadb redis-server memcached chromium nginx systemd-analyze node npm; do
     command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || die "$bin not found after set-up"
 done
 
