@@ -85,6 +85,33 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_agent(args) -> int:
+    """Publish this host's statistics (and PHP-FPM's, when configured) to the message queue."""
+    settings = _load(args)
+    if not settings.message_queue:
+        print("configuration error: message_queue: `agent` publishes through the message queue "
+              "(redis://...); set it or DASHBOARD_MESSAGE_QUEUE", file=sys.stderr)
+        return 2
+    import signal
+
+    import redis
+
+    from dashboard.agent import Agent
+    from dashboard.collectors.host import HostCollector
+    collectors = [HostCollector(interval_s=settings.interval_s)]
+    if settings.phpfpm_url:
+        from dashboard.collectors.phpfpm import PhpFpmCollector
+        collectors.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children))
+    client = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
+    agent = Agent(client, args.host_name or settings.host_name, collectors, settings.interval_s)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.stop_event.set())
+    print(f"dashboard agent: publishing {agent.host} every {settings.interval_s:g} s to "
+          f"{config_mod.mask_url(settings.message_queue)}", flush=True)
+    agent.run()
+    return 0
+
+
 def _probe(collector, timeout: float) -> tuple[bool, str]:
     result: dict = {}
 
@@ -139,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_serve)
     co = sub.add_parser("collect", help="run collectors, alerts and notifications without a web server")
     co.set_defaults(func=cmd_collect)
+    ag = sub.add_parser("agent", help="publish this host's statistics to the message queue")
+    ag.add_argument("--host-name", help="name shown in the fleet view (default: host_name)")
+    ag.set_defaults(func=cmd_agent)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
     from dashboard.accounts_cli import add_commands

@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    from dashboard import fleet
+    app.register_blueprint(fleet.bp)             # issue 8: one row per host, agents included
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     if role == "collector":
         runtime.emitter = live.external_emitter(settings).emit

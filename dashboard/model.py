@@ -25,6 +25,8 @@ class Reading:
     # Why this label set could not be read (one queue's query timed out) while the collector as
     # a whole still works; shown with the sample, secret-free like CollectorError messages.
     error: str | None = None
+    # When it was measured, if not "now": an agent's sample arrives a moment after it was taken.
+    ts: float | None = None
 
 
 @dataclass(frozen=True)

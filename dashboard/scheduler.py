@@ -104,7 +104,7 @@ class CollectorRunner:
 
     def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
         up_key = f"{source}.up"
-        out = [Sample(source, ts, dict(r.values), dict(r.labels), r.error) for r in readings]
+        out = [Sample(source, r.ts or ts, dict(r.values), dict(r.labels), r.error) for r in readings]
         # "<source>.up" on the unlabelled sample says the collector reached its target.
         plain = next((s for s in out if not s.labels), None)
         if plain is None:

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS metric_sources (
     PRIMARY KEY (metric, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The newest sample of each (source, labels): /api/latest, /metrics and the fleet view read
+-- this small table instead of grouping an hour of samples.
+CREATE TABLE IF NOT EXISTS latest_samples (
+    source TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (source, labels)
+) WITHOUT ROWID;
 """
 
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
@@ -134,10 +142,13 @@ class Store:
             c.execute("BEGIN IMMEDIATE")
             try:
                 out = []
+                latest = []
                 for (s, vals), row in zip(clean, rows):
                     cur = c.execute(
                         "INSERT INTO samples(ts, source, labels, vals, error) VALUES (?,?,?,?,?)", row)
                     out.append(Sample(s.source, s.ts, vals, dict(s.labels), s.error, cur.lastrowid))
+                    latest.append((row[1], row[2], cur.lastrowid))
+                c.executemany("INSERT OR REPLACE INTO latest_samples VALUES (?,?,?)", latest)
                 if new_sources:
                     c.executemany("INSERT OR IGNORE INTO metric_sources VALUES (?,?)", new_sources)
                 c.execute("COMMIT")
@@ -189,13 +200,12 @@ class Store:
         row = self._read("SELECT MAX(seq) FROM samples", ())
         return row[0][0] or 0
 
-    def latest(self) -> list[Sample]:
-        """The newest sample of each (source, labels)."""
+    def latest(self, within_s: float = 3600) -> list[Sample]:
+        """The newest sample of each (source, labels) taken in the last ``within_s`` seconds."""
         rows = self._read(
-            "SELECT s.seq, s.ts, s.source, s.labels, s.vals, s.error FROM samples s JOIN ("
-            " SELECT MAX(seq) AS seq FROM samples WHERE ts >= ? GROUP BY source, labels) m"
-            " ON s.seq = m.seq ORDER BY s.source, s.labels",
-            (time.time() - 3600,))
+            "SELECT s.seq, s.ts, s.source, s.labels, s.vals, s.error FROM latest_samples l"
+            " JOIN samples s ON s.seq = l.seq WHERE s.ts >= ? ORDER BY s.source, s.labels",
+            (time.time() - within_s,))
         return [self._row_to_sample(r) for r in rows]
 
     def sources_of(self, metric: str) -> list[str]:

@@ -19,6 +19,14 @@ def build(settings: Settings) -> list[Collector]:
         collectors.append(MySQLCollector(settings.mysql, interval_s=settings.interval_s,
                                          timeout_s=settings.collector_timeout_s, tz=settings.tz))
     collectors += _cache_queue_app(settings)
+    if settings.message_queue:
+        # Per-host agents publish to the message queue's Redis (issue 8).
+        import redis
+
+        from dashboard.collectors.agents import AgentsCollector
+        client = redis.Redis.from_url(settings.message_queue, socket_timeout=5,
+                                      socket_connect_timeout=5)
+        collectors.append(AgentsCollector(client, interval_s=settings.interval_s))
     return collectors
 
 

@@ -40,9 +40,19 @@
     return metric + "{" + names.map(function (k) { return k + '="' + labels[k] + '"'; }).join(",") + "}";
   }
 
+  /* Host panels show one host: this dashboard's own (no "host" label) or, with ?host=NAME,
+     one agent's (label host=NAME), as linked from the fleet view. */
+  var hostFilter = new URLSearchParams(window.location.search).get("host");
+  function wanted(metric, labels) {
+    if (metric.lastIndexOf("host.", 0) !== 0) return true;
+    var h = labels && labels.host;
+    return hostFilter ? h === hostFilter : !h;
+  }
+
   function traceName(panel, metric, labels) {
     var base = (panel.names && panel.names[metric]) || metric;
-    var vals = Object.keys(labels || {}).sort().map(function (k) { return labels[k]; });
+    var vals = Object.keys(labels || {}).sort().filter(function (k) { return k !== "host"; })
+      .map(function (k) { return labels[k]; });
     if (!vals.length) return base;
     return (panel.metrics.length > 1 || (panel.names && panel.names[metric])) ? base + " " + vals.join(" ") : vals.join(" ");
   }
@@ -114,7 +124,7 @@
       var data = [];
       Object.keys(history.series).sort().forEach(function (key) {
         var s = history.series[key];
-        if (panel.metrics.indexOf(s.metric) < 0) return;
+        if (panel.metrics.indexOf(s.metric) < 0 || !wanted(s.metric, s.labels)) return;
         var tr = newTrace(panel, s.metric, s.labels, chart.count);
         var gap = state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000;
         var lastX = null;
@@ -154,7 +164,7 @@
       var x = s.ts * 1000;
       Object.keys(s.values).forEach(function (metric) {
         var ps = metricPanels[metric];
-        if (!ps) return;
+        if (!ps || !wanted(metric, s.labels)) return;
         var key = seriesKey(metric, s.labels);
         ps.forEach(function (panel) {
           var chart = charts[panel.id];
