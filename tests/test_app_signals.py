@@ -88,7 +88,7 @@ def test_statsd_counters_and_timers_become_rates_and_percentiles_as_sent(statsd)
 def test_malformed_statsd_packets_are_counted_and_ignored(statsd):
     collector, clock, sender = statsd
     bad = [b"garbage", b"no_type:1", b"bad_type:1|zz", b"not_a_number:abc|c", b"bad_rate:1|c|@2",
-           b":1|c", b"nan:nan|ms", b"\xff\xfe:1|c"]
+           b":1|c", b"nan:nan|ms", b"\xff\xfe:1|c", b"<b>x</b>:1|c"]
     good = [b"requests:4|c", b"errors:1|c"]
     _send_all(collector, sender, bad + good + [b"requests:4|c\nbroken"])
     clock.t += 10

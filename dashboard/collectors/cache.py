@@ -168,7 +168,8 @@ class CacheCollector:
     def _redis_values(self, now: float) -> dict[str, float]:
         assert self._redis is not None and self._ledger is not None
         # Hold the ledger's lock so a queue tick is either wholly before or wholly after INFO.
-        locked = self._ledger.lock.acquire(timeout=self.timeout_s)
+        # (not for long: a queue tick stuck on a dead server must not make this one time out)
+        locked = self._ledger.lock.acquire(timeout=1.0)
         try:
             info = self._redis.read()
             own_hits, own_misses = self._ledger.hits, self._ledger.misses

@@ -85,7 +85,7 @@ class RedisQueues:
     def _run(self, plan: list[tuple[tuple, Handler]]) -> None:
         if not plan:
             return
-        locked = self._ledger.lock.acquire(timeout=self.timeout_s * 2)
+        locked = self._ledger.lock.acquire(timeout=1.0)
         try:
             pipe = self.client.pipeline(transaction=False)
             for cmd, _ in plan:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -50,6 +51,8 @@ MAX_TIMER_VALUES = 5_000         # per name and interval; beyond, a uniform rese
 MAX_NAMES = 50                   # other counters/gauges exposed; the network must not grow the store
 MAX_GAUGES = 10_000              # gauges live across intervals: bound what a sender can make us keep
 _TYPES = {b"c", b"ms", b"h", b"g", b"s"}
+# Names become labels on the page: the usual StatsD charset only, so a sender cannot put markup there.
+_NAME = re.compile(rb"[A-Za-z0-9_.\-/]{1,200}")
 
 
 @dataclass
@@ -153,7 +156,7 @@ class StatsdListener:
                     continue
                 name, sep, rest = line.partition(b":")
                 parts = rest.split(b"|")
-                if not sep or not name or len(parts) < 2 or parts[1] not in _TYPES:
+                if not sep or len(parts) < 2 or parts[1] not in _TYPES or not _NAME.fullmatch(name):
                     bad += 1
                     continue
                 kind, raw = parts[1], parts[0]
@@ -171,7 +174,7 @@ class StatsdListener:
                         elif extra[:1] != b"#":
                             raise ValueError
                     key = name.decode("ascii")
-                except (ValueError, UnicodeDecodeError):
+                except ValueError:
                     bad += 1
                     continue
                 if kind == b"c":
