@@ -30,6 +30,7 @@ from alerts.rules import Rule
 from dashboard.model import Sample
 
 MISSING_INTERVALS = 3
+SLACK_INTERVALS = 0.25
 SEVERITY_RANK = {None: 0, "warning": 1, "critical": 2}
 
 
@@ -197,6 +198,9 @@ class Engine:
 
     def _step(self, key: str, st: AlertState, rule: Rule, value: float, t: float) -> list[Transition]:
         firing = st.status == "firing"
+        # Samples come every interval with some jitter: a hold of 2 s seen at 0.0, 1.0 and 1.98
+        # must not wait for the next sample. A quarter interval of slack absorbs the jitter.
+        slack = SLACK_INTERVALS * self.source_intervals.get(rule.source, 0.0)
         target = self._target(rule, value, st.severity if firing else None)
         if rule.breaches(value, rule.critical):
             st.critical_since = st.critical_since if st.critical_since is not None else t
@@ -209,9 +213,9 @@ class Engine:
             if st.status == "ok":
                 st.status, st.pending_since = "pending", t
             assert st.pending_since is not None
-            if t - st.pending_since < rule.for_s:
+            if t - st.pending_since < rule.for_s - slack:
                 return []
-            held_critical = st.critical_since is not None and t - st.critical_since >= rule.for_s
+            held_critical = st.critical_since is not None and t - st.critical_since >= rule.for_s - slack
             severity = "critical" if held_critical or rule.warning is None else "warning"
             st.status, st.severity, st.fired_at = "firing", severity, t
             st.alert_id = make_alert_id(rule.name, st.labels, st.pending_since)
@@ -221,20 +225,20 @@ class Engine:
         st.peak = value if st.peak is None else (max if rule.direction == "above" else min)(st.peak, value)
         # Escalation: critical held for for_s while firing at warning.
         if (st.severity == "warning" and st.critical_since is not None
-                and t - st.critical_since >= rule.for_s):
+                and t - st.critical_since >= rule.for_s - slack):
             st.ok_since = st.lower_since = None
             return [self._notify(key, st, rule, "escalated", "critical", t)]
         below = SEVERITY_RANK[target] < SEVERITY_RANK[st.severity]
         st.lower_since = (st.lower_since if st.lower_since is not None else t) if below else None
         st.ok_since = (st.ok_since if st.ok_since is not None else t) if target is None else None
-        if st.ok_since is not None and t - st.ok_since >= rule.keep_firing_for_s:
+        if st.ok_since is not None and t - st.ok_since >= rule.keep_firing_for_s - slack:
             tr = self._notify(key, st, rule, "resolved", st.severity, t, resolved=True)
             st.status, st.severity, st.pending_since, st.critical_since = "ok", None, None, None
             st.ok_since = st.lower_since = None
             st.acked, st.acked_until, st.alert_id = False, None, None
             return [tr]
         if (st.severity == "critical" and st.lower_since is not None
-                and t - st.lower_since >= rule.keep_firing_for_s and target != "critical"):
+                and t - st.lower_since >= rule.keep_firing_for_s - slack and target != "critical"):
             st.lower_since = None
             return [self._notify(key, st, rule, "deescalated", "warning", t)]
         return []

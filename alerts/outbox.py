@@ -101,10 +101,12 @@ def enqueue(conn: sqlite3.Connection, channel: str, key: str, item: Mapping[str,
 
 class Outbox:
     def __init__(self, connect: Callable[[], sqlite3.Connection], notifiers: Mapping[str, Notifier],
-                 policy: Policy = Policy(), clock: Callable[[], float] = time.time) -> None:
+                 policy: Policy = Policy(), clock: Callable[[], float] = time.time,
+                 policies: Mapping[str, Policy] | None = None) -> None:
         self._connect = connect
         self.notifiers = dict(notifiers)
-        self.policy = policy
+        self.policy = policy                        # default; ``policies`` per channel
+        self.policies = dict(policies or {})
         self._clock = clock
         conn = connect()
         try:
@@ -119,6 +121,7 @@ class Outbox:
         """Do the next thing due on ``channel``. Returns 0 to go on at once, the seconds until
         something is due, or None when nothing waits."""
         now = self._clock()
+        policy = self.policies.get(channel, self.policy)
         head = conn.execute(
             "SELECT id, idempotency_key, body, attempts, next_attempt_at FROM outbox_messages"
             " WHERE channel = ? AND state = 'pending' ORDER BY id LIMIT 1", (channel,)).fetchone()
@@ -136,8 +139,8 @@ class Outbox:
                             (channel,)).fetchone()[0]
         recent = conn.execute("SELECT COUNT(*) FROM outbox_messages WHERE channel = ? AND"
                               " created_at > ?", (channel, now - 3600)).fetchone()[0]
-        digest = recent >= self.policy.max_per_hour
-        wait = self.policy.digest_every_s if digest else self.policy.group_window_s
+        digest = recent >= policy.max_per_hour
+        wait = policy.digest_every_s if digest else policy.group_window_s
         due = (last or 0.0) + wait
         if due > now:
             return due - now
@@ -166,6 +169,7 @@ class Outbox:
 
     def _attempt(self, conn: sqlite3.Connection, channel: str, head: tuple) -> None:
         msg_id, key, body, attempts, _ = head
+        policy = self.policies.get(channel, self.policy)
         error: DeliveryError | None = None
         try:
             self.notifiers[channel].send(json.loads(body), key)
@@ -181,12 +185,12 @@ class Outbox:
             self._channel_state(conn, channel, "ok", None, now)
             return
         log.warning("channel %s: attempt %d of message %d failed: %s", channel, attempts, msg_id, error)
-        if error.permanent or attempts > self.policy.retries:
+        if error.permanent or attempts > policy.retries:
             self._finish(conn, msg_id, "failed", attempts, str(error), now)
             self._channel_state(conn, channel, "failed_permanently" if error.permanent else "failing",
                                 str(error), now)
             return
-        delay = self.policy.backoff_s * 2 ** (attempts - 1)
+        delay = policy.backoff_s * 2 ** (attempts - 1)
         conn.execute("UPDATE outbox_messages SET attempts = ?, next_attempt_at = ?, last_error = ?"
                      " WHERE id = ?", (attempts, now + delay, str(error), msg_id))
         self._channel_state(conn, channel, "retrying", str(error), now)

@@ -39,7 +39,12 @@ def build(settings: Settings, store: Store, source_intervals: dict[str, float], 
     rules = build_rules(settings)
     engine = Engine(rules, source_intervals, started_at=clock())
     senders = {n.name: notifiers.build(n, settings.smtp, settings.timezone) for n in settings.notify}
-    outbox = Outbox(store.connect, senders, policy or Policy(), clock=clock)
+    # Storm control per channel from [[notify]] (group_window_s, max_per_hour), unless the
+    # caller (a test, the bench) gives one policy for all.
+    per_channel = {} if policy else {
+        n.name: Policy(group_window_s=n.group_window_s, max_per_hour=n.max_per_hour)
+        for n in settings.notify}
+    outbox = Outbox(store.connect, senders, policy or Policy(), clock=clock, policies=per_channel)
     channels = [Channel(n.name, n.kind, n.min_severity, n.rules) for n in settings.notify]
     ctx = Context(host=settings.host_name, public_url=settings.public_url, tz=settings.timezone,
                   panel_for=panel_for_rules(), ack_link=ack_link)

@@ -44,6 +44,12 @@ def test_pool_alert_fires_only_after_the_hold_time():
     assert (t.rule, t.value, t.threshold, t.since, t.at) == ("db_pool_utilization", 88, 80, T0, T0 + 60)
 
 
+def test_sampling_jitter_does_not_add_an_interval_to_the_hold():
+    e = Engine(rules(db_pool_utilization={"for_s": 2}), source_intervals={"db": 1.0}, started_at=T0)
+    assert run(e, [(0, 85), (1.01, 85)]) == []
+    assert kinds(run(e, [(1.98, 85)])) == [("firing", "warning")]   # not at 2.98
+
+
 def test_a_breach_shorter_than_the_hold_never_fires():
     e = Engine(rules(db_pool_utilization={"for_s": 60}))
     assert run(e, [(0, 90), (30, 90), (50, 70), (70, 90), (120, 90)]) == []

@@ -80,3 +80,15 @@ def test_severity_channels_name_configured_channels():
     r = rules(notify=[{"kind": "webhook", "url": "http://127.0.0.1:9/", "name": "pager"}],
               rules={"db_pool_utilization": {"severity_channels": {"critical": ["pager"]}}})
     assert r["db_pool_utilization"].severity_channels == {"critical": ("pager",)}
+
+
+def test_storm_control_is_set_per_channel_and_channel_names_are_unique():
+    hook = {"kind": "webhook", "url": "http://127.0.0.1:9/", "name": "a"}
+    s = config.from_dict({"notify": [{**hook, "group_window_s": 0, "max_per_hour": 5}]})
+    assert (s.notify[0].group_window_s, s.notify[0].max_per_hour) == (0, 5)
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"notify": [hook, hook]})
+    assert e.value.key == "notify[1].name"
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"notify": [{**hook, "max_per_hour": 0}]})
+    assert e.value.key == "notify[0].max_per_hour"
