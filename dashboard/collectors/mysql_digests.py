@@ -57,7 +57,10 @@ class StatementReader:
         self._counters = {f: RateTracker() for f in ("calls", "time", "rex", "rsent")}
         self._max: dict[str, int] = {}
         self._baseline_done = False
-        self._slow_cursor: str | None = book.meta("slow_log_cursor")
+        # Continue the slow log where the previous process stopped, unless that was long ago
+        # (rows are counted when read: a day-old backlog would land in today's totals).
+        saved_at = float(book.meta("slow_log_cursor_at") or 0)
+        self._slow_cursor = book.meta("slow_log_cursor") if clock() - saved_at < 3600 else None
 
     # --- choosing the source ---------------------------------------------------------------
 
@@ -96,9 +99,10 @@ class StatementReader:
                 if not e.is_privilege:
                     raise
                 why += f" Meanwhile the slow log table needs GRANT SELECT ON mysql.slow_log TO {acct};"
-        elif not why.startswith("performance_schema is on"):
-            why += (" Without a restart: SET GLOBAL slow_query_log = ON; SET GLOBAL log_output ="
-                    " 'FILE,TABLE'; GRANT SELECT ON mysql.slow_log TO " + acct + ";")
+        else:
+            # The second-best source can be switched on at run time.
+            why += (" Meanwhile, without a restart: SET GLOBAL slow_query_log = ON; SET GLOBAL "
+                    f"log_output = 'FILE,TABLE'; GRANT SELECT ON mysql.slow_log TO {acct};")
         self._use(PROCESSLIST, "Sampling the process list each second: only statements seen "
                                "running for at least the slow threshold, durations are lower "
                                "bounds. " + why)
@@ -204,7 +208,7 @@ class StatementReader:
         if self._slow_cursor is None:
             (newest,), = self.conn.query("SELECT MAX(start_time) FROM mysql.slow_log")
             self._slow_cursor = str(newest or "1970-01-01 00:00:01")
-            self.book.set_meta("slow_log_cursor", self._slow_cursor)
+            self._save_slow_cursor(ts)
             self.book.start(ts)
             return
         rows = self.conn.query(
@@ -228,8 +232,12 @@ class StatementReader:
                 i.rows_examined += rex or 0; i.rows_sent += rsent or 0
             self._slow_cursor = str(start)
         self.book.add(ts, incs, texts)
-        if rows:
-            self.book.set_meta("slow_log_cursor", self._slow_cursor)
+        self._save_slow_cursor(ts)
+
+    def _save_slow_cursor(self, ts: float) -> None:
+        assert self._slow_cursor is not None
+        self.book.set_meta("slow_log_cursor", self._slow_cursor)
+        self.book.set_meta("slow_log_cursor_at", repr(ts))
 
 
 class ProcesslistSampler:
