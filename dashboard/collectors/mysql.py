@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 from dashboard.collectors.mysql_conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql_digests import PROCESSLIST, ProcesslistSampler, StatementReader
-from dashboard.collectors.mysql_statements import StatementBook, normalize_sql
+from dashboard.collectors.mysql_statements import StatementBook
+from dashboard.collectors.mysql_text import normalize_sql
 from dashboard.config import MySQLSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.rates import RateTracker, WindowedCounters

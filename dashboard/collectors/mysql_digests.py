@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from dashboard.collectors.mysql_conn import MySQLConnection, QueryError
-from dashboard.collectors.mysql_statements import Inc, StatementBook, normalize_sql
+from dashboard.collectors.mysql_statements import Inc, StatementBook
+from dashboard.collectors.mysql_text import normalize_sql
 from dashboard.model import CollectorError
 from dashboard.rates import RateTracker
 

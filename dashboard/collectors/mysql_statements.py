@@ -15,7 +15,6 @@ notices the page shows (source in use and how to enable a better one, digests lo
 """
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
@@ -27,7 +26,6 @@ from typing import Callable, Iterable
 WINDOWS = {"5m": 300.0, "1h": 3600.0, "today": None}
 SORTS = ("total_ms", "calls", "avg_ms", "max_ms", "share_pct", "rows_examined", "rows_sent")
 TEXT_MAX = 1024                # performance_schema's own digest length
-NOW_TEXT_MAX = 500
 REGRESSION_FACTOR = 2.0
 REGRESSION_MIN_MS = 1.0        # 0.01 ms -> 0.02 ms is noise, not a regression
 BASELINE_MIN_CALLS = 10
@@ -52,41 +50,6 @@ _UPSERT = """INSERT INTO {t} VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET
  calls = calls + excluded.calls, total_ms = total_ms + excluded.total_ms,
  max_ms = max(max_ms, excluded.max_ms), rows_examined = rows_examined + excluded.rows_examined,
  rows_sent = rows_sent + excluded.rows_sent"""
-
-# --- statement text normalisation --------------------------------------------------------------
-
-_TOKEN = re.compile(r"""
-    (?P<ident>`[^`]*`)
-  | (?P<hex>\b0x[0-9a-fA-F]+\b | \b[xX]'[0-9a-fA-F]*')
-  | (?P<str>'(?:[^'\\]|\\.|'')*(?:'|$) | "(?:[^"\\]|\\.|"")*(?:"|$))
-  | (?P<comment>/\*.*?(?:\*/|$) | --[ \t][^\n]* | \#[^\n]*)
-  | (?P<num>(?<![\w$.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)? | (?<![\w$.])\.\d+)
-  | (?P<ws>\s+)
-""", re.X | re.S)
-_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
-_ROWS = re.compile(r"(\(\.\.\.\))(?:\s*,\s*\(\.\.\.\))+")
-
-
-def normalize_sql(sql: str, limit: int = NOW_TEXT_MAX) -> str:
-    """Literals become ``?``, comments go, whitespace collapses; cut at ``limit`` characters.
-
-    The process list shows statements with their values (e-mail addresses, tokens...); the
-    page shows their shape, like performance_schema's digest text.
-    """
-    def sub(m: re.Match) -> str:
-        kind = m.lastgroup
-        if kind in ("hex", "str", "num"):
-            return "?"
-        if kind in ("comment", "ws"):
-            return " "
-        return m.group(0)
-
-    text = _TOKEN.sub(sub, sql)
-    text = _LIST.sub("(...)", text)
-    text = _ROWS.sub(r"\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 # --- the book ----------------------------------------------------------------------------------
 
@@ -327,3 +290,24 @@ class StatementBook:
     def now(self) -> dict:
         with self._lock:
             return {"rows": list(self.now_rows), "error": self.now_error, "slow_ms": self.slow_ms}
+
+
+def day_top(db: sqlite3.Connection, day: str, limit: int = 5) -> dict | None:
+    """The heaviest statements (total time) of one local day ``YYYY-MM-DD`` from the book's
+    day table, for the daily summary (issue 6). None when no statement was ever recorded."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                  " AND name = 'db_statement_days'").fetchone() is None:
+        return None
+    total_ms, calls = db.execute("SELECT COALESCE(SUM(total_ms), 0), COALESCE(SUM(calls), 0)"
+                                 " FROM db_statement_days WHERE day = ?", (day,)).fetchone()
+    rows = []
+    for key, c, total, mx, rex, rsent, schema, text in db.execute(
+            "SELECT d.key, d.calls, d.total_ms, d.max_ms, d.rows_examined, d.rows_sent,"
+            " t.schema_name, t.text FROM db_statement_days d LEFT JOIN db_statement_texts t"
+            " ON t.key = d.key WHERE d.day = ? AND d.calls > 0 ORDER BY d.total_ms DESC LIMIT ?",
+            (day, limit)):
+        r = _row(key, schema, c, total, mx, rex, rsent)
+        r["text"] = text or ""
+        r["share_pct"] = round(100.0 * total / total_ms, 2) if total_ms else 0.0
+        rows.append(r)
+    return {"total_ms": round(total_ms, 3), "calls": int(calls), "rows": rows}
