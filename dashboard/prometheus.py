@@ -8,8 +8,8 @@ the shared store, whichever process collected.
 * Names: the contract's dotted names with ``_`` and a ``dashboard_`` prefix
   (``host.disk_percent{mount}`` -> ``dashboard_host_disk_percent{mount="/"}``), all gauges (the
   collectors already turned counters into rates), HELP from each collector's ``MetricSpec``.
-* A sample older than three of its collector's intervals is not current: its values are left
-  out (Prometheus then sees the series go stale instead of a frozen line), while
+* A sample older than three of its collector's intervals (plus the 5 s of slack /healthz
+  allows before it says "stale") is not current: its values are left out (Prometheus then sees the series go stale instead of a frozen line), while
   ``dashboard_sample_age_seconds{source}`` keeps growing and ``dashboard_collector_up{source}``
   is 0, so "the collector stopped" can be alerted on.
 * ``dashboard_alert_state{rule, severity, ...labels}`` is 1 for each firing alert, read from the
@@ -35,7 +35,8 @@ from dashboard.model import Sample
 bp = Blueprint("prometheus", __name__)
 
 PREFIX = "dashboard_"
-STALE_INTERVALS = 3          # a sample older than this many intervals is not "current"
+STALE_INTERVALS = 3          # a sample older than this many intervals is not "current"...
+STALE_GRACE_S = 5.0          # ...plus the slack /healthz allows (scheduling jitter, agents' clocks)
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -78,7 +79,7 @@ class StoreCollector:
 
     def max_age(self, source: str, intervals: Mapping[str, float]) -> float:
         interval = intervals.get(source, float(self.runtime.settings.interval_s))
-        return STALE_INTERVALS * max(interval, 1.0)
+        return STALE_INTERVALS * max(interval, 1.0) + STALE_GRACE_S
 
     def firing_alerts(self) -> list[dict[str, Any]]:
         try:

@@ -204,3 +204,16 @@ def test_each_web_instance_gets_its_own_gunicorn_control_socket():
     svc = (UNITS / "dashboard-web@.service").read_text()
     assert "RuntimeDirectory=dashboard-web-%i\n" in svc
     assert "GUNICORN_CMD_ARGS=--control-socket=/run/dashboard-web-%i/gunicorn.ctl\n" in svc
+
+
+@pytest.mark.parametrize("name,func", [("dashboard-web@.service", "cmd_serve"),
+                                       ("dashboard-collector.service", "cmd_collect"),
+                                       ("dashboard-agent.service", "cmd_agent")])
+def test_each_unit_command_line_is_one_the_dashboard_accepts(monkeypatch, name, func):
+    from dashboard import __main__ as cli
+
+    argv = _unit(name)["Service"]["ExecStart"].split(" -m dashboard ", 1)[1].replace("%i", "8051")
+    seen = []
+    monkeypatch.setattr(cli, func, lambda args: seen.append(args) or 0)
+    assert cli.main(argv.split()) == 0          # argparse exits 2 on an unknown option
+    assert len(seen) == 1

@@ -121,7 +121,10 @@ def test_a_source_silent_for_three_intervals_drops_out_and_reads_as_down(app, cl
     store = app.extensions["dashboard"].store
     store.append([Sample("db", now - 30, {"db.up": 1.0, "db.pool_utilization": 55.0})])
     store.append([Sample("host", now, {"host.cpu_percent": 12.0, "host.up": 1.0})])
+    # 6 s at a 1 s interval: late, but within the slack /healthz allows before "stale".
+    store.append([Sample("cache", now - 6, {"cache.hit_rate": 91.0, "cache.up": 1.0})])
     m = scrape(client)
+    assert m["dashboard_cache_hit_rate"]["samples"][frozenset()] == 91.0
     assert "dashboard_db_pool_utilization" not in m      # not current: Prometheus sees it go stale
     assert "dashboard_db_up" not in m
     assert m["dashboard_host_cpu_percent"]["samples"][frozenset()] == 12.0
@@ -188,3 +191,18 @@ def test_metrics_public_opens_the_page_without_a_login(tmp_path):
 def test_every_contract_metric_has_a_description_for_help(dotted):
     spec = all_metrics().get(dotted)
     assert spec is not None and spec.description.strip(), dotted
+
+
+def test_hosts_reported_by_agents_are_told_apart_by_a_host_label(app, client):
+    now = time.time()
+    app.extensions["dashboard"].store.append([
+        Sample("host", now, {"host.cpu_percent": 20.0, "host.up": 1.0}),
+        Sample("agents", now, {"agents.hosts": 1.0, "agents.up": 1.0}),
+        Sample("agents", now - 1, {"host.cpu_percent": 75.0, "host.up": 1.0}, {"host": "app2"}),
+        Sample("agents", now - 1, {"host.disk_percent": 64.0}, {"host": "app2", "mount": "/"}),
+    ])
+    m = scrape(client)
+    assert m["dashboard_host_cpu_percent"]["samples"] == {frozenset(): 20.0,
+                                                          frozenset({("host", "app2")}): 75.0}
+    assert m["dashboard_host_disk_percent"]["samples"][frozenset({("host", "app2"), ("mount", "/")})] == 64.0
+    assert m["dashboard_collector_up"]["samples"][frozenset({("source", "agents")})] == 1.0
