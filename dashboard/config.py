@@ -583,6 +583,10 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
     for n in names:
         if names.count(n) > 1:
             raise ConfigError("queues", f"queue name {n!r} is used twice")
+    for i, q in enumerate(s.queues):   # each queue needs a server to read it from
+        need = "mysql" if q.kind == "sql" else "redis"
+        if not q.options.get("url") and getattr(s, need) is None:
+            raise ConfigError(f"queues[{i}].url", f"kind {q.kind} needs [{need}] url or this queue's url")
     channels = [n.name for n in s.notify]
     for i, n in enumerate(channels):
         if n in channels[:i]:

@@ -197,3 +197,10 @@ def test_bad_queue_options_stop_start_up_naming_the_key(queue, key):
     with pytest.raises(ConfigError) as e:
         config.from_dict({"queues": [queue]})
     assert e.value.key == key
+
+
+@pytest.mark.parametrize("queue", [{"name": "a", "kind": "sql"}, {"name": "a", "kind": "rq"}])
+def test_a_queue_without_a_server_to_read_it_from_stops_start_up(queue):
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"queues": [queue]})
+    assert e.value.key == "queues[0].url"
