@@ -37,8 +37,8 @@ def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server,
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         browser_login(page, server)
         page.goto(server.url + "/")
-        page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=15000)
-        wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=10)
+        page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=30000)
+        wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=20)
 
         def run() -> None:
             with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
@@ -46,12 +46,12 @@ def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server,
         t = threading.Thread(target=run, daemon=True)
         t.start()
         wait_until(lambda: any(EVIL in c for c in page.evaluate(CELLS, "#db-now-table td")),
-                   timeout=10, message="the running statement never showed in 'running now'")
+                   timeout=20, message="the running statement never showed in 'running now'")
         t.join(10)
 
         page.click('[data-db-window="5m"]')
         wait_until(lambda: any(EVIL in c for c in page.evaluate(CELLS, "#db-top-table code")),
-                   timeout=15, message="the statement never reached the top-statements table")
+                   timeout=30, message="the statement never reached the top-statements table")
         page.click('[data-sort="avg_ms"]')
         first = page.evaluate(CELLS, "#db-top-table tbody tr:first-child code")
         assert first and EVIL in first[0]
