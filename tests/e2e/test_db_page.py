@@ -42,7 +42,7 @@ def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server,
 
         def run() -> None:
             with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
-                cur.execute(f"SELECT SLEEP(2.5) AS `{EVIL}`")
+                cur.execute(f"SELECT SLEEP(4) AS `{EVIL}`")
         t = threading.Thread(target=run, daemon=True)
         t.start()
         wait_until(lambda: any(EVIL in c for c in page.evaluate(CELLS, "#db-now-table td")),
