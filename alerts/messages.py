@@ -64,7 +64,13 @@ def headline(item: Mapping[str, Any]) -> str:
     where = f" on {item['host']}" + (f" ({lab})" if lab else "")
     sev = "RESOLVED" if item["event"] == "resolved" else item["severity"].upper()
     verb = "" if item["event"] in ("firing", "resolved") else f" {VERBS[item['event']]}"
-    return f"[{sev}]{verb} {item['title']} {fmt_value(item['value'], item['unit'])}{where}"
+    value = "" if is_down(item) else " " + fmt_value(item["value"], item["unit"])
+    return f"[{sev}]{verb} {item['title']}{value}{where}"
+
+
+def is_down(item: Mapping[str, Any]) -> bool:
+    """``<source>_down``: the value is only up/down, so messages say it in words."""
+    return str(item["rule"]).endswith("_down")
 
 
 def sentence(item: Mapping[str, Any], tz: str) -> str:
@@ -75,6 +81,13 @@ def sentence(item: Mapping[str, Any], tz: str) -> str:
     since = fmt_time(item["since"], tz)
     dur = fmt_duration(item["at"] - item["since"])
     ev = item["event"]
+    if is_down(item):
+        if ev == "resolved":
+            return f"{item['title']}: reached again; it was down for {dur} since {since}."
+        again = " Not acknowledged yet." if ev == "repeat" else ""
+        why = f" Last error: {item['error']}." if item.get("error") else ""
+        return (f"{item['title']}: down (or no sample for three intervals) since {since} "
+                f"({dur}).{why}{again}")
     if ev == "resolved":
         return (f"{item['title']} is back to {v} (clear level {lvl}); resolved after {dur}, "
                 f"was {item['severity']} since {since}.")
@@ -153,7 +166,8 @@ def webhook_body(items: Sequence[Mapping[str, Any]], idempotency_key: str, chann
             "unit": it["unit"], "threshold": it["threshold"], "direction": it["direction"],
             "since": it["since"], "since_iso": iso(it["since"]), "at": it["at"],
             "at_iso": iso(it["at"]), "duration_s": round(it["at"] - it["since"], 3),
-            "acknowledged": bool(it.get("acknowledged")), "summary": sentence(it, tz),
+            "acknowledged": bool(it.get("acknowledged")), "error": it.get("error"),
+            "summary": sentence(it, tz),
             "links": dict(it["links"]),
         })
     return {"schema": SCHEMA, "idempotency_key": idempotency_key, "channel": channel,

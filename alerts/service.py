@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from alerts import state
-from alerts.engine import SEVERITY_RANK, Engine, Transition
+from alerts import overview, state
+from alerts.engine import SEVERITY_RANK, Engine, Transition, alert_key
 from alerts.outbox import Outbox, enqueue
 from alerts.rules import Rule
 from dashboard.model import Sample
@@ -61,9 +61,10 @@ class AlertService:
                  outbox: Outbox, channels: Sequence[Channel], context: Context,
                  clock: Callable[[], float] = time.time) -> None:
         self.rules, self.engine, self.outbox = dict(rules), engine, outbox
-        self.channels, self.ctx, self._clock = list(channels), context, clock
+        self.channels, self.ctx, self.clock = list(channels), context, clock
         self.listeners: list[Callable[[list[Transition], dict[str, int]], None]] = []
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
+        self._errors: dict[tuple[str, str], str] = {}
         self.conn = connect()
         state.create(self.conn)
         self.engine.load(state.load_states(self.conn))
@@ -71,22 +72,29 @@ class AlertService:
     # --- the tick path -------------------------------------------------------------------------
 
     def process(self, samples: Iterable[Sample], now: float | None = None) -> list[Transition]:
-        now = self._clock() if now is None else now
-        with self._lock:
+        now = self.clock() if now is None else now
+        samples = list(samples)
+        with self.lock:
+            for s in samples:        # why a source is down: said in the <source>_down message
+                key = (s.source, alert_key("", s.labels))
+                if s.error:
+                    self._errors[key] = s.error[:300]
+                else:
+                    self._errors.pop(key, None)
             return self._commit(self.engine.evaluate(samples, now), now)
 
     def reload(self, now: float | None = None) -> None:
         """Take over from the saved state (start-up, or a standby becoming the collector): what
         another process changed meanwhile wins over this process's memory."""
-        now = self._clock() if now is None else now
-        with self._lock:
+        now = self.clock() if now is None else now
+        with self.lock:
             self.engine.load(state.load_states(self.conn))
             self.engine.last_seen = {s: now for s in self.engine.source_intervals}
 
     def tick(self, now: float | None = None) -> list[Transition]:
         """Missing data, repeats, expired acks and ended silences: run every interval."""
-        now = self._clock() if now is None else now
-        with self._lock:
+        now = self.clock() if now is None else now
+        with self.lock:
             self._sync_acks(now)
             out = self._commit(self.engine.tick(now), now)
             if state.ended_unreleased(self.conn, now):
@@ -188,7 +196,9 @@ class AlertService:
                 "direction": rule.direction, "labels": dict(t.labels), "host": self.ctx.host,
                 "severity": t.severity, "previous": t.previous, "value": t.value,
                 "threshold": t.threshold, "since": t.since, "at": t.at,
-                "acknowledged": t.acknowledged, "links": links}
+                "acknowledged": t.acknowledged, "links": links,
+                "error": self._errors.get((rule.source, alert_key("", t.labels)))
+                if t.rule.endswith("_down") else None}
 
     # --- silences ----------------------------------------------------------------------------------
 
@@ -238,8 +248,8 @@ class AlertService:
 
     def add_silence(self, rule: str | None, labels: Mapping[str, str], starts_at: float,
                     ends_at: float, author: str, reason: str) -> dict[str, Any]:
-        now = self._clock()
-        with self._lock:
+        now = self.clock()
+        with self.lock:
             sid = self._transaction(lambda: state.add_silence(
                 self.conn, rule, labels, starts_at, ends_at, author, reason, now))
             return state.silence(self.conn, sid)  # type: ignore[return-value]
@@ -247,8 +257,8 @@ class AlertService:
     def end_silence(self, silence_id: int, by: str) -> tuple[dict[str, Any] | None, bool]:
         """End a silence now; held notifications are reconciled at once.
         Returns the silence (None if unknown) and whether this call ended it."""
-        now = self._clock()
-        with self._lock:
+        now = self.clock()
+        with self.lock:
             if state.silence(self.conn, silence_id) is None:
                 return None, False
             ended = self._transaction(lambda: (state.end_silence(self.conn, silence_id, by, now),
@@ -260,8 +270,8 @@ class AlertService:
 
     def acknowledge(self, alert_id: str, by: str, comment: str = "",
                     until: float | None = None) -> dict[str, Any]:
-        now = self._clock()
-        with self._lock:
+        now = self.clock()
+        with self.lock:
             ep = state.episode(self.conn, alert_id)
             if ep is None:
                 raise AlertNotFound(alert_id)
@@ -279,60 +289,21 @@ class AlertService:
                     log.exception("alert listener failed")
             return state.episode(self.conn, alert_id)  # type: ignore[return-value]
 
-    # --- reading ------------------------------------------------------------------------------------
+    # --- reading (alerts/overview.py) --------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Firing alerts by severity, from the store: right in any process (web or collector)."""
-        out = {"critical": 0, "warning": 0, "acknowledged": 0, "pending": len(self._pending())}
-        with self._lock:
-            for sev, n, acked in self.conn.execute(
-                    "SELECT severity, COUNT(*), COUNT(acked_at) FROM alert_episodes"
-                    " WHERE status = 'firing' GROUP BY severity"):
-                out[sev] = out.get(sev, 0) + n
-                out["acknowledged"] += acked
-        return out
-
-    def _pending(self) -> list[dict[str, Any]]:
-        with self._lock:
-            saved = state.load_states(self.conn)
-        return [d for d in saved.values() if d.get("status") == "pending" and d.get("rule") in self.rules]
+        return overview.counts(self)
 
     def describe(self, ep: dict[str, Any], now: float) -> dict[str, Any]:
-        rule = self.rules.get(ep["rule"])
-        end = ep["resolved_at"] or now
-        d = dict(ep)
-        d.update(title=rule.title if rule else ep["rule"], unit=rule.unit if rule else "",
-                 metric=rule.metric if rule else None,
-                 panel=(self.ctx.panel_for or {}).get(ep["rule"]),
-                 duration_s=round(end - ep["fired_at"], 3),
-                 time_to_ack_s=None if ep["acked_at"] is None else round(ep["acked_at"] - ep["fired_at"], 3),
-                 time_to_resolve_s=None if ep["resolved_at"] is None
-                 else round(ep["resolved_at"] - ep["fired_at"], 3),
-                 silenced_by=state.active_silence(self.conn, ep["rule"], ep["labels"], now))
-        return d
+        return overview.describe(self, ep, now)
 
     def overview(self, history_s: float = 86400.0, limit: int = 200) -> dict[str, Any]:
-        now = self._clock()
-        with self._lock:
-            active = [self.describe(e, now) for e in state.episodes(self.conn, status="firing")]
-            recent = [self.describe(e, now) for e in state.episodes(
-                self.conn, status="resolved", since=now - history_s, limit=limit)]
-            pending = [{"rule": d["rule"], "labels": d["labels"], "since": d["pending_since"],
-                        "value": d.get("value"), "title": self.rules[d["rule"]].title,
-                        "unit": self.rules[d["rule"]].unit,
-                        "fires_at": (d["pending_since"] or now) + self.rules[d["rule"]].for_s}
-                       for d in self._pending()]
-            silences = state.silences(self.conn, since=now - history_s)
-            for s in silences:
-                s["active"] = s["ended_at"] is None and s["starts_at"] <= now < s["ends_at"]
-            return {"now": now, "counts": self.counts(), "active": active, "pending": pending,
-                    "recent": recent, "silences": silences,
-                    "channels": list(self.outbox.status(self.conn).values())}
+        return overview.overview(self, history_s, limit)
 
     def prune(self) -> None:
-        with self._lock:
+        with self.lock:
             self.outbox.prune(self.conn)
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             self.conn.close()

@@ -187,7 +187,7 @@ def _link_alert() -> dict[str, Any] | None:
     alert_id = str(data.get("alert", ""))[:64]
     svc = service()
     from alerts import state
-    with svc._lock:
+    with svc.lock:
         ep = state.episode(svc.conn, alert_id)
         return svc.describe(ep, time.time()) if ep else None
 

@@ -26,7 +26,7 @@ WEBHOOK_KEYS = {"schema", "idempotency_key", "channel", "sent_at", "digest", "ti
 WEBHOOK_ALERT_KEYS = {"id", "idempotency_key", "event", "rule", "title", "metric", "labels", "host",
                       "severity", "previous_severity", "value", "unit", "threshold", "direction",
                       "since", "since_iso", "at", "at_iso", "duration_s", "acknowledged",
-                      "summary", "links"}
+                      "error", "summary", "links"}
 
 
 def make_service(data_dir: Path, notify: list[dict[str, Any]], rules: dict | None = None,

@@ -308,3 +308,65 @@ def test_a_restarted_service_does_not_page_again_and_still_resolves(tmp_path, we
     again.process([pool(10, clock.advance(1))], clock.now)
     drain(again, clock)
     assert [r.json()["alerts"][0]["event"] for r in webhook_receiver.requests] == ["firing", "resolved"]
+
+
+def test_a_collector_that_cannot_reach_its_target_is_paged_in_words(tmp_path, webhook_receiver, services):
+    clock = Clock()
+    svc, _ = make_service(tmp_path, [hook(webhook_receiver)],
+                          {"db_down": {"for_s": 0, "keep_firing_for_s": 0}}, clock=clock)
+    services.append(svc)
+    svc.process([Sample("db", clock.now, {"db.up": 0.0}, {}, "connection refused")], clock.now)
+    drain(svc, clock)
+    svc.process([Sample("db", clock.advance(30), {"db.up": 1.0})], clock.now)
+    drain(svc, clock)
+    first, second = [r.json() for r in webhook_receiver.requests]
+    assert first["title"] == "[CRITICAL] db collector cannot reach its target on web-1"
+    assert "down (or no sample for three intervals) since" in first["alerts"][0]["summary"]
+    assert first["alerts"][0]["error"] == "connection refused"
+    assert "Last error: connection refused." in first["alerts"][0]["summary"]
+    assert second["alerts"][0]["summary"].startswith("db collector cannot reach its target: reached again")
+
+
+def test_email_goes_over_starttls_with_login_when_configured(tmp_path, monkeypatch, services):
+    import ssl
+    import subprocess
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from dashboard.devservices import free_port
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    seen: list[tuple[bool, str | None]] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            seen.append((session.ssl is not None, getattr(session, "login", None)))
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        session.login = auth_data.login.decode()
+        return AuthResult(success=auth_data.password == b"mail-pass-9")
+
+    port = free_port()
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                     require_starttls=True, auth_require_tls=True, authenticator=authenticator)
+    ctl.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))       # trust the test's own CA
+        clock = Clock()
+        svc, _ = make_service(tmp_path / "d", [{"kind": "email", "to": ["a@example.com"], "name": "mail"}],
+                              quick(), clock=clock,
+                              smtp={"port": port, "starttls": True, "user": "alerts",
+                                    "password": "mail-pass-9"})
+        services.append(svc)
+        svc.process([pool(90, clock.now)], clock.now)
+        drain(svc, clock)
+        assert seen == [(True, "alerts")]                     # encrypted, then logged in
+    finally:
+        ctl.stop()

@@ -91,3 +91,21 @@ def test_db_pool_over_80_percent_pages_each_channel_once_and_says_resolved_once(
     assert subjects[0].startswith("[WARNING] DB connection pool utilisation")
     assert subjects[1].startswith("[RESOLVED] DB connection pool utilisation")
     assert "db-host-1" in smtp_server.messages[0].text
+
+
+def test_a_collector_that_stops_sending_anything_is_paged_as_down_never_ok(tmp_path):
+    """The missing-data job: the engine knows each collector's interval from the runner."""
+    from dashboard.collectors.host import HostCollector
+    settings = config.from_dict({"data_dir": str(tmp_path / "data"),
+                                 "rules": {"host_down": {"for_s": 0, "keep_firing_for_s": 0}}})
+    rt = Runtime(settings, [HostCollector(interval_s=0.5)])
+    svc = alerting.install(rt, policy=FAST)
+    try:
+        t0 = 1_800_000_000.0
+        svc.reload(now=t0)                                # as when the runtime starts
+        assert svc.tick(t0 + 1.4) == []                   # under three intervals: fine
+        [down] = svc.tick(t0 + 1.6)
+        assert (down.rule, down.kind, down.severity) == ("host_down", "firing", "critical")
+        assert svc.counts()["critical"] == 1
+    finally:
+        svc.close()

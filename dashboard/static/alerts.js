@@ -61,7 +61,7 @@
     d.active.slice(0, 6).forEach(function (a) {
       var li = el("li", "sev-" + a.severity);
       var link = el("a", null, a.title + (Object.keys(a.labels).length ? " (" + labelsText(a.labels) + ")" : "") +
-                    " " + fmt(a.value, a.unit) + (a.acked_at ? " · ack" : ""));
+                    (/_down$/.test(a.rule) ? "" : " " + fmt(a.value, a.unit)) + (a.acked_at ? " · ack" : ""));
       link.href = "/alerts#alert-" + encodeURIComponent(a.id);
       li.appendChild(link);
       list.appendChild(li);
