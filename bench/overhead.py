@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
 
-TARGET_CPU_PCT = 0.3          # issue 2: whole tree, host collector at 1 s, one client
-TARGET_RSS_MB = 90.0
+# (CPU % of one core, RSS MB, where the budget comes from)
+TARGETS = {"host": (0.3, 90.0, "issue 2: host collector at 1 s, one client"),
+           "all": (0.5, 75.0, "issue 9: every collector against MariaDB and Redis at 1 s")}
 MYSQL_GRANTS = ["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR", "SELECT ON performance_schema.*"]
 
 
@@ -218,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{seen['disconnects']} disconnects")
         ratio = f"{d_cpu / f_cpu:.1f}x" if f_cpu > 0 else "n/a (floor below resolution)"
         print(f"ratio dashboard/floor: CPU {ratio}, RSS {d_rss / f_rss:.1f}x")
-        print(f"against the targets: CPU {d_cpu:.3f} % (target <= {TARGET_CPU_PCT} %) "
-              f"{'met' if d_cpu <= TARGET_CPU_PCT else 'MISSED'}; "
-              f"RSS {d_rss / 2**20:.1f} MB (target <= {TARGET_RSS_MB:g} MB) "
-              f"{'met' if d_rss / 2**20 <= TARGET_RSS_MB else 'MISSED'}")
+        cpu_t, rss_t, why = TARGETS["all" if mysql_url and redis_url else "host"]
+        print(f"against the targets ({why}): CPU {d_cpu:.3f} % (target <= {cpu_t:g} %) "
+              f"{'met' if d_cpu <= cpu_t else 'MISSED'}; "
+              f"RSS {d_rss / 2**20:.1f} MB (target <= {rss_t:g} MB) "
+              f"{'met' if d_rss / 2**20 <= rss_t else 'MISSED'}")
     return 0
 
 

@@ -118,6 +118,9 @@ class Load:
     by_url: dict[str, int] = field(default_factory=dict)
     history_ms: float | None = None
     history_bytes: int = 0
+    history_end_ms: float | None = None      # navigation start -> history answer received
+    plotted: int = 0                         # Plotly charts on the page when drawn
+    main_cpu_ms: float | None = None         # renderer main-thread CPU until the charts were drawn
 
 
 class WireCounter:
@@ -134,6 +137,13 @@ class WireCounter:
         self.cdp.on("Network.webSocketFrameReceived", self._ws)
         self.cdp.on("Network.webSocketFrameSent", self._ws)
         self.cdp.send("Network.enable")
+        self.cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+
+    def main_thread_cpu_ms(self) -> float | None:
+        """CPU time of the renderer's main thread so far: unlike wall time, not stretched by
+        other processes' load on a shared machine."""
+        metrics = {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+        return metrics["ThreadTime"] * 1000 if "ThreadTime" in metrics else None
 
     def _finished(self, e: dict) -> None:
         self.bytes[e["requestId"]] = int(e.get("encodedDataLength") or 0)
@@ -158,6 +168,7 @@ def measure_load(page, wire: WireCounter, url: str, reload: bool = False) -> Loa
         page.goto(url + "/", wait_until="load")
     # A CSS selector, not a JS predicate: the page's CSP forbids string evaluation.
     page.wait_for_selector("body[data-charts-drawn]", state="attached", timeout=30_000)
+    main_cpu = wire.main_thread_cpu_ms()
     # Let every request of the load finish (the history answer, the socket's handshake).
     page.wait_for_timeout(1000)
     t = page.evaluate("""() => {
@@ -166,21 +177,27 @@ def measure_load(page, wire: WireCounter, url: str, reload: bool = False) -> Loa
             .filter(r => r.name.includes('/api/history')).pop();
         return {drawn: Number(document.body.dataset.chartsDrawn) - performance.timeOrigin,
                 dcl: nav ? nav.domContentLoadedEventEnd : -1, load: nav ? nav.loadEventEnd : -1,
-                hist: hist ? hist.responseEnd - hist.startTime : null};
+                hist: hist ? hist.responseEnd - hist.startTime : null,
+                histEnd: hist ? hist.responseEnd : null,
+                plotted: document.querySelectorAll('.js-plotly-plot').length};
     }""")
     if "/login" in page.url:
         raise RuntimeError("the page asked for a login")
     by_url = wire.by_url(url)
     return Load(t["drawn"], t["dcl"], t["load"], sum(by_url.values()), wire.ws, len(wire.bytes),
-                by_url, t["hist"], by_url.get("/api/history", 0))
+                by_url, t["hist"], by_url.get("/api/history", 0), t["histEnd"], t["plotted"], main_cpu)
 
 
 def report(label: str, r: Load) -> None:
     hist = f"{r.history_ms:.0f} ms" if r.history_ms is not None else "n/a"
+    draw = (f"{r.first_chart_ms - r.history_end_ms:.0f} ms drawing {r.plotted} charts after the "
+            f"history arrived at {r.history_end_ms:.0f} ms" if r.history_end_ms else "")
     print(f"  {label}: first chart {r.first_chart_ms:.0f} ms after navigation start "
-          f"(DOMContentLoaded {r.dcl_ms:.0f} ms, load {r.load_ms:.0f} ms, /api/history {hist}); "
-          f"{r.http_bytes / 1000:.1f} kB over HTTP in {r.requests} responses "
+          f"(DOMContentLoaded {r.dcl_ms:.0f} ms, load {r.load_ms:.0f} ms, /api/history {hist}; "
+          f"{draw}); {r.http_bytes / 1000:.1f} kB over HTTP in {r.requests} responses "
           f"+ {r.ws_bytes / 1000:.1f} kB WebSocket frames")
+    if r.main_cpu_ms is not None:
+        print(f"      renderer main-thread CPU until drawn: {r.main_cpu_ms:.0f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             cookies = log_in(browser, srv.url, state["creds"])
+            psi0, t_start = harness.cpu_pressure_s(), time.monotonic()
             cold: list[Load] = []
             for i in range(args.runs):
                 ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
@@ -231,8 +249,16 @@ def main(argv: list[str] | None = None) -> int:
                     ctx.close()
         finally:
             browser.close()
+    if psi0 is not None and (psi1 := harness.cpu_pressure_s()) is not None:
+        print(f"machine CPU pressure (PSI some) during the loads: "
+              f"{100 * (psi1 - psi0) / (time.monotonic() - t_start):.0f} % "
+              "(others' load on this machine stretches every figure above)")
     first = sorted(r.first_chart_ms for r in cold)
     med_first = first[len(first) // 2]
+    cpu = sorted(r.main_cpu_ms for r in cold if r.main_cpu_ms is not None)
+    if cpu:
+        print(f"renderer main-thread CPU until the charts were drawn: median {cpu[len(cpu) // 2]:.0f} ms "
+              "(a floor for the wall time on an idle machine)")
     med_kb = sorted(r.http_bytes for r in cold)[len(cold) // 2] / 1000
     print(f"\nfirst chart drawn: median {med_first / 1000:.3f} s over {len(cold)} cold loads "
           f"(min {first[0] / 1000:.3f}, max {first[-1] / 1000:.3f}); target <= "
