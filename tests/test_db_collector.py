@@ -101,7 +101,9 @@ def test_threads_connected_and_pool_utilization_follow_the_connections_clients_o
                message="threads_connected did not fall back after the clients closed")
 
 
-def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate_rises(mariadb, collector):
+def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate_rises(mariadb):
+    # slow_ms 500: SLEEP(1.5) stays in the running-now list for a whole second, not half.
+    collector = make_collector(monitor(mariadb), mysql={"slow_ms": 500})
     old_lqt = mariadb.query("SELECT @@GLOBAL.long_query_time")[0][0]
     mariadb.sql("SET GLOBAL long_query_time = 1")      # read by sessions opened after this
     marker = f"slow_{secrets.token_hex(4)}"            # an alias: its own digest on every run
@@ -112,7 +114,7 @@ def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate
         t = run_in_thread(mariadb.root_url, f"SELECT SLEEP(1.5) AS {marker}")
         row = wait_until(lambda: running(collector, marker), timeout=5,
                          message="SLEEP(1.5) never showed in the running-now list")[0]
-        assert row["seconds"] >= 1.0 and row["user"] == "root" and row["host"].startswith("127.0.0.1")
+        assert row["seconds"] >= 0.5 and row["user"] == "root" and row["host"].startswith("127.0.0.1")
         assert row["statement"] == f"SELECT SLEEP(?) AS {marker}"
         assert values(collector)["db.long_running"] >= 1
         t.join(5)
@@ -133,6 +135,7 @@ def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate
         assert [r["calls"] for r in collector.book.top("5m")["rows"] if marker in r["text"]] == [1]
     finally:
         mariadb.sql(f"SET GLOBAL long_query_time = {old_lqt}")
+        collector.close()
 
 
 def test_exhausting_max_connections_shows_refused_connections(make_mariadb):
@@ -193,7 +196,7 @@ def test_database_down_reports_up_zero_while_host_keeps_sampling_then_recovers(m
 def test_without_performance_schema_the_fallback_in_use_is_said_with_the_setting_to_enable(make_mariadb, tmp_path):
     db = make_mariadb(performance_schema=False)
     url = monitor(db)
-    c = make_collector(url)
+    c = make_collector(url, mysql={"slow_ms": 500})
     rt = Runtime(config.from_dict({"data_dir": str(tmp_path), "mysql": {"url": url}}), [c],
                  Store(tmp_path))
     client = logged_in_client(create_app(rt.settings, rt, async_mode="threading"), "viewer")
@@ -204,11 +207,10 @@ def test_without_performance_schema_the_fallback_in_use_is_said_with_the_setting
         assert body["source"] == "processlist"
         assert "performance_schema = ON" in body["source_note"]
         assert "SET GLOBAL log_output" in body["source_note"]
-        # Process-list sampling: a statement seen running >= 1 s counts once it has finished.
-        t = run_in_thread(db.root_url, "SELECT SLEEP(1.3) AS sampled")
+        # Process-list sampling: a statement seen running >= slow_ms counts once it has finished.
+        t = run_in_thread(db.root_url, "SELECT SLEEP(1.5) AS sampled")
         wait_until(lambda: running(c, "sampled"), timeout=5)
-        t.join(5)
-        wait_until(lambda: not running(c, "sampled"), timeout=5)
+        wait_until(lambda: not running(c, "sampled") and not t.is_alive(), timeout=5)  # sampling
         rows = client.get("/api/db/statements?window=5m").get_json()["top"]["rows"]
         assert [(r["text"], r["calls"]) for r in rows] == [("SELECT SLEEP(?) AS sampled", 1)]
         assert rows[0]["total_ms"] >= 1000
