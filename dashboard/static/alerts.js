@@ -84,12 +84,17 @@
     if (!last) return;
     var charts = live.charts();
     var nowMs = Date.now();
+    // Shapes count in Plotly's autorange: clip them to the window so an old breach never
+    // stretches the time axis.
+    var startMs = nowMs - ((live.state && live.state.windowS) || 900) * 1000;
     var byPanel = {};
     last.active.concat(last.recent).forEach(function (a) {
+      var x1 = a.resolved_at ? a.resolved_at * 1000 : nowMs;
+      if (x1 < startMs) return;
       (panelsByRule[a.rule] || []).forEach(function (pid) {
         (byPanel[pid] = byPanel[pid] || []).push({
           type: "rect", name: "alert-breach", xref: "x", yref: "paper", layer: "below",
-          x0: a.started_at * 1000, x1: a.resolved_at ? a.resolved_at * 1000 : nowMs, y0: 0, y1: 1,
+          x0: Math.max(a.started_at * 1000, startMs), x1: x1, y0: 0, y1: 1,
           fillcolor: SHADE[a.peak_severity] || SHADE.warning, line: { width: 0 }
         });
       });
