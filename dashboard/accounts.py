@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -110,8 +112,40 @@ def new_password() -> str:
     return secrets.token_urlsafe(15)            # 20 characters, 120 bits
 
 
+def _off_the_hub(fn: Callable, *args):
+    """Run ``fn`` in a real OS thread when eventlet or gevent patched threading.
+
+    scrypt costs ~0.13 s of CPU. On the event loop of the one eventlet worker every login would
+    freeze all pages and Socket.IO for that long (8 logins at once stalled /healthz 1.3 s);
+    hashlib.scrypt releases the GIL, so in a native thread it runs beside the loop. The async
+    library is only used when the worker already loaded and patched it (wsgi.py); nothing here
+    imports it otherwise."""
+    ev = sys.modules.get("eventlet.patcher")
+    gm = sys.modules.get("gevent.monkey")
+    if ev is not None and ev.is_monkey_patched("thread"):
+        run = lambda: importlib.import_module("eventlet.tpool").execute(fn, *args)  # noqa: E731
+    elif gm is not None and gm.is_module_patched("threading"):
+        run = lambda: sys.modules["gevent"].get_hub().threadpool.apply(fn, args)  # noqa: E731
+    else:
+        return fn(*args)
+    # One hash at a time (a green semaphore: waiting logins yield): several at once would take
+    # both cores from the event loop (8 parallel: /healthz stalled 0.6-0.9 s instead of ~0.1).
+    global _hash_gate
+    if _hash_gate is None:
+        _hash_gate = threading.Semaphore(1)     # made after monkey-patching, so it is green
+    with _hash_gate:
+        return run()
+
+
+_hash_gate: threading.Semaphore | None = None
+
+
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method=PASSWORD_METHOD)
+    return _off_the_hub(generate_password_hash, password, PASSWORD_METHOD)
+
+
+def _check(pw_hash: str, password: str) -> bool:
+    return _off_the_hub(check_password_hash, pw_hash, password)
 
 
 def _token_hash(token: str) -> str:
@@ -203,9 +237,9 @@ class Accounts:
         if user is None or not user.pw_hash.startswith(PASSWORD_METHOD):
             if self._dummy_hash is None:
                 self._dummy_hash = hash_password(secrets.token_urlsafe(16))
-            check_password_hash(self._dummy_hash, password or "")
+            _check(self._dummy_hash, password or "")
             return None
-        if not check_password_hash(user.pw_hash, password or ""):
+        if not _check(user.pw_hash, password or ""):
             return None
         with self._lock:
             self._conn.execute("UPDATE auth_users SET last_login = ? WHERE id = ?",
