@@ -249,6 +249,7 @@ def test_a_user_without_process_gets_a_clear_message_in_check_and_in_the_view(ma
     assert "GRANT PROCESS ON *.* TO 'dbmon_noproc'@'%';" in out.stdout
     assert "grant ok: SELECT ON performance_schema.*" in out.stdout
     assert "top statements from: performance_schema" in out.stdout
+    assert "SET GLOBAL long_query_time = 1;" in out.stdout      # 10 s by default: said, not hidden
     password = config.parse_mysql({"url": url}).password
     assert password not in out.stdout + out.stderr
 
@@ -333,6 +334,6 @@ def test_a_full_digest_table_is_reported_as_lost_statements(make_mariadb):
         values(c)
         assert "digest table is full" in c.book.notices["digest_lost"]
         c.reader.run()
-        assert "performance_schema_digests_size" in c.book.status()["notices"][0]
+        assert any("performance_schema_digests_size" in n for n in c.book.status()["notices"])
     finally:
         c.close()

@@ -119,6 +119,19 @@ class MySQLCollector:
                 self.grant_lines_account = tail[1].split(" ", 1)[0].replace("`", "'")
                 break
         self._info_at, self._info_connects = now, self.conn.connects
+        mismatch = self._long_query_time_note()
+        if mismatch:
+            self.book.notices["long_query_time"] = mismatch
+        else:
+            self.book.notices.pop("long_query_time", None)
+
+    def _long_query_time_note(self) -> str | None:
+        lqt = float(self.variables.get("long_query_time", 10.0))
+        if abs(lqt * 1000 - self.settings.slow_ms) <= 1:
+            return None
+        return (f"long_query_time is {lqt:g} s but the slow threshold is {self.settings.slow_ms:g} ms: "
+                f"the slow-queries panel counts statements of {lqt:g} s or more. To align them: "
+                f"SET GLOBAL long_query_time = {self.settings.slow_ms / 1000:g};")
 
     def collect(self) -> list[Reading]:
         try:
@@ -250,11 +263,6 @@ class MySQLCollector:
         notes.append(f"top statements from: {self.book.source}"
                      + (f" -- {self.book.source_note}" if self.book.source_note else ""))
         notes.extend(self.book.notices.values())
-        lqt = float(self.variables.get("long_query_time", 10.0))
-        if abs(lqt * 1000 - self.settings.slow_ms) > 1:
-            notes.append(f"long_query_time is {lqt:g} s but the slow threshold is "
-                         f"{self.settings.slow_ms:g} ms, so db.slow_queries_per_min counts statements "
-                         f"≥ {lqt:g} s: SET GLOBAL long_query_time = {self.settings.slow_ms / 1000:g};")
         notes.extend(self._buffer_pool_advice())
         return notes
 
@@ -268,10 +276,11 @@ class MySQLCollector:
         if not bp or not total:
             return []
         share = 100.0 * float(bp) / total
+        size = f"innodb_buffer_pool_size is {float(bp) / 2**20:.0f} MiB, {share:.0f} % of this host's " \
+               f"{total / 2**30:.1f} GiB"
         if 70 <= share <= 80:
-            return [f"innodb_buffer_pool_size is {share:.0f} % of this host's RAM (advice: 70-80 %)"]
-        return [f"advice: innodb_buffer_pool_size is {share:.0f} % of this host's RAM; the platform "
-                "docs recommend 70-80 % on a dedicated database host"]
+            return [f"{size} (advice: 70-80 %)"]
+        return [f"advice: {size}; the platform docs recommend 70-80 % on a dedicated database host"]
 
     def close(self) -> None:
         self.conn.close()
