@@ -156,6 +156,13 @@ def bearer_token() -> str | None:
     return cred.strip() if scheme.lower() == "bearer" else None
 
 
+def socket_connect_guard(auth: Any = None) -> None:
+    """Socket.IO connect handler: refuse without a login (python-socketio would otherwise
+    accept the default namespace from anyone)."""
+    if socket_principal(auth) is None:
+        raise ConnectionRefusedError("login required")
+
+
 def socket_principal(auth: Any) -> Principal | None:
     """For Socket.IO connect: a token in the auth payload ``{"token": ...}`` or the
     Authorization header of the handshake, else the session cookie."""

@@ -32,9 +32,8 @@ class LiveNamespace(Namespace):
 
     def on_connect(self, auth: Any = None) -> bool | None:
         # A valid session cookie, or a token in the auth payload / Authorization header (#7).
-        from dashboard.auth import socket_principal
-        if socket_principal(auth) is None:
-            raise ConnectionRefusedError("login required")
+        from dashboard.auth import socket_connect_guard
+        socket_connect_guard(auth)
         return None
 
     def on_resume(self, data: Any) -> dict:
@@ -68,6 +67,8 @@ def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
         json=None,
     )
     socketio.on_namespace(LiveNamespace(runtime))
+    from dashboard.auth import socket_connect_guard
+    socketio.on("connect")(socket_connect_guard)   # the default namespace needs a login too (#7)
     runtime.emitter = socketio.emit
     app.extensions["dashboard.socketio"] = socketio
     return socketio

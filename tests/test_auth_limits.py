@@ -83,3 +83,15 @@ def test_logins_still_work_and_are_limited_when_the_configured_redis_is_down(tmp
     for _ in range(9):
         assert attempt(c, "ann", "wrong password").status_code == 401
     assert attempt(c, "ann", "correct horse battery").status_code == 429
+
+
+def test_limits_use_the_dashboards_own_redis_when_a_message_queue_is_configured(
+        tmp_path, redis_server):
+    app = make_app(tmp_path, message_queue=redis_server.url, auth={"api_rate_limit": "2 per minute"})
+    c = app.test_client()
+    headers = {"Authorization": f"Bearer {add_token(app, 'viewer')}"}
+    assert [c.get("/api/latest", headers=headers).status_code for _ in range(3)] == [200, 200, 429]
+    r = redis.Redis.from_url(redis_server.url)
+    keys = r.keys("*dashboard-limits*")
+    assert keys
+    r.delete(*keys)

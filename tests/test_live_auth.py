@@ -45,3 +45,9 @@ def test_an_idle_expired_session_cannot_open_a_socket(app):
     with web.session_transaction() as s:
         s["seen"] = int(time.time() - 13 * 3600)
     assert not sio(app).test_client(app, namespace="/live", flask_test_client=web).is_connected("/live")
+
+
+def test_the_default_namespace_is_locked_too(app):
+    assert not sio(app).test_client(app, namespace="/").is_connected("/")
+    assert sio(app).test_client(app, namespace="/", auth={"token": add_token(app, "viewer")}) \
+        .is_connected("/")
