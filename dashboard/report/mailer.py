@@ -1,0 +1,172 @@
+"""The morning e-mail: yesterday's summary to ``report.recipients`` at ``report.send_at``.
+
+Sending reuses the alerts' SMTP notifier (``alerts.notifiers.EmailNotifier``): one SMTP path,
+one set of settings (``[smtp]``), the same error classification.
+
+Delivery is recorded in ``report_deliveries`` (the store's file, this module's own table), so:
+* a restart after 07:00, or an SMTP server that was down at 07:00, still gets the report out:
+  a catch-up job every 10 minutes sends it if it is past ``send_at`` and not sent yet (the same
+  day only; a permanent SMTP refusal is not retried);
+* two processes with the scheduler (or a cron run twice) send it once: the day is claimed with
+  an INSERT before sending, and the Message-ID is the same for the same day.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import closing
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from dashboard.config import NotifySettings, Settings
+from dashboard.report import render
+from dashboard.report.build import build_report
+from dashboard.store import Store
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS report_deliveries (
+    date TEXT PRIMARY KEY,            -- the local day reported on
+    claimed_at REAL NOT NULL,
+    sent_at REAL,
+    recipients TEXT NOT NULL,
+    error TEXT,
+    permanent INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"""
+CATCH_UP_EVERY_S = 600
+CLAIM_STALE_S = 300                   # a claim this old without a result was a crashed sender
+
+
+def message(settings: Settings, doc: dict[str, Any], sent_at: float) -> dict[str, Any]:
+    """The notifier's body: subject, text and HTML (the verdict table and the page link)."""
+    return {"subject": render.subject(doc), "text": render.text(doc),
+            "html": render.email_html(doc), "date": sent_at}
+
+
+def send(settings: Settings, doc: dict[str, Any], key: str, now: float | None = None) -> None:
+    """Send ``doc`` to the configured recipients; raises ``alerts.notifiers.DeliveryError``."""
+    from alerts.notifiers import EmailNotifier
+
+    channel = NotifySettings(kind="email", to=tuple(settings.report.recipients),
+                             name="daily-report")
+    notifier = EmailNotifier(channel, settings.smtp, settings.timezone)
+    notifier.send(message(settings, doc, time.time() if now is None else now), key)
+
+
+def send_at_today(settings: Settings, now: float) -> float:
+    hh, mm = (int(x) for x in settings.report.send_at.split(":"))
+    local = datetime.fromtimestamp(now, settings.tz)
+    return local.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+
+
+class DailyMailer:
+    """``run()`` is the cron job; ``catch_up()`` the retry job. Both send yesterday's summary."""
+
+    def __init__(self, settings: Settings, store: Store,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self._clock = clock
+        with closing(store.connect()) as conn:
+            conn.executescript(SCHEMA)
+
+    def run(self, now: float | None = None, skip_empty: bool = False) -> str:
+        """Send yesterday's summary unless already sent. Returns what happened (for logs, tests)."""
+        now = self._clock() if now is None else now
+        if not self.settings.report.recipients:
+            return "no recipients"
+        day = (datetime.fromtimestamp(now, self.settings.tz).date() - timedelta(days=1)).isoformat()
+        if skip_empty and not self._sent_or_tried(day):
+            doc = build_report(self.store, self.settings, day, now=now)
+            if doc["coverage"]["status"] == "no data":
+                return "no data"
+        conn = self.store.connect()
+        try:
+            refused = self._claim(conn, day, now)
+            if refused:
+                return refused
+            try:
+                doc = build_report(self.store, self.settings, day, now=now)
+                send(self.settings, doc, f"daily-report-{day}-{self.settings.host_name}", now)
+            except Exception as e:  # noqa: BLE001 - recorded and retried by catch_up
+                permanent = bool(getattr(e, "permanent", False))
+                conn.execute("UPDATE report_deliveries SET error = ?, permanent = ?,"
+                             " claimed_at = ? WHERE date = ?",
+                             (f"{type(e).__name__}: {e}"[:300], int(permanent), now, day))
+                log.warning("daily summary for %s not sent: %s", day, e)
+                return "failed"
+            conn.execute("UPDATE report_deliveries SET sent_at = ?, error = NULL WHERE date = ?",
+                         (self._clock(), day))
+            log.info("daily summary for %s sent to %d recipients", day,
+                     len(self.settings.report.recipients))
+            return "sent"
+        finally:
+            conn.close()
+
+    def catch_up(self, now: float | None = None) -> str:
+        """After ``send_at``, send today's morning e-mail if the cron run did not get it out.
+        A day without any data is left to the cron run: a dashboard installed in the evening
+        does not mail an empty summary of the day before it existed."""
+        now = self._clock() if now is None else now
+        if now < send_at_today(self.settings, now):
+            return "not yet"
+        return self.run(now, skip_empty=True)
+
+    def _sent_or_tried(self, day: str) -> bool:
+        with closing(self.store.connect()) as conn:
+            conn.executescript(SCHEMA)
+            return conn.execute("SELECT 1 FROM report_deliveries WHERE date = ?",
+                                (day,)).fetchone() is not None
+
+    def _claim(self, conn, day: str, now: float) -> str | None:
+        """Take the day for sending; None when taken, else why not."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT sent_at, error, permanent, claimed_at FROM report_deliveries"
+                               " WHERE date = ?", (day,)).fetchone()
+            why = None
+            if row is None:
+                conn.execute("INSERT INTO report_deliveries (date, claimed_at, recipients)"
+                             " VALUES (?, ?, ?)", (day, now, ",".join(self.settings.report.recipients)))
+            else:
+                sent_at, error, permanent, claimed_at = row
+                if sent_at is not None:
+                    why = "already sent"
+                elif permanent:
+                    why = "refused permanently"
+                elif error is None and now - claimed_at <= CLAIM_STALE_S:
+                    why = "being sent"            # by another process, a moment ago
+                else:                             # a failure that may pass, or a dead sender
+                    conn.execute("UPDATE report_deliveries SET claimed_at = ? WHERE date = ?",
+                                 (now, day))
+            conn.execute("COMMIT")
+            return why
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        cols = ("date", "claimed_at", "sent_at", "recipients", "error", "permanent")
+        with closing(self.store.connect()) as conn:
+            return [dict(zip(cols, r)) for r in conn.execute(
+                f"SELECT {','.join(cols)} FROM report_deliveries ORDER BY date DESC LIMIT 30")]
+
+
+def install(runtime) -> DailyMailer | None:
+    """Register the cron job (and its catch-up) on the runtime's scheduler; nothing starts here."""
+    settings: Settings = runtime.settings
+    if not settings.report.recipients:
+        return None
+    mailer = DailyMailer(settings, runtime.store)
+    runtime.runner.add_job(mailer.run, **cron_trigger(settings))
+    runtime.runner.add_job(mailer.catch_up, trigger="interval", seconds=CATCH_UP_EVERY_S)
+    return mailer
+
+
+def cron_trigger(settings: Settings) -> dict[str, Any]:
+    """APScheduler arguments: every day at ``report.send_at`` in ``settings.timezone``."""
+    hh, mm = (int(x) for x in settings.report.send_at.split(":"))
+    return {"trigger": "cron", "hour": hh, "minute": mm, "timezone": settings.timezone,
+            "misfire_grace_time": 3600}

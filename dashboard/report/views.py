@@ -1,0 +1,86 @@
+"""The daily summary over HTTP: the page ``/reports/daily`` and ``/api/reports/daily``.
+
+``?date=YYYY-MM-DD`` (default: yesterday; ``today`` for today so far) and ``&format=csv`` on
+both. A malformed or future date is a 400 with ``{"error": ...}`` on both. The page is
+rendered on the server; its charts are plotly figures built here and drawn by
+static/report.js from JSON blocks (no inline script: the CSP forbids it).
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from dashboard.report import render
+from dashboard.report.build import build_report
+from dashboard.report.days import BadDate
+
+bp = Blueprint("reports", __name__)
+FORMATS = {"/reports/daily": ("html", "csv"), "/api/reports/daily": ("json", "csv")}
+
+
+class ReportRequestError(Exception):
+    pass
+
+
+@bp.errorhandler(ReportRequestError)
+def _bad_request(e: ReportRequestError):
+    return jsonify(error=str(e)), 400
+
+
+def _document(route: str) -> tuple[dict[str, Any], str]:
+    allowed = FORMATS[route]
+    fmt = request.args.get("format", allowed[0])
+    if fmt not in allowed:
+        raise ReportRequestError(f"format: expected {' or '.join(allowed)}, got {fmt[:20]!r}")
+    rt = current_app.extensions["dashboard"]
+    try:
+        return build_report(rt.store, rt.settings, request.args.get("date"),
+                            charts=(fmt == "html")), fmt
+    except BadDate as e:
+        raise ReportRequestError(str(e)) from None
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document: everything but the chart points (the page's business)."""
+    out = dict(doc)
+    out["areas"] = [dict(a, series=[{k: v for k, v in s.items() if k != "chart"}
+                                    for s in a["series"]]) for a in doc["areas"]]
+    return out
+
+
+def _csv(doc: dict[str, Any]) -> Response:
+    return Response(render.to_csv(doc), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="daily-summary-{doc["date"]}.csv"'})
+
+
+@bp.get("/api/reports/daily")
+def api_daily():
+    doc, fmt = _document("/api/reports/daily")
+    return _csv(doc) if fmt == "csv" else jsonify(public(doc))
+
+
+@bp.get("/reports/daily")
+def daily_page():
+    doc, fmt = _document("/reports/daily")
+    if fmt == "csv":
+        return _csv(doc)
+    from dashboard.pages import asset_version
+    from dashboard.report import charts
+    d = date.fromisoformat(doc["date"])
+    nav = {"prev": (d - timedelta(days=1)).isoformat(),
+           "next": None if doc["day"]["today"] else (d + timedelta(days=1)).isoformat()}
+    return render_template("report_daily.html", doc=doc, figures=charts.figures(doc), nav=nav,
+                           settings=current_app.extensions["dashboard"].settings,
+                           r=render, v=asset_version())
+
+
+def init_app(app, runtime) -> None:
+    """Register the routes and the morning e-mail job (started with the runtime, not here)."""
+    from dashboard.report import mailer
+    app.register_blueprint(bp)
+    if not hasattr(runtime, "report_mailer"):      # create_app called twice on one runtime
+        runtime.report_mailer = mailer.install(runtime)
+    app.extensions["dashboard.report_mailer"] = runtime.report_mailer
