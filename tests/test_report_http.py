@@ -110,3 +110,18 @@ def test_the_command_prints_the_summary_and_refuses_a_bad_date_in_one_line(fille
     assert main(["report", "--date", "2026-02-31"]) == 2
     err = capsys.readouterr().err
     assert err == "report: date: '2026-02-31' is not a calendar date\n"
+
+
+def test_plotly_is_imported_only_when_a_page_is_built():
+    import subprocess
+    import sys
+    code = ("import sys, tempfile\n"
+            "from dashboard.app import create_app\nfrom dashboard.config import from_dict\n"
+            "from dashboard.runtime import Runtime\n"
+            "s = from_dict({'data_dir': tempfile.mkdtemp(), 'async_mode': 'threading'})\n"
+            "create_app(s, Runtime(s, []), async_mode='threading')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'plotly'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
