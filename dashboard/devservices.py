@@ -485,6 +485,9 @@ class MariaDB(_Service):
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            # Its own tmpdir: bootstraps of several instances at once otherwise collide over
+            # temporary tables in the shared /tmp ("Could not remove temporary table").
+            f"--tmpdir={self.base_dir / 'tmp'}",
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M",
         ]
