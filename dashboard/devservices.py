@@ -449,6 +449,7 @@ class MariaDB(_Service):
             "--no-defaults",
             f"--datadir={self.datadir}",
             f"--socket={self.socket_path}",
+            f"--tmpdir={self.base_dir / 'tmp'}",    # not the shared /tmp (see _install_db)
             f"--port={self.port}",
             f"--bind-address={self.host}",
             f"--pid-file={self.pid_file}",
