@@ -56,7 +56,8 @@ def test_the_api_allows_100_requests_per_minute_per_address(tmp_path):
     assert c.get("/healthz").status_code == 200          # pages and health are not API calls
 
 
-def test_limits_are_kept_in_redis_when_redis_is_configured(tmp_path, redis_server):
+def test_limits_are_kept_in_redis_when_redis_is_configured(tmp_path, make_redis):
+    redis_server = make_redis()         # its own: the shared one's hit/miss stats stay untouched
     app = make_app(tmp_path, redis={"url": redis_server.url},
                    auth={"api_rate_limit": "3 per minute"})
     headers = {"Authorization": f"Bearer {add_token(app, 'viewer')}"}
@@ -86,7 +87,8 @@ def test_logins_still_work_and_are_limited_when_the_configured_redis_is_down(tmp
 
 
 def test_limits_use_the_dashboards_own_redis_when_a_message_queue_is_configured(
-        tmp_path, redis_server):
+        tmp_path, make_redis):
+    redis_server = make_redis()
     app = make_app(tmp_path, message_queue=redis_server.url, auth={"api_rate_limit": "2 per minute"})
     c = app.test_client()
     headers = {"Authorization": f"Bearer {add_token(app, 'viewer')}"}

@@ -19,6 +19,7 @@ import redis
 import requests
 import socketio
 
+from dashboard import devservices
 from tests.auth_helpers import add_token, add_user, browser_login
 from tests.browser import chromium
 from tests.server import DashboardServer
@@ -35,6 +36,15 @@ ADMIN_PW = "admin password " + secrets.token_hex(4)
 # Statements run on the monitored server are data too; this one sits in "running now" (an
 # identifier, because the page shows statements with literals and comments taken out).
 SLOW_SQL = f"SELECT SLEEP(30) AS `{HOSTILE}`"
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A Redis of this module's own: the limiter and the queue collector use it, and the shared
+    one's since-boot hit/miss statistics (which tests/test_cache.py relies on) stay untouched."""
+    server = devservices.start_redis(tmp_path_factory.mktemp("secure-redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
