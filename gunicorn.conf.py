@@ -4,7 +4,11 @@ worker after the fork, never at import and never with --preload.
 ``python -m dashboard serve`` passes --bind from the settings; run by hand:
     gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8050 wsgi:app
 """
+import gc
 import os
+
+# Set before gunicorn imports the eventlet worker class in this (master) process: see wsgi.py.
+os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 workers = 1
 worker_class = os.environ.get("DASHBOARD_WORKER_CLASS", "eventlet")
@@ -20,6 +24,9 @@ if workers != 1:
 
 
 def post_worker_init(worker):
+    # Everything imported so far lives as long as the worker: keep it out of the garbage
+    # collector's full passes (measured: 65-160 ms pauses at 500 clients, 25-36 ms frozen).
+    gc.freeze()
     runtime = worker.wsgi.extensions["dashboard"]
     # `python -m dashboard serve` made the first admin already; this covers a hand-run gunicorn.
     from dashboard.accounts_cli import announce_first_admin

@@ -51,6 +51,8 @@ def cmd_serve(args) -> int:
         os.environ["DASHBOARD_WEB_ONLY"] = "1"
     entry = "wsgi_gevent:app" if mode == "gevent" else "wsgi:app"
     os.environ["DASHBOARD_WORKER_CLASS"] = mode
+    # eventlet's real-thread pool only runs name lookups here (wsgi.py); its default is 20.
+    os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "4")
     print(f"dashboard: serving {settings.public_url} (bind {bind}, {mode} worker), "
           f"data in {settings.data_dir}", flush=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(sub, _load)           # create-user, create-token, revoke-token
     from dashboard.report.cli import add_command
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
+    from dashboard.demo.cli import add_command as add_demo
+    add_demo(sub)                      # demo [--fast] [--bind H:P] (issue 8)
     args = p.parse_args(argv)
     return args.func(args)
 
