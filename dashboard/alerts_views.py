@@ -17,18 +17,13 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from alerts.messages import fmt_duration, fmt_value, labels_text
 from alerts.service import AlertNotFiring, AlertNotFound, AlertService
 from dashboard import auth, signing
-from dashboard.api import BadRequest
+from dashboard.errors import BadRequest
 
 bp = Blueprint("alerts", __name__)
 
 MAX_ACK_S = 30 * 86400
 MAX_SILENCE_S = 90 * 86400
 MAX_TEXT = 500
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(e: BadRequest):
-    return jsonify(error=str(e)), e.status
 
 
 def service() -> AlertService:

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from dashboard.errors import BadRequest
 from dashboard.model import series_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -17,17 +18,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 RAW_MAX_WINDOW_S = 3600          # longer windows are drawn from one-minute rollups
 MAX_SPAN_S = 400 * 86400
 RESERVED = {"metric", "since", "until", "step"}
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(e: BadRequest):
-    return jsonify(error=str(e)), e.status
 
 
 def runtime():

@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
 
     from dashboard import api, auth, dbviews, live, pages
 
+    from dashboard import errors
+    errors.init_app(app)                         # BadRequest -> 4xx JSON, for every blueprint
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     from dashboard import fleet

@@ -19,23 +19,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from dashboard.collectors.mysql_statements import SORTS, WINDOWS, StatementBook
+from dashboard.errors import BadRequest
 from dashboard.model import Sample
 
 bp = Blueprint("db", __name__, url_prefix="/api/db")
 EVENT = "db_statements"
 PUSH_ROWS = 30
 PUSH_TEXT = 500
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(e: BadRequest):
-    return jsonify(error=str(e)), e.status
 
 
 def _book(runtime: Any) -> StatementBook | None:

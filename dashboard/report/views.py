@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from dashboard.errors import BadRequest
 from dashboard.report import render
 from dashboard.report.build import build_report
 from dashboard.report.days import BadDate
@@ -20,26 +21,17 @@ bp = Blueprint("reports", __name__)
 FORMATS = {"/reports/daily": ("html", "csv"), "/api/reports/daily": ("json", "csv")}
 
 
-class ReportRequestError(Exception):
-    pass
-
-
-@bp.errorhandler(ReportRequestError)
-def _bad_request(e: ReportRequestError):
-    return jsonify(error=str(e)), 400
-
-
 def _document(route: str) -> tuple[dict[str, Any], str]:
     allowed = FORMATS[route]
     fmt = request.args.get("format", allowed[0])
     if fmt not in allowed:
-        raise ReportRequestError(f"format: expected {' or '.join(allowed)}, got {fmt[:20]!r}")
+        raise BadRequest(f"format: expected {' or '.join(allowed)}, got {fmt[:20]!r}")
     rt = current_app.extensions["dashboard"]
     try:
         return build_report(rt.store, rt.settings, request.args.get("date"),
                             charts=(fmt == "html")), fmt
     except BadDate as e:
-        raise ReportRequestError(str(e)) from None
+        raise BadRequest(str(e)) from None
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
