@@ -147,8 +147,10 @@ def test_the_demo_moves_every_contract_metric_fires_and_resolves_alerts_and_ctrl
         pw = (demo_dir / "admin_password").read_text().strip()
         assert f"password {pw}" in out                   # the login, shown to the person
         assert oct((demo_dir / "admin_password").stat().st_mode & 0o777) == "0o600"
-        page = log_in(demo.url, "admin", pw).get(demo.url + "/", timeout=10).text
+        session = log_in(demo.url, "admin", pw)
+        page = session.get(demo.url + "/", timeout=10).text
         assert "demo-badge" in page and "demo-notice" in page        # DEMO, and its timings
+        assert "demo-notice" in session.get(demo.url + "/alerts", timeout=10).text
 
         token = add_token(demo_dir, "viewer")
         headers = {"Authorization": f"Bearer {token}"}

@@ -15,6 +15,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dashboard.devservices import free_port
     data_dir = Path(args.data_dir or os.environ.get("DASHBOARD_DATA_DIR") or DEFAULT_DIR).resolve()
     bind = args.bind or os.environ.get("DASHBOARD_BIND") or ""
+    host, _, port = bind.rpartition(":")
+    if bind and not (host and port.isdigit() and int(port) < 65536):
+        print(f"demo: --bind: expected host:port, got {bind!r}", file=sys.stderr)
+        return 2
+    if bind and int(port) == 0:
+        bind = f"{host}:{free_port()}"           # any free port
     if bind and not port_free(bind):
         print(f"demo: cannot listen on {bind}: the address is in use", file=sys.stderr)
         return 2
@@ -28,7 +34,8 @@ def add_command(sub) -> None:
                                     "(Ctrl-C stops all of it)")
     d.add_argument("--data-dir", help="where the demo keeps everything "
                                       "(default: $DASHBOARD_DATA_DIR, else data/demo)")
-    d.add_argument("--bind", help="host:port of the dashboard (default: 127.0.0.1:8050 if free)")
+    d.add_argument("--bind", help="host:port of the dashboard (default: 127.0.0.1:8050 if free; "
+                                  "port 0: any free port)")
     d.add_argument("--fast", action="store_true",
                    help="every phase and alert timing x0.4 (the tests): a cycle in ~1.5 min")
     d.set_defaults(func=cmd_demo)

@@ -9,6 +9,7 @@ own config file (mode 600).
 from __future__ import annotations
 
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,15 @@ class Platform:
     monitor_password: str = ""
     shop_password: str = ""
 
+    @property
+    def _ready_marker(self) -> Path:
+        return self.base / "mariadb" / "demo-ready"
+
     def start_mariadb(self) -> None:
+        if not self._ready_marker.exists():
+            # A first start stopped half-way (Ctrl-C reaches mariadb-install-db too) leaves a
+            # datadir that would not start: begin again.
+            shutil.rmtree(self.base / "mariadb" / "data", ignore_errors=True)
         # long_query_time = the dashboard's slow threshold (1 s), so SLEEP(1.5) counts as slow
         self.mariadb = devservices.start_mariadb(self.base / "mariadb",
                                                  extra_args=["--long-query-time=1"])
@@ -78,6 +87,7 @@ class Platform:
             db.sql(f"ALTER USER 'monitor'@'127.0.0.1' IDENTIFIED BY {_sql_str(self.monitor_password)};")
         else:
             db.create_monitor_user("monitor", self.monitor_password, MONITOR_GRANTS)
+        self._ready_marker.touch()
 
     @property
     def monitor_url(self) -> str:

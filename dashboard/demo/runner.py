@@ -237,8 +237,11 @@ def run(opts: Options) -> int:
     except KeyboardInterrupt:
         code = 0
     except (DevServiceError, config_mod.ConfigError) as e:
-        demo.say(f"cannot start: {e}")
-        code = 1
+        if demo.stopping.is_set():
+            code = 0          # Ctrl-C reached a server's start-up too (same process group)
+        else:
+            demo.say(f"cannot start: {e}")
+            code = 1
     finally:
         starting = False
         if demo.signal_name:
