@@ -38,6 +38,12 @@ GRANT REPLICATION CLIENT ON *.* TO 'monitor'@'127.0.0.1';
 -- must be switched on in the server's configuration (performance_schema=ON, then restart).
 GRANT SELECT ON performance_schema.* TO 'monitor'@'127.0.0.1';
 
+-- performance_schema.threads: lets each of the dashboard's (at most two) connections switch off
+-- instrumentation of its OWN statements (UPDATE ... SET INSTRUMENTED = 'NO' WHERE
+-- PROCESSLIST_ID = CONNECTION_ID()), so the top-statements view shows the application's
+-- statements, not the monitoring queries. Without it the monitoring queries are listed too.
+GRANT UPDATE ON performance_schema.threads TO 'monitor'@'127.0.0.1';
+
 -- mysql.slow_log: the fallback source of slow statements when performance_schema is off and the
 -- slow log goes to a table (SET GLOBAL log_output = 'TABLE'; slow_query_log = ON). Drop this
 -- line if your slow log goes to a file only.

@@ -337,3 +337,31 @@ def test_a_full_digest_table_is_reported_as_lost_statements(make_mariadb):
         assert any("performance_schema_digests_size" in n for n in c.book.status()["notices"])
     finally:
         c.close()
+
+
+def _status_digest_calls(db) -> int:
+    rows = db.query("SELECT COALESCE(SUM(COUNT_STAR), 0) FROM performance_schema."
+                    "events_statements_summary_by_digest WHERE DIGEST_TEXT LIKE 'SHOW GLOBAL STATUS%'")
+    return int(rows[-1][0])
+
+
+def test_the_dashboards_own_statements_stay_out_of_the_top_statements_with_the_threads_grant(
+        make_mariadb):
+    db = make_mariadb()                      # private: no other test's collector on it
+    c = make_collector(monitor(db, GRANTS + ["UPDATE ON performance_schema.threads"], "hides"))
+    try:
+        for _ in range(5):
+            c.collect()
+        assert _status_digest_calls(db) == 0
+        assert any("grant ok: UPDATE ON performance_schema.threads" in n for n in c.check_notes())
+    finally:
+        c.close()
+    plain = make_collector(monitor(db, GRANTS, "shows"))
+    try:
+        for _ in range(5):
+            plain.collect()
+        assert _status_digest_calls(db) >= 5                 # counted like the application's
+        assert any("grant MISSING: UPDATE ON performance_schema.threads" in n
+                   for n in plain.check_notes())
+    finally:
+        plain.close()

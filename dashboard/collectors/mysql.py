@@ -258,6 +258,13 @@ class MySQLCollector:
                 target = "" if " ON " in name else " ON *.*"
                 notes.append(f"grant MISSING: {name} -- unlocks {unlocks}: "
                              f"GRANT {name}{target} TO {self.account()};")
+        if self.conn.hides_own_statements:
+            notes.append("grant ok: UPDATE ON performance_schema.threads (the dashboard's own "
+                         "statements are kept out of the top statements)")
+        else:
+            notes.append("grant MISSING: UPDATE ON performance_schema.threads -- without it the "
+                         "dashboard's own statements are listed among the top statements: "
+                         f"GRANT UPDATE ON performance_schema.threads TO {self.account()};")
         if self.book.source == "starting":
             self.reader.run()
         notes.append(f"top statements from: {self.book.source}"
