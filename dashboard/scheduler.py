@@ -63,9 +63,15 @@ def _error_text(e: BaseException) -> str:
 
 class CollectorRunner:
     def __init__(self, collectors: Sequence[Collector], publish: Publish,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, gather_s: float = 0.0) -> None:
         self.collectors = list(collectors)
         self._publish = publish
+        # Collectors of one interval are started together; those done within ``gather_s`` of
+        # the first are published as one tick: one store transaction, one alert pass and one
+        # Socket.IO event instead of one per collector (issue 9: 7 collectors at 1 s).
+        self.gather_s = gather_s
+        self._batch: list[Sample] | None = None
+        self._batch_lock = threading.Lock()
         self._clock = clock
         self._inflight: dict[str, _Call] = {}
         self._status: dict[str, dict] = {
@@ -120,6 +126,15 @@ class CollectorRunner:
         return Sample(source, ts, {f"{source}.up": 0.0}, {}, error)
 
     def _publish_safely(self, samples: list[Sample]) -> None:
+        if self.gather_s > 0:
+            with self._batch_lock:
+                if self._batch is not None:       # another tick is gathering: ride along
+                    self._batch.extend(samples)
+                    return
+                self._batch = list(samples)
+            time.sleep(self.gather_s)
+            with self._batch_lock:
+                samples, self._batch = self._batch, None
         try:
             self._publish(samples)
         except Exception:  # noqa: BLE001 - a failing sink must not kill the collector's job

@@ -1,0 +1,78 @@
+"""Collectors that share an interval are published as one tick (issue 9: the per-tick cost of
+the store, the alert engine and Socket.IO is paid once a second, not once per collector), and a
+slow collector never holds the others' samples back."""
+from __future__ import annotations
+
+import threading
+
+from dashboard.collectors.host import HostCollector
+from dashboard.config import from_dict
+from dashboard.model import Reading
+from dashboard.runtime import Runtime
+from tests.util import wait_until
+
+
+class SteadyCollector:
+    """Answers at once, like Redis INFO on loopback."""
+
+    interval_s = 0.5
+    timeout_s = 2.0
+    metrics = ()
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def collect(self) -> list[Reading]:
+        return [Reading({f"{self.source}.value": 1.0})]
+
+    def close(self) -> None:
+        pass
+
+
+class SlowCollector(SteadyCollector):
+    """Fault injection: a target that takes 1.5 s to answer every time."""
+
+    timeout_s = 5.0
+
+    def __init__(self) -> None:
+        super().__init__("queue")
+        self.stop = threading.Event()
+
+    def collect(self) -> list[Reading]:
+        self.stop.wait(1.5)
+        return super().collect()
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def recording_runtime(tmp_path, collectors):
+    settings = from_dict({"data_dir": str(tmp_path), "interval_s": 0.5})
+    rt = Runtime(settings, collectors)
+    ticks: list[list[str]] = []
+    rt.sinks.append(lambda samples: ticks.append(sorted({s.source for s in samples})))
+    return rt, ticks
+
+
+def test_collectors_of_one_interval_reach_the_sinks_as_one_tick(tmp_path):
+    rt, ticks = recording_runtime(tmp_path, [HostCollector(interval_s=0.5),
+                                             SteadyCollector("cache"), SteadyCollector("app")])
+    rt.start()
+    try:
+        wait_until(lambda: len(ticks) >= 4, timeout=20)
+    finally:
+        rt.stop()
+    # Each tick carries all three sources together, instead of three ticks of one source.
+    assert ticks[1:4] == [["app", "cache", "host"]] * 3
+
+
+def test_a_slow_collector_does_not_hold_back_the_others(tmp_path):
+    slow = SlowCollector()
+    rt, ticks = recording_runtime(tmp_path, [SteadyCollector("cache"), slow])
+    rt.start()
+    try:
+        wait_until(lambda: sum("queue" in t for t in ticks) >= 2, timeout=20)
+    finally:
+        rt.stop()
+    # Meanwhile the cache's samples went out every interval, without waiting for the queue's.
+    assert sum(t == ["cache"] for t in ticks) >= 3
