@@ -9,6 +9,7 @@ import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # before anything imports socket or threading (see DESIGN.md)
 
+import ipaddress  # noqa: E402
 import socket  # noqa: E402
 
 from eventlet import tpool  # noqa: E402
@@ -16,8 +17,22 @@ from eventlet import tpool  # noqa: E402
 _getaddrinfo = socket.getaddrinfo
 
 
-def _getaddrinfo_in_thread(*args, **kwargs):
-    return tpool.execute(_getaddrinfo, *args, **kwargs)
+def _getaddrinfo_in_thread(host, *args, **kwargs):
+    # An address literal (127.0.0.1, ::1) needs no lookup: answer it here. A hand-off to the
+    # thread pool costs an OS thread switch and a pipe wake-up of the hub, on every HTTP probe.
+    if host is None or _is_ip_literal(host):
+        return _getaddrinfo(host, *args, **kwargs)
+    return tpool.execute(_getaddrinfo, host, *args, **kwargs)
+
+
+def _is_ip_literal(host) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])      # "fe80::1%eth0": scope id
+        return True
+    except ValueError:
+        return False
 
 
 socket.getaddrinfo = _getaddrinfo_in_thread

@@ -22,12 +22,13 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from flask import Blueprint, Response, current_app
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import Metric
+
+if TYPE_CHECKING:
+    # prometheus_client is imported when /metrics is scraped, not in every worker (issue 9).
+    from prometheus_client.metrics_core import Metric
 
 from dashboard.catalog import all_metrics
 from dashboard.model import Sample
@@ -97,6 +98,7 @@ class StoreCollector:
     # --- the families -------------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import Metric
         now = self.clock()
         catalog = all_metrics()
         intervals = self.intervals()
@@ -146,6 +148,7 @@ class StoreCollector:
     def _health(self, now: float, newest: Mapping[str, float],
                 said_up: Mapping[str, tuple[float, float]],
                 intervals: Mapping[str, float]) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import Metric
         age = Metric(PREFIX + "sample_age_seconds",
                      "Seconds since the newest sample of each source; values of a source older "
                      f"than {STALE_INTERVALS} of its intervals are left out of this page", "gauge")
@@ -165,6 +168,7 @@ class StoreCollector:
         yield up
 
     def _alerts(self) -> Metric:
+        from prometheus_client.metrics_core import Metric
         m = Metric(PREFIX + "alert_state",
                    "1 for each firing alert (rule, its current severity and the alert's labels); "
                    "absent when not firing", "gauge")
@@ -181,6 +185,8 @@ class StoreCollector:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(current_app.extensions["dashboard"]))
     resp = Response(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)

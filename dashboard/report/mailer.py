@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from dashboard.config import NotifySettings, Settings
-from dashboard.report import render
-from dashboard.report.build import build_report
 from dashboard.store import Store
+
+# The report's builder and renderer are imported when a report is made (once a morning), not in
+# every worker at start (issue 9: ~2 MB that a steady-state worker never uses).
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ CLAIM_STALE_S = 300                   # a claim this old without a result was a 
 
 
 def message(settings: Settings, doc: dict[str, Any], sent_at: float) -> dict[str, Any]:
+    from dashboard.report import render
     """The notifier's body: subject, text and HTML (the verdict table and the page link)."""
     return {"subject": render.subject(doc), "text": render.text(doc),
             "html": render.email_html(doc), "date": sent_at}
@@ -74,6 +76,7 @@ class DailyMailer:
 
     def run(self, now: float | None = None, skip_empty: bool = False) -> str:
         """Send yesterday's summary unless already sent. Returns what happened (for logs, tests)."""
+        from dashboard.report.build import build_report
         now = self._clock() if now is None else now
         if not self.settings.report.recipients:
             return "no recipients"

@@ -13,9 +13,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from dashboard.errors import BadRequest
-from dashboard.report import render
-from dashboard.report.build import build_report
 from dashboard.report.days import BadDate
+
+# render and build are imported by the views that use them: a worker that never serves a report
+# never loads them (issue 9).
 
 bp = Blueprint("reports", __name__)
 FORMATS = {"/reports/daily": ("html", "csv"), "/api/reports/daily": ("json", "csv")}
@@ -26,6 +27,7 @@ def _document(route: str) -> tuple[dict[str, Any], str]:
     fmt = request.args.get("format", allowed[0])
     if fmt not in allowed:
         raise BadRequest(f"format: expected {' or '.join(allowed)}, got {fmt[:20]!r}")
+    from dashboard.report.build import build_report
     rt = current_app.extensions["dashboard"]
     try:
         return build_report(rt.store, rt.settings, request.args.get("date"),
@@ -43,6 +45,7 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _csv(doc: dict[str, Any]) -> Response:
+    from dashboard.report import render
     return Response(render.to_csv(doc), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="daily-summary-{doc["date"]}.csv"'})
@@ -60,7 +63,7 @@ def daily_page():
     if fmt == "csv":
         return _csv(doc)
     from dashboard.pages import asset_version
-    from dashboard.report import charts
+    from dashboard.report import charts, render
     d = date.fromisoformat(doc["date"])
     nav = {"prev": (d - timedelta(days=1)).isoformat(),
            "next": None if doc["day"]["today"] else (d + timedelta(days=1)).isoformat()}
