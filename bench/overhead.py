@@ -7,13 +7,24 @@ Redis instances are started (dashboard.devservices) and both the dashboard (DASH
 DASHBOARD_REDIS_URL) and the floor sample them; their own servers' cost is printed apart and not
 counted. Further subjects (Netdata, Glances, ...) plug in as more ``Subject``s.
 
+``--all`` (issue 9): every collector against private MariaDB and Redis at 1 s -- host, db status
+and digests, cache, 10 queues of five kinds, an HTTP probe, PHP-FPM status, a StatsD stream, the
+alert engine with its default rules -- with a local workload so values move (bench/workload.py).
+Then, in the same run and one after another on the same MariaDB, Redis and workload, the
+comparison tools (bench/rivals.py): Netdata from Debian sampling host, MySQL and Redis each
+second, and Glances from PyPI (host only) with its web API polled each second. Printed: a table
+of CPU % of one core, RSS (sum over the tree) and PSS (shared pages counted once) and the
+ratio of each to the dashboard.
+
     .venv/bin/python bench/overhead.py                      # 60 s after a 10 s warm-up
     .venv/bin/python bench/overhead.py --seconds 120 --with-mysql --with-redis
+    .venv/bin/python bench/overhead.py --all --seconds 120 --warmup 30
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import secrets
 import signal
 import subprocess
@@ -41,6 +52,15 @@ class Subject:
     tree: harness.ProcessTree
     counted: bool = True
     samples: list[harness.TreeSample] = field(default_factory=list)
+    pss: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def rss_mean(self) -> float:
+        rss = self.rss_sums()
+        return sum(rss) / len(rss)
+
+    def pss_mean(self) -> float | None:
+        return sum(self.pss) / len(self.pss) if self.pss else None
 
     def cpu_pct(self) -> float:
         return harness.cpu_percent_between(self.samples[0], self.samples[-1])
@@ -118,12 +138,21 @@ def connect_client(stack: contextlib.ExitStack, srv: harness.DashboardServer) ->
     return seen
 
 
-def measure(subjects: list[Subject], seconds: float, interval: float) -> None:
+def measure(subjects: list[Subject], seconds: float, interval: float,
+            pollers: tuple = ()) -> None:
+    """Sample every subject each interval (PSS every 10th time: smaps is slower to read);
+    ``pollers`` are called once per interval too (a client of a tool's web API)."""
     next_at = time.monotonic()
     end = next_at + seconds
+    n = 0
     while True:
+        for poll in pollers:
+            poll()
         for s in subjects:
             s.samples.append(s.tree.sample())
+            if n % 10 == 0 and (pss := pss_total(s.tree)) is not None:
+                s.pss.append(pss)
+        n += 1
         if next_at >= end:
             break
         next_at += interval
@@ -152,9 +181,118 @@ def report(subjects: list[Subject], seconds: float, interval: float) -> None:
                       for pid, name in last.names.items() if name == label)
             print(f"    {label}: CPU {100 * cpu / wall:.3f} %, RSS {harness.fmt_mb(mean)} mean, "
                   f"{harness.fmt_mb(mx)} max")
-        pss = pss_total(s.tree)
-        if pss is not None:
-            print(f"  PSS (shared pages counted once) at the end: {harness.fmt_mb(pss)}")
+        if s.pss:
+            print(f"  PSS (shared pages counted once): {harness.fmt_mb(s.pss_mean())} mean of "
+                  f"{len(s.pss)} readings, max {harness.fmt_mb(max(s.pss))}")
+
+
+def start_targets(stack: contextlib.ExitStack, tmp: Path, args) -> tuple[dict, list[Subject], dict]:
+    """Private MariaDB / Redis (and for --all the workload); returns the dashboard's env, the
+    targets as (not counted) subjects, and connection facts for the other tools."""
+    env = {"DASHBOARD_INTERVAL_S": str(args.interval)}
+    targets: list[Subject] = []
+    facts: dict = {}
+    if args.with_mysql or args.with_redis:
+        from dashboard import devservices
+    if args.with_mysql:
+        db = devservices.start_mariadb(tmp / "mariadb", performance_schema=True)
+        stack.callback(db.stop)
+        password = secrets.token_hex(12)
+        env["DASHBOARD_MYSQL_URL"] = db.create_monitor_user("benchmon", password, MYSQL_GRANTS)
+        facts["mysql"] = {"port": db.port, "user": "benchmon", "password": password, "db": db}
+        targets.append(Subject("MariaDB (mariadbd)", harness.ProcessTree(db.pid, "mariadb"), False))
+    if args.with_redis:
+        rs = devservices.start_redis(tmp / "redis")
+        stack.callback(rs.stop)
+        env["DASHBOARD_REDIS_URL"] = rs.url
+        facts["redis"] = {"port": rs.port, "url": rs.url}
+        targets.append(Subject("Redis (redis-server)", harness.ProcessTree(rs.pid, "redis"), False))
+    if args.all:
+        from bench import workload
+        t = workload.start(tmp, facts["mysql"]["db"], "benchmon", facts["redis"]["url"])
+        stack.callback(t.stop)
+        env["DASHBOARD_CONFIG"] = str(t.config_path)
+        facts["workload"] = t
+    if args.async_mode:
+        env["DASHBOARD_ASYNC_MODE"] = args.async_mode
+    return env, targets, facts
+
+
+def dashboard_phase(tmp: Path, env: dict, targets: list[Subject], args) -> list[Subject]:
+    with contextlib.ExitStack() as stack:
+        mysql_url, redis_url = env.get("DASHBOARD_MYSQL_URL"), env.get("DASHBOARD_REDIS_URL")
+        srv = stack.enter_context(harness.DashboardServer(data_dir=tmp / "data", env=env))
+        health = json.loads(srv.get("/healthz"))
+        names = ", ".join(sorted(health.get("collectors", {})))
+        print(f"dashboard: {srv.url}, collectors: {names} at {args.interval:g} s, "
+              f"auth: {srv.auth.note}")
+        floor = start_floor(stack, args.interval, mysql_url, redis_url)
+        seen = connect_client(stack, srv)
+        subjects = [Subject("dashboard (gunicorn master + worker)", srv.tree(),
+                            note="one Socket.IO client"),
+                    Subject("floor (bare Python loop: the same sampling only)",
+                            harness.ProcessTree(floor.pid, "floor")),
+                    *[Subject(t.name, t.tree, False) for t in targets]]
+        print(f"warm-up {args.warmup:g} s, then {args.seconds:g} s measured ...", flush=True)
+        time.sleep(args.warmup)
+        events_before = seen["events"]
+        measure(subjects, args.seconds, args.interval)
+        events = seen["events"] - events_before
+        report(subjects, args.seconds, args.interval)
+        print(f"\nSocket.IO client: {events} samples events in the window, "
+              f"{seen['disconnects']} disconnects")
+        health = json.loads(srv.get("/healthz"))
+        down = {k: (v.get("error") or "")[:80] for k, v in health.get("collectors", {}).items()
+                if not v.get("ok", True)}
+        if down:
+            print(f"collectors reporting an error at the end: {down}")
+        return subjects
+
+
+def rival_phase(name: str, tmp: Path, facts: dict, targets: list[Subject], args) -> Subject | str:
+    from bench import rivals
+    why = rivals.netdata_available() if name == "netdata" else rivals.glances_available()
+    if why:
+        return why
+    mysql, redis_ = facts.get("mysql", {}), facts.get("redis", {})
+    rival = (rivals.start_netdata(tmp, mysql, redis_) if name == "netdata"
+             else rivals.start_glances(tmp))
+    try:
+        polls = {"ok": 0, "failed": 0}
+
+        def poll() -> None:
+            polls["ok" if rival.poll() else "failed"] += 1
+        subject = Subject(rival.name, rival.tree(), note=rival.note)
+        subjects = [subject, *[Subject(t.name, t.tree, False) for t in targets]]
+        print(f"\n{rival.name}: {rival.url}, {rival.note}; warm-up {args.warmup:g} s, then "
+              f"{args.seconds:g} s measured, its API polled once a second ...", flush=True)
+        deadline = time.monotonic() + args.warmup
+        while time.monotonic() < deadline:
+            poll()
+            time.sleep(args.interval)
+        measure(subjects, args.seconds, args.interval, pollers=(poll,))
+        report(subjects, args.seconds, args.interval)
+        print(f"  API polls: {polls['ok']} answered, {polls['failed']} failed")
+        return subject
+    finally:
+        rival.stop()
+
+
+def table(dash: Subject, others: list[Subject], skipped: dict[str, str]) -> None:
+    d_cpu, d_rss, d_pss = dash.cpu_pct(), dash.rss_mean(), dash.pss_mean()
+    print(f"\n{'':44} {'CPU % core':>10} {'RSS MB':>8} {'PSS MB':>8}   ratio to the dashboard "
+          "(CPU, RSS, PSS)")
+    for s in [dash, *others]:
+        pss = s.pss_mean()
+        ratio = "" if s is dash else (
+            f"   {s.cpu_pct() / d_cpu:.1f}x, {s.rss_mean() / d_rss:.1f}x, "
+            + (f"{pss / d_pss:.1f}x" if pss and d_pss else "n/a"))
+        print(f"{s.name[:44]:44} {s.cpu_pct():10.3f} {s.rss_mean() / 2**20:8.1f} "
+              f"{(pss or 0) / 2**20:8.1f}{ratio}")
+        if s.note:
+            print(f"    ({s.note})")
+    for name, why in skipped.items():
+        print(f"{name}: not measured: {why}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,63 +305,52 @@ def main(argv: list[str] | None = None) -> int:
                     help="start a private MariaDB and point DASHBOARD_MYSQL_URL at it")
     ap.add_argument("--with-redis", action="store_true",
                     help="start a private Redis and point DASHBOARD_REDIS_URL at it")
+    ap.add_argument("--all", action="store_true",
+                    help="every collector, a workload, then Netdata and Glances (implies both)")
+    ap.add_argument("--rivals", default="netdata,glances",
+                    help="with --all: comparison tools to run, comma-separated ('' for none)")
     ap.add_argument("--async-mode", choices=("eventlet", "gevent"),
                     help="the server's worker (default: the settings', i.e. eventlet)")
     args = ap.parse_args(argv)
     if not 5 <= args.seconds <= 3600 or not 0 <= args.warmup <= 600 or not 0.1 <= args.interval <= 60:
         ap.error("--seconds 5..3600, --warmup 0..600, --interval 0.1..60")
+    rival_names = [r for r in args.rivals.split(",") if r.strip()] if args.all else []
+    if set(rival_names) - {"netdata", "glances"}:
+        ap.error("--rivals: netdata and/or glances")
+    if args.all:
+        args.with_mysql = args.with_redis = True
     harness.sigterm_as_exit()
+    from bench import rivals
+    rivals.become_subreaper()
     print(harness.machine_line())
     with contextlib.ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="dash-overhead-"))
         stack.callback(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
-        env = {"DASHBOARD_INTERVAL_S": str(args.interval)}
-        mysql_url = redis_url = None
-        targets: list[Subject] = []
-        if args.with_mysql or args.with_redis:
-            from dashboard import devservices
-        if args.with_mysql:
-            db = devservices.start_mariadb(tmp / "mariadb", performance_schema=True)
-            stack.callback(db.stop)
-            mysql_url = db.create_monitor_user("benchmon", secrets.token_hex(12), MYSQL_GRANTS)
-            env["DASHBOARD_MYSQL_URL"] = mysql_url
-            targets.append(Subject("MariaDB (mariadbd)", harness.ProcessTree(db.pid, "mariadb"), False))
-        if args.with_redis:
-            rs = devservices.start_redis(tmp / "redis")
-            stack.callback(rs.stop)
-            redis_url = rs.url
-            env["DASHBOARD_REDIS_URL"] = redis_url
-            targets.append(Subject("Redis (redis-server)", harness.ProcessTree(rs.pid, "redis"), False))
-        if args.async_mode:
-            env["DASHBOARD_ASYNC_MODE"] = args.async_mode
-        srv = stack.enter_context(harness.DashboardServer(data_dir=tmp / "data", env=env))
-        collected = "host" + (" + MySQL" if mysql_url else "") + (" + Redis" if redis_url else "")
-        print(f"dashboard: {srv.url}, collectors: {collected} at {args.interval:g} s, "
-              f"auth: {srv.auth.note}")
-        floor = start_floor(stack, args.interval, mysql_url, redis_url)
-        seen = connect_client(stack, srv)
-        subjects = [Subject("dashboard (gunicorn master + worker)", srv.tree()),
-                    Subject("floor (bare Python loop: the same sampling only)",
-                            harness.ProcessTree(floor.pid, "floor")), *targets]
-        print(f"warm-up {args.warmup:g} s, then {args.seconds:g} s measured ...", flush=True)
-        time.sleep(args.warmup)
-        events_before = seen["events"]
-        measure(subjects, args.seconds, args.interval)
-        events = seen["events"] - events_before
-        report(subjects, args.seconds, args.interval)
+        env, targets, facts = start_targets(stack, tmp, args)
+        subjects = dashboard_phase(tmp, env, targets, args)
         dash, base = subjects[0], subjects[1]
         d_cpu, f_cpu = dash.cpu_pct(), base.cpu_pct()
-        d_rss = sum(dash.rss_sums()) / len(dash.samples)
-        f_rss = sum(base.rss_sums()) / len(base.samples)
-        print(f"\nSocket.IO client: {events} samples events in the window, "
-              f"{seen['disconnects']} disconnects")
         ratio = f"{d_cpu / f_cpu:.1f}x" if f_cpu > 0 else "n/a (floor below resolution)"
-        print(f"ratio dashboard/floor: CPU {ratio}, RSS {d_rss / f_rss:.1f}x")
-        cpu_t, rss_t, why = TARGETS["all" if mysql_url and redis_url else "host"]
+        print(f"ratio dashboard/floor: CPU {ratio}, RSS {dash.rss_mean() / base.rss_mean():.1f}x")
+        others, skipped = [base], {}
+        for name in rival_names:
+            got = rival_phase(name, tmp, facts, targets, args)
+            if isinstance(got, str):
+                skipped[name] = got
+            else:
+                others.append(got)
+        if "workload" in facts:
+            c = facts["workload"].counts
+            print(f"\nworkload over the whole run: {c.get('workload_steps', 0)} steps, "
+                  f"{c.get('statsd_lines', 0)} StatsD lines")
+        print(f"\n{harness.machine_line()}")
+        table(dash, others, skipped)
+        d_rss, d_pss = dash.rss_mean() / 2**20, (dash.pss_mean() or 0) / 2**20
+        cpu_t, rss_t, why = TARGETS["all" if args.with_mysql and args.with_redis else "host"]
         print(f"against the targets ({why}): CPU {d_cpu:.3f} % (target <= {cpu_t:g} %) "
               f"{'met' if d_cpu <= cpu_t else 'MISSED'}; "
-              f"RSS {d_rss / 2**20:.1f} MB (target <= {rss_t:g} MB) "
-              f"{'met' if d_rss / 2**20 <= rss_t else 'MISSED'}")
+              f"RSS {d_rss:.1f} MB, PSS {d_pss:.1f} MB (target <= {rss_t:g} MB) "
+              f"RSS {'met' if d_rss <= rss_t else 'MISSED'}, PSS {'met' if d_pss <= rss_t else 'MISSED'}")
     return 0
 
 
