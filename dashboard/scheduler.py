@@ -69,9 +69,12 @@ class CollectorRunner:
         # Collectors of one interval are started together; those done within ``gather_s`` of
         # the first are published as one tick: one store transaction, one alert pass and one
         # Socket.IO event instead of one per collector (issue 9: 7 collectors at 1 s).
+        # The first tick to finish waits for the collections still running (at most gather_s):
+        # a lone collector publishes at once, a slow one does not hold the others back.
         self.gather_s = gather_s
         self._batch: list[Sample] | None = None
-        self._batch_lock = threading.Lock()
+        self._gather = threading.Condition()
+        self._collecting = 0
         self._clock = clock
         self._inflight: dict[str, _Call] = {}
         self._status: dict[str, dict] = {
@@ -84,6 +87,17 @@ class CollectorRunner:
 
     def tick(self, collector: Collector) -> list[Sample]:
         """Collect once (or report why not) and publish the samples. Returns what was published."""
+        with self._gather:
+            self._collecting += 1              # a tick that will join the gathered batch
+        try:
+            samples = self._collect(collector)
+        except BaseException:
+            self._handed_over()
+            raise
+        self._publish_safely(samples)
+        return samples
+
+    def _collect(self, collector: Collector) -> list[Sample]:
         source = collector.source
         ts = self._clock()
         call = self._inflight.get(source)
@@ -105,7 +119,6 @@ class CollectorRunner:
             else:
                 samples = [self._error_sample(
                     source, ts, f"{source} collector timed out after {collector.timeout_s:g} s")]
-        self._publish_safely(samples)
         return samples
 
     def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
@@ -125,16 +138,24 @@ class CollectorRunner:
         self._status[source].update(status="error", last_sample_ts=ts, error=error)
         return Sample(source, ts, {f"{source}.up": 0.0}, {}, error)
 
+    def _handed_over(self) -> None:
+        with self._gather:
+            self._collecting -= 1
+            self._gather.notify_all()
+
     def _publish_safely(self, samples: list[Sample]) -> None:
         if self.gather_s > 0:
-            with self._batch_lock:
+            with self._gather:
+                self._collecting -= 1
                 if self._batch is not None:       # another tick is gathering: ride along
                     self._batch.extend(samples)
+                    self._gather.notify_all()
                     return
                 self._batch = list(samples)
-            time.sleep(self.gather_s)
-            with self._batch_lock:
+                self._gather.wait_for(lambda: self._collecting <= 0, timeout=self.gather_s)
                 samples, self._batch = self._batch, None
+        else:
+            self._handed_over()
         try:
             self._publish(samples)
         except Exception:  # noqa: BLE001 - a failing sink must not kill the collector's job
