@@ -84,8 +84,18 @@ class AlertState:
                 self.acked, self.acked_until)
 
 
+_KEYS: dict[tuple, str] = {}       # (rule, labels as given) -> key: the same few per tick
+_KEYS_MAX = 100_000
+
+
 def alert_key(rule: str, labels: Mapping[str, str]) -> str:
-    return rule + json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    k = (rule, tuple(labels.items()))
+    key = _KEYS.get(k)
+    if key is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        key = _KEYS[k] = rule + json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    return key
 
 
 def make_alert_id(rule: str, labels: Mapping[str, str], since: float) -> str:
@@ -115,7 +125,7 @@ class Engine:
             self.last_seen[s.source] = max(self.last_seen.get(s.source, s.ts), s.ts)
             for metric, value in s.values.items():
                 for rule in self._by_metric.get(metric, ()):
-                    out.extend(self._observe(rule, dict(s.labels), float(value), s.ts))
+                    out.extend(self._observe(rule, s.labels, float(value), s.ts))
         out.extend(self.tick(now))
         return out
 
@@ -150,11 +160,16 @@ class Engine:
 
     # --- the state machine -----------------------------------------------------------------------
 
-    def _observe(self, rule: Rule, labels: dict[str, str], value: float, t: float) -> list[Transition]:
+    def _observe(self, rule: Rule, labels: Mapping[str, str], value: float,
+                 t: float) -> list[Transition]:
         key = alert_key(rule.name, labels)
         st = self.states.get(key)
         if st is None:
-            st = self.states[key] = AlertState(rule.name, labels)
+            if not rule.window_s and self._target(rule, value * rule.scale, None) is None:
+                # A quiet series with nothing remembered stays so: no state to make and drop
+                # (issue 9: 200 queues are 600 such observations a tick).
+                return []
+            st = self.states[key] = AlertState(rule.name, dict(labels))
         if rule.window_s:
             judged = self._windowed(rule, st, value, t)
             if judged is None:
