@@ -94,11 +94,21 @@ def history():
         raise BadRequest("window_s must be a number of seconds") from None
     if not math.isfinite(window) or not 10 <= window <= 7 * 86400:
         raise BadRequest("window_s must be between 10 and 604800")
+    view = None
+    if request.args.get("view") is not None:
+        if request.args["view"] != "live":
+            raise BadRequest("view must be 'live' (only what the live page draws) or absent")
+        from dashboard.historyview import live_view
+        view = live_view(request.args.get("host") or None)
+    elif request.args.get("host") is not None:
+        raise BadRequest("host is a filter of view=live")
     now = time.time()
     since = now - window
     series: dict[str, dict[str, Any]] = {}
 
     def add(metric: str, labels: dict, t: float, v: float) -> None:
+        if view is not None and not view.keeps(metric, labels):
+            return
         key = series_key(metric, labels)
         s = series.get(key)
         if s is None:
@@ -107,19 +117,16 @@ def history():
         s["v"].append(_r(v))
 
     last_seq = rt.store.last_seq()
+    from dashboard.historyview import add_rows
     if window <= RAW_MAX_WINDOW_S:
         resolution = "raw"
-        for smp in rt.store.between(since):
-            for m, v in smp.values.items():
-                add(m, smp.labels, smp.ts, v)
+        add_rows(series, rt.store.rows_between(since), _r, view)
     else:
         resolution = "1m"
         rolled_until = since
         for m, labels, minute, n, total, _lo, _hi, _sk in rt.store.rollup_metrics_between(since, now):
             add(m, labels, minute + 30, total / n)       # plotted at the minute's middle
             rolled_until = max(rolled_until, minute + 60)
-        for smp in rt.store.between(rolled_until):        # the minutes not rolled up yet
-            for m, v in smp.values.items():
-                add(m, smp.labels, smp.ts, v)
+        add_rows(series, rt.store.rows_between(rolled_until), _r, view)   # not rolled up yet
     return jsonify(now=now, window_s=window, resolution=resolution, last_seq=last_seq,
                    series=series)

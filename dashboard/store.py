@@ -242,6 +242,16 @@ class Store:
         sql += " ORDER BY seq"
         return [self._row_to_sample(r) for r in self._read(sql, args)]
 
+    def rows_between(self, since: float, until: float | None = None) -> list[tuple[float, str, str]]:
+        """(ts, labels, values) of the samples in [since, until] in sequence order, as stored
+        (JSON text): for readers that decode only what they keep (/api/history)."""
+        sql = "SELECT ts, labels, vals FROM samples WHERE ts >= ?"
+        args: list = [since]
+        if until is not None:
+            sql += " AND ts <= ?"
+            args.append(until)
+        return self._read(sql + " ORDER BY seq", args)
+
     def last_seq(self) -> int:
         row = self._read("SELECT MAX(seq) FROM samples", ())
         return row[0][0] or 0

@@ -246,7 +246,11 @@
   function loadHistory() {
     var gen = ++state.generation;
     state.ready = false;
-    return fetch("/api/history?window_s=" + state.windowS, { credentials: "same-origin" })
+    // view=live: only what this page draws (its panels' metrics, one host's host metrics);
+    // the same URL as the preload link in live.html, so the first answer is the preloaded one.
+    var url = "/api/history?window_s=" + state.windowS + "&view=live" +
+      (hostFilter ? "&host=" + encodeURIComponent(hostFilter) : "");
+    return fetch(url, { credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401 || r.redirected) { window.location.reload(); throw new Error("login"); }
         if (!r.ok) throw new Error("history: HTTP " + r.status);
