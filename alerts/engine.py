@@ -12,9 +12,10 @@
 * **missing data**: a source without any sample for three of its intervals is treated as
   ``<source>.up = 0`` (rule ``<source>_down``), never as "ok"; other rules keep their state.
 
-``evaluate(samples, now)`` returns ``Transition``s. Nothing here sleeps, sends, reads a clock or
-does I/O: callers pass ``now``. ``export()`` / ``load()`` let the caller persist the state so a
-restart neither pages twice nor forgets a firing alert.
+``evaluate(samples)`` and ``tick(now)`` return ``Transition``s. Nothing here sleeps, sends, reads
+a clock or does I/O: samples carry their time and callers pass ``now`` to ``tick``.
+``export()`` / ``load()`` let the caller persist the state so a restart neither pages twice nor
+forgets a firing alert.
 """
 from __future__ import annotations
 
@@ -118,19 +119,21 @@ class Engine:
 
     # --- input ---------------------------------------------------------------------------------
 
-    def evaluate(self, samples: Iterable[Sample], now: float) -> list[Transition]:
-        """Judge a batch of samples (each at its own ``ts``), then missing data and repeats."""
+    def evaluate(self, samples: Iterable[Sample]) -> list[Transition]:
+        """Judge a batch of samples, each at its own ``ts``. Missing data, repeats and expired
+        acknowledgements are ``tick``'s alone: it runs on its own schedule, so a source that
+        stops sending is noticed, and running it here too would judge time twice per interval."""
         out: list[Transition] = []
         for s in samples:
             self.last_seen[s.source] = max(self.last_seen.get(s.source, s.ts), s.ts)
             for metric, value in s.values.items():
                 for rule in self._by_metric.get(metric, ()):
                     out.extend(self._observe(rule, s.labels, float(value), s.ts))
-        out.extend(self.tick(now))
         return out
 
     def tick(self, now: float) -> list[Transition]:
-        """What time alone changes: sources gone silent, repeats, expired acknowledgements."""
+        """What time alone changes: sources gone silent, repeats, expired acknowledgements.
+        The caller runs it every interval whether or not samples arrive (dashboard/alerting.py)."""
         out: list[Transition] = []
         for source, interval in self.source_intervals.items():
             rule = self.rules.get(f"{source}_down")

@@ -81,7 +81,7 @@ class AlertService:
                     self._errors[key] = s.error[:300]
                 else:
                     self._errors.pop(key, None)
-            return self._commit(self.engine.evaluate(samples, now), now)
+            return self._commit(self.engine.evaluate(samples), now)
 
     def reload(self, now: float | None = None) -> None:
         """Take over from the saved state (start-up, or a standby becoming the collector): what

@@ -191,6 +191,23 @@ def test_slack_payload_has_a_text_and_blocks_with_links(tmp_path, webhook_receiv
     assert "|panel>" in section and "|acknowledge>" in section
 
 
+def test_an_ack_made_by_a_web_instance_is_never_overtaken_by_a_repeat_in_the_tick(
+        tmp_path, webhook_receiver, services):
+    """Repeats go out from the scheduled tick only, after it has read acknowledgements made
+    by other processes; the collection tick's samples never send one."""
+    clock = Clock()
+    svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
+    web, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
+    services.extend([svc, web])
+    [fired] = svc.process([pool(97, clock.now)], clock.now)
+    drain(svc, clock)
+    web.acknowledge(fired.alert_id, "ann", "on it")    # another process: svc's engine is stale
+    assert svc.process([pool(97, clock.advance(1800))], clock.now) == []   # repeat due, not here
+    assert svc.tick(clock.now) == []                   # the tick sees the ack first
+    drain(svc, clock)
+    assert [r.json()["alerts"][0]["event"] for r in webhook_receiver.requests] == ["firing"]
+
+
 def test_an_acknowledged_alert_stops_repeating_but_its_resolved_still_goes_out(tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)

@@ -26,7 +26,7 @@ def run(engine: Engine, points, metric_sample=pool):
     """Feed (seconds after T0, value) points one by one; return every transition."""
     out = []
     for dt, v in points:
-        out += engine.evaluate([metric_sample(T0 + dt, v)], now=T0 + dt)
+        out += engine.evaluate([metric_sample(T0 + dt, v)])
     return out
 
 
@@ -120,8 +120,22 @@ def test_a_silent_source_counts_as_down_never_as_ok():
     down = e.tick(T0 + 8.5)
     assert kinds(down) == [("firing", "critical")] and down[0].rule == "db_down"
     # the collector comes back: the runner's db.up = 1 sample resolves it
-    back = e.evaluate([Sample("db", T0 + 9, {"db.up": 1.0, "db.pool_utilization": 50})], T0 + 9)
+    back = e.evaluate([Sample("db", T0 + 9, {"db.up": 1.0, "db.pool_utilization": 50})])
     assert kinds(back) == [("resolved", "critical")]
+
+
+def test_samples_never_judge_time_only_the_tick_does():
+    """One owner for missing data and repeats: the scheduled tick. Samples of another source
+    arriving while db is silent do not page db_down, nor does a due repeat go out with them."""
+    e = Engine(rules(db_pool_utilization={"for_s": 0}, db_down={"for_s": 0}),
+               source_intervals={"db": 1.0, "host": 1.0}, started_at=T0)
+    run(e, [(0, 97)])                                                # critical: repeats at 30 min
+    host = Sample("host", T0 + 1800, {"host.cpu_percent": 5.0})
+    assert e.evaluate([host]) == []                                  # db silent, repeat due: not here
+    out = e.tick(T0 + 1800)
+    assert sorted((t.rule, t.kind) for t in out) == [("db_down", "firing"),
+                                                     ("db_pool_utilization", "repeat")]
+    assert e.tick(T0 + 1800) == []                                   # judged once per moment
 
 
 def test_a_source_that_never_sent_anything_is_down():
@@ -142,7 +156,7 @@ def test_one_alert_per_label_set():
     e = Engine(rules(queue_pending={"for_s": 0}))
     out = e.evaluate([Sample("queue", T0, {"queue.pending": 60}, {"queue": "emails"}),
                       Sample("queue", T0, {"queue.pending": 50}, {"queue": "reports"}),
-                      Sample("queue", T0, {"queue.pending": 49}, {"queue": "thumbs"})], T0)
+                      Sample("queue", T0, {"queue.pending": 49}, {"queue": "thumbs"})])
     assert sorted(t.labels["queue"] for t in out) == ["emails", "reports"]   # >= 50 is inclusive
     assert len({t.alert_id for t in out}) == 2
 
