@@ -105,6 +105,12 @@ def cmd_agent(args) -> int:
         from dashboard.collectors.phpfpm import PhpFpmCollector
         collectors.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children))
     client = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
+    if args.retire:
+        from dashboard.agent import retire
+        retire(client, args.host_name or settings.host_name)
+        print(f"dashboard agent: {args.host_name or settings.host_name} retired (host_down "
+              "resolved, removed from the fleet view)", flush=True)
+        return 0
     agent = Agent(client, args.host_name or settings.host_name, collectors, settings.interval_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop_event.set())
@@ -170,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     co.set_defaults(func=cmd_collect)
     ag = sub.add_parser("agent", help="publish this host's statistics to the message queue")
     ag.add_argument("--host-name", help="name shown in the fleet view (default: host_name)")
+    ag.add_argument("--retire", action="store_true",
+                    help="take this host out of service: resolve its host_down, drop it from the fleet")
     ag.set_defaults(func=cmd_agent)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)

@@ -28,6 +28,12 @@ def message(host: str, interval_s: float, ts: float, source: str, readings) -> d
                                     for r in readings], separators=(",", ":"))}
 
 
+def retire(client, host: str) -> None:
+    """Tell the collector that ``host`` is out of service: it resolves its host_down (if any)
+    and drops it from the fleet view, instead of paging about it forever."""
+    client.xadd(STREAM, {"host": host, "retire": "1"}, maxlen=STREAM_MAXLEN, approximate=True)
+
+
 class Agent:
     def __init__(self, client, host: str, collectors: list[Collector], interval_s: float) -> None:
         self.client = client

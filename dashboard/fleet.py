@@ -33,6 +33,8 @@ def fleet_rows(runtime, now: float | None = None) -> list[dict]:
             r = row(s.labels["host"])
             if "host.up" in s.values:
                 r["up"] = s.values["host.up"] == 1.0
+            # The newest sample of a retired host is its retirement (agent --retire).
+            r["retired"] = s.values.get("host.retired") == 1.0
         else:
             continue
         v = s.values
@@ -44,7 +46,7 @@ def fleet_rows(runtime, now: float | None = None) -> list[dict]:
             r["load"] = v["host.load_per_core"]
         if "host.disk_percent" in v:
             r["disk"] = max(r["disk"] or 0.0, v["host.disk_percent"])
-    out = list(hosts.values())
+    out = [r for r in hosts.values() if not r.get("retired")]
     for r in out:
         r["pressure"] = max([(r[k] or 0.0) / lim for k, lim in PRESSURE.items()])
         r["age_s"] = None if r["last_ts"] is None else round(now - r["last_ts"], 1)

@@ -9,6 +9,7 @@ from where the previous leader stopped.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Callable, Sequence
 
@@ -16,12 +17,18 @@ from dashboard.agent import STREAM
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 CURSOR_KEY = "dashboard:agents:cursor"
+RETIRE_GRACE_S = 900.0
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("host.up", "bool", "1 while the host's agent reports, 0 after 3 silent intervals",
                ("host",)),
     MetricSpec("agents.hosts", "count", "Agents that reported within 3 of their intervals"),
+    MetricSpec("agents.malformed", "count", "Stream entries that were not agent messages (skipped)"),
+    MetricSpec("host.retired", "bool", "1: the host was taken out of service (agent --retire)",
+               ("host",)),
 )
+# Host names become labels, legend text and URL parts: keep them to what host names can be.
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
 class AgentsCollector:
@@ -35,6 +42,8 @@ class AgentsCollector:
         self.timeout_s = timeout_s
         self._clock = clock
         self._seen: dict[str, tuple[float, float]] = {}    # host -> (last ts, its interval)
+        self.malformed = 0
+        self._retired: dict[str, float] = {}                # host -> when it was retired
 
     def collect(self) -> list[Reading]:
         import redis
@@ -51,10 +60,14 @@ class AgentsCollector:
             raise CollectorError(f"agents: message queue not reachable ({type(e).__name__})") from None
         out: list[Reading] = []
         new_cursor = cursor
+        retired: list[str] = []
         for _stream, items in entries:
             for entry_id, fields in items:
-                new_cursor = entry_id
-                out.extend(self._readings(fields))
+                new_cursor = entry_id            # always move on: a bad entry is skipped once
+                try:
+                    out.extend(self._readings(fields, retired))
+                except (TypeError, AttributeError, ValueError, KeyError):
+                    self.malformed += 1
         if new_cursor != cursor:
             self.client.set(CURSOR_KEY, new_cursor)
         now = self._clock()
@@ -65,17 +78,35 @@ class AgentsCollector:
             else:
                 # Silent for three of its intervals: down (host_down fires on this).
                 out.append(Reading({"host.up": 0.0}, {"host": host}))
-        out.append(Reading({"agents.hosts": float(alive)}))
+        for host in retired:
+            self._retired[host] = now
+        for host, since in list(self._retired.items()):
+            # Taken out of service on purpose: reported up (and retired) for a while, long
+            # enough for host_down to resolve past its keep_firing_for_s, then forgotten, so it
+            # neither pages forever nor lingers in the fleet view as down.
+            if now - since > RETIRE_GRACE_S:
+                del self._retired[host]
+            else:
+                out.append(Reading({"host.up": 1.0, "host.retired": 1.0}, {"host": host}))
+        out.append(Reading({"agents.hosts": float(alive), "agents.malformed": float(self.malformed)}))
         return out
 
-    def _readings(self, fields: dict) -> list[Reading]:
+    def _readings(self, fields: dict, retired: list[str]) -> list[Reading]:
+        """Readings of one stream entry; raises (TypeError, ValueError, ...) on a malformed one."""
         f = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
              for k, v in fields.items()}
-        try:
-            host, ts, interval = f["host"], float(f["ts"]), float(f["interval_s"])
-            readings = json.loads(f["readings"])
-        except (KeyError, ValueError):
-            return []                                        # not an agent message: ignore
+        host = f["host"]
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError("not a host name")
+        if f.get("retire") == "1":
+            self._seen.pop(host, None)
+            retired.append(host)
+            return []
+        self._retired.pop(host, None)            # back in service
+        ts, interval = float(f["ts"]), float(f["interval_s"])
+        readings = json.loads(f["readings"])
+        if not isinstance(readings, list):
+            raise ValueError("readings is not a list")
         prev = self._seen.get(host)
         if prev is None or ts > prev[0]:
             self._seen[host] = (ts, interval)
