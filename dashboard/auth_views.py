@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
@@ -18,11 +19,21 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 
+def _local_path(t: str) -> bool:
+    r"""A path on this site. Browsers drop tabs and newlines from a Location and read ``\`` as
+    ``/``, so ``/<TAB>/evil`` or ``/\evil`` would become ``//evil`` (another host); a newline
+    would also make the header invalid (a 500)."""
+    return (t.startswith("/") and t[1:2] not in ("/", "\\")
+            and not any(ord(c) < 0x21 or c in "\\\x7f" for c in t)
+            and urlsplit(t).scheme == "" and urlsplit(t).netloc == "")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no //host, no backslash tricks) — no open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("pages.live_page")
-    return target
+    """Only a path on this site, else ``/`` — no open redirect. The path is checked once more
+    percent-decoded (up to its query), for whatever decodes the Location a second time."""
+    if target and _local_path(target) and _local_path(unquote(target.partition("?")[0])):
+        return target
+    return "/"
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -129,6 +129,41 @@ def test_login_never_redirects_to_another_site(app, anon_client, target):
     assert r.headers["Location"] == "/"
 
 
+# Raw characters go in form bodies and query strings as they are (the client encodes them);
+# "%09" / "%0a" are sent literally too, so a target that is decoded twice cannot slip through.
+OFFSITE = ["//evil.example/", "https://evil.example/", "/\\evil.example", "\\/evil.example",
+           "/\t/evil.example", "/\n/evil.example", "\t//evil.example", "/%09/evil.example",
+           "/%0a/evil.example", "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)",
+           "/ /evil.example", "///evil.example", "http:/evil.example"]
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_a_login_form_post_never_redirects_off_site_or_fails_on_a_crafted_next(
+        app, anon_client, target):
+    add_user(app, "ann", "viewer", password="correct horse battery")
+    r = anon_client.post("/login", data={"name": "ann", "password": "correct horse battery",
+                                         "csrf_token": login_form(anon_client), "next": target})
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_an_already_logged_in_visit_to_login_never_redirects_off_site(client, target):
+    r = client.get("/login", query_string={"next": target})
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("raw_query", ["next=/%09/evil.example", "next=/%0a/evil.example",
+                                       "next=%2F%09%2Fevil.example", "next=/%5C/evil.example"])
+def test_percent_encoded_control_characters_in_next_are_refused(client, raw_query):
+    r = client.get("/login?" + raw_query)
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+def test_a_local_next_with_a_query_is_kept(client):
+    r = client.get("/login", query_string={"next": "/api/series?metric=host.cpu_percent&since=1"})
+    assert r.headers["Location"] == "/api/series?metric=host.cpu_percent&since=1"
+
+
 def test_unknown_user_and_wrong_password_get_the_same_answer_through_the_same_check(
         app, anon_client, monkeypatch):
     from dashboard import accounts as accounts_mod
