@@ -7,7 +7,8 @@
    memory otherwise (and memory while that Redis is unreachable: the dashboard must keep
    working exactly when the platform's Redis is down).
 2. ``enforce``: authenticate (``Authorization: Bearer`` token, else the session cookie with an
-   idle expiry), then decide: public endpoints pass; otherwise no principal -> 302 to /login
+   idle expiry), then decide: public endpoints pass (an invalid token is ignored there, so
+   ``/healthz`` is always 200); otherwise no principal -> 302 to /login
    (pages) or 401 JSON (``/api/*``, ``/metrics``); a role too low -> 403; a state-changing
    request authenticated by the cookie must carry the CSRF token (Flask-WTF) -> else 400.
 
@@ -214,17 +215,23 @@ def _is_public(view: Callable | None) -> bool:
 def enforce():
     g.principal = None
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    # Public first: /healthz must answer 200 to a monitor whatever Authorization header it
+    # sends (a stale or revoked token), and the login page must open for such a browser.
+    is_public = _is_public(view)
     token = bearer_token()
     if token is not None:
         g.principal = accounts().verify_token(token)
-        if g.principal is None:
+        if g.principal is None and not is_public:
             return _refuse(401, "invalid or revoked token")
-        g._login_user = TokenUser(g.principal)
-    else:
+        if g.principal is None:
+            token = None                     # ignored: as if the header were not there
+        else:
+            g._login_user = TokenUser(g.principal)
+    if token is None:
         g.principal = session_principal()
     by_cookie = token is None
 
-    if _is_public(view):
+    if is_public:
         if by_cookie and request.method not in SAFE_METHODS:
             current_app.extensions["csrf"].protect()     # the login form too (login CSRF)
         return None

@@ -229,6 +229,27 @@ def test_a_revoked_token_gets_401(app, client):
     assert "revoked" in client.get("/admin").get_data(as_text=True)
 
 
+def test_healthz_answers_200_whatever_authorization_header_a_monitor_sends(app, anon_client):
+    acc = app.extensions["dashboard.accounts"]
+    token, text = acc.create_token("viewer", "old-probe")
+    acc.revoke_token(token.id)
+    for header in (f"Bearer {text}", "Bearer dsh_made_up", "Bearer ", "Bearer \u00e9t\u00e9",
+                   "Basic dXNlcjpwdw=="):
+        r = anon_client.get("/healthz", headers={"Authorization": header})
+        assert r.status_code == 200 and "collectors" in r.get_json(), header
+    # the login page too: a stale token in a browser extension must not lock people out
+    assert anon_client.get("/login", headers={"Authorization": "Bearer junk"}).status_code == 200
+    # everywhere else a bad token is still refused
+    assert anon_client.get("/api/latest", headers={"Authorization": "Bearer junk"}).status_code == 401
+
+
+def test_a_bad_token_on_the_login_form_post_does_not_skip_the_csrf_check(app, anon_client):
+    add_user(app, "ann", "viewer", password="correct horse battery")
+    r = anon_client.post("/login", data={"name": "ann", "password": "correct horse battery"},
+                         headers={"Authorization": "Bearer junk"})
+    assert r.status_code == 400
+
+
 def test_a_token_is_shown_once_only(client):
     page = client.post("/admin/tokens", data={"role": "viewer", "name": "once"}).get_data(as_text=True)
     text = re.search(r'id="one-time-secret">([^<]+)<', page).group(1)
