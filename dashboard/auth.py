@@ -3,9 +3,9 @@
 ``init_app`` installs, in this order, one ``before_request`` chain for the whole app:
 
 1. Flask-Limiter (per client IP): ``auth.api_rate_limit`` over all of ``/api/``, and
-   ``auth.login_rate_limit`` on ``POST /login``. Redis storage when ``[redis]`` is configured,
-   memory otherwise (and memory while that Redis is unreachable: the dashboard must keep
-   working exactly when the platform's Redis is down).
+   ``auth.login_rate_limit`` on ``POST /login``. Kept in the dashboard's own Redis
+   (``message_queue``) when configured, else in memory (and in memory while that Redis is
+   unreachable); never in the monitored ``[redis]``.
 2. ``enforce``: authenticate (``Authorization: Bearer`` token, else the session cookie with an
    idle expiry), then decide: public endpoints pass (an invalid token is ignored there, so
    ``/healthz`` is always 200); otherwise no principal -> 302 to /login

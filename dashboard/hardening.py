@@ -45,12 +45,12 @@ def _csp(settings: Settings) -> str:
 def init_limiter(app: Flask, settings: Settings) -> Limiter:
     storage = "memory://"
     options: dict = {}
-    # The dashboard's own Redis (message_queue, shared by its web instances) first, else the
-    # monitored one. That may be down exactly when the dashboard is needed: short timeouts and
-    # the in-memory fallback keep logins and the API answering.
-    redis_url = settings.message_queue or (settings.redis.url if settings.redis else None)
-    if redis_url:
-        storage = redis_url
+    # Only the dashboard's own Redis (message_queue, shared by its web instances), else memory.
+    # Never [redis]: that is the monitored application cache, where the limiter's reads would
+    # count in cache.hit_rate and allkeys-lru could evict its counters. The message queue may
+    # be down too: short timeouts and the in-memory fallback keep logins and the API answering.
+    if settings.message_queue:
+        storage = settings.message_queue
         options = {"socket_connect_timeout": 1, "socket_timeout": 1}
     limiter = Limiter(
         key_func=get_remote_address,

@@ -40,7 +40,7 @@ SLOW_SQL = f"SELECT SLEEP(30) AS `{HOSTILE}`"
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    """A Redis of this module's own: the limiter and the queue collector use it, and the shared
+    """A Redis of this module's own: the cache and queue collectors use it, and the shared
     one's since-boot hit/miss statistics (which tests/test_cache.py relies on) stay untouched."""
     server = devservices.start_redis(tmp_path_factory.mktemp("secure-redis"))
     yield server
