@@ -50,11 +50,20 @@ def test_the_csv_has_a_row_per_check_and_per_series(filled, client, path):
 
 
 @pytest.mark.parametrize("path", ["/api/reports/daily", "/reports/daily"])
-@pytest.mark.parametrize("bad", ["2026-13-01", "yesterdayish", "2026-02-30", "9999-01-01", "26-1-1"])
+@pytest.mark.parametrize("bad", ["2026-13-01", "yesterdayish", "2026-02-30", "9999-01-01", "26-1-1",
+                                 "0001-01-01", "0000-01-01", "1969-12-31", "1970-01-01",
+                                 "\u0662\u0660\u0662\u0666-01-01"])
 def test_a_bad_date_is_a_400_with_a_json_error(client, path, bad):
     r = client.get(f"{path}?date={bad}")
     assert r.status_code == 400
     assert r.get_json()["error"].startswith("date: ")
+
+
+def test_the_earliest_day_with_a_summary_is_1970_01_02(client):
+    r = client.get("/api/reports/daily?date=1970-01-02")
+    assert r.status_code == 200 and r.get_json()["date"] == "1970-01-02"
+    page = client.get("/reports/daily?date=1970-01-02").get_data(as_text=True)
+    assert 'rel="prev"' not in page                 # no link to a day that would be refused
 
 
 def test_an_unknown_format_is_a_400(client):

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta
 from zoneinfo import ZoneInfo
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The first day whose report can be computed everywhere: it and the 14 days of history before
+# it stay within what datetime and epoch arithmetic accept (year 1 gave a 500: "year 0 is out
+# of range"), and nothing was monitored earlier.
+MIN_DATE = date(1970, 1, 2)
 
 
 class BadDate(ValueError):
@@ -26,12 +30,14 @@ def parse_date(text: str | None, tz: ZoneInfo, now: float) -> date:
         return today - timedelta(days=1)
     if text == "today":
         return today
-    if not DATE_RE.match(text):
+    if not DATE_RE.fullmatch(text):
         raise BadDate(f"date: expected YYYY-MM-DD, got {text[:40]!r}")
     try:
         d = date.fromisoformat(text)
     except ValueError:
         raise BadDate(f"date: {text!r} is not a calendar date") from None
+    if d < MIN_DATE:
+        raise BadDate(f"date: {text} is before {MIN_DATE.isoformat()}, the earliest day with a summary")
     if d > today:
         raise BadDate(f"date: {text} is in the future (today is {today.isoformat()} in {tz.key})")
     return d

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from dashboard.errors import BadRequest
-from dashboard.report.days import BadDate
+from dashboard.report.days import MIN_DATE, BadDate
 
 # render and build are imported by the views that use them: a worker that never serves a report
 # never loads them (issue 9).
@@ -65,7 +65,7 @@ def daily_page():
     from dashboard.pages import asset_version
     from dashboard.report import charts, render
     d = date.fromisoformat(doc["date"])
-    nav = {"prev": (d - timedelta(days=1)).isoformat(),
+    nav = {"prev": (d - timedelta(days=1)).isoformat() if d > MIN_DATE else None,
            "next": None if doc["day"]["today"] else (d + timedelta(days=1)).isoformat()}
     return render_template("report_daily.html", doc=doc, figures=charts.figures(doc), nav=nav,
                            settings=current_app.extensions["dashboard"].settings,
