@@ -365,3 +365,37 @@ def test_the_dashboards_own_statements_stay_out_of_the_top_statements_with_the_t
                    for n in plain.check_notes())
     finally:
         plain.close()
+
+
+def test_the_reader_forgets_digests_the_server_dropped_and_counts_their_return_from_zero(
+        make_mariadb):
+    """2,500 distinct statements, then TRUNCATE of the digest table (private server): the
+    reader's per-digest memory shrinks to what the server holds, and a statement that runs
+    again after the reset counts its one new call."""
+    db = make_mariadb(extra_args=["--performance-schema-digests-size=5000"])
+    mono = [1000.0]
+    c = make_collector(monitor(db), clock=lambda: mono[0])
+
+    def calls_of(marker: str) -> int:
+        c.reader.run()
+        return sum(r["calls"] for r in c.book.top("5m", limit=5000)["rows"] if marker in r["text"])
+    try:
+        c.reader.run()                                   # the baseline
+        with mysql_connect(db.root_url) as conn, conn.cursor() as cur:
+            for i in range(2500):
+                cur.execute(f"SELECT 1 AS m{i}_x")
+        mono[0] += 301                                   # the 5-minute full read is due
+        wait_until(lambda: calls_of("_x`") >= 2500, timeout=10, interval=0.2)
+        assert len(c.reader._max) >= 2500
+        db.query("TRUNCATE performance_schema.events_statements_summary_by_digest")
+        mono[0] += 301
+        c.reader.run()
+        sizes = [len(c.reader._max)] + [len(t._last) for t in c.reader._counters.values()]
+        assert max(sizes) < 50, sizes
+        with mysql_connect(db.root_url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 AS m7_x")
+        # once before the reset, once after (the server counts it as it finishes: poll)
+        wait_until(lambda: calls_of("`m7_x`") >= 2, timeout=5, interval=0.2)
+        assert calls_of("`m7_x`") == 2
+    finally:
+        c.close()

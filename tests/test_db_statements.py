@@ -64,3 +64,33 @@ def test_statements_from_the_process_list_lose_their_values_and_are_cut():
     assert normalize_sql("SELECT 'unterminated because the server cut it") == "SELECT ?"
     long = normalize_sql("SELECT " + ", ".join(f"col{i}" for i in range(200)))
     assert len(long) == 500 and long.endswith("…")
+
+
+def test_texts_of_statements_not_called_for_a_month_are_pruned_and_memory_stays_bounded():
+    """An application with varying SQL: 3,000 digests over 40 days, 75 new ones a day, each
+    called once, plus one statement called every day and 500 there before monitoring began."""
+    day = 86400.0
+    now = [T0]
+    b = book_at(now)
+    b.add(T0, {}, [(f"base{i}", "shop", f"SELECT {i}") for i in range(500)], baseline=True)
+    for d in range(40):
+        now[0] = ts = T0 + d * day + 3600
+        fresh = {f"d{d}-{i}": Inc(1, 2.0, 2.0) for i in range(75)}
+        b.add(ts, {**fresh, "steady": Inc(10, 5.0, 1.0)},
+              [(k, "shop", f"SELECT x IN ({k})") for k in [*fresh, "steady"]])
+        b.prune(ts)                                  # the hourly job, once a day is enough here
+        if d == 10:                                  # a fresh install keeps its baseline texts
+            assert b.knows("base0") and b.knows("d0-0")
+    # The day totals go back to the date 31 days ago (days 8..39); so do the texts.
+    assert b.knows("steady") and b.knows("d39-74") and b.knows("d8-0")
+    assert not b.knows("base0") and not b.knows("d7-74")
+    texts = b._db.execute("SELECT COUNT(*) FROM db_statement_texts").fetchone()[0]
+    assert texts == len(b._known) == 32 * 75 + 1
+    assert b.top("today", limit=1)["rows"][0]["text"].startswith("SELECT x IN")
+    # A month-old statement that runs again gets its text back (from the next read).
+    b.add(now[0] + 60, {"d0-0": Inc(1, 1.0, 1.0)}, [("d0-0", "shop", "SELECT x IN (d0-0)")])
+    assert b.knows("d0-0")
+    # The 5-minute and 1-hour windows forget what has not changed for an hour.
+    now[0] += 2 * 3600
+    b.add(now[0], {})
+    assert b.top("1h")["rows"] == [] and b._hour == {} and len(b._intervals) == 0

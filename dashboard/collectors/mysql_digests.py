@@ -154,8 +154,10 @@ class StatementReader:
                                    (self._cursor - timedelta(seconds=1),))
         incs: dict[str, Inc] = {}
         unknown: list[str] = []
+        present: set[str] = set()
         for schema, digest, calls, timer, mx, rex, rsent, last_seen in rows:
             key = f"{digest}@{schema or ''}" if digest else LOST_KEY
+            present.add(key)
             if self._cursor is None or (last_seen is not None and last_seen > self._cursor):
                 self._cursor = last_seen
             known = key in self._max
@@ -163,9 +165,9 @@ class StatementReader:
                       for f, v in (("calls", calls), ("time", timer), ("rex", rex), ("rsent", rsent))]
             prev_max = self._max.get(key, 0)
             self._max[key] = mx
-            if not self.book.knows(key):
-                unknown.append(key)
             if not self._baseline_done:
+                if not self.book.knows(key):
+                    unknown.append(key)
                 continue
             # No delta: a digest new since the last read, or counters reset (TRUNCATE, server
             # restart) within the interval; either way they started from zero in between.
@@ -180,6 +182,18 @@ class StatementReader:
             interval_max = mx if mx > prev_max else d_time / d_calls
             incs[key] = Inc(d_calls, d_time * PS_TO_MS, interval_max * PS_TO_MS,
                             d_rex or 0, d_rsent or 0)
+            # Only a statement that ran needs its text: one the book pruned (not called for a
+            # month) is not fetched again while it merely sits in the digest table.
+            if not self.book.knows(key):
+                unknown.append(key)
+        if full:
+            # Digests the server no longer holds (TRUNCATE, a restart) are forgotten: if one
+            # comes back its counters started from zero, which the None-delta path above
+            # counts right. So these dicts never outgrow the server's digest table.
+            for key in self._max.keys() - present:
+                del self._max[key]
+                for tracker in self._counters.values():
+                    tracker.forget(key)
         texts = self._digest_texts(unknown) if unknown else []
         self.book.add(ts, incs, texts, baseline=not self._baseline_done and not self.book.has_history())
         self._baseline_done = True

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 WINDOWS = {"5m": 300.0, "1h": 3600.0, "today": None}
 SORTS = ("total_ms", "calls", "avg_ms", "max_ms", "share_pct", "rows_examined", "rows_sent")
 TEXT_MAX = 1024                # performance_schema's own digest length
+KEEP_DAYS = 31                 # day totals, and the texts of statements called in them
 REGRESSION_FACTOR = 2.0
 REGRESSION_MIN_MS = 1.0        # 0.01 ms -> 0.02 ms is noise, not a regression
 BASELINE_MIN_CALLS = 10
@@ -82,6 +83,10 @@ class StatementBook:
                                          isolation_level=None)
         self._db.executescript(SCHEMA)
         self._known: set[str] = {k for (k,) in self._db.execute("SELECT key FROM db_statement_texts")}
+        # Texts kept "since monitoring began" (first_seen NULL) age from here, so a fresh
+        # install does not drop (and later call "new") statements it has not seen run yet.
+        if self.meta("texts_since") is None:
+            self.set_meta("texts_since", repr(clock()))
         self._intervals: deque[tuple[float, dict[str, Inc]]] = deque()
         self._hour: dict[str, list[float]] = {}      # running 1 h totals: calls, total, rex, rsent
         self._since: float | None = None             # first snapshot of this process (window start)
@@ -171,12 +176,21 @@ class StatementBook:
             self.now_rows, self.now_error = rows, error
 
     def prune(self, now: float | None = None) -> None:
-        """Hour buckets for the regression baseline (2 days); day totals for a month."""
+        """Hour buckets for the regression baseline (2 days); day totals for a month, and the
+        texts of statements not called in that month: applications that build varying SQL (IN
+        lists of every length, generated aliases) make new digests forever."""
         now = self._clock() if now is None else now
         with self._lock:
             self._db.execute("DELETE FROM db_statement_hours WHERE hour < ?", (now - 50 * 3600,))
-            cutoff = datetime.fromtimestamp(now - 31 * 86400, self.tz).date().isoformat()
+            cutoff = datetime.fromtimestamp(now - KEEP_DAYS * 86400, self.tz).date().isoformat()
             self._db.execute("DELETE FROM db_statement_days WHERE day < ?", (cutoff,))
+            before = self._db.total_changes
+            self._db.execute(
+                "DELETE FROM db_statement_texts WHERE COALESCE(first_seen, ?) < ? AND key NOT IN"
+                " (SELECT key FROM db_statement_days WHERE day >= ?)",
+                (float(self.meta("texts_since") or now), now - KEEP_DAYS * 86400, cutoff))
+            if self._db.total_changes != before:
+                self._known = {k for (k,) in self._db.execute("SELECT key FROM db_statement_texts")}
 
     # --- reading -------------------------------------------------------------------------------
 
