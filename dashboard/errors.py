@@ -1,7 +1,13 @@
-"""The one error every JSON endpoint raises for bad input: a 4xx with ``{"error": "..."}``."""
+"""App-wide error handling: the one error every JSON endpoint raises for bad input (a 4xx with
+``{"error": "..."}``), JSON for every HTTP error under ``/api/``, and integer URL parts that
+SQLite can hold."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+
+SQLITE_INT_MAX = 2 ** 63 - 1
 
 
 class BadRequest(Exception):
@@ -12,7 +18,37 @@ class BadRequest(Exception):
         self.status = status
 
 
+class SQLiteIntegerConverter(IntegerConverter):
+    """``<int:id>`` that matches only what fits a SQLite INTEGER: a larger id is no such
+    record (404) instead of an OverflowError (500) when it reaches the query."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's signature
+        kwargs.setdefault("max", SQLITE_INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def _is_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
 def init_app(app: Flask) -> None:
+    """Call before any blueprint is registered: routes pick their converters when added."""
+    app.url_map.converters["int"] = SQLiteIntegerConverter
+
     @app.errorhandler(BadRequest)
     def _bad_request(e: BadRequest):
         return jsonify(error=str(e)), e.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        # Scripts and the page's JS read {"error"} from every API answer, 404 and 405 included;
+        # pages keep Werkzeug's HTML. More specific handlers (429, CSRF) still win.
+        if not _is_api() or e.code is None:
+            return e
+        default = type(e).description
+        text = e.name if not e.description or e.description == default else \
+            f"{e.name}: {e.description}"
+        resp = e.get_response()                 # keeps headers such as Allow and Retry-After
+        resp.set_data(jsonify(error=text).get_data())
+        resp.mimetype = "application/json"
+        return resp
