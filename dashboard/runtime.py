@@ -44,7 +44,7 @@ class Runtime:
         self.runner = CollectorRunner(collectors, self.publish,
                                       gather_s=min(0.05, settings.interval_s / 10))
         self.runner.add_job(self.store.rollup, trigger="interval", seconds=60)
-        self.runner.add_job(self.store.prune, trigger="interval", seconds=600)
+        self.runner.add_job(self.store.prune, trigger="interval", seconds=self.store.prune_every_s)
         # Collectors with a background part (the StatsD listener) start and stop with us.
         for c in self.runner.collectors:
             if callable(getattr(c, "start", None)):

@@ -71,6 +71,13 @@ ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late s
 PRUNE_BATCH = 20_000
 
 
+def prune_period_s(raw_retention_s: float) -> float:
+    """How often ``prune`` runs: every 10 min, or six times per raw retention when that is
+    shorter, so the raw table never holds more than retention + 1/6 of it (a 15 min retention
+    pruned every 10 min would hold up to 25 min)."""
+    return min(600.0, max(10.0, raw_retention_s / 6))
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with the settings every user of the store's file needs."""
     conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
@@ -354,6 +361,10 @@ class Store:
             yield m, (json.loads(lab) if lab else {}), minute, n, total, lo, hi, sketch.decode(sk)
 
     # --- retention -------------------------------------------------------------------------------
+
+    @property
+    def prune_every_s(self) -> float:
+        return prune_period_s(self.raw_retention_s)
 
     def prune(self, now: float | None = None) -> int:
         """Delete raw samples and rollups past retention, in small batches. Returns rows deleted."""
