@@ -22,6 +22,7 @@ Socket.IO connections do not pass through Flask routes: ``socket_principal`` is 
 """
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -109,7 +110,7 @@ class TokenUser(UserMixin):
 
 def _load_session_user(user_id: str) -> SessionUser | None:
     uid, _, tag = (user_id or "").partition(".")
-    if not uid.isdigit():
+    if not re.fullmatch(r"[0-9]+", uid):
         return None
     user = accounts().user(int(uid))
     if user is None or user.session_tag != tag:

@@ -8,6 +8,7 @@ it and exits with status 2. Secrets are kept in the settings but every printable
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -302,9 +303,14 @@ def _http_url(v: str, name: str) -> str:
     return v
 
 
+def _digits(s: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and others that int() refuses."""
+    return re.fullmatch(r"[0-9]+", s) is not None
+
+
 def _host_port(v: str, name: str) -> str:
     host, _, port = v.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not _digits(port) or not 0 < int(port) < 65536:
         raise ConfigError(name, f"expected host:port, got {v!r}")
     return v
 
@@ -481,7 +487,7 @@ def parse_report(d: Mapping) -> ReportSettings:
     _unknown(d, {"send_at", "recipients"}, "report.")
     at = _str(d, "send_at", "report.", "07:00")
     hh, _, mm = at.partition(":")
-    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+    if not (_digits(hh) and _digits(mm) and int(hh) < 24 and int(mm) < 60):
         raise ConfigError("report.send_at", f"expected HH:MM, got {at!r}")
     rec = d.get("recipients", [])
     if not isinstance(rec, list) or not all(isinstance(x, str) and "@" in x for x in rec):

@@ -13,6 +13,7 @@ text (``textContent``), never as HTML.
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -50,7 +51,8 @@ def statements():
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc")
     raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    # str.isdigit() accepts "²" and other digits int() refuses: ASCII digits only.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= 500:
         raise BadRequest("limit must be a whole number from 1 to 500")
     top = book.top(window, sort, int(raw), descending=order == "desc")
     return jsonify(ts=time.time(), **book.status(), now=book.now(), top=top)

@@ -16,6 +16,7 @@ consumed with BRPOP, so the oldest message is at index -1.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -36,7 +37,7 @@ def to_epoch(v: Any) -> float:
     """Epoch seconds from epoch seconds / milliseconds or an ISO 8601 string (naive = UTC)."""
     if isinstance(v, bytes):
         v = v.decode()
-    if isinstance(v, str) and v.replace(".", "", 1).isdigit():
+    if isinstance(v, str) and re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", v):
         v = float(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return v / 1000.0 if v > 1e11 else float(v)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or os.environ.get("DASHBOARD_DATA_DIR") or DEFAULT_DIR).resolve()
     bind = args.bind or os.environ.get("DASHBOARD_BIND") or ""
     host, _, port = bind.rpartition(":")
-    if bind and not (host and port.isdigit() and int(port) < 65536):
+    if bind and not (host and re.fullmatch(r"[0-9]+", port) and int(port) < 65536):
         print(f"demo: --bind: expected host:port, got {bind!r}", file=sys.stderr)
         return 2
     if bind and int(port) == 0:
