@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Rule names of the contract; alerts.rules holds their defaults (thresholds from the docs).
@@ -159,15 +159,21 @@ class Settings:
         return bool(self.mysql or self.redis or self.memcached or self.queues or self.probes
                     or self.statsd_bind or self.phpfpm_url)
 
+    def urls(self) -> list[str]:
+        """Every URL of the settings that may carry credentials (DSNs, queue, probe, PHP-FPM)."""
+        out = [self.mysql.url if self.mysql else None, self.redis.url if self.redis else None,
+               self.message_queue, self.phpfpm_url]
+        out += [q.options.get("url") for q in self.queues]
+        out += [p.url for p in self.probes]
+        return [u for u in out if isinstance(u, str) and u]
+
     def secrets(self) -> list[str]:
         """Every secret value in the settings, for masking and for tests that grep for leaks."""
         out = []
         if self.mysql and self.mysql.password:
             out.append(self.mysql.password)
-        for url in (self.redis.url if self.redis else None, self.message_queue):
-            pw = urlsplit(url).password if url else None
-            if pw:
-                out.append(unquote(pw))
+        for url in self.urls():
+            out.extend(url_secrets(url))
         if self.smtp.password:
             out.append(self.smtp.password)
         out.extend(n.secret for n in self.notify if n.secret)
@@ -202,6 +208,13 @@ class Settings:
             d["redis"]["url"] = mask_url(self.redis.url)
         if self.message_queue:
             d["message_queue"] = mask_url(self.message_queue)
+        if self.phpfpm_url:
+            d["phpfpm_url"] = mask_url(self.phpfpm_url)
+        for q in d["queues"]:
+            if q["options"].get("url"):
+                q["options"]["url"] = mask_url(q["options"]["url"])
+        for p in d["probes"]:
+            p["url"] = mask_url(p["url"])
         if self.smtp.password:
             d["smtp"]["password"] = "***"
         for n in d["notify"]:
@@ -212,20 +225,55 @@ class Settings:
         return d
 
 
+# Query parameters whose values are credentials whatever their length (?token=, ?api_key=...).
+_CREDENTIAL_PARAM = re.compile(r"(?i)token|key|secret|pass|pwd|auth|sig|credential|session|jwt")
+_TOKEN_LEN = 12        # an unnamed query value this long may be a token (not a path like /run/..)
+_FLAG_LEN = 8          # a bare query item shorter than this is a flag (?json, ?full), not a token
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials inside ``url``: the userinfo password (or the lone user part of an http
+    URL: a token used as the basic-auth name), and query values that are credentials by their
+    parameter's name or look like tokens. For the log scrubber, which masks these texts
+    wherever they appear, so ordinary short values (``?full=1``, ``?json``) stay out."""
+    p = urlsplit(url)
+    out = []
+    if p.password:
+        out.append(unquote(p.password))
+    elif p.username and p.scheme in ("http", "https"):
+        out.append(unquote(p.username))
+    for k, v in parse_qsl(p.query, keep_blank_values=True):
+        if v and (_CREDENTIAL_PARAM.search(k) or (len(v) >= _TOKEN_LEN and not v.startswith("/"))):
+            out.append(v)
+        elif not v and len(k) >= _FLAG_LEN:
+            out.append(k)
+    return out
+
+
 def mask_url(url: str) -> str:
-    """``mysql://monitor:s3cret@h:3306/`` -> ``mysql://monitor:***@h:3306/``; query secrets too."""
+    """``mysql://monitor:s3cret@h:3306/`` -> ``mysql://monitor:***@h:3306/``; every query value
+    -> ``***`` (names kept: ``?token=***``), as is a bare query item that could be a token."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         cred, host = netloc.rsplit("@", 1)
         user = cred.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in cred else f"{user}@{host}"
+        if ":" in cred:
+            netloc = f"{user}:***@{host}"
+        else:      # http://TOKEN@host: the name is the credential; a DSN's user name is not
+            netloc = f"***@{host}" if parts.scheme in ("http", "https") else f"{user}@{host}"
     path = parts.path
     # Slack-style hook URLs carry their secret in the path: keep the host, hide the rest.
     if parts.scheme in ("http", "https") and len(path) > 1 and ("hooks" in parts.netloc or "/services/" in path):
         path = "/***"
-    query = "***" if parts.query else ""
-    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    items = []
+    for item in parts.query.split("&") if parts.query else []:
+        name, eq, value = item.partition("=")
+        if eq:
+            items.append(f"{name}=***" if value else f"{name}=")
+        else:
+            items.append(name if len(name) < _FLAG_LEN else "***")
+    return f"{parts.scheme}://{netloc}{path}" + (f"?{'&'.join(items)}" if items else "")
 
 
 # --- parsing helpers: each raises ConfigError naming the key -----------------------------------

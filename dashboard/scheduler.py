@@ -123,7 +123,10 @@ class CollectorRunner:
 
     def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
         up_key = f"{source}.up"
-        out = [Sample(source, r.ts or ts, dict(r.values), dict(r.labels), r.error) for r in readings]
+        # A label set's error (one queue's driver message) may quote a DSN, as whole-collector
+        # errors may: scrubbed the same way before it is stored, pushed or shown.
+        out = [Sample(source, r.ts or ts, dict(r.values), dict(r.labels),
+                      redact.scrub(r.error) if r.error else r.error) for r in readings]
         # "<source>.up" on the unlabelled sample says the collector reached its target.
         plain = next((s for s in out if not s.labels), None)
         if plain is None:

@@ -20,7 +20,20 @@ MYSQL_PW = "Mysql-Pw-7f3a9"
 SMTP_PW = "Smtp-Pw-c41d2"
 HOOK_SECRET = "Hook-Secret-e98b"
 SLACK_PATH = "/services/T000/B000/Slack-Token-5521"
-SECRETS = (MYSQL_PW, SMTP_PW, HOOK_SECRET, "Slack-Token-5521")
+QUEUE_REDIS_PW = "Queue-Redis-Pw-81c0"      # redis://:pw@ of a queue's own Redis
+QUEUE_SQL_PW = "Queue-Sql-Pw-2d9e"          # mysql://app:pw@ of a jobs table elsewhere
+PROBE_PW = "Probe-Pw-5b7a"                  # http://user:pw@ basic auth of a health check
+PROBE_TOKEN = "Probe-Token-0c4f6a1e"        # ?token= of a health check
+FPM_PW = "Fpm-Pw-93aa"                      # the PHP-FPM status page behind basic auth
+SECRETS = (MYSQL_PW, SMTP_PW, HOOK_SECRET, "Slack-Token-5521", QUEUE_REDIS_PW, QUEUE_SQL_PW,
+           PROBE_PW, PROBE_TOKEN, FPM_PW)
+QUEUES = [{"name": "mails", "kind": "redis-list", "key": "q:mails",
+           "url": f"redis://:{QUEUE_REDIS_PW}@127.0.0.1:9/0"},
+          {"name": "jobs", "kind": "sql", "key": "jobs",
+           "url": f"mysql://app:{QUEUE_SQL_PW}@127.0.0.1:9/shop"}]
+PROBES = [{"name": "home", "url": f"http://probe:{PROBE_PW}@127.0.0.1:9/health"},
+          {"name": "api", "url": f"http://127.0.0.1:9/health?full=1&token={PROBE_TOKEN}"}]
+FPM_URL = f"http://fpm:{FPM_PW}@127.0.0.1:9/status?json"
 
 
 def secret_settings(data_dir: Path, **extra):
@@ -30,6 +43,7 @@ def secret_settings(data_dir: Path, **extra):
         "smtp": {"host": "127.0.0.1", "port": 9, "user": "dash", "password": SMTP_PW},
         "notify": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": HOOK_SECRET},
                    {"kind": "slack", "url": f"https://hooks.slack.example{SLACK_PATH}"}],
+        "queues": QUEUES, "probes": PROBES, "phpfpm": {"url": FPM_URL},
         **extra,
     }
 
@@ -103,8 +117,84 @@ secret = "{HOOK_SECRET}"
 [[notify]]
 kind = "slack"
 url = "https://hooks.slack.example{SLACK_PATH}"
+[[queues]]
+name = "mails"
+kind = "redis-list"
+key = "q:mails"
+url = "{QUEUES[0]["url"]}"
+[[queues]]
+name = "jobs"
+kind = "sql"
+key = "jobs"
+url = "{QUEUES[1]["url"]}"
+[[probes]]
+name = "home"
+url = "{PROBES[0]["url"]}"
+[[probes]]
+name = "api"
+url = "{PROBES[1]["url"]}"
+[phpfpm]
+url = "{FPM_URL}"
 ''')
     out = subprocess.run([sys.executable, "-m", "dashboard", "--config", str(cfg), "check"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "FAIL" in out.stdout and "db" in out.stdout, out.stdout + out.stderr
     assert_clean(out.stdout + out.stderr, "check output")
+
+
+def test_queue_probe_and_php_fpm_urls_are_masked_but_stay_recognisable(tmp_path):
+    settings = from_dict(secret_settings(tmp_path / "data"))
+    known = settings.secrets()
+    assert all(any(s in k for k in known) for s in SECRETS), known
+    shown = settings.masked()
+    assert [q["options"]["url"] for q in shown["queues"]] == [
+        "redis://:***@127.0.0.1:9/0", "mysql://app:***@127.0.0.1:9/shop"]
+    assert [p["url"] for p in shown["probes"]] == [
+        "http://probe:***@127.0.0.1:9/health", "http://127.0.0.1:9/health?full=***&token=***"]
+    assert shown["phpfpm_url"] == "http://fpm:***@127.0.0.1:9/status?json"
+    assert_clean(repr(shown), "masked()")
+    # the original settings are untouched: collectors still connect with the real URLs
+    assert settings.queues[0].options["url"] == QUEUES[0]["url"]
+
+
+def test_the_log_scrubber_learns_queue_probe_and_php_fpm_secrets(tmp_path, caplog):
+    settings = from_dict(secret_settings(tmp_path / "data"))
+    Runtime(settings, [])                      # registers the settings' secrets, as at start
+    log = logging.getLogger("dashboard.test")
+    with caplog.at_level(logging.INFO):
+        for q in QUEUES:
+            log.warning("queue unreachable: %s", q["url"])
+        for p in PROBES:
+            log.warning("probe failed: GET %s", p["url"])
+        log.warning("status page %s", FPM_URL)
+    text = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert_clean(text, "the log")
+    assert "probe failed: GET http://probe:***@127.0.0.1:9/health" in text
+
+
+class WordyCollector:
+    """A collector that works but reports one label set's failure quoting a secret (a driver
+    error message with the queue's DSN in it)."""
+    source = "queue"
+    interval_s = 0.1
+    timeout_s = 1.0
+    metrics = ()
+
+    def collect(self):
+        from dashboard.model import Reading
+        return [Reading({"queue.up": 0.0}, {"queue": "mails"},
+                        error=f"cannot read redis://:{QUEUE_REDIS_PW}@127.0.0.1:9/0: refused")]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_reading_error_with_a_configured_secret_is_scrubbed_before_it_is_stored(tmp_path):
+    settings = from_dict(secret_settings(tmp_path / "data"))
+    rt = Runtime(settings, [WordyCollector()])
+    app = create_app(settings, rt, async_mode="threading")
+    rt.runner.tick(rt.runner.collectors[0])
+    stored = [s.error for s in rt.store.latest() if s.error]
+    assert stored == ["cannot read redis://:***@127.0.0.1:9/0: refused"]
+    latest = logged_in_client(app, "viewer").get("/api/latest").get_data(as_text=True)
+    assert_clean(latest, "/api/latest")
