@@ -2,12 +2,19 @@
 come back by themselves when Redis is started again -- no restart of the dashboard."""
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
+import pytest
 import redis
 
 from dashboard import config
 from dashboard.collectors.cache import CacheCollector
 from dashboard.collectors.queues import QueueCollector
+from dashboard.model import CollectorError
 from dashboard.scheduler import CollectorRunner
+from tests.util import wait_until
 
 
 def test_redis_stopped_mid_run_is_reported_down_and_recovers_without_restart(make_redis):
@@ -69,10 +76,49 @@ def test_a_down_mysql_behind_an_sql_queue_leaves_the_redis_queues_reported(make_
         assert db.root_password not in plain.error
         assert [r.labels["queue"] for r in readings if r.labels] == ["emails"]
         db.start()
-        readings = queues.collect()
-        assert {r.labels.get("queue"): r.values.get("queue.up") for r in readings} == \
-            {"emails": 1.0, "orders": 1.0}
+        # back by itself once the reconnect backoff (1, 2, 4 ... s) allows the next attempt
+        wait_until(lambda: {r.labels.get("queue"): r.values.get("queue.up")
+                            for r in queues.collect()} == {"emails": 1.0, "orders": 1.0},
+                   timeout=15, interval=0.2)
     finally:
         queues.close()
         db.start()
         db.sql("DROP DATABASE IF EXISTS outage_shop")
+
+
+def test_an_unreachable_sql_queue_server_is_retried_with_backoff_not_every_tick():
+    """Fault injection: a TCP server that accepts and hangs up at once (a MySQL that is not
+    really there). Ten 1 s ticks make four connection attempts (0, 1, 3, 7 s), never ten, and
+    the reason shown never carries the password."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    attempts = []
+
+    def accept_and_hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return                          # closed by the test
+            attempts.append(time.monotonic())
+            conn.close()
+    threading.Thread(target=accept_and_hang_up, daemon=True).start()
+    url = f"mysql://jobs:queue-pw-9x@127.0.0.1:{listener.getsockname()[1]}/"
+    settings = config.from_dict({"queues": [{"name": "orders", "kind": "sql", "table": "shop.jobs",
+                                             "url": url}]})
+    t = [100.0]
+    queues = QueueCollector(settings.queues, clock=lambda: t[0], timeout_s=5)
+    errors = []
+    try:
+        for _ in range(10):
+            with pytest.raises(CollectorError) as e:
+                queues.collect()
+            errors.append(str(e.value))
+            t[0] += 1
+        wait_until(lambda: len(attempts) >= 4, timeout=5)
+        assert len(attempts) == 4
+        assert errors[1].startswith(f"mysql 127.0.0.1:{listener.getsockname()[1]} unreachable")
+        assert "next attempt in" in errors[2]
+        assert not any("queue-pw-9x" in e for e in errors)
+    finally:
+        queues.close()
+        listener.close()

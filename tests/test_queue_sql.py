@@ -8,6 +8,7 @@ from typing import Iterator
 import pytest
 
 from dashboard import config
+from dashboard.collectors import registry
 from dashboard.collectors.queue_sql import RETRY_AFTER_S
 from dashboard.collectors.queues import QueueCollector
 from tests.util import mysql_connect
@@ -89,8 +90,8 @@ def test_without_the_index_the_time_limit_stops_the_query_and_names_the_index(ma
         assert "q-s3cret" not in reading.error
         # one connection, idle: nothing left scanning, and no query per tick piling up
         assert [row[0] for row in running] == ["Sleep"]
-        after = selects_so_far()     # SELECT VERSION() at connect, then one stopped statement
-        assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+        after = selects_so_far()     # one stopped statement (the version is the handshake's)
+        assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
         assert any("has no index on (status, created_at)" in n for n in notes)
 
         t[0] += RETRY_AFTER_S                   # after the delay it tries (and is stopped) again
@@ -145,3 +146,30 @@ def test_a_missing_table_or_column_says_what_to_configure(mariadb, jobs_table):
         collector.close()
     assert "does not exist" in errors["nope"]
     assert "status_column" in errors["cols"]
+
+
+def test_queues_on_the_monitored_server_share_the_mysql_collectors_connections(mariadb, jobs_table):
+    """DESIGN: never more than two connections to the monitored server (status + digests). A
+    queue table there (url = mysql.url) is read on the digests connection, not a third."""
+    url, counts = jobs_table
+    _index(mariadb.root_url, present=True)
+    settings = config.from_dict({"mysql": {"url": url},
+                                 "queues": [{"name": "jobs", "kind": "sql", "table": f"{DB}.jobs"}]})
+    collectors = {c.source: c for c in registry.build(settings)}
+    db, queues = collectors["db"], collectors["queue"]
+    try:
+        db.collect()
+        db.reader.run()                                # the digest job: its own connection
+        for _ in range(3):
+            readings = queues.collect()
+        jobs = next(r for r in readings if r.labels == {"queue": "jobs"})
+        assert jobs.error is None and jobs.values["queue.pending"] >= counts["pending"]
+        ours = mariadb.query("SELECT COUNT(*) FROM information_schema.processlist"
+                             " WHERE user = 'queue_monitor'")
+        assert int(ours[0][0]) == 2
+        queues.close()                                 # the collector's connection stays open
+        db.reader.run()
+        assert db.reader_conn.connects == 1
+    finally:
+        for c in collectors.values():
+            c.close()

@@ -183,6 +183,14 @@ class MySQLConnection:
                             self._backoff * 2 if self._backoff else self.backoff_initial_s)
         self._next_attempt = self._clock() + self._backoff
 
+    def ensure_open(self) -> None:
+        """Connect now unless connected, with ``query``'s backoff and errors: for a caller that
+        needs ``flavor`` (or to know it reconnected, ``connects``) before its statements."""
+        with self._lock:
+            if not self.connected:
+                self._close()
+                self._open()
+
     def query(self, sql: str, args: Sequence[Any] | None = None) -> list[tuple]:
         """Run one statement and return its rows. Connects first if needed.
 

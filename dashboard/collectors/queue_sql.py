@@ -10,6 +10,9 @@ Without that index each statement would scan the table; the time limit (MariaDB 
 max_statement_time``, MySQL's ``MAX_EXECUTION_TIME`` hint) stops it on the server, the queue's
 sample says which index to add, and the queue is not queried again for ``RETRY_AFTER_S``: a
 missing index never becomes a pile of scans on the platform's database.
+
+The connection is mysql_conn's (see ``SqlQueues``): one per distinct server URL, and on the
+monitored server (url = mysql.url) the MySQL collector's own second connection.
 """
 from __future__ import annotations
 
@@ -17,14 +20,13 @@ import time
 from datetime import datetime
 from typing import Callable, Sequence
 
-import pymysql
-
+from dashboard.collectors.mysql_conn import MySQLConnection, QueryError
 from dashboard.collectors.queues import BackendDown, QueueRead
 from dashboard.config import ConfigError, MySQLSettings, QueueSettings, parse_mysql
+from dashboard.model import CollectorError
 
 RETRY_AFTER_S = 60.0
 _TIMEOUT_ERRORS = {1969, 3024, 1317, 1028}        # MariaDB / MySQL "statement time limit"
-_CONNECTION_ERRORS = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1045, 1129, 1203, 1226}
 
 
 def _q(name: str) -> str:
@@ -82,44 +84,41 @@ class SqlQueue:
 
 
 class SqlQueues:
+    """The SQL queues of one server, read on one ``MySQLConnection`` (mysql_conn.py): reconnect
+    backoff (1, 2, 4 ... 30 s, not a 5 s connect attempt every tick while the server is down),
+    error texts scrubbed of the password, a session statement limit.
+
+    ``shared``: the MySQL collector's digests connection, given when the queues live on the
+    monitored server (the queue's url is mysql.url). DESIGN: the dashboard holds at most two
+    connections there (status + digests); the digests one is idle between its 15 s reads, and
+    its lock serialises the two users. It stays the collector's: ``close`` leaves it open.
+    """
+
     def __init__(self, url: str, queues: Sequence[QueueSettings], mysql: MySQLSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        try:
-            self.db = mysql if mysql is not None and mysql.url == url else parse_mysql({"url": url})
-        except ConfigError as e:
-            raise BackendDown(str(e)) from None
-        assert self.db is not None
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: MySQLConnection | None = None) -> None:
         self.queues = [SqlQueue(q) for q in queues]
         self._clock = clock
-        self._conn: pymysql.connections.Connection | None = None
-        self._mariadb = True
+        self._owned = shared is None
+        if shared is not None:
+            self.conn = shared
+        else:
+            try:
+                db = mysql if mysql is not None and mysql.url == url else parse_mysql({"url": url})
+            except ConfigError as e:
+                raise BackendDown(str(e)) from None
+            assert db is not None
+            # Each statement carries its queue's own limit; the session's is the backstop.
+            limit = max(q.timeout_ms for q in self.queues) / 1000
+            self.conn = MySQLConnection(db, "queue", limit, clock=clock)
+        self._checked = -1               # conn.connects when the indexes were last checked
         self._notes: dict[str, str] = {}
-
-    def _where(self) -> str:
-        return f"mysql {self.db.host}:{self.db.port}"
-
-    def _connect(self) -> pymysql.connections.Connection:
-        if self._conn is None:
-            db = self.db
-            self._conn = pymysql.connect(
-                host=db.host, port=db.port, user=db.user, password=db.password,
-                database=db.database, unix_socket=db.unix_socket, charset="utf8mb4",
-                connect_timeout=db.connect_timeout_s, read_timeout=db.read_timeout_s,
-                write_timeout=db.read_timeout_s, autocommit=True)
-            with self._conn.cursor() as cur:
-                cur.execute("SELECT VERSION()")
-                self._mariadb = "mariadb" in str(cur.fetchone()[0]).lower()
-            for q in self.queues:
-                self._check_index(q)
-        return self._conn
 
     def _check_index(self, q: SqlQueue) -> None:
         """Say up front, in ``check`` notes, when the table lacks the index the queries need."""
         try:
-            with self._conn.cursor() as cur:  # type: ignore[union-attr]
-                cur.execute(f"SHOW INDEX FROM {_q(q.table)}")
-                rows = cur.fetchall()
-        except pymysql.MySQLError:
+            rows = self.conn.query(f"SHOW INDEX FROM {_q(q.table)}")
+        except QueryError:
             return          # the tick itself reports a missing table or privilege
         by_index: dict[str, list[tuple[int, str]]] = {}
         for row in rows:    # Table, Non_unique, Key_name, Seq_in_index, Column_name, ...
@@ -134,30 +133,29 @@ class SqlQueues:
     def read(self) -> list[QueueRead]:
         now = self._clock()
         try:
-            self._connect()
-        except pymysql.MySQLError as e:
-            self.close()
-            raise BackendDown(f"{self._where()}: {self._message(e)}") from None
-        return [self._read(q, now) for q in self.queues]
+            self.conn.ensure_open()
+            if self.conn.connects != self._checked:     # (re)connected: look at the tables again
+                self._checked = self.conn.connects
+                for q in self.queues:
+                    self._check_index(q)
+            return [self._read(q, now) for q in self.queues]
+        except CollectorError as e:          # unreachable or lost (_read keeps QueryErrors)
+            # "MySQL at host:port unreachable: ... (next attempt in 4 s)" -> "mysql host:port ..."
+            raise BackendDown("mysql " + str(e).removeprefix("MySQL at ")) from None
 
     def _read(self, q: SqlQueue, now: float) -> QueueRead:
         if now < q.retry_at and q.last_error:
             return QueueRead(q.name, error=q.last_error, window_s=q.window_s)
         r = QueueRead(q.name, window_s=q.window_s)
+        mariadb = self.conn.flavor == "mariadb"
         try:
-            with self._conn.cursor() as cur:  # type: ignore[union-attr]
-                cur.execute(q.limited(q.pending_sql, self._mariadb), q.pending)
-                prio_rows = cur.fetchall()
-                # id > NULL matches nothing: the first tick only learns MAX(id)
-                args = q.summary_args + ([q.last_id] if q.has_id else [])
-                cur.execute(q.limited(q.summary_sql, self._mariadb), args)
-                processing, failed, oldest, now_dt, now_epoch, max_id, added = cur.fetchone()
-        except pymysql.MySQLError as e:
-            code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
-            if code in _CONNECTION_ERRORS or isinstance(e, pymysql.err.InterfaceError):
-                self.close()
-                raise BackendDown(f"{self._where()}: {self._message(e)}") from None
-            q.last_error = self._explain(q, code, e)
+            prio_rows = self.conn.query(q.limited(q.pending_sql, mariadb), q.pending)
+            # id > NULL matches nothing: the first tick only learns MAX(id)
+            args = q.summary_args + ([q.last_id] if q.has_id else [])
+            (processing, failed, oldest, now_dt, now_epoch, max_id, added), = self.conn.query(
+                q.limited(q.summary_sql, mariadb), args)
+        except QueryError as e:          # the connection is fine: this queue's statement is not
+            q.last_error = self._explain(q, e)
             q.retry_at = now + RETRY_AFTER_S
             return QueueRead(q.name, error=q.last_error, window_s=q.window_s)
         q.last_error, q.retry_at = None, 0.0
@@ -181,33 +179,24 @@ class SqlQueues:
                                             f"counts stop there (count_limit)")
         return r
 
-    def _explain(self, q: SqlQueue, code: int, e: BaseException) -> str:
-        if code in _TIMEOUT_ERRORS:
+    @staticmethod
+    def _explain(q: SqlQueue, e: QueryError) -> str:
+        text = str(e)[:300]                # scrubbed by MySQLConnection: "message (error N)"
+        if e.code in _TIMEOUT_ERRORS:
             return (f"the statement time limit ({q.timeout_ms} ms) stopped the query on {q.table}: "
                     f"add the index: {q.index_sql}; retrying in {RETRY_AFTER_S:.0f} s")
-        if code == 1146:
+        if e.code == 1146:
             return f"table {q.table} does not exist (set the queue's table option)"
-        if code == 1054:
-            return (f"{self._message(e)} (set the queue's status_column / priority_column / "
+        if e.code == 1054:
+            return (f"{text} (set the queue's status_column / priority_column / "
                     f"created_column / id_column options)")
-        if code in (1142, 1143):
+        if e.code in (1142, 1143):
             return f"the monitor user may not read {q.table}: GRANT SELECT ON {q.table} TO it"
-        return self._message(e)
-
-    @staticmethod
-    def _message(e: BaseException) -> str:
-        # PyMySQL's messages carry server text (user@host at most), never the password.
-        if len(e.args) >= 2:
-            return f"({e.args[0]}) {e.args[1]}"[:300]
-        return f"{type(e).__name__}: {e}"[:300]
+        return text
 
     def notes(self) -> list[str]:
         return list(self._notes.values())
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-            self._conn = None
+        if self._owned:
+            self.conn.close()

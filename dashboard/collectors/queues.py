@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from dashboard.config import MySQLSettings, QueueSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.rates import WindowedCounters
+
+if TYPE_CHECKING:
+    from dashboard.collectors.mysql_conn import MySQLConnection
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("queue.up", "bool", "Every queue backend answered (per queue: its figures could be read)"),
@@ -136,13 +139,14 @@ class QueueCollector:
     def __init__(self, queues: Sequence[QueueSettings], redis_url: str | None = None,
                  mysql: MySQLSettings | None = None, interval_s: float = 1.0,
                  timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 readers: Sequence[Reader] | None = None) -> None:
+                 readers: Sequence[Reader] | None = None,
+                 mysql_conn: MySQLConnection | None = None) -> None:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._clock = clock
         self._flows: dict[str, QueueFlow] = {}
         self._readers = list(readers) if readers is not None else \
-            build_readers(queues, redis_url, mysql, timeout_s, clock)
+            build_readers(queues, redis_url, mysql, timeout_s, clock, mysql_conn)
 
     def collect(self) -> list[Reading]:
         now = self._clock()
@@ -186,10 +190,12 @@ class QueueCollector:
 
 def build_readers(queues: Sequence[QueueSettings], redis_url: str | None,
                   mysql: MySQLSettings | None, timeout_s: float,
-                  clock: Callable[[], float] = time.monotonic) -> list[Reader]:
+                  clock: Callable[[], float] = time.monotonic,
+                  mysql_conn: MySQLConnection | None = None) -> list[Reader]:
     """One reader per backend: a Redis server's queues share one pipeline, a MySQL server's
-    SQL queues one connection. Imports are local so a deployment without SQL queues never
-    loads PyMySQL."""
+    SQL queues one connection -- on the monitored server (url = mysql.url) ``mysql_conn``, the
+    MySQL collector's digests connection, so the dashboard keeps to two connections there.
+    Imports are local so a deployment without SQL queues never loads PyMySQL."""
     io_timeout = max(0.5, min(2.0, timeout_s / 4))
     by_redis: dict[str, list[QueueSettings]] = {}
     by_mysql: dict[str, list[QueueSettings]] = {}
@@ -210,5 +216,7 @@ def build_readers(queues: Sequence[QueueSettings], redis_url: str | None,
         readers += [RedisQueues(url, qs, io_timeout) for url, qs in by_redis.items()]
     if by_mysql:
         from dashboard.collectors.queue_sql import SqlQueues
-        readers += [SqlQueues(url, qs, mysql, clock=clock) for url, qs in by_mysql.items()]
+        readers += [SqlQueues(url, qs, mysql, clock=clock,
+                              shared=mysql_conn if mysql and url == mysql.url else None)
+                    for url, qs in by_mysql.items()]
     return readers

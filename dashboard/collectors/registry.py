@@ -3,9 +3,13 @@ dependencies are never loaded."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dashboard.collectors.base import Collector
 from dashboard.config import Settings
+
+if TYPE_CHECKING:
+    from dashboard.collectors.mysql_conn import MySQLConnection
 
 
 def build(settings: Settings) -> list[Collector]:
@@ -14,11 +18,14 @@ def build(settings: Settings) -> list[Collector]:
     collectors: list[Collector] = [
         HostCollector(interval_s=settings.interval_s,
                       timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
+    db = None
     if settings.mysql is not None:
         from dashboard.collectors.mysql import MySQLCollector
-        collectors.append(MySQLCollector(settings.mysql, interval_s=settings.interval_s,
-                                         timeout_s=settings.collector_timeout_s, tz=settings.tz))
-    collectors += _cache_queue_app(settings)
+        db = MySQLCollector(settings.mysql, interval_s=settings.interval_s,
+                            timeout_s=settings.collector_timeout_s, tz=settings.tz)
+        collectors.append(db)
+    # SQL queues on the monitored server use its digests connection: two connections there.
+    collectors += _cache_queue_app(settings, db.reader_conn if db is not None else None)
     if settings.message_queue:
         # Per-host agents publish to the message queue's Redis (issue 8).
         import redis
@@ -30,7 +37,8 @@ def build(settings: Settings) -> list[Collector]:
     return collectors
 
 
-def _cache_queue_app(settings: Settings) -> list[Collector]:
+def _cache_queue_app(settings: Settings,
+                     mysql_conn: MySQLConnection | None = None) -> list[Collector]:
     """Issue 4: cache (Redis/memcached), queues, probes (source app), StatsD, PHP-FPM."""
     out: list[Collector] = []
     short = min(settings.collector_timeout_s, max(settings.interval_s * 5, 5.0))
@@ -43,7 +51,8 @@ def _cache_queue_app(settings: Settings) -> list[Collector]:
     if settings.queues:
         from dashboard.collectors.queues import QueueCollector
         out.append(QueueCollector(settings.queues, redis_url, settings.mysql,
-                                  interval_s=settings.interval_s, timeout_s=settings.collector_timeout_s))
+                                  interval_s=settings.interval_s, timeout_s=settings.collector_timeout_s,
+                                  mysql_conn=mysql_conn))
     if settings.probes:
         from dashboard.collectors.probes import ProbeCollector
         out.append(ProbeCollector(settings.probes, Path(settings.data_dir) / "history.sqlite3",
