@@ -44,18 +44,45 @@ def merge(sketches: Iterable[Mapping[int, int]]) -> Counter:
     return total
 
 
-def quantile(sketch: Mapping[int, int], q: float) -> float | None:
-    """The q-quantile (0..1) of everything in the sketch, or None when it is empty."""
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    """The value range a bucket covers (see ``bucket_of``)."""
+    if bucket == 0:
+        return -_ZERO, _ZERO
+    k = abs(bucket)
+    lo, hi = _ZERO * GAMMA ** (k - 1), _ZERO * GAMMA ** k
+    return (lo, hi) if bucket > 0 else (-hi, -lo)
+
+
+def quantile(sketch: Mapping[int, int], q: float, lo: float | None = None,
+             hi: float | None = None) -> float | None:
+    """The q-quantile (0..1) of everything in the sketch, or None when it is empty.
+
+    The answer is in the bucket holding rank q*(n-1): its representative value, or, when the
+    data's exact minimum ``lo`` and/or maximum ``hi`` are known (rollups keep them), the middle
+    of that bucket narrowed to [lo, hi]. The true quantile is in that range, so the error stays
+    within the sketch's 1 %, and a series that never moved reports its own value, not the
+    bucket's midpoint next to it.
+    """
     n = sum(sketch.values())
     if n == 0:
         return None
     rank = q * (n - 1)
     seen = 0
-    for b in sorted(sketch):
+    for b in sorted(sketch):         # without a break (q > 1): the top bucket
         seen += sketch[b]
         if seen > rank:
-            return value_of(b)
-    return value_of(max(sketch))
+            break
+    if lo is None and hi is None:
+        return value_of(b)
+    blo, bhi = bucket_bounds(b)
+    a = blo if lo is None else max(blo, lo)
+    z = bhi if hi is None else min(bhi, hi)
+    if a <= z:
+        return (a + z) / 2
+    # min/max disagree with the bucket (they came from other rows): stay inside the data.
+    v = value_of(b)
+    v = v if lo is None else max(v, lo)
+    return v if hi is None else min(v, hi)
 
 
 def encode(sketch: Mapping[int, int]) -> str:

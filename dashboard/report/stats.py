@@ -27,33 +27,6 @@ def levels_of(rule: Any) -> list[Level]:
             for name, v in (("warning", rule.warning), ("critical", rule.critical)) if v is not None]
 
 
-def bucket_bounds(b: int) -> tuple[float, float]:
-    """The value range of a sketch bucket (see dashboard.sketch.bucket_of)."""
-    if b == 0:
-        return -sketch._ZERO, sketch._ZERO
-    k = abs(b)
-    lo, hi = sketch._ZERO * sketch.GAMMA ** (k - 1), sketch._ZERO * sketch.GAMMA ** k
-    return (lo, hi) if b > 0 else (-hi, -lo)
-
-
-def quantile(merged: dict[int, int], q: float, lo: float, hi: float) -> float | None:
-    """The q-quantile from merged sketches: the bucket holding rank q*(n-1), narrowed to the
-    data's [min, max], and the middle of what is left. The true quantile is in that range, so
-    the error stays within the sketch's 1 % (and is 0 when all values are equal)."""
-    n = sum(merged.values())
-    if n == 0:
-        return None
-    rank = q * (n - 1)
-    seen = 0
-    for b in sorted(merged):
-        seen += merged[b]
-        if seen > rank:
-            blo, bhi = bucket_bounds(b)
-            a, z = max(blo, lo), min(bhi, hi)
-            return (a + z) / 2 if a <= z else min(max(sketch.value_of(b), lo), hi)
-    return hi
-
-
 def headroom(value: float, level: float, direction: str) -> dict[str, float | None]:
     room = (level - value) if direction == "above" else (value - level)
     return {"headroom": room, "headroom_pct": (100.0 * room / abs(level)) if level else None}
@@ -66,8 +39,8 @@ def series_figures(agg: Agg, area: Area, rule: Any, limit: float | None, day: Da
     below = rule.direction == "below"
     worst = agg.lo if below else agg.hi
     peak_minute = agg.lo_at if below else agg.hi_at
-    p95 = None if area.binary else quantile(agg.sketch, 0.95, agg.lo, agg.hi)
-    p05 = None if area.binary else quantile(agg.sketch, 0.05, agg.lo, agg.hi)
+    p95 = None if area.binary else sketch.quantile(agg.sketch, 0.95, agg.lo, agg.hi)
+    p05 = None if area.binary else sketch.quantile(agg.sketch, 0.05, agg.lo, agg.hi)
     breach = {lv.name: {"level": lv.value, "minutes": agg.breach.get(lv.name, 0),
                         "inclusive": lv.inclusive} for lv in levels_of(rule)}
     room = []
