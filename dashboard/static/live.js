@@ -59,10 +59,16 @@
     return hostFilter ? h === hostFilter : !h;
   }
 
+  /* Plotly reads <a href>, <span style>, <b>... in trace names: label values come from the
+     monitored systems (queue names, mounts, probes), so they are shown as text, never markup. */
+  function plotlyText(s) {
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
   function traceName(panel, metric, labels) {
     var base = (panel.names && panel.names[metric]) || metric;
     var vals = Object.keys(labels || {}).sort().filter(function (k) { return k !== "host"; })
-      .map(function (k) { return labels[k]; });
+      .map(function (k) { return plotlyText(labels[k]); });
     if (!vals.length) return base;
     return (panel.metrics.length > 1 || (panel.names && panel.names[metric])) ? base + " " + vals.join(" ") : vals.join(" ");
   }

@@ -172,6 +172,12 @@ def test_a_hostile_queue_name_and_statement_are_shown_as_text_and_nothing_runs(
                    message=lambda: "statement not listed: " + page.inner_text("#db-now"))
         # the queue name, in the chart legend (plotly SVG text) and in the alert bar
         wait_until(lambda: HOSTILE in page.evaluate("() => document.body.textContent"), timeout=20)
+        # ... and as the chart's trace name (legend, hover), escaped: plotly reads <a href>,
+        # <span style>... in trace names as markup
+        names = ("() => Array.from(document.querySelectorAll('.chart')).flatMap("
+                 "d => (d.data || []).map(t => t.name)).join('|')")
+        wait_until(lambda: html.escape(HOSTILE, quote=False) in page.evaluate(names), timeout=20,
+                   message=lambda: "trace names: " + page.evaluate(names))
         wait_until(lambda: QUEUE in page.inner_text("#alert-bar"), timeout=20,
                    message=lambda: "alert bar: " + page.inner_text("#alert-bar"))
         alerts, alert_events = open_logged_in(ctx, stack, "/alerts")
@@ -235,6 +241,28 @@ def test_socketio_over_a_real_websocket_needs_a_login_and_the_right_origin(stack
     answer = small.call("resume", {"after_seq": 10**12}, namespace="/live", timeout=10)
     assert answer["samples"] == []
     small.disconnect()
+
+
+def test_revoking_a_token_closes_its_websocket_on_the_real_server(stack):
+    admin = {"Authorization": f"Bearer {add_token(stack.data_dir, 'admin')}"}
+    made = requests.post(stack.url + "/api/admin/tokens", json={"role": "viewer", "name": "wall"},
+                         headers=admin, timeout=10).json()
+    closed = threading.Event()
+    c = socketio.Client(reconnection=False)
+    c.on("disconnect", lambda *reason: closed.set(), namespace="/live")
+    c.connect(stack.url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+              auth={"token": made["token"]})
+    try:
+        assert c.connected and not closed.is_set()
+        r = requests.delete(f"{stack.url}/api/admin/tokens/{made['id']}", headers=admin, timeout=10)
+        assert r.status_code == 200
+        assert closed.wait(5), "the revoked token's socket stayed open"
+    finally:
+        c.disconnect()
+    with pytest.raises(socketio.exceptions.ConnectionError):      # and it cannot come back
+        socketio.Client(reconnection=False).connect(
+            stack.url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+            auth={"token": made["token"]})
 
 
 def test_no_configured_secret_appears_in_the_server_log_or_any_page(stack):
