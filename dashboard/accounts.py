@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -165,6 +166,11 @@ class Accounts:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def data_dir(self) -> Path:
+        """The directory of the SQLite file (the store's data dir), for files kept beside it."""
+        files = [r[2] for r in self._q("PRAGMA database_list") if r[1] == "main"]
+        return Path(files[0]).parent if files and files[0] else Path(".")
 
     def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

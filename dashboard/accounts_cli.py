@@ -1,14 +1,17 @@
 """Account commands: ``create-user``, ``create-token``, ``revoke-token``, and the first admin.
 
-New passwords and tokens are printed once and only here (stdout for what a script captures,
-stderr for the first admin's password), never through ``logging``: a log file must not hold
-them.
+New passwords and tokens are printed once and only here (stdout for what a script captures),
+never through ``logging``: a log file must not hold them. The first admin's password goes to
+``<data_dir>/admin_password`` (0600), and to stderr only when that is a terminal: under the
+systemd units stderr is the journal, readable by more people than the data dir.
 """
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from dashboard.accounts import ROLES, AccountError, Accounts, new_password
@@ -28,19 +31,45 @@ def open_accounts(settings: Settings) -> Iterator[Accounts]:
         store.close()
 
 
+PASSWORD_FILE = "admin_password"
+
+
+def write_password_file(path: Path, password: str) -> None:
+    """``password`` into ``path``, readable by its owner only (also when the file existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):          # no isatty, or closed
+        return False
+
+
 def announce_first_admin(acc: Accounts, stream: TextIO | None = None) -> bool:
-    """On the very first start (no user at all) create ``admin`` with a random password and
-    print it once to the console. Safe to call from every start path: only one call ever
-    creates it (one SQLite write transaction)."""
+    """On the very first start (no user at all) create ``admin`` with a random password, keep
+    it in ``<data_dir>/admin_password`` (0600) and say where; print the password itself only
+    to a terminal. Safe to call from every start path: only one call ever creates it (one
+    SQLite write transaction)."""
     password = acc.bootstrap_admin("admin")
     if password is None:
         return False
+    pw_file = acc.data_dir() / PASSWORD_FILE
+    write_password_file(pw_file, password)
     out = stream or sys.stderr
-    out.write("\n" + "=" * 72 + "\n"
-              "dashboard: first start: created the user 'admin' (role admin) with password\n\n"
-              f"    {password}\n\n"
-              "It is shown only this once. Log in, then add people on /admin, or run\n"
-              "`python -m dashboard create-user NAME --role admin`.\n" + "=" * 72 + "\n\n")
+    if _is_terminal(out):
+        out.write("\n" + "=" * 72 + "\n"
+                  "dashboard: first start: created the user 'admin' (role admin) with password\n\n"
+                  f"    {password}\n\n"
+                  f"It is shown only this once (and kept in {pw_file}, mode 600: delete it\n"
+                  "once you have logged in). Add people on /admin, or run\n"
+                  "`python -m dashboard create-user NAME --role admin`.\n" + "=" * 72 + "\n\n")
+    else:
+        # A pipe, a log file or the journal: the password must not land there.
+        out.write(f"dashboard: first admin created; password in {pw_file}\n")
     out.flush()
     return True
 

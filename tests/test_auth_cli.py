@@ -64,19 +64,52 @@ def test_create_user_without_a_terminal_generates_and_prints_a_password(tmp_path
         assert acc.authenticate("carol", out.stdout.strip()) is not None
 
 
-def test_the_first_start_creates_exactly_one_admin_and_shows_its_password_once(tmp_path):
-    code = ("import sys; from dashboard.config import from_dict;"
+def first_admin_code(data_dir: Path) -> str:
+    return ("import sys; from dashboard.config import from_dict;"
             "from dashboard.accounts_cli import first_admin;"
-            f"first_admin(from_dict({{'data_dir': {str(tmp_path)!r}}}))")
+            f"first_admin(from_dict({{'data_dir': {str(data_dir)!r}}}))")
+
+
+def test_the_first_start_creates_exactly_one_admin_and_keeps_its_password_in_a_0600_file(tmp_path):
+    # stderr is a pipe here, as under systemd (journald) or a log file: the password is never
+    # printed there, only where it is kept.
+    code = first_admin_code(tmp_path)
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outputs = [p.communicate(timeout=60) for p in procs]
-    shown = [err for _, err in outputs if "first start" in err]
+    shown = [err for _, err in outputs if "first admin created" in err]
     assert len(shown) == 1, outputs
-    password = re.search(r"\n    (\S+)\n", shown[0]).group(1)
+    pw_file = tmp_path / "admin_password"
+    assert shown[0].strip() == f"dashboard: first admin created; password in {pw_file}"
+    assert oct(pw_file.stat().st_mode & 0o777) == "0o600"
+    password = pw_file.read_text().strip()
+    assert len(password) >= 16 and not any(password in out + err for out, err in outputs)
     with accounts_for(tmp_path) as acc:
         assert [(u.name, u.role) for u in acc.users()] == [("admin", "admin")]
         assert acc.authenticate("admin", password) is not None
     later = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                            timeout=60)
     assert later.stderr == "" and later.stdout == ""
+
+
+def test_on_a_terminal_the_first_admin_password_is_shown_once_as_well(tmp_path):
+    import pty
+    main_fd, term = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", first_admin_code(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=term, stdin=subprocess.DEVNULL)
+    os.close(term)
+    chunks = []
+    while True:                          # until the child closes its end of the terminal
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:                  # EIO: the other end is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main_fd)
+    assert proc.wait(timeout=60) == 0
+    shown = b"".join(chunks).decode().replace("\r\n", "\n")
+    password = (tmp_path / "admin_password").read_text().strip()
+    assert shown.count(password) == 1 and "first start: created the user 'admin'" in shown
+    assert str(tmp_path / "admin_password") in shown

@@ -136,14 +136,12 @@ class Demo:
 
     def admin_login(self, settings: config_mod.Settings) -> str:
         """The first admin (random password, as on any first start), kept for the demo user."""
-        from dashboard.accounts_cli import open_accounts
-        pw_file = self.dir / "admin_password"
+        from dashboard.accounts_cli import PASSWORD_FILE, open_accounts, write_password_file
+        pw_file = self.dir / PASSWORD_FILE          # where `serve` keeps it too
         with open_accounts(settings) as acc:
             password = acc.bootstrap_admin("admin")
         if password is not None:
-            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(password + "\n")
+            write_password_file(pw_file, password)
         elif pw_file.exists():
             password = pw_file.read_text().strip()
         if password is None:
