@@ -47,7 +47,7 @@ def _r(v: float) -> float:
 def latest():
     samples = runtime().store.latest()
     return jsonify(ts=time.time(), samples=[s.to_wire() for s in samples],
-                   collectors=runtime().runner.status())
+                   collectors=runtime().collector_status())
 
 
 @bp.get("/series")
@@ -56,7 +56,7 @@ def series():
     metric = request.args.get("metric", "")
     if not metric:
         raise BadRequest("metric is required, e.g. metric=host.cpu_percent")
-    if metric not in rt.store.metrics():
+    if not rt.store.knows(metric):
         raise BadRequest(f"unknown metric {metric[:80]!r}", 404 if "." in metric else 400)
     now = time.time()
     since = _epoch("since")

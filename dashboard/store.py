@@ -146,6 +146,7 @@ class Store:
         self._known_shapes: set[tuple] = set()
         self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
+        self._sources_read_at = float("-inf")
         self._known_sources: set[tuple[str, str]] = {
             (m, s) for m, s in self._conn.execute("SELECT metric, source FROM metric_sources")}
 
@@ -271,7 +272,21 @@ class Store:
             (time.time() - within_s,))
         return [self._row_to_sample(r) for r in rows]
 
+    def knows(self, metric: str) -> bool:
+        """Whether any sample ever carried ``metric``. Another process (the collector leader,
+        when this is a web-only instance) may have stored it since we looked: on a miss, read
+        the table again, at most once a second."""
+        if any(m == metric for m, _ in self._known_sources):
+            return True
+        now = time.monotonic()
+        if now - self._sources_read_at >= 1.0:
+            self._sources_read_at = now
+            self._known_sources |= {(m, s) for m, s in self._read(
+                "SELECT metric, source FROM metric_sources", ())}
+        return any(m == metric for m, _ in self._known_sources)
+
     def sources_of(self, metric: str) -> list[str]:
+        self.knows(metric)
         return sorted(s for m, s in self._known_sources if m == metric)
 
     def metrics(self) -> list[str]:

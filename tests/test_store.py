@@ -114,3 +114,13 @@ def test_kill_9_loses_at_most_the_tick_being_written(tmp_path):
     assert set(committed) <= stored
     # Ticks are whole: no tick has one sample without the other.
     assert len(stored) % 2 == 0
+
+
+def test_a_second_process_on_the_same_file_learns_metrics_stored_after_it_started(tmp_path):
+    # A web-only instance opens the store before the collector leader stores a new metric.
+    web = Store(tmp_path)
+    collector = Store(tmp_path)
+    collector.append([Sample("queue", 5.0, {"queue.drain_eta_s": 30.0}, {"queue": "emails"})])
+    assert web.knows("queue.drain_eta_s")
+    assert web.series("queue.drain_eta_s", 0) == {'queue.drain_eta_s{queue="emails"}': [(5.0, 30.0)]}
+    assert not web.knows("queue.no_such_metric")
