@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import logging
 import secrets
 import sqlite3
 import sys
@@ -162,6 +163,16 @@ class Accounts:
         self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
         self._dummy_hash: str | None = None
+        # Called with ("token", id) after a revocation and ("user", id) after a deletion, a
+        # role or a password change: live sockets of that principal are checked at once.
+        self.listeners: list[Callable[[str, int], None]] = []
+
+    def _changed(self, kind: str, ident: int) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, ident)
+            except Exception:  # noqa: BLE001 - the change is made; a listener must not undo it
+                logging.getLogger(__name__).exception("accounts listener failed")
 
     def close(self) -> None:
         with self._lock:
@@ -258,6 +269,7 @@ class Accounts:
         with self._lock:
             self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?",
                                (hash_password(password), user_id))
+        self._changed("user", user_id)
 
     def _admins_left_without(self, user_id: int) -> int:
         return self._q("SELECT count(*) FROM auth_users WHERE role = 'admin' AND id != ?",
@@ -272,6 +284,7 @@ class Accounts:
             raise AccountError("the last admin cannot lose the admin role")
         with self._lock:
             self._conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
+        self._changed("user", user_id)
 
     def delete_user(self, user_id: int) -> None:
         user = self.user(user_id)
@@ -281,6 +294,7 @@ class Accounts:
             raise AccountError("the last admin cannot be deleted")
         with self._lock:
             self._conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
+        self._changed("user", user_id)
 
     # --- tokens --------------------------------------------------------------------------------
 
@@ -313,6 +327,8 @@ class Accounts:
                                      "AND revoked IS NULL", (time.time(), token_id))
         if not cur.rowcount and self.token(token_id) is None:
             raise AccountError("no such token")
+        if cur.rowcount:
+            self._changed("token", token_id)
 
     def verify_token(self, text: str) -> Principal | None:
         """The token's principal, or None when it is unknown or revoked."""

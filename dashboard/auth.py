@@ -23,6 +23,7 @@ Socket.IO connections do not pass through Flask routes: ``socket_principal`` is 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -39,6 +40,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIXES = ("/admin", "/api/admin")
 PUBLIC_ENDPOINTS = frozenset({"pages.healthz", "auth.login"})
 SEEN_UPDATE_S = 60                                   # idle clock resolution (fewer cookie writes)
+LOGIN_KEY = "login"             # session: this login's random id (logout ends its live sockets)
 
 
 # --- decorators for views (they only mark the function; ``enforce`` reads the marks) ---------
@@ -125,6 +127,7 @@ def start_session(user) -> None:
     login_user(SessionUser(principal, user.session_tag))
     session.permanent = True
     session["seen"] = int(time.time())
+    session[LOGIN_KEY] = secrets.token_urlsafe(9)
 
 
 def end_session() -> None:

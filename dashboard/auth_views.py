@@ -10,7 +10,8 @@ import json
 import logging
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, jsonify, redirect, render_template, request,
+                   session, url_for)
 
 from dashboard import auth
 from dashboard.accounts import ROLES, AccountError, new_password
@@ -59,7 +60,11 @@ def login():
 @bp.post("/logout")
 @auth.require_role("viewer")
 def logout():
+    me, login_id = auth.current_principal(), session.get(auth.LOGIN_KEY)
     auth.end_session()
+    watch = current_app.extensions.get("dashboard.live_logins")
+    if watch is not None and me is not None and me.kind == "session" and me.id is not None:
+        watch.logged_out(me.id, login_id)          # this login's live sockets end with it
     return redirect(url_for("auth.login"))
 
 
