@@ -189,16 +189,19 @@ def verdict(rows: list[Minute], warm_s: float) -> bool:
     print(f"\nwarm-up: the first {warm_s / 60:g} min (the traces fill up to the chart window); "
           f"steady state: {len(steady)} readings from {steady[0].t_s / 60:.1f} to {steady[-1].t_s / 60:.1f} min")
     base = steady[0]
+    print("growth: median of the last 3 readings against the median of the first 3 after the "
+          "warm-up (one reading alone is noisy: GC timing, V8 flushing old code)")
     for attr, label, scale, unit in (("heap", "JS heap after GC", 2**20, " MB"),
                                      ("nodes", "DOM nodes", 1, ""),
                                      ("listeners", "event listeners", 1, "")):
-        b, last, mx = getattr(base, attr), getattr(steady[-1], attr), max(getattr(r, attr) for r in steady)
-        growth = (mx - b) / b if b else 0.0
+        vals = [getattr(r, attr) for r in steady]
+        b, last, mx = statistics.median(vals[:3]), statistics.median(vals[-3:]), max(vals)
+        growth = (last - b) / b if b else 0.0
         met = growth <= GROWTH_TARGET
         ok &= met or attr == "listeners"
-        print(f"{label}: {b / scale:.2f}{unit} at the end of the warm-up, {last / scale:.2f}{unit} at the "
-              f"end, max {mx / scale:.2f}{unit}: {100 * growth:+.1f} %; target <= "
-              f"{100 * GROWTH_TARGET:g} %: {'met' if met else 'MISSED'}")
+        print(f"{label}: {b / scale:.2f}{unit} after the warm-up, {last / scale:.2f}{unit} at the "
+              f"end (range {min(vals) / scale:.2f}-{mx / scale:.2f}{unit}): {100 * growth:+.1f} %; "
+              f"target <= {100 * GROWTH_TARGET:g} %: {'met' if met else 'MISSED'}")
     longs = [(d, k) for r in steady[1:] for d, k in r.longtasks]
     worst = max((d for d, _ in longs), default=0.0)
     met = worst <= LONG_TASK_MS
@@ -238,6 +241,31 @@ def verdict(rows: list[Minute], warm_s: float) -> bool:
     print(f"samples waiting (pending + hidden-tab buffers) at the end: {steady[-1].backlog}; "
           f"alert bar elements {base.alert_nodes} -> {steady[-1].alert_nodes}")
     return ok
+
+
+def retained(cdp, top: int = 8) -> None:
+    """The sampling heap profile: where the steady state's surviving allocations were made."""
+    cdp.send("HeapProfiler.collectGarbage")
+    profile = cdp.send("HeapProfiler.getSamplingProfile")["profile"]
+    cdp.send("HeapProfiler.stopSampling")
+    sites: dict[str, float] = {}
+
+    def walk(node: dict, path: list[str]) -> None:
+        f = node["callFrame"]
+        where = (f"{f['functionName'] or '(anonymous)'} "
+                 f"{f['url'].rsplit('/', 1)[-1].split('?')[0]}:{f['lineNumber'] + 1}")
+        if node.get("selfSize"):
+            key = " < ".join([where, *path[-2:][::-1]])
+            sites[key] = sites.get(key, 0) + node["selfSize"]
+        for child in node.get("children", ()):
+            walk(child, [*path, where])
+
+    walk(profile["head"], [])
+    total = sum(sites.values())
+    print(f"allocated in the steady state and still alive at the end (sampled): {total / 2**20:.2f} MB; "
+          f"largest sites:")
+    for key, size in sorted(sites.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {size / 1024:8.0f} KiB  {key}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,14 +320,21 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_selector("#status-chip[data-state=live]", timeout=60_000)
                 print(HEADER, flush=True)
                 t0 = time.monotonic()
+                sampling = False
                 while True:
                     r = reading(t0, page, cdp, srv.data_dir / "history.sqlite3")
                     rows.append(r)
                     print(fmt(r, rows[-2] if len(rows) > 1 else None), flush=True)
+                    if not sampling and r.t_s >= warm_min * 60:
+                        # Allocations of the steady state still alive at the end, by site.
+                        cdp.send("HeapProfiler.startSampling", {"samplingInterval": 16384})
+                        sampling = True
                     if r.t_s >= args.minutes * 60:
                         break
                     page.wait_for_timeout(max(0.0, t0 + len(rows) * args.every - time.monotonic()) * 1000)
                 ok = verdict(rows, warm_min * 60)
+                if sampling:
+                    retained(cdp)
                 if errors:
                     ok = False
                     print(f"page errors: {len(errors)}, first: {errors[0][:300]}")

@@ -17,6 +17,7 @@ import collections
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -61,6 +62,14 @@ def _greenlets(objects: list) -> int | None:
     return sum(1 for o in objects if isinstance(o, kind) and not getattr(o, "dead", False))
 
 
+def _dead_threads(objects: list) -> dict[str, int]:
+    """Finished Thread objects something still holds, by name with numbers folded ("collect-db",
+    "Thread-N (_run)"): the name says who started them."""
+    dead = collections.Counter(re.sub(r"\d+", "N", o.name) for o in objects
+                               if isinstance(o, threading.Thread) and not o.is_alive())
+    return dict(dead.most_common(20))
+
+
 def _hub() -> dict[str, int] | None:
     """eventlet's hub: scheduled timers and file descriptors it listens on (None elsewhere)."""
     hubs = sys.modules.get("eventlet.hubs")
@@ -84,6 +93,7 @@ def snapshot() -> dict[str, Any]:
         "gc_counts": list(gc.get_count()),
         "gc_collections": [g["collections"] for g in gc.get_stats()],
         "greenlets": _greenlets(objects), "threads": threading.active_count(),
+        "dead_threads": _dead_threads(objects),
         "hub": _hub(),
         # every type with at least 20 live objects: two dumps diffed show what accumulates
         "types": {k: n for k, n in types.most_common() if n >= 20},

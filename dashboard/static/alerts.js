@@ -99,6 +99,7 @@
         });
       });
     });
+    var jobs = [];
     Object.keys(charts).forEach(function (pid) {
       var div = charts[pid].div;
       if (!div || !div.layout) return;
@@ -106,9 +107,24 @@
       var mine = byPanel[pid] || [];
       var had = (div.layout.shapes || []).length - base.length;
       if (!mine.length && !had) return;
-      Plotly.relayout(div, { shapes: base.concat(mine) });
-      div.setAttribute("data-breaches", String(mine.length));
+      jobs.push([div, base.concat(mine), mine.length]);
     });
+    // A relayout redraws a whole chart (10-20 ms): one chart per animation frame, so shading
+    // several charts never makes one long task (bench/page_endurance.py saw up to 370 ms).
+    var idle = !relayouts.length;
+    relayouts = jobs;                 // the newest shading replaces any not applied yet
+    if (idle && jobs.length) requestAnimationFrame(relayoutNext);
+  }
+
+  var relayouts = [];
+  function relayoutNext() {
+    var job = relayouts.shift();
+    if (!job) return;
+    if (job[0].layout) {              // not purged by a history reload meanwhile
+      Plotly.relayout(job[0], { shapes: job[1] });
+      job[0].setAttribute("data-breaches", String(job[2]));
+    }
+    if (relayouts.length) requestAnimationFrame(relayoutNext);
   }
 
   function load() {
