@@ -85,3 +85,21 @@ def test_after_a_server_restart_the_page_reconnects_by_itself_without_a_long_gap
         gaps = [b - a for a, b in zip(xs, xs[1:])]
         # One sampling interval of slack on each side of the downtime.
         assert max(gaps) <= downtime + 2.0, (max(gaps), downtime)
+
+
+def test_a_crash_outage_is_drawn_as_a_gap_not_bridged_by_a_line(server):
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live" and len(real_points(page)) >= 3, timeout=20)
+        last_before = real_points(page)[-1][0] / 1000
+        server.kill()                         # a crash: no graceful shutdown, nothing collects
+        killed_at = time.time()
+        # The outage lasts five sampling intervals (the test's input, not a wait for the machine).
+        wait_until(lambda: chip(page) == "reconnecting" and time.time() - killed_at >= 5,
+                   timeout=30, interval=0.2)
+        server.start()
+        wait_until(lambda: chip(page) == "live" and real_points(page)[-1][0] / 1000 > killed_at + 5,
+                   timeout=30)
+        points = page.evaluate(CPU_POINTS)
+        breaks = [x / 1000 for x, y in points if y is None]
+        assert any(last_before <= b <= killed_at + 5 for b in breaks), (breaks, last_before)
