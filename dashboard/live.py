@@ -77,7 +77,9 @@ class LiveNamespace(Namespace):
         if self.logins is not None and not self.logins.check(request.sid):
             return {"error": "login no longer valid"}
         if self._too_soon(request.sid):
-            return {"error": f"at most one resume per {RESUME_EVERY_S:g} s; load /api/history"}
+            # Not a reason to reload history: the page asks again after retry_after_s.
+            return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
+                    "retry_after_s": RESUME_EVERY_S}
         after, since = data["after_seq"], time.time() - MAX_RESUME_S
         store = self.runtime.store
         samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)

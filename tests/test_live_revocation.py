@@ -152,6 +152,7 @@ def test_a_second_resume_within_a_second_gets_an_error(app):
     first = screen.emit("resume", {"after_seq": 0}, namespace="/live", callback=True)
     second = screen.emit("resume", {"after_seq": 0}, namespace="/live", callback=True)
     assert "samples" in first and "error" in second and "resume" in second["error"]
+    assert second["retry_after_s"] > 0          # the page retries instead of reloading history
     assert screen.is_connected("/live")
     # a cursor past SQLite's integers is a bad request, not a crash
     later = session_socket(client)

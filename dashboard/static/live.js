@@ -338,6 +338,12 @@
     state.ready = false;
     socket.emit("resume", { after_seq: state.lastSeq }, function (resp) {
       if (gen !== state.generation) return;
+      // Asked too soon (e.g. a window switch right after the first resume): ask again shortly.
+      // Reloading the whole history instead would purge and redraw every chart.
+      if (resp && resp.retry_after_s) {
+        setTimeout(function () { if (gen === state.generation) resume(); }, resp.retry_after_s * 1000 + 50);
+        return;
+      }
       if (!resp || resp.error || resp.truncated) { loadHistory(); return; }
       applySamples(resp.samples);
       state.ready = true;
