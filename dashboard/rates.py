@@ -57,7 +57,7 @@ class WindowedCounters:
     # Snapshots kept per window, whatever the sampling rate: one per window_s / MAX_SNAPSHOTS
     # (6 s for the one-hour connections window), the newest replacing the last within a step.
     # The window then spans at most one step more than window_s (0.17 %), and memory no longer
-    # grows with the sampling rate (bench/soak.py: 36,000 snapshots an hour at 0.1 s, 5 MB).
+    # grows with the sampling rate (bench/soak.py: 36,000 snapshots an hour at 0.1 s, ~3 MB).
     MAX_SNAPSHOTS = 600
 
     def __init__(self, window_s: float) -> None:
