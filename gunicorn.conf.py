@@ -11,7 +11,9 @@ import os
 os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 workers = 1
-worker_class = os.environ.get("DASHBOARD_WORKER_CLASS", "eventlet")
+# "eventlet" loads eventlet in the worker only, not in the master (gworker.py: 6.6 MB less RSS).
+_worker = os.environ.get("DASHBOARD_WORKER_CLASS", "eventlet")
+worker_class = "gworker.LazyEventletWorker" if _worker == "eventlet" else _worker
 worker_connections = 2000
 preload_app = False
 graceful_timeout = 10

@@ -1,0 +1,25 @@
+"""The gunicorn worker class: eventlet, loaded in the worker process only.
+
+gunicorn imports its worker class in the master, and ``gunicorn.workers.geventlet`` imports
+eventlet (and monkey-patches the master) at import. The master only supervises: it forks the one
+worker, checks its heartbeat and restarts it. Loading eventlet there cost 6.6 MB of RSS in the
+master (measured: 25.0 MB for gunicorn's arbiter alone, 31.6 MB with the eventlet worker module)
+for nothing it uses; issue 2 budgets 90 MB for master + worker together.
+
+``LazyEventletWorker`` is the master's handle on the worker: after the fork, in the child, it
+becomes gunicorn's own ``EventletWorker`` before anything else runs there (``init_process`` is the
+child's first step; it monkey-patches, then loads ``wsgi.py``). Nothing else differs: the same
+class runs the worker, with the same settings. Like wsgi.py, this file is the eventlet-specific
+edge of the code base; ``DASHBOARD_WORKER_CLASS=gevent`` uses gunicorn's gevent worker directly.
+"""
+from __future__ import annotations
+
+from gunicorn.workers.base_async import AsyncWorker
+
+
+class LazyEventletWorker(AsyncWorker):
+    def init_process(self) -> None:
+        # In the worker process now: import eventlet's worker (which monkey-patches) and become it.
+        from gunicorn.workers.geventlet import EventletWorker
+        self.__class__ = EventletWorker
+        EventletWorker.init_process(self)
