@@ -95,13 +95,25 @@ def history():
     if not math.isfinite(window) or not 10 <= window <= 7 * 86400:
         raise BadRequest("window_s must be between 10 and 604800")
     view = None
+    queues: dict[str, Any] | None = None
+    known: set[str] = set()
     if request.args.get("view") is not None:
         if request.args["view"] != "live":
             raise BadRequest("view must be 'live' (only what the live page draws) or absent")
-        from dashboard.historyview import live_view
-        view = live_view(request.args.get("host") or None)
-    elif request.args.get("host") is not None:
-        raise BadRequest("host is a filter of view=live")
+        from dashboard.historyview import QUEUE_LIMIT, busiest_queues, live_view
+        # Queue panels draw the busiest queues, or the ones asked for by name (queue=NAME...).
+        pinned = request.args.getlist("queue")
+        if len(pinned) > 50 or any(not q or len(q) > 200 for q in pinned):
+            raise BadRequest("queue: at most 50 queue names of 1-200 characters")
+        ranked = busiest_queues(rt.store.latest(within_s=window))
+        shown = list(dict.fromkeys(pinned)) if pinned else ranked[:QUEUE_LIMIT]
+        known = set(ranked)
+        queues = {"shown": shown, "total": len(ranked), "limit": QUEUE_LIMIT,
+                  "pinned": bool(pinned)}
+        view = live_view(request.args.get("host") or None,
+                         shown if pinned or len(ranked) > QUEUE_LIMIT else None)
+    elif request.args.get("host") is not None or request.args.get("queue") is not None:
+        raise BadRequest("host and queue are filters of view=live")
     now = time.time()
     since = now - window
     series: dict[str, dict[str, Any]] = {}
@@ -117,16 +129,23 @@ def history():
         s["v"].append(_r(v))
 
     last_seq = rt.store.last_seq()
-    from dashboard.historyview import add_rows
+    from dashboard.historyview import add_rows, live_rows
+
+    def rows(after: float) -> list:
+        if view is None:
+            return rt.store.rows_between(after)
+        return live_rows(rt.store, after, view, known)
+
     if window <= RAW_MAX_WINDOW_S:
         resolution = "raw"
-        add_rows(series, rt.store.rows_between(since), _r, view)
+        add_rows(series, rows(since), _r, view)
     else:
         resolution = "1m"
         rolled_until = since
         for m, labels, minute, n, total, _lo, _hi, _sk in rt.store.rollup_metrics_between(since, now):
             add(m, labels, minute + 30, total / n)       # plotted at the minute's middle
             rolled_until = max(rolled_until, minute + 60)
-        add_rows(series, rt.store.rows_between(rolled_until), _r, view)   # not rolled up yet
+        add_rows(series, rows(rolled_until), _r, view)   # not rolled up yet
+    extra = {} if queues is None else {"queues": queues}
     return jsonify(now=now, window_s=window, resolution=resolution, last_seq=last_seq,
-                   series=series)
+                   series=series, **extra)
