@@ -5,6 +5,10 @@
  *   it (and the ETA of the others) under the panel's title.
  * - A queue that cannot be read carries the reason on its sample (e.g. the statement time limit
  *   stopped the query, with the index to add); those reasons are listed above the queue panels.
+ * - Only the busiest queues are drawn (live.js, issue 9): a note above the panels says how many
+ *   of how many, and a table under them lists every queue with its figures now, busiest first;
+ *   a queue's name there opens the page drawing that queue (?queue=NAME). The table is filled
+ *   only while it is open, at most once a second.
  * Everything from the monitored systems (queue names, errors) is set with textContent.
  * Loaded after live.js, whose socket it shares (window.dashboardLive.socket).
  */
@@ -14,7 +18,7 @@
   var area = document.querySelector('section.area[data-area="queue"]');
   if (!area || !window.dashboardLive) return;
   var socket = window.dashboardLive.socket;
-  var queues = {};     // name -> {draining, eta, error}
+  var queues = {};     // name -> {draining, eta, error, pending, failed, age}
 
   var caption = document.querySelector("#panel-queue-drain figcaption");
   var drainNote = document.createElement("div");
@@ -29,14 +33,125 @@
   var panels = area.querySelector(".panels");
   area.insertBefore(errors, panels);
 
+  var shownNote = document.createElement("p");
+  shownNote.id = "queue-shown";
+  shownNote.className = "queue-shown-note";
+  shownNote.hidden = true;
+  area.insertBefore(shownNote, panels);
+
+  var table = document.createElement("details");
+  table.id = "queue-table";
+  table.className = "queue-table";
+  var summary = document.createElement("summary");
+  table.appendChild(summary);
+  var tbl = document.createElement("table");
+  tbl.className = "data";
+  var head = tbl.createTHead().insertRow();
+  ["queue", "pending", "failed (new)", "oldest pending", "time to drain", "drawn"].forEach(function (h, i) {
+    var th = document.createElement("th");
+    th.textContent = h;
+    if (i && i < 5) th.className = "num";
+    head.appendChild(th);
+  });
+  var tbody = tbl.createTBody();
+  table.appendChild(tbl);
+  area.appendChild(table);
+  table.addEventListener("toggle", function () { if (table.open) renderTable(); });
+
   function eta(s) {
     if (s < 90) return Math.round(s) + " s";
     if (s < 5400) return Math.round(s / 60) + " min";
     return (s / 3600).toFixed(1) + " h";
   }
 
+  function drawnView() { return window.dashboardLive.queues(); }
+  function isDrawn(n) { var v = drawnView(); return !v || !!v.drawn[n]; }
+
+  function seconds(s) {
+    if (s === undefined || s === null) return "–";
+    return eta(s);
+  }
+
+  /* "Drawing the 10 busiest of 200 queues (jobs pending when the page opened) · redraw the
+     busiest now · all 200 queues below". */
+  var noteKey = null;
+  function renderNote() {
+    var v = drawnView();
+    var total = Math.max(v ? v.total : 0, Object.keys(queues).length);
+    var key = v ? [total, v.count, v.pinned].join(" ") : "none";
+    if (key === noteKey) return;           // no DOM write while nothing changed
+    noteKey = key;
+    summary.textContent = "All queues (" + total + ")";
+    while (shownNote.firstChild) shownNote.removeChild(shownNote.firstChild);
+    if (!v || (!v.pinned && total <= v.limit)) { shownNote.hidden = true; return; }
+    shownNote.hidden = false;
+    var text = v.pinned
+      ? "Drawing " + v.count + " chosen of " + total + " queues. "
+      : "Drawing the " + v.count + " busiest of " + total + " queues (most jobs pending when the " +
+        "charts were loaded); " + (total - v.count) + " more queues are in the table below. ";
+    shownNote.appendChild(document.createTextNode(text));
+    shownNote.setAttribute("data-drawn", String(v.count));
+    shownNote.setAttribute("data-total", String(total));
+    var a = document.createElement("a");
+    if (v.pinned) {
+      a.href = window.location.pathname;
+      a.textContent = "Draw the busiest instead";
+    } else {
+      a.href = "#queue-table";
+      a.textContent = "Redraw the busiest now";
+      a.addEventListener("click", function (e) { e.preventDefault(); window.dashboardLive.reload(); });
+    }
+    shownNote.appendChild(a);
+  }
+
+  var tableDrawnAt = 0, tableTimer = null, rowOf = {};
+  function renderTable() {
+    if (!table.open) return;
+    var wait = tableDrawnAt + 1000 - Date.now();
+    if (wait > 0) {
+      if (!tableTimer) tableTimer = setTimeout(function () { tableTimer = null; renderTable(); }, wait);
+      return;
+    }
+    tableDrawnAt = Date.now();
+    var names = Object.keys(queues).sort(function (a, b) {
+      return ((queues[b].pending || 0) - (queues[a].pending || 0)) || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    // Rows are kept and their cells updated in place: a table rebuilt every second would
+    // swallow clicks on its links. Rows move only when the order changes.
+    var order = names.map(function (n) {
+      var q = queues[n], tr = rowOf[n];
+      if (!tr) {
+        tr = rowOf[n] = document.createElement("tr");
+        tr.setAttribute("data-queue", n);
+        var td = document.createElement("td"), link = document.createElement("a");
+        link.href = "/?queue=" + encodeURIComponent(n);
+        link.textContent = n;
+        link.title = "Draw this queue";
+        td.appendChild(link);
+        tr.appendChild(td);
+        for (var i = 0; i < 5; i++) {
+          var c = document.createElement("td");
+          if (i < 4) c.className = "num";
+          tr.appendChild(c);
+        }
+      }
+      [q.error ? "unreadable" : (q.pending === undefined ? "–" : String(Math.round(q.pending))),
+       q.failed === undefined ? "–" : String(Math.round(q.failed)),
+       seconds(q.age),
+       q.draining === 0 ? "not draining" : (q.eta > 0 ? eta(q.eta) : "–"),
+       isDrawn(n) ? "yes" : ""].forEach(function (text, i) {
+        var cell = tr.cells[i + 1];
+        if (cell.textContent !== text) cell.textContent = text;
+      });
+      return tr;
+    });
+    var same = order.length === tbody.rows.length &&
+      order.every(function (tr, i) { return tbody.rows[i] === tr; });
+    if (!same) tbody.replaceChildren.apply(tbody, order);
+  }
+
   function render() {
-    var names = Object.keys(queues).sort();
+    var names = Object.keys(queues).filter(isDrawn).sort();
     var parts = [];
     names.forEach(function (n) {
       var q = queues[n];
@@ -56,6 +171,8 @@
       errors.appendChild(p);
     });
     errors.hidden = !failing.length;
+    renderNote();
+    renderTable();
   }
 
   function apply(samples) {
@@ -67,12 +184,16 @@
       q.error = s.error || null;
       q.draining = v["queue.draining"];
       q.eta = v["queue.drain_eta_s"];
+      q.pending = v["queue.pending"];
+      q.failed = v["queue.failed_new"];
+      q.age = v["queue.oldest_pending_age_s"];
       changed = true;
     });
     if (changed) render();
   }
 
   socket.on("samples", apply);
+  document.addEventListener("dashboard:history", render);
   fetch("/api/latest", { credentials: "same-origin" })
     .then(function (r) { return r.ok ? r.json() : { samples: [] }; })
     .then(function (d) { apply(d.samples || []); })
