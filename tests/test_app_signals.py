@@ -267,3 +267,23 @@ def test_runtime_collects_probes_into_the_store_as_app_samples(site, tmp_path):
     assert Path(tmp_path / "history.sqlite3").exists()
     assert store.latest()
     runtime.runner.stop()
+
+
+def test_probe_day_counts_reach_the_file_every_flush_period_without_a_clean_close(tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from dashboard.collectors.probes import DayCounts
+    path = tmp_path / "history.sqlite3"
+    now = 1_700_000_000.0
+    kept = DayCounts(path, ZoneInfo("UTC"), flush_every_s=3600)
+    often = DayCounts(path, ZoneInfo("UTC"), flush_every_s=0.0)
+    for ok in (True, True, False):
+        kept.add("home", now, ok)
+        often.add("api", now, ok)
+    # Another process (a restart after kill -9) reads the file: the flushed probe is all there,
+    # the other one not yet (at most flush_every_s of a day's counts are at risk).
+    reader = DayCounts(path, ZoneInfo("UTC"))
+    assert reader.add("api", now, True) == pytest.approx(75.0)        # 3 of 4 up
+    assert reader.add("home", now, True) == pytest.approx(100.0)      # its 3 not yet written
+    kept.close()
+    assert DayCounts(path, ZoneInfo("UTC")).add("home", now, False) == pytest.approx(50.0)
