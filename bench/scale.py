@@ -14,8 +14,9 @@ real AgentsCollector, QueueCollector and MySQLCollector.
      (local host, 50 agents' hosts, 200 queues, db, cache), wall and CPU, p50/p95/max;
   3. page open: the real server (gunicorn) with the full installation running and ``history``
      minutes of its ticks pre-filled; headless Chromium (Debian's), logged in through the form,
-     cold loads: time to the first drawn chart and to all charts (body[data-charts-drawn]),
-     the /api/history answer's size and time.
+     cold loads: time to the first drawn chart, to the charts in view (body[data-charts-drawn],
+     the page open), to all charts (body[data-charts-all-drawn]: those below the fold are drawn
+     after, one per frame), the /api/history answer's size and time.
 
     .venv/bin/python bench/scale.py [--hosts 50] [--queues 200] [--digests 10000]
                                     [--history-min 15] [--runs 3] [--ticks 40] [--parts 1,2,3]
