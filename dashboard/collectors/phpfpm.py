@@ -14,8 +14,8 @@ import time
 from typing import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
 
+from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.rates import RateTracker
 
@@ -40,6 +40,10 @@ def status_url(url: str) -> str:
     return urlunsplit((p.scheme, p.netloc, p.path, q, ""))
 
 
+_WHY = {"timeout": "no answer in time", "refused": "connection refused",
+        "connect": "cannot connect", "protocol": "no valid HTTP answer"}
+
+
 class PhpFpmCollector:
     source = "phpfpm"
     metrics = METRICS
@@ -51,20 +55,18 @@ class PhpFpmCollector:
         self.timeout_s = timeout_s
         self._clock = clock
         self._rates = RateTracker()
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._http = HttpGetter(self.url)
 
     def collect(self) -> list[Reading]:
         now = self._clock()
         try:
-            resp = self._session.get(self.url, timeout=max(0.5, self.timeout_s - 1))
-            resp.raise_for_status()
-        except requests.HTTPError as e:
-            raise CollectorError(f"php-fpm status page: HTTP {e.response.status_code}") from None
-        except requests.RequestException as e:
-            raise CollectorError(f"php-fpm status page: {type(e).__name__}") from None
+            resp = self._http.get(max(0.5, self.timeout_s - 1))
+        except HttpError as e:
+            raise CollectorError(f"php-fpm status page: {_WHY[e.kind]}") from None
+        if resp.status >= 400:
+            raise CollectorError(f"php-fpm status page: HTTP {resp.status}")
         try:
-            s = json.loads(resp.content)
+            s = json.loads(resp.body)
         except ValueError:
             raise CollectorError("php-fpm status page is not JSON (is pm.status_path right?)") from None
         if not isinstance(s, dict):
@@ -94,4 +96,4 @@ class PhpFpmCollector:
                 "running now; set it to pm.max_children to measure against the limit"]
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()

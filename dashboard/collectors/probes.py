@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
-import requests
 
 from dashboard.config import ProbeSettings
+from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.model import MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
@@ -131,10 +131,8 @@ class ProbeCollector:
         self._clock, self._wall = clock, wall
         self._next: dict[str, float] = {}
         self._last: dict[str, str] = {}           # probe -> how the last probe went, for `check`
-        self._sessions = {p.name: requests.Session() for p in probes}
-        for s in self._sessions.values():
-            s.headers["User-Agent"] = "dashboard-probe/1"
-            s.trust_env = False       # no proxies from the environment: probes go straight
+        # One kept-alive connection per probe; no proxies from the environment: probes go straight.
+        self._getters = {p.name: HttpGetter(p.url) for p in probes}
         self._pool = ThreadPoolExecutor(max_workers=min(8, len(probes)), thread_name_prefix="probe")
         self._days = DayCounts(counts_path, tz or ZoneInfo("UTC"))
 
@@ -142,23 +140,16 @@ class ProbeCollector:
         labels = {"probe": p.name}
         t0 = time.perf_counter()
         try:
-            with self._sessions[p.name].get(p.url, timeout=p.timeout_s, allow_redirects=False,
-                                            stream=True) as resp:
-                got = 0
-                deadline = t0 + p.timeout_s
-                for chunk in resp.iter_content(65536):
-                    got += len(chunk)
-                    if got >= MAX_BODY or time.perf_counter() > deadline:
-                        break
-                elapsed_ms = (time.perf_counter() - t0) * 1000.0
-                status = resp.status_code
-        except requests.Timeout:
-            return self._down(p, labels, f"probe {p.name}: no answer within {p.timeout_s:g} s")
-        except requests.ConnectionError as e:
-            reason = "connection refused" if "refused" in str(e).lower() else "cannot connect"
-            return self._down(p, labels, f"probe {p.name}: {reason}")
-        except requests.RequestException as e:
-            return self._down(p, labels, f"probe {p.name}: {type(e).__name__}")
+            answer = self._getters[p.name].get(p.timeout_s, MAX_BODY, deadline=t0 + p.timeout_s)
+        except HttpError as e:
+            if e.kind == "timeout":
+                return self._down(p, labels, f"probe {p.name}: no answer within {p.timeout_s:g} s")
+            if e.kind in ("refused", "connect"):
+                reason = "connection refused" if e.kind == "refused" else "cannot connect"
+                return self._down(p, labels, f"probe {p.name}: {reason}")
+            return self._down(p, labels, f"probe {p.name}: {e}")
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        status = answer.status
         ok = 200 <= status < 400
         values = {"app.up": float(ok), "app.status": float(status), "app.response_ms": elapsed_ms,
                   "app.availability_percent": self._days.add(p.name, self._wall(), ok)}
@@ -187,6 +178,6 @@ class ProbeCollector:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for s in self._sessions.values():
-            s.close()
+        for g in self._getters.values():
+            g.close()
         self._days.close()
