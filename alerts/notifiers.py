@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import smtplib
+import socket
 import ssl
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Mapping, Protocol, Sequence
 
-import requests
-
 from alerts import messages
 from dashboard.config import NotifySettings, SMTPSettings, mask_url
 
-HTTP_TIMEOUT = (5.0, 10.0)         # connect, read: the docs' collector timeouts
+HTTP_TIMEOUT_S = 10.0               # to connect and for each read: the docs' read timeout
 USER_AGENT = "dashboard-alerts/1"
 SIGNATURE_HEADER = "X-Dashboard-Signature"
 
@@ -55,20 +57,40 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None          # a 3xx is the receiver's answer (a permanent failure), not followed
+
+
+# The standard library's opener: proxies from the environment (HTTPS_PROXY, NO_PROXY), which a
+# webhook to Slack from a closed network may need, and the system's CAs. Not ``requests``: it
+# costs the web process ~10 MB of memory (issue 9) for one POST now and then.
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
     where = mask_url(url)
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
-        r = requests.post(url, data=data, headers=headers, timeout=HTTP_TIMEOUT,
-                          allow_redirects=False)
-    except requests.Timeout:
-        raise DeliveryError(f"{where}: no answer within {HTTP_TIMEOUT[1]:g} s", False) from None
-    except requests.RequestException as e:
+        with _OPENER.open(req, timeout=HTTP_TIMEOUT_S) as r:
+            status, reason, text = r.status, r.reason, r.read(4096)
+    except urllib.error.HTTPError as e:           # any status but 2xx (and 1xx)
+        with e:
+            status, reason, text = e.code, e.reason, e.read(4096)
+    except (TimeoutError, socket.timeout):
+        raise DeliveryError(f"{where}: no answer within {HTTP_TIMEOUT_S:g} s", False) from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, (TimeoutError, socket.timeout)):
+            raise DeliveryError(f"{where}: no answer within {HTTP_TIMEOUT_S:g} s", False) from None
+        why = type(e.reason).__name__ if isinstance(e.reason, BaseException) else "URLError"
+        raise DeliveryError(f"{where}: {why}", False) from None
+    except (OSError, ValueError, http.client.HTTPException) as e:
         raise DeliveryError(f"{where}: {type(e).__name__}", False) from None
-    if 200 <= r.status_code < 300:
+    if 200 <= status < 300:
         return
-    permanent = r.status_code < 500 and r.status_code not in (408, 425, 429)
-    reason = (r.text or r.reason or "")[:120].replace("\n", " ")
-    raise DeliveryError(f"{where}: HTTP {r.status_code} {reason}".rstrip(), permanent)
+    permanent = status < 500 and status not in (408, 425, 429)
+    reason = (text.decode("utf-8", "replace") or reason or "")[:120].replace("\n", " ")
+    raise DeliveryError(f"{where}: HTTP {status} {reason}".rstrip(), permanent)
 
 
 @dataclass
