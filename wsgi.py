@@ -37,6 +37,10 @@ def _is_ip_literal(host) -> bool:
 
 socket.getaddrinfo = _getaddrinfo_in_thread
 
+from dashboard.serverimports import skip_client_libraries  # noqa: E402
+
+skip_client_libraries()
+
 from dashboard import create_app  # noqa: E402
 
 app = create_app(async_mode="eventlet")

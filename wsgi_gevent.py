@@ -3,6 +3,10 @@ from gevent import monkey
 
 monkey.patch_all()
 
+from dashboard.serverimports import skip_client_libraries  # noqa: E402
+
+skip_client_libraries()
+
 from dashboard import create_app  # noqa: E402
 
 app = create_app(async_mode="gevent")

@@ -1,0 +1,29 @@
+"""What the web server process never loads: the HTTP and WebSocket *client* libraries.
+
+python-socketio imports its client classes with the server, and python-engineio's client imports
+``requests`` (with urllib3, idna, charset_normalizer, certifi) and ``websocket-client`` when they
+are installed: 10 MB of the worker's memory (measured: RSS of ``import requests`` alone) for code
+the server never runs; issue 9 budgets 75 MB for the whole process tree. Both stay installed for
+the tests and the bench clients, so they are kept out by the import system's own switch: a
+``None`` entry in ``sys.modules`` makes ``import requests`` raise ImportError, which engineio
+expects (its client then reports the library missing, and the server has no client).
+
+Only the gunicorn worker's entry points (wsgi.py, wsgi_gevent.py) call this, before anything else
+imports; nothing in the server uses these libraries (the collectors poll over http.client, alert
+webhooks go out through urllib.request).
+"""
+from __future__ import annotations
+
+import sys
+
+CLIENT_LIBRARIES = ("requests", "websocket")
+
+
+def skip_client_libraries() -> list[str]:
+    """Keep the client libraries out of this process; the names skipped (not already loaded)."""
+    skipped = []
+    for name in CLIENT_LIBRARIES:
+        if name not in sys.modules:
+            sys.modules[name] = None   # type: ignore[assignment]  (the documented import block)
+            skipped.append(name)
+    return skipped
