@@ -49,14 +49,22 @@ def test_without_proc_the_collector_falls_back_to_psutil_with_the_same_metrics(m
     assert "host.disk_write_bps" in names[0] and "host.net_rx_bps" in names[0]
 
 
-@linux
-def test_whole_disks_are_listed_again_after_a_minute_not_on_every_tick(monkeypatch):
+def _diskstats(*disks: tuple[str, int, int]) -> bytes:
+    # major minor name reads merged sectors_read ms writes merged sectors_written ...
+    return "".join(f"   8       0 {n} 1 0 {r} 0 1 0 {w} 0 0 0 0\n" for n, r, w in disks).encode()
+
+
+def test_a_disk_attached_between_two_ticks_is_counted_from_its_first_tick(monkeypatch):
     reader = _ProcReader()
-    listed = []
-    real = host.os.listdir
-    monkeypatch.setattr(host.os, "listdir", lambda p: listed.append(p) or real(p))
-    for now in (0.0, 1.0, 30.0, 59.0):
-        reader.disk_bytes(now)
-    assert listed == ["/sys/block"]
-    reader.disk_bytes(60.0)
-    assert listed == ["/sys/block", "/sys/block"]
+    stats = {"/proc/diskstats": _diskstats(("vda", 100, 200), ("vda1", 100, 200))}
+    monkeypatch.setattr(_ProcReader, "_read", staticmethod(lambda path: stats[path]))
+    whole = {b"/sys/block/vda", b"/sys/block/vdb", b"/sys/block/cciss!c0d0"}
+    asked = []
+    monkeypatch.setattr(host.os.path, "exists", lambda p: asked.append(p) or p in whole)
+    assert reader.disk_bytes(0.0) == (100 * 512, 200 * 512)          # the partition is not added
+    stats["/proc/diskstats"] += _diskstats(("vdb", 10, 20), ("cciss/c0d0", 1, 2))
+    assert reader.disk_bytes(1.0) == (111 * 512, 222 * 512)          # both new disks at once
+    reader.disk_bytes(2.0)
+    # Each name is looked up once, when first seen; psutil's "/" -> "!" naming is followed.
+    assert sorted(asked) == sorted([b"/sys/block/vda", b"/sys/block/vda1", b"/sys/block/vdb",
+                                    b"/sys/block/cciss!c0d0"])

@@ -140,12 +140,24 @@ _MEMINFO = re.compile(rb"^(MemTotal|MemFree|MemAvailable|Buffers|Cached|SwapTota
 class _ProcReader:
     """Linux: the /proc files psutil would read, each read once per tick."""
 
-    DISKS_EVERY_S = 60.0        # whole disks come and go rarely: list /sys/block once a minute
     SECTOR = 512                # /proc/diskstats counts 512-byte sectors whatever the device
+    KNOWN_MAX = 4096            # names classified (disk or partition), cleared beyond this
 
     def __init__(self) -> None:
-        self._disks: frozenset[bytes] = frozenset()
-        self._disks_at = float("-inf")
+        # name in /proc/diskstats -> is it a whole disk? psutil asks /sys/block/<name> for every
+        # line on every call; the answer for a name does not change, so it is asked once, the
+        # first time the name is seen (a disk attached later is counted from its first tick).
+        self._whole: dict[bytes, bool] = {}
+
+    def _is_whole_disk(self, name: bytes) -> bool:
+        known = self._whole.get(name)
+        if known is None:
+            if len(self._whole) >= self.KNOWN_MAX:
+                self._whole.clear()
+            # As psutil: "cciss/c0d0" in diskstats is "cciss!c0d0" under /sys/block.
+            known = self._whole[name] = os.path.exists(
+                b"/sys/block/" + name.replace(b"/", b"!"))
+        return known
 
     @staticmethod
     def usable() -> bool:
@@ -183,14 +195,11 @@ class _ProcReader:
 
     def disk_bytes(self, now: float) -> tuple[int, int] | None:
         """Bytes read and written by whole disks (not partitions) since boot, as psutil sums."""
-        if now - self._disks_at >= self.DISKS_EVERY_S:
-            self._disks = frozenset(os.fsencode(n) for n in os.listdir("/sys/block"))
-            self._disks_at = now
         rd = wr = 0
         seen = False
         for line in self._read("/proc/diskstats").splitlines():
             f = line.split()
-            if len(f) >= 10 and f[2] in self._disks:
+            if len(f) >= 10 and self._is_whole_disk(f[2]):
                 rd += int(f[5])
                 wr += int(f[9])
                 seen = True
