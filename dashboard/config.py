@@ -348,6 +348,12 @@ def _http_url(v: str, name: str) -> str:
     p = urlsplit(v)
     if p.scheme not in ("http", "https") or not p.hostname:
         raise ConfigError(name, f"expected an http:// or https:// URL, got {mask_url(v)!r}")
+    try:
+        port = p.port              # urlsplit checks the port only when asked
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(name, f"the port in {mask_url(v)!r} is not a number from 1 to 65535")
     return v
 
 

@@ -59,6 +59,8 @@ min_severity = "warning"
     ('[rules.host_cpu]\nwarnin = 1', "rules.host_cpu.warnin"),
     ('[[notify]]\nkind = "email"', "notify[0].to"),
     ('colour = "blue"', "colour"),
+    ('[[probes]]\nname = "home"\nurl = "http://127.0.0.1:99999/health"', "probes[0].url"),
+    ('[phpfpm]\nurl = "http://h:80a/status"', "phpfpm.url"),
 ])
 def test_a_bad_value_is_an_error_naming_its_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
