@@ -24,6 +24,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(2)
         if self.path == "/moved":
             self._send(302, b"", {"Location": "/ok"})
+        elif self.path == "/elsewhere":
+            self._send(301, b"", {"Location": srv.redirect_to})
         elif self.path == "/big":
             self._send(200, b"x" * 300_000)
         elif self.path == "/close":
@@ -102,3 +104,28 @@ def test_no_answer_in_time_and_a_closed_port_are_told_apart(server):
     with pytest.raises(HttpError) as refused:
         HttpGetter(f"http://127.0.0.1:{port}/ok").get(1.0)
     assert refused.value.kind == "refused"
+
+
+def test_redirects_are_followed_when_asked_on_the_same_connection(server):
+    g = HttpGetter(_url(server, "/moved"))
+    answer = g.get(2.0, follow=3)
+    g.close()
+    assert (answer.status, answer.body) == (200, b"fine")
+    assert [p for p, _, _ in server.requests] == ["/moved", "/ok"]
+    assert len({port for _, port, _ in server.requests}) == 1
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin(server):
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    other.daemon_threads, other.requests = True, []
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        server.redirect_to = _url(other, "/ok")
+        g = HttpGetter(_url(server, "/elsewhere", auth="mon:pw@"))
+        assert g.get(2.0, follow=3).body == b"fine"
+        g.close()
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert server.requests[0][2] is not None                 # sent to the origin it was for
+    assert [(p, a) for p, _, a in other.requests] == [("/ok", None)]

@@ -7,8 +7,9 @@ profile of every collector at 1 s, the two HTTP collectors' ``Session.get`` was 
 collection CPU.
 
 Semantics kept from the previous ``requests`` calls: a timeout applies to the connect and to
-each read; redirects are not followed (a 3xx is the answer); ``user:password@`` in the URL is
-sent as HTTP Basic authentication; https verifies the certificate against the system's CAs.
+each read; redirects are followed only when asked (``follow``: PHP-FPM's status page, as requests
+did; a probe's 3xx is its answer); ``user:password@`` in the URL is sent as HTTP Basic
+authentication, never to another origin; https verifies the certificate against the system's CAs.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 USER_AGENT = "dashboard-probe/1"
 
@@ -35,6 +36,7 @@ class HttpError(Exception):
 class Answer:
     status: int
     body: bytes
+    location: str | None = None
 
 
 def _read(resp: http.client.HTTPResponse, max_body: int, deadline: float | None) -> bytes:
@@ -54,6 +56,7 @@ class HttpGetter:
     """GET one URL over a connection kept open between calls. Not for concurrent use."""
 
     def __init__(self, url: str, user_agent: str = USER_AGENT) -> None:
+        self.url = url
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("an http:// or https:// URL with a host is needed")
@@ -83,14 +86,44 @@ class HttpGetter:
                 self._conn.sock.settimeout(timeout)
         return self._conn
 
-    def get(self, timeout: float, max_body: int = 1 << 20, deadline: float | None = None) -> Answer:
+    def get(self, timeout: float, max_body: int = 1 << 20, deadline: float | None = None,
+            follow: int = 0) -> Answer:
         """One GET; at most ``max_body`` bytes of the body are read (the rest is dropped), and
-        reading stops at ``deadline`` (``time.perf_counter()``) with what has come so far."""
+        reading stops at ``deadline`` (``time.perf_counter()``) with what has come so far.
+        Up to ``follow`` redirects are followed (same origin: over this connection)."""
+        answer = self._fetch(self._target, timeout, max_body, deadline)
+        url = self.url
+        for _ in range(follow):
+            if answer.status not in (301, 302, 303, 307, 308) or not answer.location:
+                break
+            try:
+                url = urljoin(url, answer.location)
+                p = urlsplit(url)
+                origin = (p.scheme == "https", p.hostname, p.port)
+            except ValueError:
+                raise HttpError("protocol", "a redirect to an invalid URL") from None
+            if origin == (self._https, self._host, self._port):
+                answer = self._fetch((p.path or "/") + (f"?{p.query}" if p.query else ""),
+                                     timeout, max_body, deadline)
+            else:                      # another origin: a connection of its own, no credentials
+                try:
+                    other = HttpGetter(urlunsplit((p.scheme, p.netloc.rpartition("@")[2],
+                                                   p.path, p.query, "")))
+                except ValueError:
+                    raise HttpError("protocol", "a redirect to an invalid URL") from None
+                try:
+                    answer = other._fetch(other._target, timeout, max_body, deadline)
+                finally:
+                    other.close()
+        return answer
+
+    def _fetch(self, target: str, timeout: float, max_body: int,
+               deadline: float | None) -> Answer:
         for attempt in (0, 1):
             reused = self._conn is not None and self._conn.sock is not None
             conn = self._connection(timeout)
             try:
-                conn.request("GET", self._target, headers=self._headers)
+                conn.request("GET", target, headers=self._headers)
                 resp = conn.getresponse()
                 body = _read(resp, max_body, deadline)
                 if not resp.isclosed():
@@ -100,7 +133,7 @@ class HttpGetter:
                         self.close()
                 if resp.will_close:
                     self.close()
-                return Answer(resp.status, body)
+                return Answer(resp.status, body, resp.getheader("Location"))
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
                     http.client.CannotSendRequest, http.client.ResponseNotReady):
                 self.close()

@@ -60,7 +60,7 @@ class PhpFpmCollector:
     def collect(self) -> list[Reading]:
         now = self._clock()
         try:
-            resp = self._http.get(max(0.5, self.timeout_s - 1))
+            resp = self._http.get(max(0.5, self.timeout_s - 1), follow=3)   # /status -> /status/
         except HttpError as e:
             raise CollectorError(f"php-fpm status page: {_WHY[e.kind]}") from None
         if resp.status >= 400:
