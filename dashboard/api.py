@@ -16,6 +16,7 @@ from dashboard.model import series_key
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 RAW_MAX_WINDOW_S = 3600          # longer windows are drawn from one-minute rollups
+RANK_WINDOW_S = 300              # the busiest queues are ranked on samples this recent
 MAX_SPAN_S = 400 * 86400
 RESERVED = {"metric", "since", "until", "step"}
 
@@ -96,7 +97,7 @@ def history():
         raise BadRequest("window_s must be between 10 and 604800")
     view = None
     queues: dict[str, Any] | None = None
-    known: set[str] = set()
+    seen: dict[str, float] = {}        # queue -> time of its newest sample
     if request.args.get("view") is not None:
         if request.args["view"] != "live":
             raise BadRequest("view must be 'live' (only what the live page draws) or absent")
@@ -105,9 +106,14 @@ def history():
         pinned = request.args.getlist("queue")
         if len(pinned) > 50 or any(not q or len(q) > 200 for q in pinned):
             raise BadRequest("queue: at most 50 queue names of 1-200 characters")
-        ranked = busiest_queues(rt.store.latest(within_s=window))
+        # Ranked on the last few minutes, whatever the window: a queue removed days ago must not
+        # take a slot with its last depth (nor force live_rows' unfiltered read, as it has no rows).
+        latest = rt.store.latest(within_s=min(window, RANK_WINDOW_S))
+        ranked = busiest_queues(latest)
         shown = list(dict.fromkeys(pinned)) if pinned else ranked[:QUEUE_LIMIT]
-        known = set(ranked)
+        for s in latest:
+            if s.source == "queue" and "queue" in s.labels and "priority" not in s.labels:
+                seen[s.labels["queue"]] = max(seen.get(s.labels["queue"], 0.0), s.ts)
         queues = {"shown": shown, "total": len(ranked), "limit": QUEUE_LIMIT,
                   "pinned": bool(pinned)}
         view = live_view(request.args.get("host") or None,
@@ -134,7 +140,9 @@ def history():
     def rows(after: float) -> list:
         if view is None:
             return rt.store.rows_between(after)
-        return live_rows(rt.store, after, view, known)
+        # Only a queue with a sample since ``after`` must have rows in the read (else the
+        # label text differs and live_rows reads everything).
+        return live_rows(rt.store, after, view, {q for q, ts in seen.items() if ts >= after})
 
     if window <= RAW_MAX_WINDOW_S:
         resolution = "raw"

@@ -63,15 +63,18 @@ QUEUE_LIMIT = 10     # queues drawn on the live page; the rest are listed in its
 
 
 def busiest_queues(latest: Iterable[Any]) -> list[str]:
-    """Every queue, the most jobs pending in its newest sample first (a queue that could not be
-    read counts as empty), then by name."""
+    """Every queue: those whose newest sample is an error (it could not be read) first, so
+    they are drawn and their reason is in view; then the most jobs pending; then by name."""
     depth: dict[str, float] = {}
+    failing: set[str] = set()
     for s in latest:
         q = s.labels.get("queue")
         if s.source != "queue" or q is None or "priority" in s.labels:
             continue
+        if s.error:
+            failing.add(q)
         depth[q] = max(depth.get(q, 0.0), float(s.values.get("queue.pending") or 0.0))
-    return sorted(depth, key=lambda q: (-depth[q], q))
+    return sorted(depth, key=lambda q: (q not in failing, -depth[q], q))
 
 
 def live_view(host: str | None, queues: Iterable[str] | None = None) -> LiveView:

@@ -75,6 +75,37 @@ def test_with_no_more_queues_than_the_limit_every_queue_is_drawn(rt, viewer_clie
     assert drawn_queues(body) == {"q01", "q02", "q03", "q04"}
 
 
+def test_a_queue_that_cannot_be_read_is_drawn_first_so_its_reason_is_in_view(rt, viewer_client):
+    # An unreadable queue has no queue.pending: ranked by depth it would count as empty and,
+    # past 10 queues, never be drawn, and the page would lose its reason (e.g. the index to add).
+    fill(rt)
+    rt.publish([Sample("queue", time.time() - 5, {"queue.up": 0.0}, {"queue": "broken"},
+                       error="the statement time limit stopped the query; add index (status)")])
+    body = history(viewer_client, "")
+    assert body["queues"]["shown"] == ["broken"] + [f"q{i:02d}" for i in range(15, 6, -1)]
+    assert body["queues"]["total"] == 16
+
+
+def test_a_long_window_ranks_queues_on_recent_samples_not_on_a_queue_removed_days_ago(
+        rt, viewer_client, monkeypatch):
+    two_days_ago = time.time() - 2 * 86400
+    rt.publish([Sample("queue", two_days_ago, {"queue.pending": 1000.0}, {"queue": "gone"})])
+    rt.store.rollup()                 # the old tick is rolled up, as it would be by then
+    fill(rt)
+    full_reads: list[float] = []
+    rows_between = rt.store.rows_between
+    monkeypatch.setattr(rt.store, "rows_between",
+                        lambda since, *a: full_reads.append(since) or rows_between(since, *a))
+    r = viewer_client.get("/api/history?window_s=604800&view=live")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["resolution"] == "1m"
+    assert body["queues"]["shown"] == [f"q{i:02d}" for i in range(15, 5, -1)]
+    assert body["queues"]["total"] == 15
+    assert "gone" not in drawn_queues(body)
+    assert full_reads == []           # the drawn queues' rows were picked in SQLite
+
+
 @pytest.mark.parametrize("query", ["&queue=", "&queue=" + "x" * 201,
                                    "".join(f"&queue=q{i}" for i in range(51))])
 def test_a_bad_queue_name_is_a_400(rt, viewer_client, query):
