@@ -7,7 +7,7 @@ worker after the fork, never at import and never with --preload.
 import gc
 import os
 
-# Set before gunicorn imports the eventlet worker class in this (master) process: see wsgi.py.
+# Inherited by the worker, which imports eventlet (gworker.py) after the fork: see wsgi.py.
 os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 workers = 1

@@ -124,3 +124,55 @@ def test_cpu_busy_is_measured_even_though_each_collection_runs_in_a_new_thread()
     t.start()
     t.join()
     assert result["r"][0].values["host.cpu_percent"] > 20
+
+
+class CountingCollector:
+    source = "cache"
+    interval_s = 0.2
+    timeout_s = 1.0
+    metrics = ()
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def collect(self) -> list[Reading]:
+        self.calls += 1
+        return [Reading({"cache.hit_rate": 99.0})]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_collection_handed_over_as_the_runner_stops_ends_as_stopped_not_as_a_hang():
+    from dashboard.scheduler import _Call, _CollectorThread
+    c = CountingCollector()
+    thread = _CollectorThread(c)
+    thread._stopped = True                # stop() lands between the hand-over and the wake-up
+    call = _Call()
+    thread.start(call)
+    assert call.done.wait(5)
+    assert "stopped" in str(call.error) and c.calls == 0
+
+
+def test_a_stopped_and_restarted_runner_collects_again(runtime):
+    c = CountingCollector()
+    rt = runtime([c])
+    rt.runner.start()
+    wait_until(lambda: c.calls >= 2, timeout=10)
+    rt.runner.stop()
+    rt.runner.start()
+    stored = len(rt.store.between(0, sources=["cache"]))
+    wait_until(lambda: len(rt.store.between(0, sources=["cache"])) >= stored + 2, timeout=10,
+               message="no samples after the restart")
+    assert all(s.values.get("cache.up") == 1.0 for s in rt.store.between(0, sources=["cache"]))
+
+
+def test_maintenance_jobs_first_run_one_interval_after_the_start(runtime):
+    import time
+    rt = runtime([CountingCollector()])
+    runs: list[float] = []
+    rt.runner.add_job(lambda: runs.append(time.time()), trigger="interval", seconds=2)
+    started = time.time()
+    rt.runner.start()
+    wait_until(lambda: runs, timeout=15, message="the job never ran")
+    assert runs[0] >= started + 1.9      # not at start-up (a prune pass on every restart)
