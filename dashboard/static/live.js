@@ -58,6 +58,8 @@
   var params = new URLSearchParams(window.location.search);
   var hostFilter = params.get("host");
   var pinnedQueues = params.getAll("queue");
+  // drawn is keyed by queue names from Redis/SQL: a null-prototype object, so "constructor"
+  // is not already drawn and "__proto__" is a name like any other.
   var queueView = null;       // {shown: [names], drawn: {name: true}, count, total, limit, pinned}
   function wanted(metric, labels) {
     if (metric.lastIndexOf("host.", 0) !== 0) {
@@ -417,7 +419,7 @@
         state.lastSeq = h.last_seq;
         queueView = null;
         if (h.queues) {
-          queueView = { shown: h.queues.shown, drawn: {}, count: h.queues.shown.length,
+          queueView = { shown: h.queues.shown, drawn: Object.create(null), count: h.queues.shown.length,
                         total: h.queues.total, limit: h.queues.limit, pinned: h.queues.pinned };
           h.queues.shown.forEach(function (q) { queueView.drawn[q] = true; });
         }

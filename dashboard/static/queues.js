@@ -4,11 +4,14 @@
  *   queue.drain_eta_s out and sends queue.draining = 0; this script writes "not draining" for
  *   it (and the ETA of the others) under the panel's title.
  * - A queue that cannot be read carries the reason on its sample (e.g. the statement time limit
- *   stopped the query, with the index to add); those reasons are listed above the queue panels.
+ *   stopped the query, with the index to add); the reasons of every such queue, drawn or not,
+ *   are listed above the queue panels (the server draws unreadable queues first).
  * - Only the busiest queues are drawn (live.js, issue 9): a note above the panels says how many
  *   of how many, and a table under them lists every queue with its figures now, busiest first;
- *   a queue's name there opens the page drawing that queue (?queue=NAME). The table is filled
- *   only while it is open, at most once a second.
+ *   a queue's name there opens this page drawing that queue (its other parameters, e.g.
+ *   ?host=, kept). The table is filled only while it is open, at most once a second.
+ * Objects keyed by queue names are null-prototype ones: a queue may be called "constructor"
+ * or "__proto__".
  * Everything from the monitored systems (queue names, errors) is set with textContent.
  * Loaded after live.js, whose socket it shares (window.dashboardLive.socket).
  */
@@ -18,7 +21,7 @@
   var area = document.querySelector('section.area[data-area="queue"]');
   if (!area || !window.dashboardLive) return;
   var socket = window.dashboardLive.socket;
-  var queues = {};     // name -> {draining, eta, error, pending, failed, age}
+  var queues = Object.create(null);     // name -> {draining, eta, error, pending, failed, age}
 
   var caption = document.querySelector("#panel-queue-drain figcaption");
   var drainNote = document.createElement("div");
@@ -67,6 +70,14 @@
   function drawnView() { return window.dashboardLive.queues(); }
   function isDrawn(n) { var v = drawnView(); return !v || !!v.drawn[n]; }
 
+  /* This page with other query parameters (host=...) kept and queue= replaced (or dropped). */
+  function pageWith(queue) {
+    var p = new URLSearchParams(window.location.search);
+    if (queue === null) p.delete("queue"); else p.set("queue", queue);
+    var qs = p.toString();
+    return window.location.pathname + (qs ? "?" + qs : "");
+  }
+
   function seconds(s) {
     if (s === undefined || s === null) return "–";
     return eta(s);
@@ -94,7 +105,7 @@
     shownNote.setAttribute("data-total", String(total));
     var a = document.createElement("a");
     if (v.pinned) {
-      a.href = window.location.pathname;
+      a.href = pageWith(null);
       a.textContent = "Draw the busiest instead";
     } else {
       a.href = "#queue-table";
@@ -104,7 +115,7 @@
     shownNote.appendChild(a);
   }
 
-  var tableDrawnAt = 0, tableTimer = null, rowOf = {};
+  var tableDrawnAt = 0, tableTimer = null, rowOf = Object.create(null);
   function renderTable() {
     if (!table.open) return;
     var wait = tableDrawnAt + 1000 - Date.now();
@@ -113,8 +124,10 @@
       return;
     }
     tableDrawnAt = Date.now();
+    // The server's order: unreadable queues first, then the most jobs pending, then by name.
     var names = Object.keys(queues).sort(function (a, b) {
-      return ((queues[b].pending || 0) - (queues[a].pending || 0)) || (a < b ? -1 : a > b ? 1 : 0);
+      return (!!queues[b].error - !!queues[a].error) ||
+        ((queues[b].pending || 0) - (queues[a].pending || 0)) || (a < b ? -1 : a > b ? 1 : 0);
     });
     // Rows are kept and their cells updated in place: a table rebuilt every second would
     // swallow clicks on its links. Rows move only when the order changes.
@@ -124,7 +137,7 @@
         tr = rowOf[n] = document.createElement("tr");
         tr.setAttribute("data-queue", n);
         var td = document.createElement("td"), link = document.createElement("a");
-        link.href = "/?queue=" + encodeURIComponent(n);
+        link.href = pageWith(n);
         link.textContent = n;
         link.title = "Draw this queue";
         td.appendChild(link);
@@ -151,15 +164,16 @@
   }
 
   function render() {
-    var names = Object.keys(queues).filter(isDrawn).sort();
+    var all = Object.keys(queues).sort();
     var parts = [];
-    names.forEach(function (n) {
+    all.filter(isDrawn).forEach(function (n) {
       var q = queues[n];
       if (q.draining === 0) parts.push(n + ": not draining");
       else if (q.eta !== undefined && q.eta > 0) parts.push(n + ": " + eta(q.eta));
     });
     drainNote.textContent = parts.length ? parts.join(" · ") : "";
-    var failing = names.filter(function (n) { return queues[n].error; });
+    // Every unreadable queue's reason, drawn or not: the table only says "unreadable".
+    var failing = all.filter(function (n) { return queues[n].error; });
     while (errors.firstChild) errors.removeChild(errors.firstChild);
     failing.forEach(function (n) {
       var p = document.createElement("p");
