@@ -56,6 +56,9 @@ def test_the_cpu_chart_gains_points_every_second_over_websocket(server):
         page = open_live_page(ctx, server)
         wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
         assert page.get_attribute("body", "data-transport") == "websocket"
+        # The first chart in view is drawn (and painted) before the others, never after them.
+        first = int(page.get_attribute("body", "data-first-chart-drawn"))
+        assert first <= int(page.get_attribute("body", "data-charts-drawn"))
         before = len(real_points(page))
         wait_until(lambda: len(real_points(page)) >= before + 3, timeout=5,
                    message=lambda: f"{len(real_points(page)) - before} new points in 5 s")
