@@ -134,3 +134,18 @@ def browser_login(page, server, role: str = "admin") -> None:
     page.context.add_cookies([{"name": SESSION_COOKIE, "url": server.url + "/",
                                "value": session_cookie(server.data_dir, role=role),
                                "httpOnly": True, "sameSite": "Lax"}])
+
+
+def open_logged_in(ctx, server, path="/"):
+    """A new page of ``ctx``, logged in, at ``path``; the dialogs, console lines and CSP
+    violations it raises are recorded in the returned dict (``events["dialogs"]``...)."""
+    page = ctx.new_page()
+    events = {"dialogs": [], "console": [], "csp": []}
+    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
+    page.on("console", lambda m: events["console"].append(f"{m.type}: {m.text}"))
+    # Injected by the browser driver before any page script (not subject to the page's CSP).
+    page.add_init_script("""document.addEventListener('securitypolicyviolation',
+        e => (window.__csp = window.__csp || []).push(e.violatedDirective + ' ' + e.blockedURI))""")
+    browser_login(page, server)
+    page.goto(server.url + path)
+    return page, events

@@ -12,7 +12,7 @@ import redis
 import requests
 
 from dashboard import devservices
-from tests.auth_helpers import add_token, browser_login
+from tests.auth_helpers import add_token, browser_login, open_logged_in
 from tests.browser import chromium
 from tests.server import DashboardServer
 from tests.util import wait_until
@@ -80,11 +80,8 @@ def reasons(page) -> list[str]:
 
 def test_of_34_queues_only_the_10_busiest_are_drawn_and_the_rest_are_listed(server):
     with chromium() as ctx:
-        page = ctx.new_page()
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        browser_login(page, server)
-        page.goto(server.url + "/")
+        page, events = open_logged_in(ctx, server)
+        dialogs = events["dialogs"]
         page.wait_for_selector("body[data-charts-all-drawn]", state="attached", timeout=20000)
 
         pending = sorted(BUSIEST[1:])                      # the unreadable queue has no depth

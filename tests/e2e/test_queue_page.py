@@ -8,7 +8,7 @@ import json
 import pytest
 import redis
 
-from tests.auth_helpers import browser_login
+from tests.auth_helpers import open_logged_in
 from tests.browser import chromium
 from tests.server import DashboardServer
 from tests.util import wait_until
@@ -38,11 +38,8 @@ def server(tmp_path, make_redis, mariadb):
 def test_queue_area_says_not_draining_shows_the_eta_and_the_read_error_as_text(server):
     s, client = server
     with chromium() as ctx:
-        page = ctx.new_page()
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        browser_login(page, s)
-        page.goto(s.url + "/")
+        page, events = open_logged_in(ctx, s)
+        dialogs = events["dialogs"]
         page.wait_for_selector("#queue-drain-note", state="attached", timeout=15000)
 
         def worker_takes_jobs_until_an_eta_shows() -> str | None:

@@ -20,7 +20,7 @@ import requests
 import socketio
 
 from dashboard import devservices
-from tests.auth_helpers import add_token, add_user, browser_login
+from tests.auth_helpers import add_token, add_user, open_logged_in
 from tests.browser import chromium
 from tests.server import DashboardServer
 from tests.util import mysql_connect, wait_until
@@ -113,19 +113,6 @@ class SlowStatement:
             cur.execute(f"KILL QUERY {self.conn.thread_id()}")
         self.thread.join(10)
         self.conn.close()
-
-
-def open_logged_in(ctx, server, path="/"):
-    page = ctx.new_page()
-    events = {"dialogs": [], "console": [], "csp": []}
-    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
-    page.on("console", lambda m: events["console"].append(f"{m.type}: {m.text}"))
-    # Injected by the browser driver before any page script (not subject to the page's CSP).
-    page.add_init_script("""document.addEventListener('securitypolicyviolation',
-        e => (window.__csp = window.__csp || []).push(e.violatedDirective + ' ' + e.blockedURI))""")
-    browser_login(page, server)
-    page.goto(server.url + path)
-    return page, events
 
 
 def test_logging_in_through_the_form_opens_the_live_page_and_plotly_draws_under_the_csp(stack):
