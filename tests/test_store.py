@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from dashboard import sketch
 from dashboard.model import Sample
 from dashboard.store import Store
+from tests.util import kill_9_writer
 
 
 @pytest.fixture
@@ -86,29 +82,11 @@ def test_history_survives_a_restart_and_sequence_numbers_keep_growing(tmp_path):
 def test_kill_9_loses_at_most_the_tick_being_written(tmp_path):
     # A writer process prints every tick's sequence number once its transaction committed;
     # after SIGKILL every printed tick must be in the file.
-    code = textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {os.getcwd()!r})
-        from dashboard.store import Store
-        from dashboard.model import Sample
-        s = Store({str(tmp_path)!r})
-        i = 0
-        while True:
-            i += 1
-            out = s.append([Sample("host", time.time(), {{"host.cpu_percent": i}}),
-                            Sample("host", time.time(), {{"host.disk_percent": i}}, {{"mount": "/"}})])
-            print(out[-1].seq, flush=True)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    committed = []
-    try:
-        while len(committed) < 300:
-            line = proc.stdout.readline()
-            assert line, "writer died"
-            committed.append(int(line))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+    committed = kill_9_writer(tmp_path, """
+        out = s.append([Sample("host", time.time(), {"host.cpu_percent": i}),
+                        Sample("host", time.time(), {"host.disk_percent": i}, {"mount": "/"})])
+        print(out[-1].seq, flush=True)
+    """, ticks=300)
     s = Store(tmp_path)
     stored = {x.seq for x in s.between(0)}
     assert set(committed) <= stored

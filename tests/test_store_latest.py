@@ -3,16 +3,12 @@ per source's newest tick (dashboard/storelatest.py), and what a tick's values ar
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 
 from dashboard.model import Sample
 from dashboard.store import Store
+from tests.util import kill_9_writer
 
 
 def newest_by_brute_force(path) -> dict[tuple[str, str], int]:
@@ -93,27 +89,12 @@ def test_a_data_dir_written_before_latest_ticks_keeps_its_newest_samples(tmp_pat
 
 
 def test_after_kill_9_the_newest_samples_are_those_of_the_committed_ticks(tmp_path):
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {os.getcwd()!r})
-        from dashboard.store import Store
-        from dashboard.model import Sample
-        s = Store({str(tmp_path)!r})
-        i = 0
-        while True:
-            i += 1
-            names = range(10) if i % 3 else range(i % 7)     # queues come and go
-            out = s.append([Sample("queue", float(i), {{"queue.pending": float(i)}}, {{"queue": f"q{{n}}"}})
-                            for n in names] + [Sample("host", float(i), {{"host.cpu_percent": 1.0}})])
-            print(out[-1].seq, flush=True)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        for _ in range(200):
-            assert proc.stdout.readline(), "writer died"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+    kill_9_writer(tmp_path, """
+        names = range(10) if i % 3 else range(i % 7)     # queues come and go
+        out = s.append([Sample("queue", float(i), {"queue.pending": float(i)}, {"queue": f"q{n}"})
+                        for n in names] + [Sample("host", float(i), {"host.cpu_percent": 1.0})])
+        print(out[-1].seq, flush=True)
+    """, ticks=200)
     store = Store(tmp_path)
     try:
         assert latest_seqs(store) == newest_by_brute_force(store.path)

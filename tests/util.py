@@ -69,3 +69,40 @@ def mysql_connect(url: str, **overrides: Any):
     import pymysql
 
     return pymysql.connect(**{**mysql_params(url), **overrides})
+
+
+def kill_9_writer(data_dir, tick: str, ticks: int) -> list[int]:
+    """Run a store writer in a child process and SIGKILL it once it has committed ``ticks`` ticks.
+
+    ``tick`` is the body of its endless loop (Python, 4-space indented), with ``s`` the Store on
+    ``data_dir``, ``Sample`` imported, ``i`` the tick number (from 1) and ``time`` imported; it
+    must ``print(<last seq of the tick>, flush=True)`` after each append. Returns those seqs: the
+    ticks the writer saw committed before it was killed.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from dashboard.store import Store
+        from dashboard.model import Sample
+        s = Store({str(data_dir)!r})
+        i = 0
+        while True:
+            i += 1
+    """) + textwrap.indent(textwrap.dedent(tick), "    ")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    committed: list[int] = []
+    try:
+        while len(committed) < ticks:
+            line = proc.stdout.readline()
+            assert line, "writer died"
+            committed.append(int(line))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    return committed
