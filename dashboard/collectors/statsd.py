@@ -158,9 +158,7 @@ class StatsdListener:
         while not self._stopping:
             try:
                 n = sock.recv_into(buf)
-            except (BlockingIOError, socket.timeout):
-                break
-            except OSError:
+            except OSError:                   # nothing queued (BlockingIOError), or closed
                 break
             got += 1
             if n:
