@@ -22,7 +22,7 @@ def test_disk_and_network_byte_counts_are_psutils_taken_between_two_psutil_readi
     reader = _ProcReader()
     # Counters only grow: ours, read between two psutil readings, lies between them.
     d0, n0 = _psutil_disk(), host._psutil_net_bytes()
-    disk, net = reader.disk_bytes(0.0), reader.net_bytes()
+    disk, net = reader.disk_bytes(), reader.net_bytes()
     d1, n1 = _psutil_disk(), host._psutil_net_bytes()
     assert disk is not None
     for i in (0, 1):
@@ -32,7 +32,7 @@ def test_disk_and_network_byte_counts_are_psutils_taken_between_two_psutil_readi
 
 @linux
 def test_memory_and_swap_percent_are_psutils():
-    mem, swap = _ProcReader().memory(0.0)
+    mem, swap = _ProcReader().memory()
     assert mem == pytest.approx(psutil.virtual_memory().percent, abs=0.5)
     assert swap == pytest.approx(psutil.swap_memory().percent, abs=0.5)
 
@@ -61,10 +61,10 @@ def test_a_disk_attached_between_two_ticks_is_counted_from_its_first_tick(monkey
     whole = {b"/sys/block/vda", b"/sys/block/vdb", b"/sys/block/cciss!c0d0"}
     asked = []
     monkeypatch.setattr(host.os.path, "exists", lambda p: asked.append(p) or p in whole)
-    assert reader.disk_bytes(0.0) == (100 * 512, 200 * 512)          # the partition is not added
+    assert reader.disk_bytes() == (100 * 512, 200 * 512)          # the partition is not added
     stats["/proc/diskstats"] += _diskstats(("vdb", 10, 20), ("cciss/c0d0", 1, 2))
-    assert reader.disk_bytes(1.0) == (111 * 512, 222 * 512)          # both new disks at once
-    reader.disk_bytes(2.0)
+    assert reader.disk_bytes() == (111 * 512, 222 * 512)          # both new disks at once
+    reader.disk_bytes()
     # Each name is looked up once, when first seen; psutil's "/" -> "!" naming is followed.
     assert sorted(asked) == sorted([b"/sys/block/vda", b"/sys/block/vda1", b"/sys/block/vdb",
                                     b"/sys/block/cciss!c0d0"])

@@ -98,9 +98,9 @@ class HostCollector:
         }
         p = self._proc
         if p is not None:
-            values["host.mem_percent"], values["host.swap_percent"] = p.memory(now)
+            values["host.mem_percent"], values["host.swap_percent"] = p.memory()
             rx, tx = p.net_bytes()
-            disk = p.disk_bytes(now)
+            disk = p.disk_bytes()
         else:
             values["host.mem_percent"] = psutil.virtual_memory().percent
             values["host.swap_percent"] = psutil.swap_memory().percent
@@ -169,7 +169,7 @@ class _ProcReader:
         with open(path, "rb", buffering=0) as f:
             return f.read()
 
-    def memory(self, now: float) -> tuple[float, float]:
+    def memory(self) -> tuple[float, float]:
         """(mem %, swap %) as psutil.virtual_memory().percent and swap_memory().percent."""
         kb = {k.decode(): int(v) for k, v in _MEMINFO.findall(self._read("/proc/meminfo"))}
         total = kb.get("MemTotal", 0)
@@ -193,7 +193,7 @@ class _ProcReader:
                 tx += int(f[8])
         return rx, tx
 
-    def disk_bytes(self, now: float) -> tuple[int, int] | None:
+    def disk_bytes(self) -> tuple[int, int] | None:
         """Bytes read and written by whole disks (not partitions) since boot, as psutil sums."""
         rd = wr = 0
         seen = False
