@@ -8,6 +8,7 @@ import pytest
 
 from dashboard.collectors import host
 from dashboard.collectors.host import HostCollector, _ProcReader
+from tests.util import wait_until
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
 
@@ -42,9 +43,12 @@ def test_without_proc_the_collector_falls_back_to_psutil_with_the_same_metrics(m
     monkeypatch.setattr(_ProcReader, "usable", staticmethod(lambda: False))
     slow = HostCollector()
     assert slow._proc is None
-    for c in (fast, slow):
-        c.collect()
-    names = [sorted(c.collect()[0].values) for c in (fast, slow)]
+    # Rates need two readings, host.cpu_percent some CPU-clock ticks between them: collect until
+    # both kinds are there.
+    def settled(c):
+        return wait_until(lambda: (r := c.collect()) and {"host.cpu_percent", "host.net_rx_bps"}
+                          <= r[0].values.keys() and r, timeout=5, interval=0.1)
+    names = [sorted(settled(c)[0].values) for c in (fast, slow)]
     assert names[0] == names[1]
     assert "host.disk_write_bps" in names[0] and "host.net_rx_bps" in names[0]
 
