@@ -9,11 +9,25 @@ from dashboard.pages import asset_version
 
 bp = Blueprint("fleet", __name__)
 
-# How close each figure is to its critical level (THRESHOLDS.md host defaults); 1.0 = critical.
-PRESSURE = {"cpu": 95.0, "mem": 95.0, "disk": 90.0, "load": 3.0}
+# Each row figure and the alert rule whose critical level it is ranked against.
+PRESSURE_RULES = {"cpu": "host_cpu", "mem": "host_memory", "disk": "host_disk", "load": "host_load"}
+
+
+def pressure_levels(rules) -> dict[str, float]:
+    """How close each figure may come before it is critical: the effective rules' critical
+    levels (``[rules.host_cpu] critical = 80`` ranks CPU against 80), or their warning level
+    where a rule has no critical one; a disabled rule does not rank."""
+    out = {}
+    for key, name in PRESSURE_RULES.items():
+        rule = rules.get(name)
+        level = None if rule is None or not rule.enabled else (rule.critical or rule.warning)
+        if level:
+            out[key] = float(level)
+    return out
 
 
 def fleet_rows(runtime, now: float | None = None) -> list[dict]:
+    """``pressure``: the largest figure / its critical level (1.0 = at the critical level)."""
     now = time.time() if now is None else now
     settings = runtime.settings
     hosts: dict[str, dict] = {}
@@ -47,8 +61,9 @@ def fleet_rows(runtime, now: float | None = None) -> list[dict]:
         if "host.disk_percent" in v:
             r["disk"] = max(r["disk"] or 0.0, v["host.disk_percent"])
     out = [r for r in hosts.values() if not r.get("retired")]
+    levels = pressure_levels(runtime.rules)
     for r in out:
-        r["pressure"] = max([(r[k] or 0.0) / lim for k, lim in PRESSURE.items()])
+        r["pressure"] = max([(r[k] or 0.0) / lim for k, lim in levels.items()], default=0.0)
         r["age_s"] = None if r["last_ts"] is None else round(now - r["last_ts"], 1)
     # Down hosts first, then the most pressed.
     out.sort(key=lambda r: (r["up"] is not False, -r["pressure"], r["host"]))

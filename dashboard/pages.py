@@ -47,7 +47,7 @@ def healthz():
 def live_page():
     rt = current_app.extensions["dashboard"]
     sources = {c.source: c.interval_s for c in rt.runner.collectors}
-    return render_template("live.html", panels=panels.as_json(), areas=panels.AREAS,
+    return render_template("live.html", panels=panels.as_json(rt.rules), areas=panels.AREAS,
                            sources=sources, settings=rt.settings, v=asset_version())
 
 

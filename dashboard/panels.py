@@ -1,13 +1,16 @@
 """What the live page draws: panels grouped by area, each naming the metrics it plots.
 
 The page builds one Plotly chart per panel from this table; a labelled metric
-(``host.disk_percent{mount}``) gets one trace per label set as series appear. ``lines`` are
-horizontal reference lines (targets and thresholds, from the alert rules where one exists).
+(``host.disk_percent{mount}``) gets one trace per label set as series appear. Horizontal
+reference lines are of two kinds: goals declared here (``targets``: the cache's 80 %, the
+availability target), and the warning/critical levels of the panel's alert rule, taken from the
+effective rules (defaults merged with ``[rules.NAME]``) by ``as_json(rules)``, so the page draws
+the level the alert fires at, never a copy of it.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -24,24 +27,25 @@ class Panel:
     metrics: Sequence[str]
     unit: str
     area: str
-    lines: Sequence[Line] = ()
+    targets: Sequence[Line] = ()    # goals, not rule levels
     y_max: float | None = None      # e.g. 100 for percentages
-    rule: str | None = None         # the alert rule whose breaches shade this panel
+    rule: str | None = None         # the alert rule whose breaches shade and levels are drawn
     names: dict[str, str] = field(default_factory=dict)   # metric -> legend name
+    levels: bool = True             # draw the rule's levels (False: drawn another way, or at 0)
 
 
 HOST_PANELS: tuple[Panel, ...] = (
     Panel("host-cpu", "CPU busy", ["host.cpu_percent"], "%", "host",
-          [Line(80, "warning 80 %"), Line(95, "critical 95 %", "critical")], 100, "host_cpu",
+          (), 100, "host_cpu",
           {"host.cpu_percent": "CPU"}),
     Panel("host-load", "Load per core (1 min)", ["host.load_per_core"], "", "host",
-          [Line(1.5, "warning 1.5"), Line(3, "critical 3", "critical")], None, "host_load",
+          (), None, "host_load",
           {"host.load_per_core": "load/core"}),
     Panel("host-mem", "Memory and swap in use", ["host.mem_percent", "host.swap_percent"], "%",
-          "host", [Line(85, "warning 85 %"), Line(95, "critical 95 %", "critical")], 100,
+          "host", (), 100,
           "host_memory", {"host.mem_percent": "memory", "host.swap_percent": "swap"}),
     Panel("host-disk", "Disk space used", ["host.disk_percent"], "%", "host",
-          [Line(80, "warning 80 %"), Line(90, "critical 90 %", "critical")], 100, "host_disk"),
+          (), 100, "host_disk"),
     Panel("host-net", "Network", ["host.net_rx_bps", "host.net_tx_bps"], "B/s", "host",
           names={"host.net_rx_bps": "received", "host.net_tx_bps": "sent"}),
     Panel("host-io", "Disk I/O", ["host.disk_read_bps", "host.disk_write_bps"], "B/s", "host",
@@ -50,18 +54,18 @@ HOST_PANELS: tuple[Panel, ...] = (
 
 DB_PANELS: tuple[Panel, ...] = (
     Panel("db-pool", "Connection pool in use", ["db.pool_utilization"], "%", "db",
-          [Line(80, "warning 80 %"), Line(95, "critical 95 %", "critical")], 100,
-          "db_pool_utilization", {"db.pool_utilization": "pool"}),
+          (), 100, "db_pool_utilization", {"db.pool_utilization": "pool"}),
     Panel("db-conn-hour", "New connections per hour, against the limit",
           ["db.connections_per_hour", "db.connections_per_hour_limit"], "/h", "db",
           rule="db_connections_per_hour",
-          names={"db.connections_per_hour": "connections/h", "db.connections_per_hour_limit": "limit"}),
+          names={"db.connections_per_hour": "connections/h", "db.connections_per_hour_limit": "limit"},
+          levels=False),    # the limit is a trace of its own
     Panel("db-slow", "Slow queries per minute", ["db.slow_queries_per_min", "db.long_running"],
           "/min", "db", rule="db_slow_queries",
-          names={"db.slow_queries_per_min": "slow/min", "db.long_running": "running ≥ slow now"}),
+          names={"db.slow_queries_per_min": "slow/min", "db.long_running": "running ≥ slow now"},
+          levels=False),    # any slow statement: a level on the axis says nothing
     Panel("db-avg", "Average query time", ["db.avg_query_ms"], "ms", "db",
-          [Line(100, "warning 100 ms"), Line(1000, "critical 1000 ms", "critical")], None,
-          "db_avg_query_time", {"db.avg_query_ms": "avg"}),
+          (), None, "db_avg_query_time", {"db.avg_query_ms": "avg"}),
     Panel("db-threads", "Connections and running statements",
           ["db.threads_connected", "db.threads_running", "db.pool_capacity"], "", "db",
           names={"db.threads_connected": "connected", "db.threads_running": "running",
@@ -71,15 +75,15 @@ DB_PANELS: tuple[Panel, ...] = (
     Panel("db-refused", "Refused and aborted connections",
           ["db.refused_connections", "db.aborted_connects_per_min"], "", "db",
           rule="db_refused_connections",
-          names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"}),
+          names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"},
+          levels=False),    # any refused connection
 )
 
 # Issue 4: the cache, the job queues and the application's own signals. Lines are the docs'
 # targets and THRESHOLDS.md rows 6-14 (the alert rules' defaults).
 CACHE_PANELS: tuple[Panel, ...] = (
     Panel("cache-hit", "Cache hit rate (over the last minute)", ["cache.hit_rate"], "%", "cache",
-          [Line(80, "goal 80 %", "target"), Line(75, "warning 75 %"),
-           Line(60, "critical 60 %", "critical")], 100, "cache_hit_rate",
+          [Line(80, "goal 80 %", "target")], 100, "cache_hit_rate",
           {"cache.hit_rate": "hit rate"}),
     Panel("cache-traffic", "Cache hits, misses and evictions",
           ["cache.hits_per_s", "cache.misses_per_s", "cache.evicted_per_s"], "/s", "cache",
@@ -93,12 +97,11 @@ CACHE_PANELS: tuple[Panel, ...] = (
 
 QUEUE_PANELS: tuple[Panel, ...] = (
     Panel("queue-pending", "Jobs pending", ["queue.pending"], "", "queue",
-          [Line(50, "warning 50"), Line(200, "critical 200", "critical")], None, "queue_pending"),
+          (), None, "queue_pending"),
     Panel("queue-failed", "Failed jobs, new in the last minute", ["queue.failed_new"], "", "queue",
-          [Line(0.5, "any new failure", "critical")], None, "queue_failed"),
+          (), None, "queue_failed"),
     Panel("queue-age", "Oldest pending job", ["queue.oldest_pending_age_s"], "s", "queue",
-          [Line(600, "warning 10 min"), Line(1800, "critical 30 min", "critical")], None,
-          "queue_oldest_age"),
+          (), None, "queue_oldest_age"),
     Panel("queue-drain", "Time to drain the queue", ["queue.drain_eta_s"], "s", "queue"),
     Panel("queue-flow", "Jobs taken minus jobs added, per second", ["queue.net_dequeue_per_s"],
           "/s", "queue"),
@@ -106,20 +109,16 @@ QUEUE_PANELS: tuple[Panel, ...] = (
 
 APP_PANELS: tuple[Panel, ...] = (
     Panel("app-response", "Response time", ["app.response_ms", "app.response_ms_p95"], "ms", "app",
-          [Line(500, "target 500 ms"), Line(1000, "critical 1 s", "critical")], None,
-          "app_response_time", {"app.response_ms": "avg", "app.response_ms_p95": "p95"}),
+          (), None, "app_response_time", {"app.response_ms": "avg", "app.response_ms_p95": "p95"}),
     Panel("app-errors", "Error rate", ["app.error_rate"], "%", "app",
-          [Line(0.1, "warning 0.1 %"), Line(1, "critical 1 %", "critical")], None, "app_error_rate",
+          (), None, "app_error_rate",
           {"app.error_rate": "errors"}),
     Panel("app-checkout", "Checkout success rate", ["app.checkout_success_rate"], "%", "app",
-          [Line(99, "goal 99 %", "target"), Line(95, "critical 95 %", "critical")], 100,
-          "app_checkout_success", {"app.checkout_success_rate": "checkout success"}),
+          [Line(99, "goal 99 %", "target")], 100, "app_checkout_success", {"app.checkout_success_rate": "checkout success"}),
     Panel("app-availability", "Probes up today", ["app.availability_percent"], "%", "app",
-          [Line(99.9, "target 99.9 %", "target"), Line(99, "critical 99 %", "critical")], 100,
-          "app_availability"),
+          [Line(99.9, "target 99.9 %", "target")], 100, "app_availability"),
     Panel("app-workers", "PHP-FPM workers busy (of pm.max_children)", ["app.worker_utilization"],
-          "%", "app", [Line(80, "warning 80 %"), Line(95, "critical 95 %", "critical")], 100,
-          "app_worker_utilization", {"app.worker_utilization": "busy"}),
+          "%", "app", (), 100, "app_worker_utilization", {"app.worker_utilization": "busy"}),
     Panel("app-statsd", "StatsD packets received and malformed",
           ["statsd.packets_per_s", "statsd.malformed_per_s"], "/s", "app",
           names={"statsd.packets_per_s": "packets/s", "statsd.malformed_per_s": "malformed/s"}),
@@ -131,5 +130,32 @@ AREAS: dict[str, str] = {"host": "Host", "db": "Database", "cache": "Cache", "qu
 PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS, *CACHE_PANELS, *QUEUE_PANELS, *APP_PANELS]
 
 
-def as_json(panels: Sequence[Panel] | None = None) -> list[dict]:
-    return [asdict(p) for p in (PANELS if panels is None else panels)]
+def level_label(severity: str, value: float, unit: str) -> str:
+    """``warning 80 %``, ``critical 1 s``, ``warning 10 min``: as an operator says the level."""
+    if unit == "ms" and value >= 1000:
+        value, unit = value / 1000, "s"
+    if unit == "s" and value >= 60 and value % 60 == 0:
+        value, unit = value / 60, "min"
+    return f"{severity} {value:g}" + (f" {unit}" if unit and unit != "jobs" else "")
+
+
+def level_lines(panel: Panel, rules: Mapping[str, Any]) -> list[Line]:
+    """The warning and critical levels of the panel's effective rule (none when disabled)."""
+    rule = rules.get(panel.rule) if panel.rule and panel.levels else None
+    if rule is None or not rule.enabled:
+        return []
+    goals = {t.value for t in panel.targets}
+    return [Line(level, level_label(sev, level, rule.unit), sev)
+            for sev, level in (("warning", rule.warning), ("critical", rule.critical))
+            if level is not None and level not in goals]
+
+
+def as_json(rules: Mapping[str, Any], panels: Sequence[Panel] | None = None) -> list[dict]:
+    """The page's panel table; ``rules``: the effective alert rules (``Runtime.rules``)."""
+    out = []
+    for p in PANELS if panels is None else panels:
+        d = asdict(p)
+        d["lines"] = [asdict(line) for line in (*p.targets, *level_lines(p, rules))]
+        del d["targets"], d["levels"]
+        out.append(d)
+    return out

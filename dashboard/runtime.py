@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any, Callable, Sequence
 
+from alerts.rules import Rule, build_rules
 from dashboard import redact
 from dashboard.collectors.base import Collector
 from dashboard.config import Settings
@@ -27,6 +28,9 @@ class Runtime:
                  store: Store | None = None) -> None:
         self.settings = settings
         redact.register(settings.secrets())      # scrub them from every log record (issue 7)
+        # The effective alert rules: the one source of every level the page, the fleet view,
+        # the daily summary and the alert engine use.
+        self.rules: dict[str, Rule] = build_rules(settings)
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
                                     settings.rollup_retention_d)
         if collectors is None:
