@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import sketch  # noqa: E402
+from dashboard.store import sketch  # noqa: E402
 from dashboard.config import from_dict  # noqa: E402
 from dashboard.model import Sample  # noqa: E402
 from dashboard.report.build import build_report  # noqa: E402

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from dashboard import sketch
+from dashboard.store import sketch
 
 
 def exact_quantile(values, q):

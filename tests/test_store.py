@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import sketch
+from dashboard.store import sketch
 from dashboard.model import Sample
 from dashboard.store import Store
 from tests.util import kill_9_writer

@@ -1,5 +1,5 @@
 """The newest sample of each series (/api/latest, /metrics, the fleet view) as the store keeps it
-per source's newest tick (dashboard/storelatest.py), and what a tick's values are stored as."""
+per source's newest tick (dashboard/store/latest.py), and what a tick's values are stored as."""
 from __future__ import annotations
 
 import json

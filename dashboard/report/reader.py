@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from dashboard import sketch
+from dashboard.store import sketch
 from dashboard.store import Store
 
 CHART_BUCKET_S = 300            # the day's chart: 5-minute mean, min and max (peaks kept)

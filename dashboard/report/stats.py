@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard import sketch
+from dashboard.store import sketch
 from dashboard.report.areas import Area
 from dashboard.report.days import Day
 from dashboard.report.reader import CHART_BUCKET_S, Agg, Level

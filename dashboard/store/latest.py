@@ -26,7 +26,7 @@ import sqlite3
 from typing import Callable, Sequence
 
 SCHEMA = """
--- Per source, the sequence range of its newest append (dashboard/storelatest.py).
+-- Per source, the sequence range of its newest append (dashboard/store/latest.py).
 CREATE TABLE IF NOT EXISTS latest_ticks (
     source    TEXT PRIMARY KEY,
     first_seq INTEGER NOT NULL,

@@ -24,7 +24,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from dashboard import sketch, storelatest
+from dashboard.store import latest as storelatest
+from dashboard.store import sketch
 from dashboard.model import Sample, series_key
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS metric_sources (
     PRIMARY KEY (metric, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- With latest_ticks (dashboard/storelatest.py), the newest sample of each (source, labels):
+-- With latest_ticks (dashboard/store/latest.py), the newest sample of each (source, labels):
 -- /api/latest, /metrics and the fleet view read these small tables instead of grouping an hour
 -- of samples. Here only series missing from their source's newest append (files written before
 -- latest_ticks: every series).
