@@ -7,6 +7,6 @@ from dashboard.serverimports import skip_client_libraries  # noqa: E402
 
 skip_client_libraries()
 
-from dashboard import create_app  # noqa: E402
+from dashboard.app import create_app  # noqa: E402
 
 app = create_app(async_mode="gevent")

@@ -35,7 +35,7 @@ def cmd_serve(args) -> int:
     first_admin(settings)     # very first start only: an admin with a random password, shown once
     if mode == "threading":
         # Development server without gunicorn (no WebSocket upgrade under plain threading).
-        from dashboard import create_app
+        from dashboard.app import create_app
         app = create_app(settings)
         app.extensions["dashboard"].start()
         host, port = bind.rsplit(":", 1)
