@@ -27,17 +27,17 @@ if workers != 1:
 
 def post_worker_init(worker):
     # Leak hunts only: SIGUSR2 dumps greenlets/objects/tracemalloc when DASHBOARD_DEBUG_DUMP is set.
-    from dashboard import debugdump
+    from dashboard.process import debugdump
     debugdump.install_from_env()
     # Everything imported so far lives as long as the worker: keep it out of the garbage
     # collector's full passes (measured: 65-160 ms pauses at 500 clients, 25-36 ms frozen).
     gc.freeze()
     runtime = worker.wsgi.extensions["dashboard"]
     # `python -m dashboard serve` made the first admin already; this covers a hand-run gunicorn.
-    from dashboard.accounts_cli import announce_first_admin
+    from dashboard.auth.cli import announce_first_admin
     announce_first_admin(worker.wsgi.extensions["dashboard.accounts"])
     # Collect here unless web-only; with a message queue, only while holding the leader lock.
-    from dashboard.cluster import take_part
+    from dashboard.process.cluster import take_part
     take_part(runtime, web_only=os.environ.get("DASHBOARD_WEB_ONLY") == "1")
 
 

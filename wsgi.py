@@ -37,7 +37,7 @@ def _is_ip_literal(host) -> bool:
 
 socket.getaddrinfo = _getaddrinfo_in_thread
 
-from dashboard.serverimports import skip_client_libraries  # noqa: E402
+from dashboard.process.serverimports import skip_client_libraries  # noqa: E402
 
 skip_client_libraries()
 

@@ -3,7 +3,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from dashboard.serverimports import skip_client_libraries  # noqa: E402
+from dashboard.process.serverimports import skip_client_libraries  # noqa: E402
 
 skip_client_libraries()
 

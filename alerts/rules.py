@@ -17,7 +17,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from dashboard.config import DOWN_RULE_SOURCES, RULE_NAMES, SEVERITIES, ConfigError, Settings
+from dashboard.config.settings import (
+    DOWN_RULE_SOURCES,
+    RULE_NAMES,
+    SEVERITIES,
+    ConfigError,
+    Settings,
+)
 
 REPEAT_S = {"critical": 30 * 60.0, "warning": 4 * 3600.0}
 

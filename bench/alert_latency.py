@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import DashboardServer, machine_line, percentile, sigterm_as_exit  # noqa: E402
-from dashboard import devservices  # noqa: E402
-from tests.receivers import WebhookReceiver  # noqa: E402
-from tests.util import mysql_connect  # noqa: E402
+from dashboard.demo import services as devservices  # noqa: E402
+from tests.support.receivers import WebhookReceiver  # noqa: E402
+from tests.support.util import mysql_connect  # noqa: E402
 
 POOL = 20
 

@@ -1,6 +1,6 @@
 """How much a burst of logins delays everyone else on the one eventlet worker.
 
-scrypt (~0.13 s of CPU per check) runs in a native thread, one at a time (dashboard/accounts.py
+scrypt (~0.13 s of CPU per check) runs in a native thread, one at a time (dashboard/auth/accounts.py
 _off_the_hub); this prints /healthz latency with and without 8 simultaneous logins.
 
     .venv/bin/python bench/login_stall.py
@@ -17,8 +17,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.auth_helpers import add_user  # noqa: E402
-from tests.server import DashboardServer  # noqa: E402
+from tests.support.auth_helpers import add_user  # noqa: E402
+from tests.support.server import DashboardServer  # noqa: E402
 
 LOGINS = 8
 

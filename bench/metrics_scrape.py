@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from dashboard.app import create_app
-    from dashboard.config import from_dict
+    from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as d:

@@ -193,7 +193,7 @@ def start_targets(stack: contextlib.ExitStack, tmp: Path, args) -> tuple[dict, l
     targets: list[Subject] = []
     facts: dict = {}
     if args.with_mysql or args.with_redis:
-        from dashboard import devservices
+        from dashboard.demo import services as devservices
     if args.with_mysql:
         db = devservices.start_mariadb(tmp / "mariadb", performance_schema=True)
         stack.callback(db.stop)

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.store import sketch  # noqa: E402
-from dashboard.config import from_dict  # noqa: E402
+from dashboard.config.load import from_dict  # noqa: E402
 from dashboard.model import Sample  # noqa: E402
 from dashboard.report.build import build_report  # noqa: E402
 from dashboard.report.reader import labels_text  # noqa: E402

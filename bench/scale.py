@@ -73,7 +73,7 @@ class Agents:
         return out
 
     def publish(self, ts: float | None = None) -> None:
-        from dashboard.agent import STREAM, STREAM_MAXLEN, message
+        from dashboard.process.agent import STREAM, STREAM_MAXLEN, message
         ts = time.time() if ts is None else ts
         pipe = self.client.pipeline(transaction=False)
         for i in range(self.n):
@@ -148,10 +148,10 @@ def tick_cpu(runner, collector, ticks: int, before=None) -> float:
 
 
 def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], args) -> list:
-    from dashboard import config
+    from dashboard.config import load as config
     from dashboard.app import create_app
     from dashboard.collectors.agents import AgentsCollector
-    from dashboard.collectors.queues import QueueCollector
+    from dashboard.collectors.queues.collector import QueueCollector
     from dashboard.runtime import Runtime
     import redis
 
@@ -198,8 +198,8 @@ def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], a
 
 
 def bench_db_tick(mysql_url: str, tmp: Path, digests: int) -> None:
-    from dashboard import config
-    from dashboard.collectors.mysql import MySQLCollector
+    from dashboard.config import load as config
+    from dashboard.collectors.mysql.collector import MySQLCollector
     from dashboard.store import Store
     c = MySQLCollector(config.parse_mysql({"url": mysql_url}))
     store = Store(tmp / "db-tick")
@@ -229,7 +229,7 @@ def full_tick(redis_url: str, mysql_url: str, queues: list[dict], hosts: int) ->
     """One tick of the whole installation, as the runner would publish it (real collectors)."""
     import redis
 
-    from dashboard import config
+    from dashboard.config import load as config
     from dashboard.collectors import registry
     from dashboard.collectors.agents import AgentsCollector
     from dashboard.scheduler import CollectorRunner
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--runs 1..10, --ticks 5..1000")
     harness.sigterm_as_exit()
     print(harness.machine_line())
-    from dashboard import devservices
+    from dashboard.demo import services as devservices
     with contextlib.ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="dash-scale-"))
         stack.callback(lambda: shutil.rmtree(tmp, ignore_errors=True))

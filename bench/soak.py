@@ -3,7 +3,7 @@
 30 minutes at 0.1 s are ~18,000 ticks per collector: five hours of 1 s sampling. One Socket.IO
 client stays connected on /live throughout. Every ``--every`` seconds (30) it prints the gunicorn
 worker's RSS (and the process tree's), open file descriptors, OS threads, green threads and
-objects tracked by the GC (through the worker's SIGUSR2 debug hook, ``dashboard/debugdump.py``,
+objects tracked by the GC (through the worker's SIGUSR2 debug hook, ``dashboard/process/debugdump.py``,
 enabled for this run only), the store's size on disk and its row counts. The raw retention is
 set small (``--retention-min``, 15 min for a 30 min soak) so pruning really runs; the expected
 size of the store is computed from it (bench/soakstore.py) and compared.

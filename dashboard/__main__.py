@@ -11,15 +11,17 @@ import sys
 import threading
 from pathlib import Path
 
-from dashboard import config as config_mod
+from dashboard.config import load as config_mod
+from dashboard.config.secrets import mask_url
+from dashboard.config.settings import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(args) -> config_mod.Settings:
+def _load(args) -> Settings:
     try:
         return config_mod.load(getattr(args, "config", None))
-    except config_mod.ConfigError as e:
+    except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -31,7 +33,7 @@ def cmd_serve(args) -> int:
         os.environ["DASHBOARD_CONFIG"] = str(Path(args.config).resolve())
     bind = args.bind or settings.bind
     mode = settings.async_mode
-    from dashboard.accounts_cli import first_admin
+    from dashboard.auth.cli import first_admin
     first_admin(settings)     # very first start only: an admin with a random password, shown once
     if mode == "threading":
         # Development server without gunicorn (no WebSocket upgrade under plain threading).
@@ -71,7 +73,8 @@ def cmd_collect(args) -> int:
         return 2
     import signal
 
-    from dashboard import cluster, create_app
+    from dashboard.process import cluster
+    from dashboard import create_app
     app = create_app(settings, role="collector", async_mode="threading")
     runtime = app.extensions["dashboard"]
     done = threading.Event()
@@ -98,7 +101,7 @@ def cmd_agent(args) -> int:
 
     import redis
 
-    from dashboard.agent import Agent
+    from dashboard.process.agent import Agent
     from dashboard.collectors.host import HostCollector
     collectors = [HostCollector(interval_s=settings.interval_s)]
     if settings.phpfpm_url:
@@ -106,7 +109,7 @@ def cmd_agent(args) -> int:
         collectors.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children))
     client = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
     if args.retire:
-        from dashboard.agent import retire
+        from dashboard.process.agent import retire
         retire(client, args.host_name or settings.host_name)
         print(f"dashboard agent: {args.host_name or settings.host_name} retired (host_down "
               "resolved, removed from the fleet view)", flush=True)
@@ -115,7 +118,7 @@ def cmd_agent(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop_event.set())
     print(f"dashboard agent: publishing {agent.host} every {settings.interval_s:g} s to "
-          f"{config_mod.mask_url(settings.message_queue)}", flush=True)
+          f"{mask_url(settings.message_queue)}", flush=True)
     agent.run()
     return 0
 
@@ -145,7 +148,7 @@ def cmd_check(args) -> int:
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
     from dashboard.collectors import registry
-    from dashboard.redact import scrub     # a driver's message may quote a DSN (issue 7)
+    from dashboard.config.redact import scrub  # a driver's message may quote a DSN (issue 7)
     secrets = settings.secrets()
     failures = 0
     print("\ntargets:")
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ag.set_defaults(func=cmd_agent)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
-    from dashboard.accounts_cli import add_commands
+    from dashboard.auth.cli import add_commands
     add_commands(sub, _load)           # create-user, create-token, revoke-token
     from dashboard.report.cli import add_command
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)

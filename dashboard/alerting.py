@@ -20,7 +20,7 @@ from alerts.engine import Engine, Transition
 from alerts.outbox import Outbox, Policy
 from alerts.rules import build_rules
 from alerts.service import AlertService, Channel, Context
-from dashboard.config import Settings
+from dashboard.config.settings import Settings
 from dashboard.store import Store
 
 NAMESPACE = "/live"
@@ -29,7 +29,7 @@ ACK_PURPOSE = "ack"
 
 
 def panel_for_rules() -> dict[str, str]:
-    from dashboard import panels
+    from dashboard.web import panels
     return {p.rule: p.id for p in panels.PANELS if p.rule}
 
 
@@ -52,7 +52,7 @@ def build(settings: Settings, store: Store, source_intervals: dict[str, float], 
 
 
 def signer_for(runtime) -> Any:
-    from dashboard import signing
+    from dashboard.auth import signing
     return signing.for_runtime(runtime)
 
 

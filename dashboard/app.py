@@ -6,8 +6,8 @@ import logging
 
 from flask import Flask, request
 
-from dashboard import config as config_mod
-from dashboard.config import Settings
+from dashboard.config import load as config_mod
+from dashboard.config.settings import Settings
 from dashboard.runtime import Runtime
 
 COMPRESSIBLE = ("application/json", "text/html", "text/css", "text/csv", "application/javascript",
@@ -28,13 +28,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["dashboard"] = runtime
 
-    from dashboard import api, auth, dbviews, live, pages
+    from dashboard.web import api, db as dbviews, live, pages
+    from dashboard.auth import guard as auth
 
-    from dashboard import errors
+    from dashboard.web import errors
     errors.init_app(app)                         # BadRequest -> 4xx JSON, for every blueprint
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    from dashboard import fleet
+    from dashboard.web import fleet
     app.register_blueprint(fleet.bp)             # issue 8: one row per host, agents included
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     if role == "collector":
@@ -42,10 +43,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     else:
         live.init_app(app, runtime, async_mode or settings.async_mode)
     dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
-    from dashboard import alerting, alerts_views   # issue 5: engine sink, outbox, /alerts, /api/alerts
+    from dashboard import alerting
+    from dashboard.web import alerts as alerts_views  # issue 5: engine sink, outbox, /alerts, /api/alerts
     app.extensions["dashboard.alerting"] = alerting.install(runtime, emit=runtime.emit)
     app.register_blueprint(alerts_views.bp)
-    from dashboard import prometheus   # issue 8: GET /metrics (auth as in dashboard.auth)
+    from dashboard.web import metrics as prometheus  # issue 8: GET /metrics (auth as in dashboard.auth)
     app.register_blueprint(prometheus.bp)
     from dashboard.report import views as report_views; report_views.init_app(app, runtime)  # issue 6: daily summary
 

@@ -11,9 +11,9 @@ import threading
 from typing import Any, Callable, Sequence
 
 from alerts.rules import Rule, build_rules
-from dashboard import redact
+from dashboard.config import redact
 from dashboard.collectors.base import Collector
-from dashboard.config import Settings
+from dashboard.config.settings import Settings
 from dashboard.model import Sample
 from dashboard.scheduler import CollectorRunner
 from dashboard.store import Store

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dashboard import redact
+from dashboard.config import redact
 from dashboard.collectors.base import Collector
 from dashboard.model import CollectorError, Reading, Sample
 

@@ -8,7 +8,7 @@
 # changed since the last successful install (hash stamps in .venv/ and node_modules/).
 #   1. Debian packages: MariaDB, Redis, memcached, Chromium, Python venv + headers, Node/npm.
 #      Only the binaries are needed: scripts and tests start private instances
-#      (dashboard/devservices.py), never the system services.
+#      (dashboard/demo/services.py), never the system services.
 #   2. .venv with requirements-dev.txt (which includes requirements.txt).
 #   3. node_modules from package-lock.json, then the browser bundles copied (with .gz
 #      siblings) into dashboard/static/vendor/ -- never committed.

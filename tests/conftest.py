@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from dashboard import devservices
-from tests.receivers import SmtpSink, WebhookReceiver
+from dashboard.demo import services as devservices
+from tests.support.receivers import SmtpSink, WebhookReceiver
 
 # =============================================================================================
 # 1. Services
@@ -139,10 +139,16 @@ def make_memcached(tmp_path: Path) -> Iterator[Callable[..., devservices.Memcach
 # =============================================================================================
 # 2. App fixtures
 
-# ---- 2a. Authenticated app fixtures (issue 7, security). Helpers: tests/auth_helpers.py;
+# ---- 2a. Authenticated app fixtures (issue 7, security). Helpers: tests/support/auth_helpers.py;
 # ---- how-to: /work/notes/auth-fixtures.md. Every route needs a login now.
-from tests.auth_helpers import (add_token, add_user, browser_login,  # noqa: E402,F401
-                                live_socket_client, logged_in_client, token_client)
+from tests.support.auth_helpers import (
+    add_token,
+    add_user,
+    browser_login,
+    live_socket_client,
+    logged_in_client,
+    token_client,
+)
 
 
 @pytest.fixture
@@ -152,7 +158,7 @@ def app(tmp_path: Path):
     The API rate limit is raised here so tests that call the API often are not throttled;
     tests of the limits themselves build their own app (tests/test_security.py)."""
     from dashboard.app import create_app
-    from dashboard.config import from_dict
+    from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
 
     settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",

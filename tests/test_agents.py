@@ -5,10 +5,10 @@ import pytest
 import redis
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
-from tests.auth_helpers import logged_in_client
-from tests.server import DashboardServer
-from tests.util import wait_until
+from dashboard.config.load import from_dict
+from tests.support.auth_helpers import logged_in_client
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from dashboard.model import Sample
-from tests.alert_helpers import Clock, drain
-from tests.auth_helpers import live_socket_client
+from tests.support.alert_helpers import Clock, drain
+from tests.support.auth_helpers import live_socket_client
 
 
 def service(app):
@@ -170,7 +170,7 @@ def test_a_tampered_link_is_refused(app, anon_client):
 @pytest.fixture
 def failing_app(tmp_path, webhook_receiver):
     from dashboard.app import create_app
-    from dashboard.config import from_dict
+    from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
     settings = from_dict({"data_dir": str(tmp_path / "d2"), "async_mode": "threading",
                           "notify": [{"kind": "webhook", "url": webhook_receiver.url, "name": "ops-hook"}],
@@ -181,7 +181,7 @@ def failing_app(tmp_path, webhook_receiver):
 
 
 def test_a_channel_failing_permanently_is_shown_on_the_alerts_page(failing_app, webhook_receiver):
-    from tests.auth_helpers import logged_in_client
+    from tests.support.auth_helpers import logged_in_client
     webhook_receiver.respond_with([(410, "gone")])
     fire(failing_app)
     drain(service(failing_app), Clock())

@@ -1,4 +1,4 @@
-"""kill -9 of a real alerting process (tests/alert_child.py): anything undelivered goes out once
+"""kill -9 of a real alerting process (tests/support/alert_child.py): anything undelivered goes out once
 after the restart and nothing goes out twice; the one window left (receiver answered, mark not
 yet committed) resends with the same Idempotency-Key, which is what receivers dedupe on."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.alert_helpers import delivered
-from tests.util import wait_until
+from tests.support.alert_helpers import delivered
+from tests.support.util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ class Child:
     def __init__(self, data_dir: Path, url: str, value: float) -> None:
         self.log = open(data_dir.parent / f"child-{time.monotonic_ns()}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.alert_child", str(data_dir), url, str(value)],
+            [sys.executable, "-m", "tests.support.alert_child", str(data_dir), url, str(value)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -9,9 +9,18 @@ import pytest
 
 from alerts import state
 from dashboard.model import Sample
-from tests.alert_helpers import (FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, Clock, delivered, drain,
-                                 make_service, pool, verify_signature)
-from tests.util import wait_until
+from tests.support.alert_helpers import (
+    FAST,
+    WEBHOOK_ALERT_KEYS,
+    WEBHOOK_KEYS,
+    Clock,
+    delivered,
+    drain,
+    make_service,
+    pool,
+    verify_signature,
+)
+from tests.support.util import wait_until
 
 SECRET = "hook-secret-123"
 
@@ -351,7 +360,7 @@ def test_email_goes_over_starttls_with_login_when_configured(tmp_path, monkeypat
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    from dashboard.devservices import free_port
+    from dashboard.demo.services import free_port
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",

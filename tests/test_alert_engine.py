@@ -8,7 +8,7 @@ import pytest
 
 from alerts.engine import Engine
 from alerts.rules import build_rules
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.model import Sample
 
 T0 = 1_700_000_000.0

@@ -9,10 +9,11 @@ import secrets
 
 import pytest
 
-from dashboard import alerting, config
+from dashboard import alerting
+from dashboard.config import load as config
 from dashboard.runtime import Runtime
-from tests.alert_helpers import FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, verify_signature
-from tests.util import mysql_connect, wait_until
+from tests.support.alert_helpers import FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, verify_signature
+from tests.support.util import mysql_connect, wait_until
 
 POOL = 20
 HOLD_S = 2.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from alerts.rules import build_rules
-from dashboard import config
-from dashboard.config import RULE_NAMES, ConfigError
+from dashboard.config import load as config
+from dashboard.config.settings import RULE_NAMES, ConfigError
 
 
 def rules(**raw):

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import Sample
 from dashboard.runtime import Runtime
 

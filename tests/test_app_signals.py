@@ -10,14 +10,14 @@ from typing import Iterator
 
 import pytest
 
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.collectors.phpfpm import PhpFpmCollector
 from dashboard.collectors.probes import ProbeCollector
 from dashboard.collectors.statsd import StatsdCollector, StatsdListener
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime
 from dashboard.store import Store
-from tests.util import wait_until
+from tests.support.util import wait_until
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
-from tests.auth_helpers import add_user, logged_in_client
+from tests.support.auth_helpers import add_user, logged_in_client
 
 ACK = "/api/alerts/1/ack"
 SILENCES = "/api/silences"
@@ -166,7 +166,7 @@ def test_a_local_next_with_a_query_is_kept(client):
 
 def test_unknown_user_and_wrong_password_get_the_same_answer_through_the_same_check(
         app, anon_client, monkeypatch):
-    from dashboard import accounts as accounts_mod
+    from dashboard.auth import accounts as accounts_mod
     add_user(app, "ann", "viewer", password="correct horse battery")
     checks = []
     real = accounts_mod.check_password_hash

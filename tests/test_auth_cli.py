@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
-from tests.auth_helpers import accounts_for
+from tests.support.auth_helpers import accounts_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,8 +65,8 @@ def test_create_user_without_a_terminal_generates_and_prints_a_password(tmp_path
 
 
 def first_admin_code(data_dir: Path) -> str:
-    return ("import sys; from dashboard.config import from_dict;"
-            "from dashboard.accounts_cli import first_admin;"
+    return ("import sys; from dashboard.config.load import from_dict;"
+            "from dashboard.auth.cli import first_admin;"
             f"first_admin(from_dict({{'data_dir': {str(data_dir)!r}}}))")
 
 

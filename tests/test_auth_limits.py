@@ -8,9 +8,9 @@ import re
 import redis
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
-from tests.auth_helpers import add_token, add_user
+from tests.support.auth_helpers import add_token, add_user
 from tests.test_auth import without_csrf
 
 

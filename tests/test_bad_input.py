@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.config import ConfigError, from_dict
-from tests.auth_helpers import add_token
+from dashboard.config.settings import ConfigError
+from dashboard.config.load import from_dict
+from tests.support.auth_helpers import add_token
 
 HUGE = "99999999999999999999999"          # past SQLite's 64-bit integers: OverflowError before
 JUST_PAST = str(2 ** 63)
@@ -55,7 +56,7 @@ def test_pages_keep_their_html_404(client):
 def test_a_statements_limit_in_other_digits_is_a_400(tmp_path, limit):
     from dashboard.app import create_app
     from dashboard.runtime import Runtime
-    from tests.auth_helpers import logged_in_client
+    from tests.support.auth_helpers import logged_in_client
     settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",
                           "mysql": {"url": "mysql://monitor:pw@127.0.0.1:9/"}})
     app = create_app(settings, Runtime(settings), async_mode="threading")   # never started

@@ -9,12 +9,12 @@ import time
 import pytest
 import redis
 
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.collectors.cache import CacheCollector
-from dashboard.collectors.queues import QueueCollector
+from dashboard.collectors.queues.collector import QueueCollector
 from dashboard.model import CollectorError
 from dashboard.scheduler import CollectorRunner
-from tests.util import wait_until
+from tests.support.util import wait_until
 
 
 def test_redis_stopped_mid_run_is_reported_down_and_recovers_without_restart(make_redis):

@@ -10,10 +10,10 @@ import pytest
 import redis
 import socketio
 
-from dashboard.cluster import LeaderLock, read_status
-from tests.auth_helpers import add_token
-from tests.server import DashboardServer
-from tests.util import wait_until
+from dashboard.process.cluster import LeaderLock, read_status
+from tests.support.auth_helpers import add_token
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 
 def test_only_one_candidate_leads_and_another_takes_over_when_renewals_stop(redis_server):

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from dashboard import config
-from dashboard.config import ConfigError
+from dashboard.config import load as config
+from dashboard.config.settings import ConfigError
 
 
 def load_toml(tmp_path, text, env=None):

@@ -16,14 +16,14 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.app import create_app
 from dashboard.collectors.host import HostCollector
-from dashboard.collectors.mysql import MySQLCollector
+from dashboard.collectors.mysql.collector import MySQLCollector
 from dashboard.runtime import Runtime
 from dashboard.store import Store
-from tests.auth_helpers import logged_in_client
-from tests.util import mysql_connect, wait_until
+from tests.support.auth_helpers import logged_in_client
+from tests.support.util import mysql_connect, wait_until
 
 GRANTS = ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"]
 ROOT = Path(__file__).resolve().parent.parent

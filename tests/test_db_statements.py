@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from dashboard.collectors.mysql_statements import Inc, StatementBook
-from dashboard.collectors.mysql_text import normalize_sql
+from dashboard.collectors.mysql.statements import Inc, StatementBook
+from dashboard.collectors.mysql.text import normalize_sql
 
 T0 = 1_800_000_000.0
 

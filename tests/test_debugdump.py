@@ -1,4 +1,4 @@
-"""The leak-hunting hook (dashboard/debugdump.py): off unless DASHBOARD_DEBUG_DUMP is set; when
+"""The leak-hunting hook (dashboard/process/debugdump.py): off unless DASHBOARD_DEBUG_DUMP is set; when
 set, SIGUSR2 to the real gunicorn worker writes its figures (and a tracemalloc snapshot on
 request) without disturbing it."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import tracemalloc
 
 import psutil
 
-from dashboard import debugdump
-from tests.server import DashboardServer
-from tests.util import wait_until
+from dashboard.process import debugdump
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 
 def test_without_the_variable_nothing_is_installed_and_sigusr2_keeps_its_handler():

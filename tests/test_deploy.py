@@ -9,8 +9,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from dashboard.config import from_dict, parse_mysql
-from tests.util import mysql_connect, wait_until
+from dashboard.config.load import from_dict, parse_mysql
+from tests.support.util import mysql_connect, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 GRANTS = ROOT / "deploy" / "mysql-grants.sql"
@@ -98,7 +98,7 @@ def test_the_monitor_account_can_never_hold_more_than_five_connections(monitor):
 
 
 def test_the_db_collector_with_the_scripted_account_reports_every_grant_ok(monitor):
-    from dashboard.collectors.mysql import MySQLCollector
+    from dashboard.collectors.mysql.collector import MySQLCollector
 
     _, password, url = monitor
     collector = MySQLCollector(parse_mysql({"url": url}), interval_s=1.0)
@@ -172,7 +172,7 @@ def test_systemd_accepts_each_unit(tmp_path, name):
 def _api_app(tmp_path, trusted: int):
     from dashboard.app import create_app
     from dashboard.runtime import Runtime
-    from tests.auth_helpers import add_token
+    from tests.support.auth_helpers import add_token
 
     settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",
                           "trusted_proxies": trusted, "auth": {"api_rate_limit": "3 per minute"}})

@@ -13,8 +13,8 @@ import pymysql
 import pytest
 import redis
 
-from dashboard import devservices
-from tests.util import mysql_connect, wait_until
+from dashboard.demo import services as devservices
+from tests.support.util import mysql_connect, wait_until
 
 MONITOR_GRANTS = ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"]
 

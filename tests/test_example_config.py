@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import config
-from dashboard.collectors import queue_options
+from dashboard.config import load as config
+from dashboard.collectors.queues import options as queue_options
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "dashboard.example.toml"

@@ -16,10 +16,10 @@ import pytest
 import socketio.packet
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import Sample
 from dashboard.runtime import Runtime
-from tests.auth_helpers import live_socket_client
+from tests.support.auth_helpers import live_socket_client
 
 
 class CountingJson:

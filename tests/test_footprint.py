@@ -9,7 +9,7 @@ def test_a_worker_loads_neither_the_report_builder_nor_prometheus_client_until_a
     import sys
     from pathlib import Path
     code = ("import sys, tempfile\n"
-            "from dashboard.app import create_app\nfrom dashboard.config import from_dict\n"
+            "from dashboard.app import create_app\nfrom dashboard.config.load import from_dict\n"
             "from dashboard.runtime import Runtime\n"
             "s = from_dict({'data_dir': tempfile.mkdtemp(), 'async_mode': 'threading'})\n"
             "create_app(s, Runtime(s, []), async_mode='threading')\n"

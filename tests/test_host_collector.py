@@ -8,7 +8,7 @@ import pytest
 
 from dashboard.collectors import host
 from dashboard.collectors.host import HostCollector, _ProcReader
-from tests.util import wait_until
+from tests.support.util import wait_until
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
 

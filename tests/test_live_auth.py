@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from dashboard.model import Sample
-from tests.auth_helpers import add_token, logged_in_client
+from tests.support.auth_helpers import add_token, logged_in_client
 
 
 def sio(app):

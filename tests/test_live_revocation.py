@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from dashboard import live
+from dashboard.web import live
 from dashboard.model import Sample
-from tests.auth_helpers import accounts_for, add_user, logged_in_client
-from tests.util import wait_until
+from tests.support.auth_helpers import accounts_for, add_user, logged_in_client
+from tests.support.util import wait_until
 
 
 def sio(app):

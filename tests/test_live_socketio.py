@@ -5,9 +5,9 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.collectors.host import HostCollector
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
-from tests.util import wait_until
+from tests.support.util import wait_until
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard.catalog import all_metrics
+from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
-from tests.auth_helpers import add_token
+from tests.support.auth_helpers import add_token
 
 # The contract's metric names (shared/DESIGN.md), with the labels each one carries.
 CONTRACT = {
@@ -145,9 +145,9 @@ def test_a_collector_that_cannot_reach_its_target_reads_as_down(app, client):
 
 def test_firing_alerts_appear_with_rule_severity_and_labels_and_go_when_resolved(tmp_path):
     from dashboard.app import create_app
-    from dashboard.config import from_dict
+    from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
-    from tests.auth_helpers import token_client
+    from tests.support.auth_helpers import token_client
 
     settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",
                           "rules": {"queue_pending": {"for_s": 0, "keep_firing_for_s": 0}}})
@@ -176,7 +176,7 @@ def test_metrics_need_a_login_or_a_bearer_token(app, anon_client):
 
 def test_metrics_public_opens_the_page_without_a_login(tmp_path):
     from dashboard.app import create_app
-    from dashboard.config import from_dict
+    from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
 
     settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading",

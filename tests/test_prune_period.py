@@ -3,7 +3,7 @@ raw retention when that is shorter (a 15-minute retention pruned every 10 minute
 to 25 minutes of samples; pruned every 150 s it holds at most 17.5)."""
 from __future__ import annotations
 
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from dashboard.store import prune_period_s
 

@@ -7,11 +7,11 @@ from typing import Iterator
 
 import pytest
 
-from dashboard import config
+from dashboard.config import load as config
 from dashboard.collectors import registry
-from dashboard.collectors.queue_sql import RETRY_AFTER_S
-from dashboard.collectors.queues import QueueCollector
-from tests.util import mysql_connect
+from dashboard.collectors.queues.sql import RETRY_AFTER_S
+from dashboard.collectors.queues.collector import QueueCollector
+from tests.support.util import mysql_connect
 
 DB = "shop_queue"
 INDEX = "jobs_queue_idx"

@@ -10,9 +10,10 @@ import pytest
 import redis
 from rq import Queue, SimpleWorker, Worker
 
-from dashboard import config
-from dashboard.collectors.queues import QueueCollector
-from dashboard.config import ConfigError
+from dashboard.config import load as config
+from dashboard.config.settings import Settings
+from dashboard.collectors.queues.collector import QueueCollector
+from dashboard.config.settings import ConfigError
 
 
 class FakeClock:
@@ -23,7 +24,7 @@ class FakeClock:
         return self.t
 
 
-def _settings(redis_url: str, *queues: dict) -> config.Settings:
+def _settings(redis_url: str, *queues: dict) -> Settings:
     return config.from_dict({"redis": {"url": redis_url}, "queues": list(queues)})
 
 

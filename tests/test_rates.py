@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dashboard.rates import RateTracker, WindowedCounters
+from dashboard.collectors.rates import RateTracker, WindowedCounters
 
 
 def test_first_observation_has_no_rate_and_the_second_is_per_second():

@@ -2,7 +2,7 @@
 the MySQL collector's one-hour connections window held 36,000 snapshots an hour at 0.1 s."""
 from __future__ import annotations
 
-from dashboard.rates import WindowedCounters
+from dashboard.collectors.rates import WindowedCounters
 
 
 def test_an_hour_window_fed_ten_times_a_second_keeps_about_600_snapshots_and_stays_exact():

@@ -5,12 +5,12 @@ from datetime import date
 
 import pytest
 
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import Sample
 from dashboard.report.build import build_report
 from dashboard.report.charts import figures
 from dashboard.store import Store
-from tests.report_data import day_bounds
+from tests.support.report_data import day_bounds
 
 BERLIN = "Europe/Berlin"
 

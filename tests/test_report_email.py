@@ -9,10 +9,10 @@ from apscheduler.triggers.cron import CronTrigger
 
 from dashboard.__main__ import main
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.report import mailer
 from dashboard.runtime import Runtime
-from tests.report_data import day_bounds, write_day
+from tests.support.report_data import day_bounds, write_day
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 11, 2)

@@ -1,6 +1,6 @@
 """The daily summary's figures equal references computed here, from the samples themselves.
 
-A shaped day (tests/report_data.py: peaks, breaches, a one-hour gap) plus 14 earlier days with
+A shaped day (tests/support/report_data.py: peaks, breaches, a one-hour gap) plus 14 earlier days with
 rising peaks are written through Store.append and rolled up with Store.rollup; every figure of
 build_report is compared with an independent computation over the written samples.
 """
@@ -16,12 +16,12 @@ import pytest
 
 from alerts import state
 from alerts.engine import Transition
-from dashboard.collectors.mysql_statements import Inc, StatementBook
-from dashboard.config import from_dict
+from dashboard.collectors.mysql.statements import Inc, StatementBook
+from dashboard.config.load import from_dict
 from dashboard.model import series_key
 from dashboard.report.build import build_report
 from dashboard.store import Store
-from tests.report_data import day_bounds, write_day, write_history
+from tests.support.report_data import day_bounds, write_day, write_history
 
 TZ = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 10, 20)

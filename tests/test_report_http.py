@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dashboard.__main__ import main
-from tests.report_data import day_bounds, write_day
+from tests.support.report_data import day_bounds, write_day
 
 DAY = date(2026, 11, 2)
 
@@ -89,7 +89,7 @@ def test_the_page_puts_figures_in_json_blocks_and_runs_no_inline_script(filled, 
 
 
 def test_monitored_text_is_escaped_on_the_page(app, client):
-    from dashboard.collectors.mysql_statements import Inc, StatementBook
+    from dashboard.collectors.mysql.statements import Inc, StatementBook
     store = app.extensions["dashboard"].store
     start, _ = day_bounds(DAY, ZoneInfo("UTC"))
     book = StatementBook(1000, ZoneInfo("UTC"), store.connect())
@@ -125,7 +125,7 @@ def test_plotly_is_imported_only_when_a_page_is_built():
     import subprocess
     import sys
     code = ("import sys, tempfile\n"
-            "from dashboard.app import create_app\nfrom dashboard.config import from_dict\n"
+            "from dashboard.app import create_app\nfrom dashboard.config.load import from_dict\n"
             "from dashboard.runtime import Runtime\n"
             "s = from_dict({'data_dir': tempfile.mkdtemp(), 'async_mode': 'threading'})\n"
             "create_app(s, Runtime(s, []), async_mode='threading')\n"

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import Sample
-from tests.auth_helpers import logged_in_client
+from tests.support.auth_helpers import logged_in_client
 
 OVERRIDES = {"db_pool_utilization": {"warning": 70},
              "host_cpu": {"warning": 50, "critical": 80}}

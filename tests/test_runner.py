@@ -8,8 +8,8 @@ import pytest
 from dashboard.collectors.host import HostCollector
 from dashboard.model import CollectorError, Reading
 from dashboard.runtime import Runtime
-from dashboard.config import from_dict
-from tests.util import wait_until
+from dashboard.config.load import from_dict
+from tests.support.util import wait_until
 
 
 class HangingCollector:

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dashboard import redact
+from dashboard.config import redact
 from dashboard.app import create_app
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime
-from tests.auth_helpers import logged_in_client
+from tests.support.auth_helpers import logged_in_client
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_PW = "Mysql-Pw-7f3a9"

@@ -14,7 +14,7 @@ WORKER = textwrap.dedent("""
     import json, sys
     import wsgi                                  # the worker's entry: the whole app is built
     from alerts.notifiers import WebhookNotifier
-    from dashboard.config import NotifySettings
+    from dashboard.config.settings import NotifySettings
     hook = NotifySettings(kind="webhook", url=sys.argv[1], secret="s3cret", name="ops")
     WebhookNotifier(hook).send({"json": json.dumps({"hello": "from the worker"})}, "key-1")
     try:

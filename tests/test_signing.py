@@ -1,4 +1,4 @@
-"""Signed acknowledge links: HMAC, expiry, one use (dashboard/signing.py, issue 7)."""
+"""Signed acknowledge links: HMAC, expiry, one use (dashboard/auth/signing.py, issue 7)."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ import threading
 import pytest
 from flask import Blueprint, jsonify
 
-from dashboard import auth, signing
+from dashboard.auth import guard as auth, signing
 from dashboard.store import Store
 
 
@@ -79,7 +79,7 @@ def test_two_clicks_racing_use_the_link_exactly_once(signer):
 
 
 def test_the_collector_process_and_the_web_app_share_key_and_nonces(app):
-    from dashboard.signing import for_runtime, signer as app_signer
+    from dashboard.auth.signing import for_runtime, signer as app_signer
     token = for_runtime(app.extensions["dashboard"]).sign("ack", {"alert": 1})
     app_signer(app).consume(token, "ack")
     assert refused(for_runtime(app.extensions["dashboard"]).consume, token, "ack") == "used"

@@ -6,7 +6,7 @@ import pytest
 from dashboard.store import sketch
 from dashboard.model import Sample
 from dashboard.store import Store
-from tests.util import kill_9_writer
+from tests.support.util import kill_9_writer
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sqlite3
 
 from dashboard.model import Sample
 from dashboard.store import Store
-from tests.util import kill_9_writer
+from tests.support.util import kill_9_writer
 
 
 def newest_by_brute_force(path) -> dict[tuple[str, str], int]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 from dashboard.collectors.host import HostCollector
-from dashboard.config import from_dict
+from dashboard.config.load import from_dict
 from dashboard.model import Reading
 from dashboard.runtime import Runtime
-from tests.util import wait_until
+from tests.support.util import wait_until
 
 
 class SteadyCollector:

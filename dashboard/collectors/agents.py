@@ -13,7 +13,7 @@ import re
 import time
 from typing import Callable, Sequence
 
-from dashboard.agent import STREAM
+from dashboard.process.agent import STREAM
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 CURSOR_KEY = "dashboard:agents:cursor"

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import psutil
 
 from dashboard.model import MetricSpec, Reading
-from dashboard.rates import RateTracker
+from dashboard.collectors.rates import RateTracker
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("host.cpu_percent", "%", "CPU busy across all cores since the previous sample"),

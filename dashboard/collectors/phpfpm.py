@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.model import CollectorError, MetricSpec, Reading
-from dashboard.rates import RateTracker
+from dashboard.collectors.rates import RateTracker
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.worker_utilization", "%", "PHP-FPM active processes / pm.max_children "

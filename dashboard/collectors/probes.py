@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 
-from dashboard.config import ProbeSettings
+from dashboard.config.settings import ProbeSettings
 from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.model import MetricSpec, Reading
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dashboard.collectors.base import Collector
-from dashboard.config import Settings
+from dashboard.config.settings import Settings
 
 if TYPE_CHECKING:
-    from dashboard.collectors.mysql_conn import MySQLConnection
+    from dashboard.collectors.mysql.conn import MySQLConnection
 
 
 def build(settings: Settings) -> list[Collector]:
@@ -20,7 +20,7 @@ def build(settings: Settings) -> list[Collector]:
                       timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
     db = None
     if settings.mysql is not None:
-        from dashboard.collectors.mysql import MySQLCollector
+        from dashboard.collectors.mysql.collector import MySQLCollector
         db = MySQLCollector(settings.mysql, interval_s=settings.interval_s,
                             timeout_s=settings.collector_timeout_s, tz=settings.tz)
         collectors.append(db)
@@ -49,7 +49,7 @@ def _cache_queue_app(settings: Settings,
         out.append(CacheCollector(redis_url, settings.memcached, window_s=window,
                                   interval_s=settings.interval_s, timeout_s=short))
     if settings.queues:
-        from dashboard.collectors.queues import QueueCollector
+        from dashboard.collectors.queues.collector import QueueCollector
         out.append(QueueCollector(settings.queues, redis_url, settings.mysql,
                                   interval_s=settings.interval_s, timeout_s=settings.collector_timeout_s,
                                   mysql_conn=mysql_conn))

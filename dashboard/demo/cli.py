@@ -13,7 +13,7 @@ DEFAULT_BIND = "127.0.0.1:8050"
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from dashboard.demo.runner import Options, port_free, run
-    from dashboard.devservices import free_port
+    from dashboard.demo.services import free_port
     data_dir = Path(args.data_dir or os.environ.get("DASHBOARD_DATA_DIR") or DEFAULT_DIR).resolve()
     bind = args.bind or os.environ.get("DASHBOARD_BIND") or ""
     host, _, port = bind.rpartition(":")
@@ -51,10 +51,11 @@ def has_targets(env: dict[str, str] | None = None) -> bool:
     if not any(env.get(k) for k in ("DASHBOARD_CONFIG", "DASHBOARD_MYSQL_URL", "DASHBOARD_REDIS_URL",
                                      "DASHBOARD_MESSAGE_QUEUE")):
         return False
-    from dashboard import config
+    from dashboard.config import load as config
+    from dashboard.config.settings import ConfigError
     try:
         s = config.load(env=env)
-    except config.ConfigError:
+    except ConfigError:
         return True
     return s.has_targets() or bool(s.message_queue)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dashboard import devservices
+from dashboard.demo import services as devservices
 
 ROOT = Path(__file__).resolve().parents[2]
 GRANTS_SQL = ROOT / "deploy" / "mysql-grants.sql"

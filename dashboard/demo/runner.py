@@ -21,14 +21,15 @@ from pathlib import Path
 
 import psutil
 
-from dashboard import config as config_mod
+from dashboard.config import load as config_mod
+from dashboard.config.settings import ConfigError, Settings
 from dashboard.demo import configfile
 from dashboard.demo.child import DashboardChild
 from dashboard.demo.platform import Platform
 from dashboard.demo.shop import Shop
 from dashboard.demo.timing import Schedule, Timing, fmt
 from dashboard.demo.workload import Workload
-from dashboard.devservices import DevServiceError
+from dashboard.demo.services import DevServiceError
 
 FAST_SCALE = 0.4
 
@@ -134,9 +135,9 @@ class Demo:
         self.banner(login)
         return True
 
-    def admin_login(self, settings: config_mod.Settings) -> str:
+    def admin_login(self, settings: Settings) -> str:
         """The first admin (random password, as on any first start), kept for the demo user."""
-        from dashboard.accounts_cli import PASSWORD_FILE, open_accounts, write_password_file
+        from dashboard.auth.cli import PASSWORD_FILE, open_accounts, write_password_file
         pw_file = self.dir / PASSWORD_FILE          # where `serve` keeps it too
         with open_accounts(settings) as acc:
             password = acc.bootstrap_admin("admin")
@@ -234,7 +235,7 @@ def run(opts: Options) -> int:
         code = demo.wait() if ok else (0 if demo.stopping.is_set() else 1)
     except KeyboardInterrupt:
         code = 0
-    except (DevServiceError, config_mod.ConfigError) as e:
+    except (DevServiceError, ConfigError) as e:
         if demo.stopping.is_set():
             code = 0          # Ctrl-C reached a server's start-up too (same process group)
         else:

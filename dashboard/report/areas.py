@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from dashboard.config import Settings
+from dashboard.config.settings import Settings
 
 
 @dataclass(frozen=True)

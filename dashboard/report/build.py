@@ -10,7 +10,7 @@ import time
 from contextlib import closing
 from typing import Any
 
-from dashboard.config import DOWN_RULE_SOURCES, Settings
+from dashboard.config.settings import DOWN_RULE_SOURCES, Settings
 from dashboard.model import series_key
 from dashboard.report import areas as area_mod
 from dashboard.report import history
@@ -92,7 +92,7 @@ def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: di
     else:
         status = "complete" if covered_n >= day.minutes else "partial"
     from alerts.daily import day_summary
-    from dashboard.collectors.mysql_statements import day_top
+    from dashboard.collectors.mysql.statements import day_top
     return {
         "schema": SCHEMA,
         "date": day.date.isoformat(),

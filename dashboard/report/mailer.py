@@ -18,7 +18,7 @@ from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from dashboard.config import NotifySettings, Settings
+from dashboard.config.settings import NotifySettings, Settings
 from dashboard.store import Store
 
 # The report's builder and renderer are imported when a report is made (once a morning), not in

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth_helpers import browser_login
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.auth_helpers import browser_login
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 BAR = """() => { const b = document.getElementById('alert-bar');
   return b && !b.hidden ? {critical: b.dataset.critical, warning: b.dataset.warning,

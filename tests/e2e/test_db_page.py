@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from tests.auth_helpers import open_logged_in
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import mysql_connect, wait_until
+from tests.support.auth_helpers import open_logged_in
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import mysql_connect, wait_until
 
 EVIL = "<img src=x onerror=alert(1)>"
 # The alias is part of the statement digest: this run's own, so the statement is "new" here even

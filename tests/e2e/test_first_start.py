@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.server import DashboardServer
+from tests.support.server import DashboardServer
 
 NOTICE = "dashboard: first admin created; password in "
 

@@ -6,9 +6,9 @@ import pytest
 import requests
 import socketio
 
-from tests.auth_helpers import add_token
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.auth_helpers import add_token
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 CPU_POINTS = """() => {
   const d = document.getElementById('chart-host-cpu');

@@ -17,9 +17,9 @@ import pytest
 from dashboard.collectors.host import HostCollector
 from dashboard.model import Sample
 from dashboard.store import Store
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 INTERVAL_S = 0.1
 WINDOW_S = 300                      # the page's "5 min" button: its cap is reached in a minute
@@ -90,7 +90,7 @@ def fast_server(tmp_path):
 def test_at_ten_samples_a_second_the_page_stays_live_within_its_cap_and_does_not_grow(fast_server):
     with chromium(viewport=VIEWPORT) as ctx:
         page = ctx.new_page()
-        from tests.auth_helpers import browser_login
+        from tests.support.auth_helpers import browser_login
         browser_login(page, fast_server)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -11,11 +11,11 @@ import pytest
 import redis
 import requests
 
-from dashboard import devservices
-from tests.auth_helpers import add_token, browser_login, open_logged_in
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from dashboard.demo import services as devservices
+from tests.support.auth_helpers import add_token, browser_login, open_logged_in
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 EVIL = "<img src=x onerror=alert(1)>"
 BROKEN = "broken"          # its key holds a string: every read is WRONGTYPE, the queue's reason

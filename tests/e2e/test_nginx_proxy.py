@@ -19,10 +19,10 @@ import requests
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard.devservices import free_port
-from tests.auth_helpers import add_token
-from tests.server import DashboardServer
-from tests.util import wait_until
+from dashboard.demo.services import free_port
+from tests.support.auth_helpers import add_token
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx" / "dashboard.conf"

@@ -8,10 +8,10 @@ import json
 import pytest
 import redis
 
-from tests.auth_helpers import open_logged_in
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.auth_helpers import open_logged_in
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 EVIL = "<img src=x onerror=alert(1)>"
 

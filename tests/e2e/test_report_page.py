@@ -11,11 +11,11 @@ import pytest
 import requests
 
 from dashboard.store import Store
-from tests.auth_helpers import add_token, browser_login
-from tests.browser import chromium
-from tests.report_data import day_bounds, write_day
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.auth_helpers import add_token, browser_login
+from tests.support.browser import chromium
+from tests.support.report_data import day_bounds, write_day
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -2,10 +2,10 @@
 the CPU chart move with the rule the alert fires at."""
 from __future__ import annotations
 
-from tests.auth_helpers import open_logged_in
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import wait_until
+from tests.support.auth_helpers import open_logged_in
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
 
 CPU_LEVELS = """() => {
   const d = document.getElementById('chart-host-cpu');

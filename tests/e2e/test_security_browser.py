@@ -19,11 +19,11 @@ import redis
 import requests
 import socketio
 
-from dashboard import devservices
-from tests.auth_helpers import add_token, add_user, open_logged_in
-from tests.browser import chromium
-from tests.server import DashboardServer
-from tests.util import mysql_connect, wait_until
+from dashboard.demo import services as devservices
+from tests.support.auth_helpers import add_token, add_user, open_logged_in
+from tests.support.browser import chromium
+from tests.support.server import DashboardServer
+from tests.support.util import mysql_connect, wait_until
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 QUEUE = f"mail{HOSTILE}"

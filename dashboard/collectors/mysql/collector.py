@@ -1,0 +1,294 @@
+"""MySQL / MariaDB: connection-pool usage, load, slow statements running now.
+
+Each second: one ``SHOW GLOBAL STATUS WHERE Variable_name IN (...)`` and, only while another
+session is running a statement, one process-list query for statements running at least the
+slow threshold. Every 5 minutes (and after a reconnect): server variables and ``SHOW GRANTS``.
+The top-statements job (``mysql_digests``) runs every ``digest_interval_s`` on a second
+connection; that is all the dashboard ever opens (≤ 2 connections, ≈ 1–2 statements/s).
+
+Counters become rates through ``dashboard.rates``; ``db.connections_per_hour`` is the increase
+of ``Connections`` over the last hour, extrapolated while that hour fills (from 60 s on).
+A missing grant degrades one view with a message saying what to grant; it never fails the tick.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone, tzinfo
+from typing import Callable, Sequence
+
+from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
+from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
+from dashboard.collectors.mysql.statements import StatementBook
+from dashboard.collectors.mysql.text import normalize_sql
+from dashboard.config.settings import MySQLSettings
+from dashboard.model import CollectorError, MetricSpec, Reading
+from dashboard.collectors.rates import RateTracker, WindowedCounters
+
+METRICS: Sequence[MetricSpec] = (
+    MetricSpec("db.up", "bool", "The database answered"),
+    MetricSpec("db.threads_connected", "count", "Open connections (Threads_connected, ours included)"),
+    MetricSpec("db.threads_running", "count", "Connections running a statement, not counting ours"),
+    MetricSpec("db.pool_capacity", "count", "Configured pool capacity, else the server's max_connections"),
+    MetricSpec("db.pool_utilization", "%", "Open connections as a share of the pool capacity"),
+    MetricSpec("db.max_used_connections", "count", "Most connections open at once since the server started"),
+    MetricSpec("db.refused_connections", "count", "Connections refused by a connection limit since the previous sample"),
+    MetricSpec("db.aborted_connects_per_min", "/min", "Failed connection attempts per minute"),
+    MetricSpec("db.queries_per_s", "/s", "Statements from clients per second (the dashboard's own excluded)"),
+    MetricSpec("db.connections_per_hour", "/h", "New connections over the last hour (extrapolated during the first hour)"),
+    MetricSpec("db.connections_per_hour_limit", "/h", "The hosting limit of new connections per hour"),
+    MetricSpec("db.slow_queries_per_min", "/min", "Statements slower than long_query_time per minute (Slow_queries)"),
+    MetricSpec("db.avg_query_ms", "ms", "Average statement time over the last minute (performance_schema digests)"),
+    MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
+)
+
+STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
+               "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
+               "Access_denied_errors", "Questions", "Connections", "Slow_queries",
+               "Performance_schema_digest_lost")
+INFO_EVERY_S = 300.0
+_SYSTEM_COMMANDS = ("Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO",
+                    "Slave_SQL", "Slave_worker", "Register Slave")
+GRANT_NOTES = (
+    ("process", "PROCESS", "the 'running now' list and db.long_running (other sessions' "
+                           "statements in the process list)"),
+    ("binlog_monitor", "BINLOG MONITOR", "binary-log status (SHOW BINLOG STATUS); called "
+                                         "REPLICATION CLIENT on MySQL; no panel needs it yet"),
+    ("performance_schema", "SELECT ON performance_schema.*",
+     "exact top statements and db.avg_query_ms from statement digests"),
+)
+
+
+class MySQLCollector:
+    source = "db"
+    metrics = METRICS
+
+    def __init__(self, settings: MySQLSettings, interval_s: float = 1.0, timeout_s: float = 10.0,
+                 tz: tzinfo = timezone.utc, backoff_max_s: float = 30.0,
+                 min_hour_span_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._clock, self._wall = clock, wall
+        limit = settings.read_timeout_s / 2       # the server gives up before our read timeout
+        self.conn = MySQLConnection(settings, "status", limit, backoff_max_s=backoff_max_s, clock=clock)
+        self.reader_conn = MySQLConnection(settings, "digests", limit, backoff_max_s=backoff_max_s,
+                                           clock=clock)
+        self.book = StatementBook(settings.slow_ms, tz, clock=wall)
+        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=wall, monotonic=clock)
+        self.sampler = ProcesslistSampler(self.book)
+        self._tz = tz
+        self._rates = RateTracker()
+        self._per_hour = WindowedCounters(3600.0)
+        self._min_hour_span_s = min_hour_span_s
+        self._info_at = float("-inf")
+        self._info_connects = -1
+        self.grants: Grants | None = None
+        self.grant_lines_account: str | None = None
+        self.variables: dict[str, object] = {}
+
+    # --- wiring ---------------------------------------------------------------------------------
+
+    def jobs(self, store) -> list[tuple[Callable[[], None], dict]]:
+        """Side jobs for the runtime: the top-statements reader, persisted in the store's file."""
+        self.book = StatementBook(self.settings.slow_ms, self._tz, store.connect(), clock=self._wall)
+        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=self._wall,
+                                      monotonic=self._clock)
+        self.sampler = ProcesslistSampler(self.book)
+        return [(self.reader.run, {"trigger": "interval", "seconds": self.settings.digest_interval_s,
+                                   "next_run_time": datetime.now()}),
+                (self.book.prune, {"trigger": "interval", "seconds": 3600})]
+
+    def account(self) -> str:
+        return self.grant_lines_account or f"'{self.settings.user}'@'%'"
+
+    # --- collection -----------------------------------------------------------------------------
+
+    def _refresh_info(self, now: float) -> None:
+        if now - self._info_at < INFO_EVERY_S and self._info_connects == self.conn.connects:
+            return
+        (mc, lqt, bp, ps), = self.conn.query(
+            "SELECT @@max_connections, @@GLOBAL.long_query_time, @@innodb_buffer_pool_size, @@performance_schema")
+        self.variables = {"max_connections": int(mc), "long_query_time": float(lqt),
+                          "innodb_buffer_pool_size": int(bp), "performance_schema": int(ps or 0)}
+        lines = [r[0] for r in self.conn.query("SHOW GRANTS")]
+        self.grants = Grants.parse(lines)
+        for line in lines:
+            tail = line.split(" TO ", 1)
+            if len(tail) == 2:
+                self.grant_lines_account = tail[1].split(" ", 1)[0].replace("`", "'")
+                break
+        self._info_at, self._info_connects = now, self.conn.connects
+        mismatch = self._long_query_time_note()
+        if mismatch:
+            self.book.notices["long_query_time"] = mismatch
+        else:
+            self.book.notices.pop("long_query_time", None)
+
+    def _long_query_time_note(self) -> str | None:
+        lqt = float(self.variables.get("long_query_time", 10.0))
+        if abs(lqt * 1000 - self.settings.slow_ms) <= 1:
+            return None
+        return (f"long_query_time is {lqt:g} s but the slow threshold is {self.settings.slow_ms:g} ms: "
+                f"the slow-queries panel counts statements of {lqt:g} s or more. To align them: "
+                f"SET GLOBAL long_query_time = {self.settings.slow_ms / 1000:g};")
+
+    def collect(self) -> list[Reading]:
+        try:
+            return self._collect()
+        except CollectorError as e:
+            self.book.set_now([], f"Database unreachable: {e}")
+            raise
+
+    def _collect(self) -> list[Reading]:
+        now, wall = self._clock(), self._wall()
+        self._refresh_info(now)
+        status = {name: float(v) for name, v in self.conn.query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % ", ".join(f"'{v}'" for v in STATUS_VARS))}
+        ours = self.conn.statements + self.reader_conn.statements
+        connected = status.get("Threads_connected", 0.0)
+        running = status.get("Threads_running", 1.0)
+        capacity = float(self.settings.pool_capacity or self.variables.get("max_connections") or 0)
+        v: dict[str, float | None] = {
+            "db.threads_connected": connected,
+            "db.threads_running": max(running - 1, 0.0),       # our own SHOW STATUS runs too
+            "db.pool_capacity": capacity or None,
+            "db.pool_utilization": 100.0 * connected / capacity if capacity else None,
+            "db.max_used_connections": status.get("Max_used_connections"),
+            "db.aborted_connects_per_min": self._rate("Aborted_connects", status, now, 60),
+            "db.slow_queries_per_min": self._rate("Slow_queries", status, now, 60),
+            "db.connections_per_hour_limit": float(self.settings.connections_per_hour_limit),
+            "db.avg_query_ms": self.book.avg_query_ms(),
+        }
+        v["db.refused_connections"] = self._refused(status)
+        if "Questions" in status:
+            # Questions counts our statements too; subtract them so an idle server shows 0.
+            qps = self._rates.rate("questions", status["Questions"] - ours, now)
+            v["db.queries_per_s"] = None if qps is None else max(qps, 0.0)
+        if "Connections" in status:
+            inc = self._per_hour.observe(now, status["Connections"])
+            span = self._per_hour.span_s()
+            if inc is not None and span >= self._min_hour_span_s:
+                v["db.connections_per_hour"] = inc[0] if span >= 3600 - self.interval_s \
+                    else inc[0] * 3600.0 / span
+        lost = status.get("Performance_schema_digest_lost")
+        if lost is not None and self._rates.delta(("lost", "digests"), lost):
+            self.book.notices["digest_lost"] = (
+                f"performance_schema's digest table is full: since {datetime.fromtimestamp(wall, self._tz):%H:%M} "
+                "statements are folded into one '(lost)' row. Raise performance_schema_digests_size "
+                "in the server configuration and restart the server.")
+        v["db.long_running"] = self._running_now(wall, running)
+        return [Reading({k: x for k, x in v.items() if x is not None})]
+
+    def _refused(self, status: dict[str, float]) -> float | None:
+        """Connections refused since the previous sample.
+
+        MySQL counts every refusal at max_connections in Connection_errors_max_connections.
+        MariaDB (seen on 10.11) counts there only the refusals once even the reserved admin
+        slot is taken; an ordinary user turned away at max_connections -- the case that
+        matters -- only shows in Aborted_connects. So on MariaDB a refusal is an aborted
+        connect that got past the handshake (not Aborted_connects_preauth) and was not a
+        wrong password (Access_denied_errors): max_connections, max_user_connections or a
+        per-hour limit. The counters are read in one statement, so the difference is exact
+        but for a denied *statement* in the same second, which makes it undercount (never
+        over), floored by Connection_errors_max_connections.
+        """
+        d = {k: self._rates.delta(("refused", k), status[k]) for k in (
+            "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
+            "Access_denied_errors") if k in status}
+        errors = d.get("Connection_errors_max_connections")
+        if self.conn.flavor != "mariadb" or any(d.get(k) is None for k in (
+                "Aborted_connects", "Aborted_connects_preauth", "Access_denied_errors")):
+            return errors
+        after_auth = d["Aborted_connects"] - d["Aborted_connects_preauth"] - d["Access_denied_errors"]
+        return max(after_auth, errors or 0.0, 0.0)
+
+    def _rate(self, name: str, status: dict[str, float], now: float, per: float) -> float | None:
+        return self._rates.rate(name, status[name], now, per) if name in status else None
+
+    def _running_now(self, wall: float, threads_running: float) -> float | None:
+        """Statements running ≥ slow_ms, for the "now" list. None when we cannot see them all."""
+        if self.grants is not None and not self.grants.process:
+            self.book.set_now([], "The 'running now' list needs the PROCESS privilege (without it "
+                                  "the server shows this account only its own sessions): "
+                                  f"GRANT PROCESS ON *.* TO {self.account()};")
+            return None
+        rows: list[dict] = []
+        if threads_running > 1:      # someone besides us is running a statement
+            slow_s = self.settings.slow_ms / 1000.0
+            if self.conn.flavor == "mariadb":
+                time_col, cond = "TIME_MS / 1000", "TIME_MS >= %s"
+                arg = self.settings.slow_ms
+            else:
+                time_col, cond, arg = "TIME", "TIME >= %s", slow_s
+            try:
+                result = self.conn.query(
+                    f"SELECT ID, USER, HOST, DB, {time_col}, STATE, LEFT(INFO, 2000)"
+                    " FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+                    f" AND INFO IS NOT NULL AND COMMAND NOT IN ({', '.join(['%s'] * len(_SYSTEM_COMMANDS))})"
+                    f" AND {cond} ORDER BY 5 DESC LIMIT 200", (*_SYSTEM_COMMANDS, arg))
+            except QueryError as e:
+                self.book.set_now([], f"Reading the process list failed: {e}")
+                return None
+            rows = [{"id": int(i), "user": u, "host": h, "schema": d, "seconds": round(float(t), 1),
+                     "state": s or "", "statement": normalize_sql(info or "")}
+                    for i, u, h, d, t, s, info in result]
+        self.book.set_now(rows, None)
+        if self.book.source == PROCESSLIST:
+            self.sampler.observe(wall, rows)
+        return float(len(rows))
+
+    # --- `python -m dashboard check` -------------------------------------------------------------
+
+    def check_notes(self) -> list[str]:
+        notes: list[str] = []
+        if self.grants is None:
+            return [f"not connected: {self.conn.last_error or 'no reading yet'}"]
+        notes.append(f"server {self.conn.version} ({self.conn.flavor}) at {self.conn.where}, "
+                     f"account {self.account()}")
+        cap = self.settings.pool_capacity
+        notes.append(f"pool capacity {cap} (mysql.pool_capacity)" if cap else
+                     f"pool capacity {self.variables.get('max_connections')} (the server's "
+                     "max_connections; set mysql.pool_capacity to your application's pool size)")
+        for attr, grant, unlocks in GRANT_NOTES:
+            name = grant if self.conn.flavor == "mariadb" or attr != "binlog_monitor" else "REPLICATION CLIENT"
+            if getattr(self.grants, attr):
+                notes.append(f"grant ok: {name} ({unlocks})")
+            else:
+                target = "" if " ON " in name else " ON *.*"
+                notes.append(f"grant MISSING: {name} -- unlocks {unlocks}: "
+                             f"GRANT {name}{target} TO {self.account()};")
+        if self.conn.hides_own_statements:
+            notes.append("grant ok: UPDATE ON performance_schema.threads (the dashboard's own "
+                         "statements are kept out of the top statements)")
+        else:
+            notes.append("grant MISSING: UPDATE ON performance_schema.threads -- without it the "
+                         "dashboard's own statements are listed among the top statements: "
+                         f"GRANT UPDATE ON performance_schema.threads TO {self.account()};")
+        if self.book.source == "starting":
+            self.reader.run()
+        notes.append(f"top statements from: {self.book.source}"
+                     + (f" -- {self.book.source_note}" if self.book.source_note else ""))
+        notes.extend(self.book.notices.values())
+        notes.extend(self._buffer_pool_advice())
+        return notes
+
+    def _buffer_pool_advice(self) -> list[str]:
+        # THRESHOLDS row 17: advice only, and only when the server runs on this host.
+        if self.settings.host not in ("127.0.0.1", "localhost", "::1") and not self.settings.unix_socket:
+            return []
+        import psutil
+        bp = self.variables.get("innodb_buffer_pool_size")
+        total = psutil.virtual_memory().total
+        if not bp or not total:
+            return []
+        share = 100.0 * float(bp) / total
+        size = f"innodb_buffer_pool_size is {float(bp) / 2**20:.0f} MiB, {share:.0f} % of this host's " \
+               f"{total / 2**30:.1f} GiB"
+        if 70 <= share <= 80:
+            return [f"{size} (advice: 70-80 %)"]
+        return [f"advice: {size}; the platform docs recommend 70-80 % on a dedicated database host"]
+
+    def close(self) -> None:
+        self.conn.close()
+        self.reader_conn.close()

@@ -1,0 +1,407 @@
+"""Configuration: a TOML file (path in DASHBOARD_CONFIG) plus DASHBOARD_* environment variables.
+
+Everything is validated once, at start-up. A bad value raises ``ConfigError`` whose message is a
+single line naming the key (``mysql.url: expected mysql://user:pass@host:port/``); the CLI prints
+it and exits with status 2. Secrets are kept in the settings but every printable view goes through
+``masked()`` / ``mask_url()``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from alerts.rules import build_rules
+from dashboard.collectors.queues import options as queue_options  # each kind's options
+from dashboard.config.secrets import mask_url
+from dashboard.config.settings import (
+    DOWN_RULE_SOURCES, NOTIFY_KINDS, QUEUE_KINDS, RULE_NAMES, SEVERITIES, AuthSettings,
+    ConfigError, MySQLSettings, NotifySettings, ProbeSettings, QueueSettings, RedisSettings,
+    ReportSettings, Settings, SMTPSettings,
+)
+
+# The keys a [rules.NAME] table may set.
+RULE_KEYS = {"warning", "critical", "for_s", "clear", "enabled", "keep_firing_for_s",
+             "repeat_s", "severity_channels"}
+
+
+def _num(d: Mapping, key: str, prefix: str, default: float | None, lo: float, hi: float,
+         integer: bool = False) -> Any:
+    name = f"{prefix}{key}"
+    if key not in d:
+        return default
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                raise ConfigError(name, f"expected a number, got {v!r}") from None
+        else:
+            raise ConfigError(name, f"expected a number, got {type(v).__name__}")
+    if integer:
+        if float(v) != int(v):
+            raise ConfigError(name, f"expected a whole number, got {v!r}")
+        v = int(v)
+    if not lo <= v <= hi:
+        raise ConfigError(name, f"must be between {lo:g} and {hi:g}, got {v!r}")
+    return v
+
+
+def _str(d: Mapping, key: str, prefix: str, default: str | None = None, required: bool = False) -> Any:
+    name = f"{prefix}{key}"
+    if key not in d:
+        if required:
+            raise ConfigError(name, "is required")
+        return default
+    v = d[key]
+    if not isinstance(v, str) or not v.strip():
+        raise ConfigError(name, f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _bool(d: Mapping, key: str, prefix: str, default: bool) -> bool:
+    if key not in d:
+        return default
+    v = d[key]
+    if isinstance(v, str) and v.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return v.lower() in ("1", "true", "yes", "on")
+    if not isinstance(v, bool):
+        raise ConfigError(f"{prefix}{key}", f"expected true or false, got {v!r}")
+    return v
+
+
+def _unknown(d: Mapping, allowed: set[str], prefix: str) -> None:
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"{prefix}{k}", "unknown key (see dashboard.example.toml)")
+
+
+def _table(d: Mapping, key: str) -> Mapping:
+    v = d.get(key, {})
+    if not isinstance(v, Mapping):
+        raise ConfigError(key, "expected a table")
+    return v
+
+
+def _array_of_tables(d: Mapping, key: str) -> list[Mapping]:
+    v = d.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
+        raise ConfigError(key, f"expected an array of tables ([[{key}]])")
+    return v
+
+
+def _http_url(v: str, name: str) -> str:
+    p = urlsplit(v)
+    if p.scheme not in ("http", "https") or not p.hostname:
+        raise ConfigError(name, f"expected an http:// or https:// URL, got {mask_url(v)!r}")
+    try:
+        port = p.port              # urlsplit checks the port only when asked
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(name, f"the port in {mask_url(v)!r} is not a number from 1 to 65535")
+    return v
+
+
+def _digits(s: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and others that int() refuses."""
+    return re.fullmatch(r"[0-9]+", s) is not None
+
+
+def _host_port(v: str, name: str) -> str:
+    host, _, port = v.rpartition(":")
+    if not host or not _digits(port) or not 0 < int(port) < 65536:
+        raise ConfigError(name, f"expected host:port, got {v!r}")
+    return v
+
+
+def parse_mysql(d: Mapping) -> MySQLSettings | None:
+    if not d:
+        return None
+    _unknown(d, {"url", "pool_capacity", "connections_per_hour_limit", "slow_ms",
+                 "digest_interval_s"}, "mysql.")
+    url = _str(d, "url", "mysql.", required=True)
+    p = urlsplit(url)
+    if p.scheme not in ("mysql", "mariadb") or not (p.hostname or "unix_socket" in p.query):
+        raise ConfigError("mysql.url", "expected mysql://user:pass@host:port/")
+    try:
+        port = p.port or 3306
+    except ValueError:
+        raise ConfigError("mysql.url", "the port is not a number") from None
+    q = parse_qs(p.query)
+    return MySQLSettings(
+        url=url, host=p.hostname or "localhost", port=port,
+        user=unquote(p.username or "root"), password=unquote(p.password or ""),
+        database=p.path.strip("/") or None,
+        unix_socket=q.get("unix_socket", [None])[0],
+        pool_capacity=_num(d, "pool_capacity", "mysql.", None, 1, 1_000_000, integer=True),
+        connections_per_hour_limit=_num(d, "connections_per_hour_limit", "mysql.", 500, 1,
+                                        100_000_000, integer=True),
+        slow_ms=_num(d, "slow_ms", "mysql.", 1000.0, 1, 3_600_000),
+        digest_interval_s=_num(d, "digest_interval_s", "mysql.", 15.0, 1, 3600),
+    )
+
+
+def _redis_url(url: str | None, key: str) -> str | None:
+    if url is None:
+        return None
+    p = urlsplit(url)
+    if p.scheme not in ("redis", "rediss", "unix") or (p.scheme != "unix" and not p.hostname):
+        raise ConfigError(key, "expected redis://host:port/db")
+    try:
+        p.port
+    except ValueError:
+        raise ConfigError(key, "the port is not a number") from None
+    return url
+
+
+def parse_redis(d: Mapping) -> RedisSettings | None:
+    if not d:
+        return None
+    _unknown(d, {"url", "hit_rate_window_s"}, "redis.")
+    url = _redis_url(_str(d, "url", "redis.", required=True), "redis.url")
+    return RedisSettings(url=url, hit_rate_window_s=_num(d, "hit_rate_window_s", "redis.", 60.0, 5, 86400))
+
+
+def parse_queue(i: int, d: Mapping) -> QueueSettings:
+    pre = f"queues[{i}]."
+    name = _str(d, "name", pre, required=True)
+    kind = _str(d, "kind", pre, required=True)
+    if kind not in QUEUE_KINDS:
+        raise ConfigError(pre + "kind", f"must be one of {', '.join(QUEUE_KINDS)}, got {kind!r}")
+    key = _str(d, "key", pre)
+    if kind in ("redis-list", "sql") and key is None and kind == "redis-list":
+        raise ConfigError(pre + "key", "is required for kind redis-list (the list's key)")
+    options = {k: v for k, v in d.items() if k not in ("name", "kind", "key")}
+    return QueueSettings(name=name, kind=kind, key=key, options=queue_options.validate(i, kind, key, options))
+
+
+def parse_probe(i: int, d: Mapping) -> ProbeSettings:
+    pre = f"probes[{i}]."
+    _unknown(d, {"name", "url", "interval_s", "timeout_s"}, pre)
+    return ProbeSettings(
+        name=_str(d, "name", pre, required=True),
+        url=_http_url(_str(d, "url", pre, required=True), pre + "url"),
+        interval_s=_num(d, "interval_s", pre, 30.0, 1, 86400),
+        timeout_s=_num(d, "timeout_s", pre, 5.0, 0.1, 300),
+    )
+
+
+def parse_notify(i: int, d: Mapping) -> NotifySettings:
+    pre = f"notify[{i}]."
+    _unknown(d, {"kind", "url", "to", "min_severity", "rules", "secret", "name",
+                 "group_window_s", "max_per_hour"}, pre)
+    kind = _str(d, "kind", pre, required=True)
+    if kind not in NOTIFY_KINDS:
+        raise ConfigError(pre + "kind", f"must be one of {', '.join(NOTIFY_KINDS)}, got {kind!r}")
+    url = _str(d, "url", pre)
+    if kind in ("webhook", "slack"):
+        if url is None:
+            raise ConfigError(pre + "url", f"is required for kind {kind}")
+        _http_url(url, pre + "url")
+    to = d.get("to", [])
+    if isinstance(to, str):
+        to = [to]
+    if kind == "email" and (not to or not all(isinstance(x, str) and "@" in x for x in to)):
+        raise ConfigError(pre + "to", "expected a list of email addresses")
+    sev = _str(d, "min_severity", pre, "warning")
+    if sev not in SEVERITIES:
+        raise ConfigError(pre + "min_severity", f"must be warning or critical, got {sev!r}")
+    rules = d.get("rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise ConfigError(pre + "rules", "expected a list of rule names")
+    for r in rules:
+        _check_rule_name(r, pre + "rules")
+    return NotifySettings(kind=kind, url=url, to=tuple(to), min_severity=sev, rules=tuple(rules),
+                          secret=_str(d, "secret", pre), name=_str(d, "name", pre, f"{kind}-{i}"),
+                          group_window_s=_num(d, "group_window_s", pre, 30.0, 0, 3600),
+                          max_per_hour=_num(d, "max_per_hour", pre, 20, 1, 100_000, integer=True))
+
+
+def _check_rule_name(name: str, key: str) -> None:
+    if name in RULE_NAMES or (name.endswith("_down") and name[:-5] in DOWN_RULE_SOURCES):
+        return
+    raise ConfigError(key, f"unknown rule {name!r}")
+
+
+def parse_rules(d: Mapping) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, body in d.items():
+        _check_rule_name(name, f"rules.{name}")
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"rules.{name}", "expected a table")
+        pre = f"rules.{name}."
+        _unknown(body, RULE_KEYS, pre)
+        r: dict[str, Any] = {}
+        for k in ("warning", "critical", "clear"):
+            if k in body:
+                r[k] = _num(body, k, pre, None, -1e18, 1e18)
+        for k in ("for_s", "keep_firing_for_s", "repeat_s"):
+            if k in body:
+                r[k] = _num(body, k, pre, None, 0, 365 * 86400)
+        if "enabled" in body:
+            r["enabled"] = _bool(body, "enabled", pre, True)
+        if "severity_channels" in body:
+            r["severity_channels"] = body["severity_channels"]   # checked by alerts.rules
+        out[name] = r
+    return out
+
+
+def parse_smtp(d: Mapping) -> SMTPSettings:
+    if not d:
+        return SMTPSettings()
+    _unknown(d, {"host", "port", "user", "password", "starttls", "sender", "timeout_s"}, "smtp.")
+    return SMTPSettings(
+        host=_str(d, "host", "smtp.", "127.0.0.1"),
+        port=_num(d, "port", "smtp.", 25, 1, 65535, integer=True),
+        user=_str(d, "user", "smtp."), password=_str(d, "password", "smtp."),
+        starttls=_bool(d, "starttls", "smtp.", False),
+        sender=_str(d, "sender", "smtp.", "dashboard@localhost"),
+        timeout_s=_num(d, "timeout_s", "smtp.", 10.0, 0.5, 300),
+    )
+
+
+def _rate_limit(d: Mapping, key: str, default: str) -> str:
+    v = _str(d, key, "auth.", default)
+    from limits import parse_many
+    try:
+        parse_many(v)
+    except ValueError:
+        raise ConfigError(f"auth.{key}", f"expected a rate such as '10 per 5 minutes', got {v!r}") from None
+    return v
+
+
+def parse_auth(d: Mapping) -> AuthSettings:
+    _unknown(d, {"session_idle_h", "login_rate_limit", "api_rate_limit"}, "auth.")
+    return AuthSettings(
+        session_idle_h=_num(d, "session_idle_h", "auth.", 12.0, 0.01, 24 * 90),
+        login_rate_limit=_rate_limit(d, "login_rate_limit", "10 per 5 minutes"),
+        api_rate_limit=_rate_limit(d, "api_rate_limit", "100 per minute"),
+    )
+
+
+def parse_report(d: Mapping) -> ReportSettings:
+    if not d:
+        return ReportSettings()
+    _unknown(d, {"send_at", "recipients"}, "report.")
+    at = _str(d, "send_at", "report.", "07:00")
+    hh, _, mm = at.partition(":")
+    if not (_digits(hh) and _digits(mm) and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError("report.send_at", f"expected HH:MM, got {at!r}")
+    rec = d.get("recipients", [])
+    if not isinstance(rec, list) or not all(isinstance(x, str) and "@" in x for x in rec):
+        raise ConfigError("report.recipients", "expected a list of email addresses")
+    return ReportSettings(send_at=at, recipients=tuple(rec))
+
+
+TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_name",
+            "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
+            "trusted_proxies",
+            "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
+            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue"}
+
+# Environment variables that override keys of the file: DASHBOARD_<KEY> for the top-level
+# scalars, plus the two connection URLs of the contract.
+ENV_KEYS = {
+    "DASHBOARD_INTERVAL_S": ("interval_s",), "DASHBOARD_DATA_DIR": ("data_dir",),
+    "DASHBOARD_PUBLIC_URL": ("public_url",), "DASHBOARD_BIND": ("bind",),
+    "DASHBOARD_TIMEZONE": ("timezone",), "DASHBOARD_HOST_NAME": ("host_name",),
+    "DASHBOARD_RAW_RETENTION_H": ("raw_retention_h",),
+    "DASHBOARD_COLLECTOR_TIMEOUT_S": ("collector_timeout_s",),
+    "DASHBOARD_METRICS_PUBLIC": ("metrics_public",), "DASHBOARD_ASYNC_MODE": ("async_mode",),
+    "DASHBOARD_TRUSTED_PROXIES": ("trusted_proxies",),
+    "DASHBOARD_DEMO": ("demo",),
+    "DASHBOARD_MYSQL_URL": ("mysql", "url"), "DASHBOARD_REDIS_URL": ("redis", "url"),
+    "DASHBOARD_MESSAGE_QUEUE": ("message_queue",),
+}
+
+
+def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the file named by ``path`` (or ``$DASHBOARD_CONFIG``), apply the environment, validate."""
+    env = os.environ if env is None else env
+    path = path or env.get("DASHBOARD_CONFIG") or None
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError("DASHBOARD_CONFIG", f"no such file: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("DASHBOARD_CONFIG", f"{path} is not valid TOML ({e})") from None
+    for var, keypath in ENV_KEYS.items():
+        if env.get(var, "") != "":
+            target = raw
+            for k in keypath[:-1]:
+                target = target.setdefault(k, {})
+            target[keypath[-1]] = env[var]
+    return from_dict(raw, source_file=str(path) if path else None)
+
+
+def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Settings:
+    _unknown(raw, TOP_KEYS, "")
+    tz = _str(raw, "timezone", "", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("timezone", f"unknown time zone {tz!r}") from None
+    bind = _host_port(_str(raw, "bind", "", "127.0.0.1:8050"), "bind")
+    # Without a public URL, links point at the address the dashboard listens on.
+    public_url = _http_url(_str(raw, "public_url", "", f"http://{bind}"), "public_url").rstrip("/")
+    async_mode = _str(raw, "async_mode", "", "eventlet")
+    if async_mode not in ("eventlet", "gevent", "threading"):
+        raise ConfigError("async_mode", f"must be eventlet, gevent or threading, got {async_mode!r}")
+    statsd = _table(raw, "statsd")
+    phpfpm = _table(raw, "phpfpm")
+    memcached = _table(raw, "memcached")
+    s = Settings(
+        interval_s=_num(raw, "interval_s", "", 1.0, 0.05, 3600),
+        data_dir=Path(_str(raw, "data_dir", "", "data")),
+        public_url=public_url,
+        bind=bind,
+        timezone=tz,
+        host_name=_str(raw, "host_name", "", socket.gethostname()),
+        raw_retention_h=_num(raw, "raw_retention_h", "", 48.0, 0.01, 24 * 365),
+        rollup_retention_d=_num(raw, "rollup_retention_d", "", 400.0, 1, 3650),
+        collector_timeout_s=_num(raw, "collector_timeout_s", "", 10.0, 0.1, 600),
+        metrics_public=_bool(raw, "metrics_public", "", False),
+        trusted_proxies=_num(raw, "trusted_proxies", "", 0, 0, 5, integer=True),
+        async_mode=async_mode,
+        mysql=parse_mysql(_table(raw, "mysql")),
+        redis=parse_redis(_table(raw, "redis")),
+        memcached=_host_port(_str(memcached, "url", "memcached."), "memcached.url") if memcached else None,
+        statsd_bind=_host_port(_str(statsd, "bind", "statsd.", "127.0.0.1:8125"), "statsd.bind") if statsd else None,
+        phpfpm_url=_http_url(_str(phpfpm, "url", "phpfpm.", required=True), "phpfpm.url") if phpfpm else None,
+        phpfpm_max_children=_num(phpfpm, "max_children", "phpfpm.", None, 1, 1_000_000, integer=True),
+        queues=tuple(parse_queue(i, q) for i, q in enumerate(_array_of_tables(raw, "queues"))),
+        probes=tuple(parse_probe(i, p) for i, p in enumerate(_array_of_tables(raw, "probes"))),
+        rules=parse_rules(_table(raw, "rules")),
+        notify=tuple(parse_notify(i, n) for i, n in enumerate(_array_of_tables(raw, "notify"))),
+        smtp=parse_smtp(_table(raw, "smtp")),
+        report=parse_report(_table(raw, "report")),
+        auth=parse_auth(_table(raw, "auth")),
+        demo=_bool(raw, "demo", "", False),
+        message_queue=_redis_url(_str(raw, "message_queue", ""), "message_queue"),
+        source_file=source_file,
+    )
+    names = [q.name for q in s.queues]
+    for n in names:
+        if names.count(n) > 1:
+            raise ConfigError("queues", f"queue name {n!r} is used twice")
+    for i, q in enumerate(s.queues):   # each queue needs a server to read it from
+        need = "mysql" if q.kind == "sql" else "redis"
+        if not q.options.get("url") and getattr(s, need) is None:
+            raise ConfigError(f"queues[{i}].url", f"kind {q.kind} needs [{need}] url or this queue's url")
+    channels = [n.name for n in s.notify]
+    for i, n in enumerate(channels):
+        if n in channels[:i]:
+            raise ConfigError(f"notify[{i}].name", f"channel name {n!r} is used twice")
+    # Rule overrides that contradict each other (warning past critical...) stop start-up too.
+    build_rules(s)
+    return s

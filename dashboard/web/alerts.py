@@ -1,0 +1,220 @@
+"""Alerts over HTTP: ``/api/alerts``, acknowledgements, ``/api/silences``, the ``/alerts`` page
+and the signed acknowledge link of notifications (``/alerts/ack/<token>``).
+
+Roles come from dashboard/auth/guard.py's central check: GETs need a login, the POST/DELETE routes the
+operator role; the link routes are reachable by whoever holds a valid signed link. A GET of the
+link only shows a confirmation form (mail scanners fetch links); the POST uses the link up.
+Bad input is a 4xx JSON error naming the field.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from alerts.messages import fmt_duration, fmt_value, labels_text
+from alerts.service import AlertNotFiring, AlertNotFound, AlertService
+from dashboard.auth import guard as auth, signing
+from dashboard.web.errors import BadRequest
+
+bp = Blueprint("alerts", __name__)
+
+MAX_ACK_S = 30 * 86400
+MAX_SILENCE_S = 90 * 86400
+MAX_TEXT = 500
+
+
+def service() -> AlertService:
+    return current_app.extensions["dashboard.alerting"]
+
+
+def actor() -> str:
+    p = auth.current_principal()
+    return p.name if p is not None else "anonymous"
+
+
+def _body() -> dict[str, Any]:
+    if not request.get_data():
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def _text(d: dict, key: str, required: bool = False) -> str:
+    v = d.get(key, "")
+    if v is None:
+        v = ""
+    if not isinstance(v, str):
+        raise BadRequest(f"{key} must be a string")
+    v = v.strip()
+    if required and not v:
+        raise BadRequest(f"{key} is required")
+    if len(v) > MAX_TEXT:
+        raise BadRequest(f"{key} is limited to {MAX_TEXT} characters")
+    return v
+
+
+def _number(d: dict, key: str) -> float | None:
+    v = d.get(key)
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise BadRequest(f"{key} must be a number")
+    return float(v)
+
+
+def _end(d: dict, start: float, limit: float, end_key: str) -> float | None:
+    """An end time from ``<end_key>`` (epoch) or ``duration_s``, checked against ``limit``."""
+    end, dur = _number(d, end_key), _number(d, "duration_s")
+    if end is not None and dur is not None:
+        raise BadRequest(f"give {end_key} or duration_s, not both")
+    if dur is not None:
+        if dur <= 0:
+            raise BadRequest("duration_s must be more than 0")
+        end = start + dur
+    if end is not None:
+        if end <= max(start, time.time()):
+            raise BadRequest(f"{end_key} must be in the future")
+        if end - start > limit:
+            raise BadRequest(f"{end_key} is limited to {fmt_duration(limit)} ahead")
+    return end
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+@bp.get("/api/alerts")
+def api_alerts():
+    raw = request.args.get("history_s", "86400")
+    try:
+        history = float(raw)
+    except ValueError:
+        raise BadRequest("history_s must be a number of seconds") from None
+    if not math.isfinite(history) or not 0 <= history <= 400 * 86400:
+        raise BadRequest("history_s must be between 0 and 34560000")
+    return jsonify(service().overview(history_s=history))
+
+
+@bp.post("/api/alerts/<alert_id>/ack")
+@auth.require_role("operator")
+def api_ack(alert_id: str):
+    d = _body()
+    comment = _text(d, "comment")
+    until = _end(d, time.time(), MAX_ACK_S, "until")
+    try:
+        ep = service().acknowledge(alert_id[:64], actor(), comment, until)
+    except AlertNotFound:
+        raise BadRequest(f"no alert {alert_id[:64]!r}", 404) from None
+    except AlertNotFiring:
+        raise BadRequest("this alert is already resolved", 409) from None
+    return jsonify(alert=service().describe(ep, time.time()))
+
+
+@bp.get("/api/silences")
+def api_silences():
+    svc = service()
+    return jsonify(silences=svc.overview(history_s=7 * 86400)["silences"])
+
+
+@bp.post("/api/silences")
+@auth.require_role("operator")
+def api_silence_create():
+    svc = service()
+    d = _body()
+    rule = d.get("rule") or None
+    if rule is not None and (not isinstance(rule, str) or rule not in svc.rules):
+        raise BadRequest(f"rule: unknown rule {str(rule)[:80]!r}")
+    labels = d.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and len(k) <= 100 and len(v) <= 200
+            for k, v in labels.items()):
+        raise BadRequest("labels must be an object of non-empty names to strings")
+    reason = _text(d, "reason", required=True)
+    now = time.time()
+    start = _number(d, "starts_at") or now
+    if start < now - 60:
+        raise BadRequest("starts_at must not be in the past")
+    end = _end(d, start, MAX_SILENCE_S, "ends_at")
+    if end is None:
+        raise BadRequest("ends_at or duration_s is required")
+    sil = svc.add_silence(rule, labels, start, end, actor(), reason)
+    return jsonify(silence=sil), 201
+
+
+@bp.delete("/api/silences/<int:silence_id>")
+@auth.require_role("operator")
+def api_silence_end(silence_id: int):
+    svc = service()
+    sil, ended = svc.end_silence(silence_id, actor())
+    if sil is None:
+        raise BadRequest(f"no silence {silence_id}", 404)
+    if not ended:
+        raise BadRequest("this silence has already ended", 409)
+    return jsonify(silence=sil)
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+def _page_helpers() -> dict[str, Any]:
+    from alerts.messages import fmt_time
+    tz = current_app.config["SETTINGS"].timezone
+    return {"fmt_time": lambda t: fmt_time(t, tz) if t else "", "fmt_duration": fmt_duration,
+            "fmt_value": fmt_value, "labels_text": labels_text}
+
+
+@bp.get("/alerts")
+def alerts_page():
+    from dashboard.web.pages import asset_version
+    svc = service()
+    history_days = 7
+    data = svc.overview(history_s=history_days * 86400, limit=500)
+    return render_template("alerts.html", data=data, rules=sorted(svc.rules),
+                           history_days=history_days, settings=current_app.config["SETTINGS"],
+                           v=asset_version(), **_page_helpers())
+
+
+def _link_alert() -> dict[str, Any] | None:
+    claims = auth.link_claims()
+    data = claims.data if claims and isinstance(claims.data, dict) else {}
+    alert_id = str(data.get("alert", ""))[:64]
+    svc = service()
+    from alerts import state
+    with svc.lock:
+        ep = state.episode(svc.conn, alert_id)
+        return svc.describe(ep, time.time()) if ep else None
+
+
+@bp.get("/alerts/ack/<token>")
+@auth.signed_link("ack")
+def ack_link_page(token: str):
+    from dashboard.web.pages import asset_version
+    return render_template("alert_ack.html", alert=_link_alert(), done=False, error=None,
+                           token=token, v=asset_version(), **_page_helpers())
+
+
+@bp.post("/alerts/ack/<token>")
+@auth.signed_link("ack")
+def ack_link_use(token: str):
+    from dashboard.web.pages import asset_version
+    ep, error = _link_alert(), None
+    try:
+        claims = signing.signer().consume(token, "ack")
+    except signing.LinkRefused as e:
+        return render_template("alert_ack.html", alert=ep, done=False, error=str(e), token=None,
+                               v=asset_version(), **_page_helpers()), 409
+    p = auth.current_principal()
+    channel = claims.data.get("channel", "") if isinstance(claims.data, dict) else ""
+    by = f"link ({channel})" if p is None or p.kind == "link" else p.name
+    comment = _text(request.form.to_dict(), "comment")
+    if ep is None:
+        error = "This alert is no longer known."
+    else:
+        try:
+            ep = service().describe(service().acknowledge(ep["id"], by, comment), time.time())
+        except AlertNotFiring:
+            error = "This alert has already resolved; there is nothing to acknowledge."
+    return render_template("alert_ack.html", alert=ep, done=error is None, error=error, token=None,
+                           v=asset_version(), **_page_helpers()), (200 if error is None else 409)

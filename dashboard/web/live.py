@@ -1,0 +1,131 @@
+"""Socket.IO namespace ``/live``: every stored tick is pushed to browsers as one ``samples``
+event (a list of ``{seq, ts, source, values, labels}``), and a (re)connecting browser asks for
+what it missed with ``resume`` (``{after_seq}``) and gets it from the store.
+
+Each tick is serialised once and broadcast; python-socketio encodes a broadcast packet once for
+all clients.
+
+A socket's login is remembered at connect and checked again on ``resume``, every 30 s, and at
+once when the account changes or logs out (dashboard/web/live_logins.py). ``resume`` replays at most
+the last 15 minutes and 5,000 samples (``truncated`` beyond: the page then reloads
+``/api/history``), at most once a second per socket: a reconnect storm of wall screens must not
+turn into a storm of large store reads.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import request
+from flask_socketio import Namespace, SocketIO
+
+from dashboard.web import live_logins
+
+
+if TYPE_CHECKING:
+    from dashboard.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+MAX_RESUME_S = 15 * 60           # a client gone longer than this re-loads history over HTTP
+MAX_RESUME_SAMPLES = 5_000       # ...and one that missed more samples than this
+RESUME_EVERY_S = 1.0             # per socket; more often gets {"error"}
+SEQ_MAX = 2 ** 63 - 1            # SQLite's largest integer
+CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
+
+
+class LiveNamespace(Namespace):
+    def __init__(self, runtime: "Runtime") -> None:
+        super().__init__(NAMESPACE)
+        self.runtime = runtime
+        self.logins: live_logins.LoginWatch | None = None      # set by init_app
+        self._resumed: dict[str, float] = {}                   # sid -> last resume (monotonic)
+        self._resume_lock = threading.Lock()
+
+    def on_connect(self, auth: Any = None) -> bool | None:
+        # A valid session cookie, or a token in the auth payload / Authorization header (#7).
+        login = live_logins.from_handshake(auth)
+        if login is None:
+            raise ConnectionRefusedError("login required")
+        if self.logins is not None:
+            self.logins.connected(request.sid, login)
+        return None
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        if self.logins is not None:
+            self.logins.gone(request.sid)
+        with self._resume_lock:
+            self._resumed.pop(request.sid, None)
+
+    def _too_soon(self, sid: str) -> bool:
+        now = time.monotonic()
+        with self._resume_lock:
+            last = self._resumed.get(sid)
+            if last is not None and now - last < RESUME_EVERY_S:
+                return True
+            self._resumed[sid] = now
+        return False
+
+    def on_resume(self, data: Any) -> dict:
+        """Answer (as the event's acknowledgement) with the samples after ``after_seq``."""
+        if not isinstance(data, dict) or not isinstance(data.get("after_seq"), int) \
+                or isinstance(data.get("after_seq"), bool) or not 0 <= data["after_seq"] <= SEQ_MAX:
+            return {"error": "resume expects {after_seq: non-negative integer}"}
+        if self.logins is not None and not self.logins.check(request.sid):
+            return {"error": "login no longer valid"}
+        if self._too_soon(request.sid):
+            # Not a reason to reload history: the page asks again after retry_after_s.
+            return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
+                    "retry_after_s": RESUME_EVERY_S}
+        after, since = data["after_seq"], time.time() - MAX_RESUME_S
+        store = self.runtime.store
+        samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
+        truncated = len(samples) > MAX_RESUME_SAMPLES
+        if not truncated and (not samples or samples[0].seq != after + 1):
+            # Samples after the cursor older than the window are not replayed: say so.
+            first = store.after(after, limit=1)
+            truncated = bool(first) and first[0].ts < since
+        samples = samples[:MAX_RESUME_SAMPLES]
+        return {"samples": [s.to_wire() for s in samples],
+                "last_seq": samples[-1].seq if samples else after,
+                "truncated": truncated}
+
+
+def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
+    """The Socket.IO server of a web process. With ``message_queue`` set, every instance
+    subscribes to it, so samples emitted by any process (the collector leader) reach every
+    browser on every instance."""
+    settings = runtime.settings
+    socketio = SocketIO(
+        app,
+        async_mode=async_mode,
+        message_queue=settings.message_queue,
+        channel=CHANNEL,
+        cors_allowed_origins=[settings.public_url, f"http://{settings.bind}"],
+        max_http_buffer_size=64 * 1024,          # clients only send small control messages
+        ping_interval=10, ping_timeout=10,
+        json=None,
+    )
+    namespace = LiveNamespace(runtime)
+    socketio.on_namespace(namespace)
+    accounts = app.extensions.get("dashboard.accounts")
+    if accounts is not None:
+        namespace.logins = live_logins.LoginWatch(
+            accounts, lambda sid: socketio.server.disconnect(sid, namespace=NAMESPACE),
+            socketio.start_background_task, socketio.sleep)
+        accounts.listeners.append(namespace.logins.account_changed)
+        app.extensions["dashboard.live_logins"] = namespace.logins
+    from dashboard.auth.guard import socket_connect_guard
+    socketio.on("connect")(socket_connect_guard)   # the default namespace needs a login too (#7)
+    runtime.emitter = socketio.emit
+    app.extensions["dashboard.socketio"] = socketio
+    return socketio
+
+
+def external_emitter(settings) -> SocketIO:
+    """For a process without a web server (``python -m dashboard collect``): writes events to
+    the message queue only. Flask-SocketIO's docs: same channel, ``async_mode="threading"``."""
+    return SocketIO(message_queue=settings.message_queue, channel=CHANNEL, async_mode="threading")

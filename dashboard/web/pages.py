@@ -1,0 +1,68 @@
+"""HTML pages, ``/healthz`` and the pre-gzipped third-party assets."""
+from __future__ import annotations
+
+import hashlib
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
+
+from dashboard.web import panels
+
+bp = Blueprint("pages", __name__)
+
+VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
+VENDOR_FILES = {"plotly-basic.min.js", "socket.io.min.js"}
+
+
+@lru_cache(maxsize=1)
+def asset_version() -> str:
+    """Changes whenever the installed assets change, so browsers may cache them for a year."""
+    h = hashlib.sha256()
+    for name in sorted(VENDOR_FILES):
+        p = VENDOR_DIR / name
+        h.update(p.read_bytes() if p.exists() else b"")
+    for p in sorted((Path(__file__).parent / "static").glob("*.*")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@bp.get("/healthz")
+def healthz():
+    """No login: each collector's status (ok / error / stale / starting), last sample, error.
+
+    Always 200 while the process answers (the contract); ``status`` says whether all is well.
+    """
+    rt = current_app.extensions["dashboard"]
+    collectors = rt.collector_status()
+    remote = not rt.started and rt.status_reader is not None     # a web-only instance
+    ok = (rt.started or remote) and all(c["status"] == "ok" for c in collectors.values())
+    body = {"status": "ok" if ok else ("starting" if not (rt.started or remote) else "degraded"),
+            "ts": time.time(), "collectors": collectors}
+    return jsonify(body)
+
+
+@bp.get("/")
+def live_page():
+    rt = current_app.extensions["dashboard"]
+    sources = {c.source: c.interval_s for c in rt.runner.collectors}
+    return render_template("live.html", panels=panels.as_json(rt.rules), areas=panels.AREAS,
+                           sources=sources, settings=rt.settings, v=asset_version())
+
+
+@bp.get("/vendor/<name>")
+def vendor(name: str):
+    """plotly.js and the Socket.IO client, installed from the npm registry at set-up."""
+    if name not in VENDOR_FILES:
+        abort(404)
+    path = VENDOR_DIR / name
+    gz = path.with_name(name + ".gz")
+    if "gzip" in request.headers.get("Accept-Encoding", "") and gz.exists():
+        resp = send_file(gz, mimetype="text/javascript", max_age=365 * 86400)
+        resp.headers["Content-Encoding"] = "gzip"
+        resp.vary.add("Accept-Encoding")
+        return resp
+    if not path.exists():
+        abort(404, description="run scripts/setup.sh to install the browser assets")
+    return send_file(path, mimetype="text/javascript", max_age=365 * 86400)

@@ -1,0 +1,1 @@
+"""Test helpers: servers, receivers, browsers and clients the tests share."""
