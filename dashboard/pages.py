@@ -6,7 +6,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, send_file
 
 from dashboard import panels
 
@@ -14,6 +14,7 @@ bp = Blueprint("pages", __name__)
 
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
 VENDOR_FILES = {"plotly-basic.min.js", "socket.io.min.js"}
+ANONYMOUS_HEALTH = ("status", "age_s")     # what /healthz tells a caller without a login
 
 
 @lru_cache(maxsize=1)
@@ -30,12 +31,16 @@ def asset_version() -> str:
 
 @bp.get("/healthz")
 def healthz():
-    """No login: each collector's status (ok / error / stale / starting), last sample, error.
+    """No login: the overall status and each collector's status (ok / error / stale) and age.
 
     Always 200 while the process answers (the contract); ``status`` says whether all is well.
+    Error texts name internal addresses and users (``monitor@10.0.0.5``, ``127.0.0.1:6379``):
+    they, the interval and the last sample time go only to a logged-in caller (session or token).
     """
     rt = current_app.extensions["dashboard"]
     collectors = rt.collector_status()
+    if g.principal is None:
+        collectors = {name: {k: c.get(k) for k in ANONYMOUS_HEALTH} for name, c in collectors.items()}
     remote = not rt.started and rt.status_reader is not None     # a web-only instance
     ok = (rt.started or remote) and all(c["status"] == "ok" for c in collectors.values())
     body = {"status": "ok" if ok else ("starting" if not (rt.started or remote) else "degraded"),
