@@ -7,6 +7,9 @@ worker after the fork, never at import and never with --preload.
 import gc
 import os
 
+# A hand-run gunicorn writes the data dir's files owner-only too (dashboard/store/datadir.py).
+os.umask(0o077)
+
 # Inherited by the worker, which imports eventlet (gworker.py) after the fork: see wsgi.py.
 os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 

@@ -323,7 +323,7 @@ class DashboardServer:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
                     body = json.loads(r.read())
                 if body.get("collectors") and all(
-                        c.get("last_sample_ts") for c in body["collectors"].values()):
+                        c.get("age_s") is not None for c in body["collectors"].values()):
                     return
                 last = json.dumps(body)[:300]
             except OSError as e:

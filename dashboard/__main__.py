@@ -14,6 +14,7 @@ from pathlib import Path
 from dashboard.config import load as config_mod
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import ConfigError, Settings
+from dashboard.store.datadir import private_umask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,6 +168,7 @@ def cmd_check(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()                    # the data dir's files are the owner's only, whatever the shell's umask
     p = argparse.ArgumentParser(prog="python -m dashboard")
     p.add_argument("--config", help="TOML file (default: $DASHBOARD_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)

@@ -8,7 +8,9 @@ import pytest
 from dashboard.app import create_app
 from dashboard.config.load import from_dict
 from dashboard.model import Sample
+from dashboard.demo.services import free_port
 from dashboard.runtime import Runtime
+from tests.support.auth_helpers import logged_in_client, token_client
 
 
 @pytest.fixture
@@ -99,13 +101,34 @@ def test_latest_has_the_newest_sample_of_each_series(api):
     assert by_key[("host", ())]["values"]["host.cpu_percent"] == 4.0
 
 
-def test_healthz_reports_each_collector_without_login(tmp_path):
-    settings = from_dict({"data_dir": str(tmp_path), "async_mode": "threading"})
+def test_healthz_shows_anonymous_callers_status_and_age_and_logged_in_ones_the_errors(tmp_path):
+    # A MySQL server that is not there: its error names the user, the host and the port.
+    port = free_port()
+    settings = from_dict({"data_dir": str(tmp_path), "async_mode": "threading",
+                          "mysql": {"url": f"mysql://monitor:pw@127.0.0.1:{port}/"}})
     from dashboard.collectors.host import HostCollector
-    rt = Runtime(settings, [HostCollector(interval_s=0.2)])
+    from dashboard.collectors.registry import build
+    db = next(c for c in build(settings) if c.source == "db")
+    rt = Runtime(settings, [HostCollector(interval_s=0.2), db])
     app = create_app(settings, rt, async_mode="threading")
-    rt.runner.tick(rt.runner.collectors[0])
-    r = app.test_client().get("/healthz")
-    assert r.status_code == 200
-    host = r.get_json()["collectors"]["host"]
-    assert host["status"] == "ok" and host["last_sample_ts"] and host["error"] is None
+    try:
+        for c in rt.runner.collectors:
+            rt.runner.tick(c)
+        anon = app.test_client().get("/healthz")
+        assert anon.status_code == 200
+        body = anon.get_json()
+        assert body["status"] == "starting"
+        assert body["collectors"]["host"]["status"] == "ok"
+        assert body["collectors"]["db"]["status"] == "error"
+        assert {k for c in body["collectors"].values() for k in c} == {"status", "age_s"}
+        assert str(port) not in anon.get_data(as_text=True)
+        assert "monitor@" not in anon.get_data(as_text=True)
+        for client in (token_client(app, "viewer"), logged_in_client(app, "viewer")):
+            seen = client.get("/healthz").get_json()["collectors"]
+            assert str(port) in seen["db"]["error"], seen
+            assert seen["host"]["error"] is None and seen["host"]["last_sample_ts"]
+        bad_token = app.test_client().get("/healthz", headers={"Authorization": "Bearer dsh_x"})
+        assert "error" not in bad_token.get_json()["collectors"]["db"]
+    finally:
+        for c in rt.runner.collectors:
+            c.close()

@@ -13,7 +13,7 @@ import pytest
 from dashboard.config import load as config
 from dashboard.collectors.phpfpm import PhpFpmCollector
 from dashboard.collectors.probes import ProbeCollector
-from dashboard.collectors.statsd import StatsdCollector, StatsdListener
+from dashboard.collectors.statsd import MAX_NAMES, StatsdCollector, StatsdListener
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime
 from dashboard.store import Store
@@ -83,6 +83,17 @@ def test_statsd_counters_and_timers_become_rates_and_percentiles_as_sent(statsd)
     clock.t += 10
     v = collector.collect()[0].values
     assert v["app.requests_per_s"] == 0 and "app.error_rate" not in v and "app.response_ms_p95" not in v
+
+
+def test_statsd_exposes_the_first_50_names_and_counts_the_rest(statsd):
+    collector, clock, sender = statsd
+    _send_all(collector, sender, [f"signup{i:03d}:1|c".encode() for i in range(MAX_NAMES + 7)]
+              + [f"depth{i:03d}:1|g".encode() for i in range(MAX_NAMES + 3)])
+    clock.t += 10
+    readings = collector.collect()
+    kinds = [k for r in readings[1:] for k in r.values]
+    assert kinds.count("statsd.count_per_s") == kinds.count("statsd.gauge") == MAX_NAMES
+    assert readings[0].values["statsd.names_not_shown"] == 10
 
 
 def test_malformed_statsd_packets_are_counted_and_ignored(statsd):

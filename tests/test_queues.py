@@ -11,9 +11,9 @@ import redis
 from rq import Queue, SimpleWorker, Worker
 
 from dashboard.config import load as config
-from dashboard.config.settings import Settings
+from dashboard.config.settings import ConfigError, Settings
 from dashboard.collectors.queues.collector import QueueCollector
-from dashboard.config.settings import ConfigError
+from dashboard.collectors.queues.redis import MAX_RQ_QUEUES
 
 
 class FakeClock:
@@ -105,6 +105,29 @@ def test_rq_queues_and_failures_made_by_the_real_rq_library_are_discovered(redis
         assert seen["reports"]["queue.failed"] == 2
         assert seen["reports"]["queue.failed_new"] == 1
         assert seen["emails"]["queue.failed_new"] == 0
+    finally:
+        collector.close()
+        r.flushdb()
+
+
+def test_rq_discovery_collects_the_first_50_queues_and_counts_the_rest(redis_server):
+    # An application that names a queue per customer must not grow the store without bound.
+    url = _own_db(redis_server)
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    names = [f"tenant{i:03d}" for i in range(MAX_RQ_QUEUES + 12)]
+    for name in names:
+        Queue(name, connection=r).enqueue(len, "x")
+    collector = QueueCollector(_settings(url, {"name": "jobs", "kind": "rq"}).queues,
+                               redis_url=url, clock=FakeClock())
+    try:
+        readings = collector.collect()
+        seen = _by_queue(readings)
+        assert sorted(seen) == names[:MAX_RQ_QUEUES]
+        assert all(v["queue.pending"] == 1 for v in seen.values())
+        plain = [dict(x.values) for x in readings if not x.labels]
+        assert plain == [{"queue.not_shown": 12.0}]
+        assert "rq: 12 more queues of rq:queues not shown (at most 50)" in collector.check_notes()
     finally:
         collector.close()
         r.flushdb()

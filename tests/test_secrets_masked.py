@@ -88,7 +88,7 @@ def test_error_samples_healthz_and_pages_never_show_a_secret(tmp_path):
     app = create_app(settings, rt, async_mode="threading")
     rt.runner.tick(rt.runner.collectors[0])
     client = logged_in_client(app, "admin")
-    health = app.test_client().get("/healthz").get_data(as_text=True)
+    health = client.get("/healthz").get_data(as_text=True)     # error texts need a login
     assert "cannot reach mysql://monitor:***@" in health
     for where, text in [("/healthz", health),
                         ("/api/latest", client.get("/api/latest").get_data(as_text=True)),

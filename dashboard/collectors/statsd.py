@@ -12,7 +12,8 @@ window: the panels move every second, yet a p95 rests on more than one second's 
 - ``app.response_ms`` (mean, the docs' "average response time"), ``app.response_ms_p50`` and
   ``app.response_ms_p95`` from the ``response_time`` (or ``request_time``) timers;
 - a name also matches with any prefix: ``shop.requests`` counts as ``requests``;
-- the first 50 other counters and gauges as ``statsd.count_per_s{name}`` / ``statsd.gauge{name}``.
+- the first 50 other counters and gauges (by name) as ``statsd.count_per_s{name}`` /
+  ``statsd.gauge{name}``; ``statsd.names_not_shown`` counts the names left out.
 
 The listener is a thread started by ``Runtime.start`` (``start()``) and stopped by
 ``close()``. It keeps up with 10,000 packets/s on loopback: an 8 MB receive buffer absorbs
@@ -30,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from dashboard.collectors.base import capped
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
@@ -44,6 +46,8 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("statsd.malformed_per_s", "/s", "Malformed StatsD lines per second"),
     MetricSpec("statsd.count_per_s", "/s", "Any other StatsD counter per second", ("name",)),
     MetricSpec("statsd.gauge", "count", "Any StatsD gauge, last value", ("name",)),
+    MetricSpec("statsd.names_not_shown", "count", "Other counter and gauge names beyond the "
+               "first 50, not exposed"),
 )
 
 RCVBUF = 8 << 20
@@ -320,12 +324,14 @@ class StatsdCollector:
             values["app.response_ms"] = sum(timings) / len(timings)
             values["app.response_ms_p50"] = percentile(timings, 0.50)
             values["app.response_ms_p95"] = percentile(timings, 0.95)
-        out = [Reading(values)]
         known = {k for k in counters for name in KNOWN_COUNTERS if k == name or k.endswith("." + name)}
-        others = sorted(k for k in counters if k not in known)[:MAX_NAMES]
+        others, more_counters = capped((k for k in counters if k not in known), MAX_NAMES)
+        gauges = dict(self.listener.gauges)
+        shown_gauges, more_gauges = capped(gauges, MAX_NAMES)
+        values["statsd.names_not_shown"] = float(more_counters + more_gauges)
+        out = [Reading(values)]
         out += [Reading({"statsd.count_per_s": counters[k] / span}, {"name": k}) for k in others]
-        out += [Reading({"statsd.gauge": v}, {"name": k})
-                for k, v in sorted(self.listener.gauges.items())[:MAX_NAMES]]
+        out += [Reading({"statsd.gauge": gauges[k]}, {"name": k}) for k in shown_gauges]
         return out
 
     def check_notes(self) -> list[str]:

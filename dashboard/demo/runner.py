@@ -23,6 +23,7 @@ import psutil
 
 from dashboard.config import load as config_mod
 from dashboard.config.settings import ConfigError, Settings
+from dashboard.store.datadir import make_private
 from dashboard.demo import configfile
 from dashboard.demo.child import DashboardChild
 from dashboard.demo.platform import Platform
@@ -98,7 +99,7 @@ class Demo:
 
     def start(self) -> bool:
         """Bring everything up; False if stopped meanwhile or something failed (already said)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.dir)     # its servers' files and demo.json too: owner only
         self.say(f"starting a demo platform in {self.dir} (MariaDB, Redis, a shop, a workload)")
         self.platform.start_mariadb()
         if self.stopping.is_set():

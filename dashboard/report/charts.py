@@ -4,6 +4,11 @@ plotly is imported here, inside ``figures()``, never at app start (it costs ~1 s
 embeds each figure as JSON in a ``<script type="application/json">`` block and the page's own
 static JS draws it with the vendored plotly.js (the CSP forbids inline scripts).
 
+Texts from monitored systems (series keys carry queue, mount, probe and host names) pass
+through ``plotly_text``: plotly reads ``<a href>``, ``<span style>``, ``<b>``... in trace names,
+legends, hover labels and titles as markup, so a queue named ``<a href=...>`` would otherwise be
+a link inside the logged-in page. live.js escapes label values for its traces the same way.
+
 The x axis is hours since local midnight with local wall-clock tick labels, so a 23 or 25 hour
 day is drawn at its true length and the repeated hour of a 25 hour day does not fold back.
 """
@@ -20,6 +25,12 @@ COLORS = ("#4fc3f7", "#ba68c8", "#81c784", "#ffb74d", "#e57373", "#90a4ae")
 LEVEL_COLORS = {"warning": "#ffb300", "critical": "#ff5252", "limit": "#9e9e9e"}
 MAX_BANDS = 3                  # min-max bands for the first few series; more would be clutter
 MAX_SEGMENTS = 50              # a day cut into more stretches than this gets no band
+
+
+def plotly_text(s: str) -> str:
+    """``s`` shown literally by plotly: its pseudo-HTML is parsed after entities are decoded,
+    so escaping ``&``, ``<`` and ``>`` is enough (as live.js's ``plotlyText``)."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _ticks(day: Day) -> tuple[list[float], list[str]]:
@@ -50,7 +61,7 @@ def figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for i, s in enumerate(area["series"][:len(COLORS)]):
             color = COLORS[i]
             ch = s["chart"]
-            name = s["key"]
+            name = plotly_text(s["key"])
             if i < MAX_BANDS:
                 # min-max band: one closed shape per stretch of data, so a gap stays empty
                 for xs, lows, highs in _segments(ch)[:MAX_SEGMENTS]:
@@ -60,7 +71,8 @@ def figures(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                     showlegend=False)
             fig.add_scatter(x=ch["x"], y=ch["mean"], mode="lines", name=name,
                             line={"color": color, "width": 1.5}, connectgaps=False,
-                            hovertemplate="%{y:.4g}<extra>" + name.replace("%", "%%") + "</extra>")
+                            # the (escaped) name by reference: a name is never read as a template
+                            hovertemplate="%{y:.4g}<extra>%{fullData.name}</extra>")
             px = (s["peak_at"] - day.start + 30) / 3600
             fig.add_scatter(x=[px], y=[s["peak"]], mode="markers", showlegend=False,
                             marker={"color": color, "size": 8, "symbol": "diamond"},

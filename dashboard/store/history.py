@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.store import latest as storelatest
 from dashboard.store import sketch
+from dashboard.store.datadir import make_private, private_file
 from dashboard.model import Sample, series_key
 
 log = logging.getLogger(__name__)
@@ -194,9 +195,8 @@ def _finite(values: Mapping[str, float]) -> dict[str, float]:
 class Store:
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
                  rollup_retention_d: float = 400.0) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / "history.sqlite3"
+        self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
+        self.path = private_file(self.data_dir / "history.sqlite3")
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()

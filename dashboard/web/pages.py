@@ -6,14 +6,16 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, send_file
 
 from dashboard.web import panels
 
 bp = Blueprint("pages", __name__)
 
-VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+VENDOR_DIR = STATIC_DIR / "vendor"
 VENDOR_FILES = {"plotly-basic.min.js", "socket.io.min.js"}
+ANONYMOUS_HEALTH = ("status", "age_s")     # what /healthz tells a caller without a login
 
 
 @lru_cache(maxsize=1)
@@ -23,19 +25,23 @@ def asset_version() -> str:
     for name in sorted(VENDOR_FILES):
         p = VENDOR_DIR / name
         h.update(p.read_bytes() if p.exists() else b"")
-    for p in sorted((Path(__file__).parent / "static").glob("*.*")):
+    for p in sorted(STATIC_DIR.glob("*.*")):
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
 
 @bp.get("/healthz")
 def healthz():
-    """No login: each collector's status (ok / error / stale / starting), last sample, error.
+    """No login: the overall status and each collector's status (ok / error / stale) and age.
 
     Always 200 while the process answers (the contract); ``status`` says whether all is well.
+    Error texts name internal addresses and users (``monitor@10.0.0.5``, ``127.0.0.1:6379``):
+    they, the interval and the last sample time go only to a logged-in caller (session or token).
     """
     rt = current_app.extensions["dashboard"]
     collectors = rt.collector_status()
+    if g.principal is None:
+        collectors = {name: {k: c.get(k) for k in ANONYMOUS_HEALTH} for name, c in collectors.items()}
     remote = not rt.started and rt.status_reader is not None     # a web-only instance
     ok = (rt.started or remote) and all(c["status"] == "ok" for c in collectors.values())
     body = {"status": "ok" if ok else ("starting" if not (rt.started or remote) else "degraded"),

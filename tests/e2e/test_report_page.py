@@ -1,8 +1,9 @@
 """The daily summary page in headless Chromium against a real gunicorn: every area's chart is
-drawn by the page's plotly.js under the CSP, the print view puts one area per page, and a bad
-date is a 400."""
+drawn by the page's plotly.js under the CSP, the print view puts one area per page, a queue
+name that is markup is drawn as text, and a bad date is a 400."""
 from __future__ import annotations
 
+import html
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,14 +11,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from dashboard.model import Sample
 from dashboard.store import Store
-from tests.support.auth_helpers import add_token, browser_login
+from tests.support.auth_helpers import add_token, browser_login, open_logged_in
 from tests.support.browser import chromium
 from tests.support.report_data import day_bounds, write_day
 from tests.support.server import DashboardServer
 from tests.support.util import wait_until
 
 BERLIN = ZoneInfo("Europe/Berlin")
+# A monitored system names its queue; plotly reads <a href> in trace names as a link.
+PHISH = '<a href="https://evil.example">Session expired</a>'
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +30,9 @@ def server(tmp_path_factory):
     day = datetime.fromtimestamp(time.time(), BERLIN).date() - timedelta(days=3)
     store = Store(data)
     write_day(store, day, BERLIN, step=60.0)
+    start, _ = day_bounds(day, BERLIN)
+    store.append([Sample("queue", start + h * 3600, {"queue.pending": 1.0}, {"queue": PHISH})
+                  for h in range(24)])
     store.rollup(now=day_bounds(day, BERLIN)[1] + 120)
     store.close()
     s = DashboardServer(data, env={"DASHBOARD_TIMEZONE": "Europe/Berlin"})
@@ -66,6 +73,24 @@ def test_the_page_draws_every_area_chart_under_the_csp_and_prints_one_area_per_p
             ".report-area", "els => els.map(e => getComputedStyle(e).breakBefore)")
         assert breaks == ["page"] * 15
         assert page.eval_on_selector("header nav", "e => getComputedStyle(e).display") == "none"
+
+
+def test_a_queue_name_that_is_markup_is_drawn_as_text_and_links_nowhere(server):
+    with chromium() as ctx:
+        page, events = open_logged_in(ctx, server, f"/reports/daily?date={server.day}")
+        wait_until(lambda: page.get_attribute("body", "data-charts-drawn"), timeout=30,
+                   message=lambda: server.log()[-2000:])
+        legend = page.evaluate("() => document.querySelector('#chart-queue_pending .legend')"
+                               ".textContent")
+        assert PHISH in legend                  # the name as the queue wrote it, literally
+        names = page.evaluate("() => document.getElementById('chart-queue_pending').data"
+                              ".map(t => t.name).join('|')")
+        assert html.escape(PHISH, quote=False) in names
+        links = page.evaluate("""() => [...document.querySelectorAll('a')].map(a =>
+            a.getAttribute('href') || a.getAttribute('xlink:href') || '')""")
+        assert not [h for h in links if "evil.example" in h], links
+        assert page.url == f"{server.url}/reports/daily?date={server.day}"
+        assert events["dialogs"] == [] and page.evaluate("() => window.__csp || []") == []
 
 
 def test_a_bad_date_is_a_400_from_the_real_server(server):

@@ -13,7 +13,7 @@ import requests
 from dashboard.demo.services import free_port
 from tests.support.util import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class DashboardServer:

@@ -15,6 +15,9 @@ Each configured queue has a kind (``redis-list``, ``rq``, ``celery``, ``sql``; o
 - ``queue.failed_new``: failures added over the window (the alert rule's "> 0 new"), counted
   from increases of the failed total, so a clean-up of old failures is not a "new failure".
 
+RQ queues found by discovery are capped (``queue_redis.MAX_RQ_QUEUES``): ``queue.not_shown``
+counts those left out, and ``check`` says so.
+
 A queue that cannot be read gets ``queue.up{queue} = 0`` with the reason on its sample (e.g.
 which index to add); a backend that cannot be reached at all makes the unlabelled
 ``queue.up = 0``, and the whole tick an error when no backend answers.
@@ -52,6 +55,7 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("queue.drain_eta_s", "s", "pending / net dequeue rate; absent when not draining",
                ("queue",)),
     MetricSpec("queue.draining", "bool", "0 when jobs wait and the queue is not shrinking", ("queue",)),
+    MetricSpec("queue.not_shown", "count", "Discovered RQ queues beyond the first 50, not collected"),
 )
 
 
@@ -141,8 +145,14 @@ class QueueCollector:
                         for p, n in r.by_priority.items()]
         if down and len(down) == len(self._readers):
             raise CollectorError("; ".join(down))
+        plain: dict[str, float] = {}
+        left_out = [n for n in (reader.not_shown() for reader in self._readers) if n is not None]
+        if left_out:
+            plain["queue.not_shown"] = float(sum(left_out))
         if down:
-            out.insert(0, Reading({"queue.up": 0.0}, error="; ".join(down)))
+            plain["queue.up"] = 0.0
+        if plain:
+            out.insert(0, Reading(plain, error="; ".join(down) if down else None))
         return out
 
     def _reading(self, now: float, r: QueueRead) -> Reading:

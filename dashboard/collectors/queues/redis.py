@@ -9,6 +9,8 @@ RQ's key layout (rq 1.x-3.x, prefix ``rq``): ``rq:queues`` (set of queue keys),
 ``rq:queue:<name>`` (list of job ids, RPUSH / LPOP, so the oldest is at index 0),
 ``rq:failed:<name>``, ``rq:wip:<name>`` (started), ``rq:scheduled:<name>`` (sorted sets),
 ``rq:workers:<name>`` (set of worker keys), ``rq:job:<id>`` (hash with ``enqueued_at``).
+Discovery collects the first ``MAX_RQ_QUEUES`` of ``rq:queues`` by name; ``not_shown`` counts
+the rest (``queue.not_shown``, and a note in ``check``).
 Celery's Redis transport (kombu) keeps a queue as a list per priority step: ``celery``,
 ``celery\\x06\\x163``, ``celery\\x06\\x166``, ``celery\\x06\\x169``, pushed with LPUSH and
 consumed with BRPOP, so the oldest message is at index -1.
@@ -23,11 +25,13 @@ from typing import Any, Callable, Sequence
 
 import redis
 
+from dashboard.collectors.base import capped
 from dashboard.collectors.queues.base import BackendDown, QueueRead
 from dashboard.collectors.redisconn import describe_error, make_client, own_reads
 from dashboard.config.settings import QueueSettings
 
 RQ_REDISCOVER_S = 30.0      # new RQ queues appear within this long; SMEMBERS is not per tick
+MAX_RQ_QUEUES = 50          # per prefix: an app may name a queue per customer; each is ~12 series
 _COUNT_BY_TYPE = {"list": "LLEN", "zset": "ZCARD", "set": "SCARD", "hash": "HLEN", "stream": "XLEN"}
 
 Handler = Callable[[Any], None]
@@ -77,6 +81,7 @@ class RedisQueues:
         self._ledger = own_reads(url)
         self._wall = wall
         self._rq_names: dict[str, tuple[float, list[str]]] = {}     # prefix -> (when, names)
+        self._rq_more: dict[str, int] = {}                          # prefix -> names left out
         self._types: dict[str, str] = {}                            # failed_key -> Redis type
         self._heads: dict[str, tuple[bytes, float | None]] = {}     # rq list key -> head job
         self._notes: dict[str, str] = {}
@@ -255,11 +260,16 @@ class RedisQueues:
                 if isinstance(members, Exception):
                     return
                 start = f"{prefix}:queue:"
-                names = sorted(m.decode(errors="replace")[len(start):] for m in members
-                               if m.decode(errors="replace").startswith(start))
+                names, more = capped((m.decode(errors="replace")[len(start):] for m in members
+                                      if m.decode(errors="replace").startswith(start)),
+                                     MAX_RQ_QUEUES)
                 self._rq_names[prefix] = (now, names)
+                self._rq_more[prefix] = more
                 if not names:
                     self._notes["rq:" + prefix] = f"rq: no queues in {prefix}:queues yet"
+                elif more:
+                    self._notes["rq:" + prefix] = (f"rq: {more} more queues of {prefix}:queues "
+                                                   f"not shown (at most {MAX_RQ_QUEUES})")
                 else:
                     self._notes.pop("rq:" + prefix, None)
             plan.append((("SMEMBERS", f"{prefix}:queues"), found))
@@ -267,6 +277,10 @@ class RedisQueues:
 
     def notes(self) -> list[str]:
         return list(self._notes.values())
+
+    def not_shown(self) -> int | None:
+        """Discovered RQ queues left out by the cap (all prefixes); None without discovery."""
+        return sum(self._rq_more.values()) if self._rq_more else None
 
     def close(self) -> None:
         self.client.close()

@@ -198,6 +198,9 @@ class SqlQueues:
     def notes(self) -> list[str]:
         return list(self._notes.values())
 
+    def not_shown(self) -> None:
+        return None                    # SQL queues are configured one by one, never discovered
+
     def close(self) -> None:
         if self._owned:
             self.conn.close()
