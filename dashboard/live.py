@@ -14,6 +14,7 @@ turn into a storm of large store reads.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,17 @@ MAX_RESUME_SAMPLES = 5_000       # ...and one that missed more samples than this
 RESUME_EVERY_S = 1.0             # per socket; more often gets {"error"}
 SEQ_MAX = 2 ** 63 - 1            # SQLite's largest integer
 CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
+RECHECK_ENV = "DASHBOARD_LIVE_RECHECK_S"   # seconds between re-checks of every socket's login
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (tests shorten waits this way), else
+    ``default``."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 class LiveNamespace(Namespace):
@@ -115,7 +127,8 @@ def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
     if accounts is not None:
         namespace.logins = live_logins.LoginWatch(
             accounts, lambda sid: socketio.server.disconnect(sid, namespace=NAMESPACE),
-            socketio.start_background_task, socketio.sleep)
+            socketio.start_background_task, socketio.sleep,
+            env_seconds(RECHECK_ENV, live_logins.RECHECK_S))
         accounts.listeners.append(namespace.logins.account_changed)
         app.extensions["dashboard.live_logins"] = namespace.logins
     from dashboard.auth import socket_connect_guard
