@@ -10,6 +10,11 @@ once when the account changes or logs out (dashboard/live_logins.py). ``resume``
 the last 15 minutes and 5,000 samples (``truncated`` beyond: the page then reloads
 ``/api/history``), at most once a second per socket: a reconnect storm of wall screens must not
 turn into a storm of large store reads.
+
+Broadcasts (``samples``, ``alert``, ``db_statements``) go to the room ``LOGGED_IN`` only, which a
+socket joins once its login is checked: not to the whole namespace, which also holds sockets
+whose connect is still being decided. No client event can connect or disconnect a socket
+(dashboard/live_gate.py).
 """
 from __future__ import annotations
 
@@ -17,12 +22,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import request
-from flask_socketio import Namespace, SocketIO
+from flask_socketio import SocketIO
 
-from dashboard import live_logins
+from dashboard import live_gate, live_logins
 
 
 if TYPE_CHECKING:
@@ -36,6 +43,7 @@ MAX_RESUME_SAMPLES = 5_000       # ...and one that missed more samples than this
 RESUME_EVERY_S = 1.0             # per socket; more often gets {"error"}
 SEQ_MAX = 2 ** 63 - 1            # SQLite's largest integer
 CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
+LOGGED_IN = "logged-in"          # room of the sockets whose login was checked: broadcasts go there
 RECHECK_ENV = "DASHBOARD_LIVE_RECHECK_S"   # seconds between re-checks of every socket's login
 
 
@@ -49,7 +57,7 @@ def env_seconds(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-class LiveNamespace(Namespace):
+class LiveNamespace(live_gate.LifecycleOnly):
     def __init__(self, runtime: "Runtime") -> None:
         super().__init__(NAMESPACE)
         self.runtime = runtime
@@ -64,6 +72,7 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("login required")
         if self.logins is not None:
             self.logins.connected(request.sid, login)
+        self.enter_room(request.sid, LOGGED_IN)
         return None
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -131,9 +140,8 @@ def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
             env_seconds(RECHECK_ENV, live_logins.RECHECK_S))
         accounts.listeners.append(namespace.logins.account_changed)
         app.extensions["dashboard.live_logins"] = namespace.logins
-    from dashboard.auth import socket_connect_guard
-    socketio.on("connect")(socket_connect_guard)   # the default namespace needs a login too (#7)
-    runtime.emitter = socketio.emit
+    socketio.on_namespace(live_gate.DefaultNamespace())   # a login there too (#7)
+    runtime.emitter = broadcaster(socketio)
     app.extensions["dashboard.socketio"] = socketio
     return socketio
 
@@ -142,3 +150,9 @@ def external_emitter(settings) -> SocketIO:
     """For a process without a web server (``python -m dashboard collect``): writes events to
     the message queue only. Flask-SocketIO's docs: same channel, ``async_mode="threading"``."""
     return SocketIO(message_queue=settings.message_queue, channel=CHANNEL, async_mode="threading")
+
+
+def broadcaster(socketio: SocketIO) -> Callable[..., Any]:
+    """``Runtime.emitter``: emits to the logged-in sockets only. Through the message queue too
+    (the room travels in the message): every instance sends on to its own ``LOGGED_IN``."""
+    return partial(socketio.emit, to=LOGGED_IN)

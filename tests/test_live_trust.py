@@ -1,0 +1,104 @@
+"""What a client cannot do to the server's view of who is connected, on a real server (gunicorn,
+eventlet, python-socketio and raw Engine.IO over loopback), issue 13:
+
+* a client event named ``disconnect`` or ``connect`` does not reach the lifecycle handlers (it
+  switched off the socket's revocation, or swapped in another login);
+
+The server's waits are shortened through its environment (``DASHBOARD_LIVE_RECHECK_S``)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import socketio
+
+from tests.auth_helpers import accounts_for
+from tests.server import ROOT, DashboardServer
+from tests.util import wait_until
+
+RECHECK_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = DashboardServer(tmp_path_factory.mktemp("live-trust") / "data", env={
+        "DASHBOARD_INTERVAL_S": "0.5", "DASHBOARD_LIVE_RECHECK_S": str(RECHECK_S)})
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+class Screen:
+    """A python-socketio client on /live that records when each ``samples`` batch arrived."""
+
+    def __init__(self, server: DashboardServer, token: str) -> None:
+        self.arrivals: list[float] = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("samples", lambda batch: self.arrivals.append(time.monotonic()),
+                       namespace="/live")
+        self.client.connect(server.url, namespaces=["/live"], transports=["websocket"],
+                            wait_timeout=10, auth={"token": token})
+
+    def receiving(self) -> bool:
+        seen = len(self.arrivals)
+        wait_until(lambda: len(self.arrivals) > seen, timeout=10, message="no samples arrive")
+        return True
+
+    def round_trip(self) -> None:
+        """The server has handled what this client sent before: an event no handler knows is
+        acknowledged empty. (Not ``resume``: it checks the login, which would end the attack.)"""
+        self.client.call("no-such-event", namespace="/live", timeout=10)
+
+
+def token(server: DashboardServer, role: str = "viewer") -> tuple[int, str]:
+    with accounts_for(server.data_dir) as acc:
+        made, text = acc.create_token(role, "wall", created_by="test")
+    return made.id, text
+
+
+def revoke_on_the_command_line(server: DashboardServer, token_id: int) -> None:
+    subprocess.run([sys.executable, "-m", "dashboard", "revoke-token", str(token_id)],
+                   cwd=ROOT, env=server.env(), check=True, timeout=60, capture_output=True)
+
+
+@pytest.fixture
+def screens(server):
+    made: list[Screen] = []
+
+    def make(text: str) -> Screen:
+        made.append(Screen(server, text))
+        return made[-1]
+    yield make
+    for s in made:
+        s.client.disconnect()
+
+
+def assert_cut(screen: Screen, what: str) -> None:
+    wait_until(lambda: not screen.client.connected, timeout=10 + RECHECK_S,
+               message=lambda: f"{what}: still connected, {len(screen.arrivals)} batches so far")
+
+
+def test_a_client_sent_disconnect_event_does_not_switch_off_revocation(server, screens):
+    token_id, text = token(server)
+    honest, attacker = screens(text), screens(text)
+    attacker.client.emit("disconnect", namespace="/live")
+    attacker.round_trip()
+    assert honest.receiving() and attacker.receiving()
+    revoke_on_the_command_line(server, token_id)
+    assert_cut(honest, "the honest socket")
+    assert_cut(attacker, "the socket that sent a 'disconnect' event")
+
+
+def test_a_client_sent_connect_event_cannot_swap_in_another_login(server, screens):
+    short_id, short_lived = token(server)
+    _, other = token(server)
+    attacker = screens(short_lived)
+    # As the server's own connect would pass it: (environ, auth).
+    attacker.client.emit("connect", ("environ", {"token": other}), namespace="/live")
+    attacker.round_trip()
+    revoke_on_the_command_line(server, short_id)
+    assert_cut(attacker, "the socket that sent a 'connect' event with another token")
