@@ -13,8 +13,8 @@ turn into a storm of large store reads.
 
 Broadcasts (``samples``, ``alert``, ``db_statements``) go to the room ``LOGGED_IN`` only, which a
 socket joins once its login is checked: not to the whole namespace, which also holds sockets
-whose connect is still being decided. No client event can connect or disconnect a socket
-(dashboard/live_gate.py).
+whose connect is still being decided. No client event can connect or disconnect a socket, and an
+Engine.IO connection without a login is closed after 10 s (dashboard/live_gate.py).
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ SEQ_MAX = 2 ** 63 - 1            # SQLite's largest integer
 CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
 LOGGED_IN = "logged-in"          # room of the sockets whose login was checked: broadcasts go there
 RECHECK_ENV = "DASHBOARD_LIVE_RECHECK_S"   # seconds between re-checks of every socket's login
+LOGIN_ENV = "DASHBOARD_LIVE_LOGIN_S"       # seconds an Engine.IO connection has to log in
 
 
 def env_seconds(name: str, default: float) -> float:
@@ -141,6 +142,7 @@ def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
         accounts.listeners.append(namespace.logins.account_changed)
         app.extensions["dashboard.live_logins"] = namespace.logins
     socketio.on_namespace(live_gate.DefaultNamespace())   # a login there too (#7)
+    live_gate.LoginDeadline(socketio.server, env_seconds(LOGIN_ENV, live_gate.LOGIN_WINDOW_S))
     runtime.emitter = broadcaster(socketio)
     app.extensions["dashboard.socketio"] = socketio
     return socketio

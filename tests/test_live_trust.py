@@ -3,28 +3,37 @@ eventlet, python-socketio and raw Engine.IO over loopback), issue 13:
 
 * a client event named ``disconnect`` or ``connect`` does not reach the lifecycle handlers (it
   switched off the socket's revocation, or swapped in another login);
+* an Engine.IO connection that logs in to no namespace within the login window is closed.
 
-The server's waits are shortened through its environment (``DASHBOARD_LIVE_RECHECK_S``)."""
+The server's waits are shortened through its environment (``DASHBOARD_LIVE_RECHECK_S``,
+``DASHBOARD_LIVE_LOGIN_S``)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
+import requests
 import socketio
+import websocket
 
 from tests.auth_helpers import accounts_for
 from tests.server import ROOT, DashboardServer
 from tests.util import wait_until
 
 RECHECK_S = 0.5
+LOGIN_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     s = DashboardServer(tmp_path_factory.mktemp("live-trust") / "data", env={
-        "DASHBOARD_INTERVAL_S": "0.5", "DASHBOARD_LIVE_RECHECK_S": str(RECHECK_S)})
+        "DASHBOARD_INTERVAL_S": "0.5", "DASHBOARD_LIVE_RECHECK_S": str(RECHECK_S),
+        "DASHBOARD_LIVE_LOGIN_S": str(LOGIN_S)})
     s.start()
     try:
         yield s
@@ -102,3 +111,77 @@ def test_a_client_sent_connect_event_cannot_swap_in_another_login(server, screen
     attacker.round_trip()
     revoke_on_the_command_line(server, short_id)
     assert_cut(attacker, "the socket that sent a 'connect' event with another token")
+
+
+def websocket_lives(server: DashboardServer,
+                    then: Callable[[websocket.WebSocket], None] = lambda ws: None) -> float:
+    """Open a raw Engine.IO WebSocket, do ``then`` (nothing: no login), answer pings: seconds
+    until the server closes it."""
+    opened = time.monotonic()
+    ws = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=30)
+    try:
+        assert ws.recv().startswith("0{")                # Engine.IO OPEN: connected, no login
+        then(ws)
+        while True:
+            try:
+                data = ws.recv()
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                break
+            if data == "2":
+                ws.send("3")
+            elif data in ("", "1"):                      # Engine.IO CLOSE, or the close frame
+                break
+    finally:
+        ws.close()
+    return time.monotonic() - opened
+
+
+def polling_lives(server: DashboardServer) -> float:
+    """The same over HTTP long-polling."""
+    url = server.url + "/socket.io/?EIO=4&transport=polling"
+    opened = time.monotonic()
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.text.startswith("0{")
+    url += "&sid=" + json.loads(r.text[1:])["sid"]
+    while True:
+        try:
+            r = requests.get(url, timeout=40)
+        except requests.ConnectionError:                 # the server stopped (test failed)
+            return float("inf")
+        packets = r.text.split("\x1e") if r.status_code == 200 else ["1"]
+        if "1" in packets:
+            return time.monotonic() - opened
+        if "2" in packets:
+            requests.post(url, data="3", timeout=10)
+
+
+@pytest.mark.parametrize("lives", [websocket_lives, polling_lives], ids=["websocket", "polling"])
+def test_an_engineio_connection_without_a_login_is_closed_after_the_login_window(
+        server, screens, lives):
+    _, text = token(server)
+    logged_in = screens(text)
+    lived: list[float] = []
+    worker = threading.Thread(target=lambda: lived.append(lives(server)), daemon=True)
+    worker.start()
+    wait_until(lambda: lived, timeout=LOGIN_S + 8,
+               message="an Engine.IO connection without a login stayed open")
+    assert lived[0] >= LOGIN_S * 0.9                     # not before the window ended
+    assert logged_in.client.connected and logged_in.receiving()   # past its window: kept
+
+
+def test_an_engineio_connection_whose_login_ended_is_closed_too(server):
+    """Revocation ends the namespace; the connection under it must not stay to try again."""
+    token_id, text = token(server)
+
+    def log_in_then_get_revoked(ws: websocket.WebSocket) -> None:
+        ws.send("40/live," + json.dumps({"token": text}))
+        wait_until(lambda: ws.recv().startswith("40/live,"), timeout=10)   # connected
+        revoke_on_the_command_line(server, token_id)
+
+    lived: list[float] = []
+    worker = threading.Thread(target=lambda: lived.append(
+        websocket_lives(server, log_in_then_get_revoked)), daemon=True)
+    worker.start()
+    wait_until(lambda: lived, timeout=RECHECK_S + 2 * LOGIN_S + 8,
+               message="the connection of a revoked socket stayed open")
