@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.register_blueprint(fleet.bp)             # issue 8: one row per host, agents included
     auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
     if role == "collector":
-        runtime.emitter = live.external_emitter(settings).emit
+        runtime.emitter = live.broadcaster(live.external_emitter(settings))
     else:
         live.init_app(app, runtime, async_mode or settings.async_mode)
     dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)

@@ -2,10 +2,14 @@
 Over a real WebSocket (gunicorn): tests/e2e/test_security_browser.py."""
 from __future__ import annotations
 
+import json
+import threading
 import time
 
+from dashboard.web import live_logins
 from dashboard.model import Sample
 from tests.support.auth_helpers import add_token, logged_in_client
+from tests.support.util import wait_until
 
 
 def sio(app):
@@ -51,3 +55,58 @@ def test_the_default_namespace_is_locked_too(app):
     assert not sio(app).test_client(app, namespace="/").is_connected("/")
     assert sio(app).test_client(app, namespace="/", auth={"token": add_token(app, "viewer")}) \
         .is_connected("/")
+
+
+def test_any_other_namespace_is_refused_even_with_a_login(app):
+    token = add_token(app, "viewer")
+    assert not sio(app).test_client(app, namespace="/other", auth={"token": token}) \
+        .is_connected("/other")
+
+
+def test_a_socket_whose_login_is_still_being_checked_gets_no_samples(app, monkeypatch):
+    checking, answer = threading.Event(), threading.Event()
+
+    def slow_refusal(auth):            # fault injection: the accounts file is slow to answer,
+        checking.set()                 # then the login is refused (None)
+        answer.wait(10)
+
+    monkeypatch.setattr(live_logins, "from_handshake", slow_refusal)
+    made: list = []
+    connecting = threading.Thread(target=lambda: made.append(
+        sio(app).test_client(app, namespace="/live", auth={"token": "dsh_made_up"})))
+    connecting.start()
+    try:
+        assert checking.wait(10)
+        app.extensions["dashboard"].publish([Sample("host", time.time(), {"host.cpu_percent": 1.0})])
+    finally:
+        answer.set()
+        connecting.join(10)
+    assert not made[0].is_connected("/live")
+    assert [e["name"] for e in made[0].queue] == []      # nothing while pending, nor after
+
+
+def test_the_collect_process_addresses_its_events_to_logged_in_sockets_only(tmp_path, redis_server):
+    """``python -m dashboard collect`` emits through the Redis message queue: what it publishes
+    there is what every web instance sends on, so the room must be in the message itself."""
+    import redis
+
+    from dashboard.web import live
+    from dashboard.app import create_app
+    from dashboard.config.load import from_dict
+    from dashboard.runtime import Runtime
+
+    settings = from_dict({"data_dir": str(tmp_path), "message_queue": redis_server.url})
+    runtime = Runtime(settings, [])
+    create_app(settings, runtime, role="collector", async_mode="threading")
+    listener = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(live.CHANNEL)
+    try:
+        wait_until(lambda: listener.get_message(timeout=0.1) is None and
+                   listener.subscribed, timeout=5)
+        runtime.publish([Sample("host", time.time(), {"host.cpu_percent": 1.0})])
+        message = wait_until(lambda: listener.get_message(timeout=0.5), timeout=10,
+                             message="nothing reached the message queue")
+    finally:
+        listener.close()
+    sent = json.loads(message["data"])
+    assert (sent["event"], sent["namespace"], sent["room"]) == ("samples", "/live", live.LOGGED_IN)

@@ -10,18 +10,26 @@ once when the account changes or logs out (dashboard/web/live_logins.py). ``resu
 the last 15 minutes and 5,000 samples (``truncated`` beyond: the page then reloads
 ``/api/history``), at most once a second per socket: a reconnect storm of wall screens must not
 turn into a storm of large store reads.
+
+Broadcasts (``samples``, ``alert``, ``db_statements``) go to the room ``LOGGED_IN`` only, which a
+socket joins once its login is checked: not to the whole namespace, which also holds sockets
+whose connect is still being decided. No client event can connect or disconnect a socket, and an
+Engine.IO connection without a login is closed after 10 s (dashboard/live_gate.py).
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import request
-from flask_socketio import Namespace, SocketIO
+from flask_socketio import SocketIO
 
-from dashboard.web import live_logins
+from dashboard.web import live_gate, live_logins
 
 
 if TYPE_CHECKING:
@@ -35,9 +43,22 @@ MAX_RESUME_SAMPLES = 5_000       # ...and one that missed more samples than this
 RESUME_EVERY_S = 1.0             # per socket; more often gets {"error"}
 SEQ_MAX = 2 ** 63 - 1            # SQLite's largest integer
 CHANNEL = "flask-socketio"      # Flask-SocketIO's default; an external emitter must use the same
+LOGGED_IN = "logged-in"          # room of the sockets whose login was checked: broadcasts go there
+RECHECK_ENV = "DASHBOARD_LIVE_RECHECK_S"   # seconds between re-checks of every socket's login
+LOGIN_ENV = "DASHBOARD_LIVE_LOGIN_S"       # seconds an Engine.IO connection has to log in
 
 
-class LiveNamespace(Namespace):
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (tests shorten waits this way), else
+    ``default``."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+class LiveNamespace(live_gate.LifecycleOnly):
     def __init__(self, runtime: "Runtime") -> None:
         super().__init__(NAMESPACE)
         self.runtime = runtime
@@ -52,6 +73,7 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("login required")
         if self.logins is not None:
             self.logins.connected(request.sid, login)
+        self.enter_room(request.sid, LOGGED_IN)
         return None
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -115,12 +137,13 @@ def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
     if accounts is not None:
         namespace.logins = live_logins.LoginWatch(
             accounts, lambda sid: socketio.server.disconnect(sid, namespace=NAMESPACE),
-            socketio.start_background_task, socketio.sleep)
+            socketio.start_background_task, socketio.sleep,
+            env_seconds(RECHECK_ENV, live_logins.RECHECK_S))
         accounts.listeners.append(namespace.logins.account_changed)
         app.extensions["dashboard.live_logins"] = namespace.logins
-    from dashboard.auth.guard import socket_connect_guard
-    socketio.on("connect")(socket_connect_guard)   # the default namespace needs a login too (#7)
-    runtime.emitter = socketio.emit
+    socketio.on_namespace(live_gate.DefaultNamespace())   # a login there too (#7)
+    live_gate.LoginDeadline(socketio.server, env_seconds(LOGIN_ENV, live_gate.LOGIN_WINDOW_S))
+    runtime.emitter = broadcaster(socketio)
     app.extensions["dashboard.socketio"] = socketio
     return socketio
 
@@ -129,3 +152,9 @@ def external_emitter(settings) -> SocketIO:
     """For a process without a web server (``python -m dashboard collect``): writes events to
     the message queue only. Flask-SocketIO's docs: same channel, ``async_mode="threading"``."""
     return SocketIO(message_queue=settings.message_queue, channel=CHANNEL, async_mode="threading")
+
+
+def broadcaster(socketio: SocketIO) -> Callable[..., Any]:
+    """``Runtime.emitter``: emits to the logged-in sockets only. Through the message queue too
+    (the room travels in the message): every instance sends on to its own ``LOGGED_IN``."""
+    return partial(socketio.emit, to=LOGGED_IN)
