@@ -75,7 +75,7 @@ def cmd_collect(args) -> int:
     import signal
 
     from dashboard.process import cluster
-    from dashboard import create_app
+    from dashboard.app import create_app
     app = create_app(settings, role="collector", async_mode="threading")
     runtime = app.extensions["dashboard"]
     done = threading.Event()
