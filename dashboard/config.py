@@ -30,6 +30,7 @@ RULE_KEYS = {"warning", "critical", "for_s", "clear", "enabled", "keep_firing_fo
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
 NOTIFY_KINDS = ("webhook", "slack", "email")
 SEVERITIES = ("warning", "critical")
+INTERVAL_S_RANGE = (0.05, 3600.0)        # interval_s, here and in an agent's stream entries
 
 
 class ConfigError(ValueError):
@@ -610,7 +611,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
     phpfpm = _table(raw, "phpfpm")
     memcached = _table(raw, "memcached")
     s = Settings(
-        interval_s=_num(raw, "interval_s", "", 1.0, 0.05, 3600),
+        interval_s=_num(raw, "interval_s", "", 1.0, *INTERVAL_S_RANGE),
         data_dir=Path(_str(raw, "data_dir", "", "data")),
         public_url=public_url,
         bind=bind,

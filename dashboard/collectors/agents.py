@@ -8,27 +8,34 @@ from where the previous leader stopped.
 """
 from __future__ import annotations
 
-import json
-import re
+import logging
 import time
 from typing import Callable, Sequence
 
 from dashboard.agent import STREAM
+from dashboard.collectors.agent_entry import Entry, Refused, parse
 from dashboard.model import CollectorError, MetricSpec, Reading
+
+log = logging.getLogger(__name__)
 
 CURSOR_KEY = "dashboard:agents:cursor"
 RETIRE_GRACE_S = 900.0
+MAX_HOSTS = 200
+MAX_SERIES_PER_HOST = 64
+LOG_EVERY_S = 60.0
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("host.up", "bool", "1 while the host's agent reports, 0 after 3 silent intervals",
                ("host",)),
     MetricSpec("agents.hosts", "count", "Agents that reported within 3 of their intervals"),
-    MetricSpec("agents.malformed", "count", "Stream entries that were not agent messages (skipped)"),
+    MetricSpec("agents.malformed", "count",
+               "Stream entries refused (not agent messages, or values out of bounds); skipped"),
+    MetricSpec("agents.series_dropped", "count",
+               f"Agent readings not stored: beyond {MAX_SERIES_PER_HOST} label sets of a host "
+               f"or {MAX_HOSTS} hosts"),
     MetricSpec("host.retired", "bool", "1: the host was taken out of service (agent --retire)",
                ("host",)),
 )
-# Host names become labels, legend text and URL parts: keep them to what host names can be.
-_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
 class AgentsCollector:
@@ -43,7 +50,10 @@ class AgentsCollector:
         self._clock = clock
         self._seen: dict[str, tuple[float, float]] = {}    # host -> (last ts, its interval)
         self.malformed = 0
+        self.series_dropped = 0
+        self._series: dict[str, set[tuple]] = {}            # host -> its label sets
         self._retired: dict[str, float] = {}                # host -> when it was retired
+        self._logged_at = {"refused": float("-inf"), "dropped": float("-inf")}
 
     def collect(self) -> list[Reading]:
         import redis
@@ -61,16 +71,19 @@ class AgentsCollector:
         out: list[Reading] = []
         new_cursor = cursor
         retired: list[str] = []
+        now = self._clock()
         for _stream, items in entries:
             for entry_id, fields in items:
                 new_cursor = entry_id            # always move on: a bad entry is skipped once
                 try:
-                    out.extend(self._readings(fields, retired))
-                except (TypeError, AttributeError, ValueError, KeyError):
+                    out.extend(self._readings(parse(fields, now), retired))
+                except Exception as e:  # noqa: BLE001 - no entry may stop ingestion
                     self.malformed += 1
+                    self._log_once("refused", "agents: %d stream entries refused so far "
+                                   "(last: %s)", self.malformed,
+                                   str(e) if isinstance(e, Refused) else type(e).__name__)
         if new_cursor != cursor:
             self.client.set(CURSOR_KEY, new_cursor)
-        now = self._clock()
         alive = 0
         for host, (last, interval) in self._seen.items():
             if now - last <= 3 * max(interval, self.interval_s) + 1:
@@ -88,38 +101,53 @@ class AgentsCollector:
                 del self._retired[host]
             else:
                 out.append(Reading({"host.up": 1.0, "host.retired": 1.0}, {"host": host}))
-        out.append(Reading({"agents.hosts": float(alive), "agents.malformed": float(self.malformed)}))
+        out.append(Reading({"agents.hosts": float(alive), "agents.malformed": float(self.malformed),
+                            "agents.series_dropped": float(self.series_dropped)}))
         return out
 
-    def _readings(self, fields: dict, retired: list[str]) -> list[Reading]:
-        """Readings of one stream entry; raises (TypeError, ValueError, ...) on a malformed one."""
-        f = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-             for k, v in fields.items()}
-        host = f["host"]
-        if not _HOST_NAME.fullmatch(host):
-            raise ValueError("not a host name")
-        if f.get("retire") == "1":
+    def _readings(self, entry: Entry, retired: list[str]) -> list[Reading]:
+        """What a (checked) entry adds: its readings, or its host's retirement."""
+        host = entry.host
+        if host not in self._series and len(self._series) >= MAX_HOSTS:
+            self._drop(len(entry.readings) or 1)
+            return []
+        series = self._series.setdefault(host, set())
+        if entry.retire:
             self._seen.pop(host, None)
+            del self._series[host]
             retired.append(host)
             return []
         self._retired.pop(host, None)            # back in service
-        ts, interval = float(f["ts"]), float(f["interval_s"])
-        readings = json.loads(f["readings"])
-        if not isinstance(readings, list):
-            raise ValueError("readings is not a list")
         prev = self._seen.get(host)
-        if prev is None or ts > prev[0]:
-            self._seen[host] = (ts, interval)
+        if prev is None or entry.ts > prev[0]:
+            self._seen[host] = (entry.ts, entry.interval_s)
         out = []
-        for r in readings:
-            values = {k: float(v) for k, v in r.get("values", {}).items()
-                      if isinstance(v, (int, float)) and not k.endswith(".up")}
-            labels = {**{str(k): str(v) for k, v in r.get("labels", {}).items()}, "host": host}
-            if len(labels) == 1 and "host.cpu_percent" in values:
-                values["host.up"] = 1.0          # in the same sample, so "latest" keeps both
-            if values:
-                out.append(Reading(values, labels, ts=ts))
+        for r in entry.readings:
+            key = tuple(sorted(r.labels.items()))
+            if key not in series:
+                if len(series) >= MAX_SERIES_PER_HOST:
+                    self._drop(1)
+                    continue
+                series.add(key)
+            if len(r.labels) == 1 and "host.cpu_percent" in r.values:
+                # In the same sample, so "latest" keeps both.
+                r = Reading({**r.values, "host.up": 1.0}, r.labels, ts=r.ts)
+            if r.values:
+                out.append(r)
         return out
+
+    def _drop(self, n: int) -> None:
+        self.series_dropped += n
+        self._log_once("dropped", "agents: %d readings not stored so far: more than %d label sets "
+                       "of one host or more than %d hosts", self.series_dropped,
+                       MAX_SERIES_PER_HOST, MAX_HOSTS)
+
+    def _log_once(self, kind: str, msg: str, *args: object) -> None:
+        """A warning at most once a minute per kind: a hostile agent must not flood the log."""
+        now = time.monotonic()
+        if now - self._logged_at[kind] >= LOG_EVERY_S:
+            self._logged_at[kind] = now
+            log.warning(msg, *args)
 
     def close(self) -> None:
         pass
