@@ -73,11 +73,12 @@ class Agents:
         return out
 
     def publish(self, ts: float | None = None) -> None:
-        from dashboard.agent import STREAM, STREAM_MAXLEN, message
+        from dashboard.agent import STREAM_MAXLEN, message, stream_key
         ts = time.time() if ts is None else ts
         pipe = self.client.pipeline(transaction=False)
         for i in range(self.n):
-            pipe.xadd(STREAM, message(f"app{i + 1:02d}", 1.0, ts, "host", self.host_readings(i)),
+            host = f"app{i + 1:02d}"
+            pipe.xadd(stream_key(host), message(host, 1.0, ts, "host", self.host_readings(i)),
                       maxlen=STREAM_MAXLEN, approximate=True)
         pipe.execute()
 

@@ -74,9 +74,9 @@ def test_a_malformed_stream_entry_is_skipped_and_agents_keep_reporting(fleet, re
     client, agent, rt = fleet
     wait_until(lambda: (r := host_row(client, "app2")) and r["cpu"] is not None, timeout=20)
     r = redis.Redis.from_url(redis_server.url)
-    r.xadd("dashboard:agents", {"host": "app2", "ts": "1", "interval_s": "1", "readings": '{"x": 1}'})
-    r.xadd("dashboard:agents", {"host": "<img src=x>", "ts": "1", "interval_s": "1", "readings": "[]"})
-    r.xadd("dashboard:agents", {"nonsense": "1"})
+    r.xadd(stream_of("app2"), {"host": "app2", "ts": "1", "interval_s": "1", "readings": '{"x": 1}'})
+    r.xadd(stream_of("app2"), {"host": "<img src=x>", "ts": "1", "interval_s": "1", "readings": "[]"})
+    r.xadd(stream_of("app2"), {"nonsense": "1"})
     after = max(s.seq for s in rt.store.latest())
 
     def malformed_counted_and_app2_fresh():
@@ -106,7 +106,7 @@ def test_a_retired_host_resolves_its_host_down_and_leaves_the_fleet(fleet, tmp_p
 
 
 def stream_of(host):
-    return "dashboard:agents"
+    return f"dashboard:agent:{host}"
 
 
 def entry(host, readings, ts=None, interval_s="0.5"):

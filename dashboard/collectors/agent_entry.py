@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -34,9 +33,6 @@ MAX_ENTRY_BYTES = 64 * 1024
 _SPECS = (*host_collector.METRICS, *phpfpm.METRICS)
 METRIC_NAMES = frozenset(m.name for m in _SPECS)
 LABEL_NAMES = frozenset(label for m in _SPECS for label in m.labels)
-# Host names become labels, legend text, URL parts and Redis key names: keep them to what host
-# names can be (no glob characters either, so a stream key is its own ACL key pattern).
-HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
 class Refused(ValueError):
@@ -100,12 +96,12 @@ def _reading(r: object, host: str, ts: float) -> Reading:
     return Reading({k: _value(v) for k, v in values.items()}, {**labels, "host": host}, ts=ts)
 
 
-def parse(fields: Mapping, now: float) -> Entry:
-    """The entry's meaning, or ``Refused``; ``now`` is the collector's clock."""
+def parse(fields: Mapping, host: str, now: float) -> Entry:
+    """The meaning of an entry of ``host``'s stream, or ``Refused``; ``now`` is the collector's
+    clock. The stream says whose entry it is: one naming another host is refused."""
     f = _text(fields)
-    host = f.get("host", "")
-    if not HOST_NAME.fullmatch(host):
-        raise Refused("not a host name")
+    if f.get("host") != host:
+        raise Refused("entry names another host")
     if f.get("retire") == "1":
         return Entry(host, retire=True)
     ts = _number(f.get("ts"), "ts", now - MAX_AGE_S, now + MAX_FUTURE_S)

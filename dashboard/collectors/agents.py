@@ -1,10 +1,10 @@
-"""Samples from per-host agents (``python -m dashboard agent``), read from a Redis stream.
+"""Samples from per-host agents (``python -m dashboard agent``), read from their Redis streams.
 
 Every agent's metrics keep their contract names and gain a ``host`` label
 (``host.cpu_percent{host="app2"}``). ``host.up{host}`` is 1 while an agent reports and 0 once
 it has been silent for three of its intervals, which raises ``host_down`` for that host.
-The read position is kept in Redis, so a collector that takes over after a failover reads on
-from where the previous leader stopped.
+Each host appends to a stream of its own (``agent_streams``); the host of an entry is the
+stream's, and an entry naming another host is refused.
 """
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from dashboard.agent import STREAM
 from dashboard.collectors.agent_entry import Entry, Refused, parse
+from dashboard.collectors.agent_streams import MAX_HOSTS, AgentStreams
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 log = logging.getLogger(__name__)
 
-CURSOR_KEY = "dashboard:agents:cursor"
 RETIRE_GRACE_S = 900.0
-MAX_HOSTS = 200
 MAX_SERIES_PER_HOST = 64
 LOG_EVERY_S = 60.0
 
@@ -33,6 +31,8 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("agents.series_dropped", "count",
                f"Agent readings not stored: beyond {MAX_SERIES_PER_HOST} label sets of a host "
                f"or {MAX_HOSTS} hosts"),
+    MetricSpec("agents.streams_ignored", "count",
+               f"Agent streams not read: beyond {MAX_HOSTS} hosts, or a key that is no host name"),
     MetricSpec("host.retired", "bool", "1: the host was taken out of service (agent --retire)",
                ("host",)),
 )
@@ -44,7 +44,7 @@ class AgentsCollector:
 
     def __init__(self, client, interval_s: float = 1.0, timeout_s: float = 5.0,
                  clock: Callable[[], float] = time.time) -> None:
-        self.client = client
+        self.streams = AgentStreams(client)
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._clock = clock
@@ -53,37 +53,30 @@ class AgentsCollector:
         self.series_dropped = 0
         self._series: dict[str, set[tuple]] = {}            # host -> its label sets
         self._retired: dict[str, float] = {}                # host -> when it was retired
-        self._logged_at = {"refused": float("-inf"), "dropped": float("-inf")}
+        self._logged_at = dict.fromkeys(("refused", "dropped", "ignored"), float("-inf"))
 
     def collect(self) -> list[Reading]:
         import redis
 
         try:
-            cursor = self.client.get(CURSOR_KEY) or b"$"
-            # "$" on the very first read: only what comes from now on, not the stream's past.
-            if cursor == b"$":
-                last = self.client.xrevrange(STREAM, count=1)
-                cursor = last[0][0] if last else b"0-0"
-                self.client.set(CURSOR_KEY, cursor)
-            entries = self.client.xread({STREAM: cursor}, count=5000) or []
+            entries = self.streams.read()
         except redis.RedisError as e:
             raise CollectorError(f"agents: message queue not reachable ({type(e).__name__})") from None
+        if self.streams.ignored:
+            self._log_once("ignored", "agents: %d agent streams not read (more than %d hosts, or "
+                           "a key that is no host name)", self.streams.ignored, MAX_HOSTS)
         out: list[Reading] = []
-        new_cursor = cursor
         retired: list[str] = []
         now = self._clock()
-        for _stream, items in entries:
-            for entry_id, fields in items:
-                new_cursor = entry_id            # always move on: a bad entry is skipped once
+        for host, items in entries:
+            for _entry_id, fields in items:
                 try:
-                    out.extend(self._readings(parse(fields, now), retired))
+                    out.extend(self._readings(parse(fields, host, now), retired))
                 except Exception as e:  # noqa: BLE001 - no entry may stop ingestion
                     self.malformed += 1
                     self._log_once("refused", "agents: %d stream entries refused so far "
-                                   "(last: %s)", self.malformed,
-                                   str(e) if isinstance(e, Refused) else type(e).__name__)
-        if new_cursor != cursor:
-            self.client.set(CURSOR_KEY, new_cursor)
+                                   "(last: %s, stream of %s)", self.malformed,
+                                   str(e) if isinstance(e, Refused) else type(e).__name__, host)
         alive = 0
         for host, (last, interval) in self._seen.items():
             if now - last <= 3 * max(interval, self.interval_s) + 1:
@@ -102,7 +95,8 @@ class AgentsCollector:
             else:
                 out.append(Reading({"host.up": 1.0, "host.retired": 1.0}, {"host": host}))
         out.append(Reading({"agents.hosts": float(alive), "agents.malformed": float(self.malformed),
-                            "agents.series_dropped": float(self.series_dropped)}))
+                            "agents.series_dropped": float(self.series_dropped),
+                            "agents.streams_ignored": float(self.streams.ignored)}))
         return out
 
     def _readings(self, entry: Entry, retired: list[str]) -> list[Reading]:
