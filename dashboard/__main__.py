@@ -142,9 +142,8 @@ def cmd_agent_credentials(args) -> int:
         return 2
     import redis
 
-    from dashboard.agent_acl import create
+    from dashboard.agent_acl import create, user_name
     try:
-        from dashboard.agent_acl import user_name
         user_name(args.host)
     except ValueError as e:
         print(f"agent-credentials: {args.host!r}: {e}", file=sys.stderr)
@@ -208,9 +207,9 @@ def cmd_check(args) -> int:
     settings = _load(args)
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
+    from dashboard.agent_acl import host_of
     from dashboard.collectors import registry
     from dashboard.redact import scrub     # a driver's message may quote a DSN (issue 7)
-    from dashboard.agent_acl import host_of
     secrets = settings.secrets()
     failures = 0
     agent_host = host_of(settings.message_queue or "")

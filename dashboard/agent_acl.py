@@ -76,7 +76,7 @@ def probe(url: str, host: str, channel: str, status_key: str,
 
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     own = stream_key(host)
-    other = stream_key(("x" if host != "x" else "y") + "-check")
+    other = own + "-check"                 # in the agents' namespace, and not its own
 
     def attempt(*cmd: object) -> str:
         try:

@@ -45,7 +45,7 @@ def acl_redis(tmp_path, make_redis):
 
 @pytest.fixture
 def agent_url(acl_redis, tmp_path):
-    server, admin_url, aclfile = acl_redis
+    _, admin_url, _ = acl_redis
     done = run_cli(tmp_path, admin_url, "agent-credentials", "app2")
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip().splitlines()[-1]
@@ -93,7 +93,7 @@ def test_agent_credentials_allow_appending_to_the_own_stream_and_nothing_else(ac
 
 def test_check_with_an_agent_url_lists_each_refusal_and_flags_an_open_default_user(
         acl_redis, agent_url, tmp_path):
-    server, admin_url, _ = acl_redis
+    _, admin_url, _ = acl_redis
     done = run_cli(tmp_path, agent_url, "check")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -131,7 +131,7 @@ def test_agent_credentials_refuse_a_host_name_that_is_not_one(acl_redis, tmp_pat
 
 def test_an_agent_with_its_own_user_is_ingested_and_cannot_speak_for_another_host(
         acl_redis, agent_url, tmp_path):
-    server, admin_url, _ = acl_redis
+    _, admin_url, _ = acl_redis
     from dashboard.agent import stream_key
     settings = from_dict({"data_dir": str(tmp_path / "dash"), "async_mode": "threading",
                           "interval_s": 0.5, "message_queue": admin_url,
@@ -144,7 +144,8 @@ def test_an_agent_with_its_own_user_is_ingested_and_cannot_speak_for_another_hos
     client = logged_in_client(app)
     try:
         agent.start(wait=False)
-        hosts = lambda: {r["host"]: r for r in client.get("/api/fleet").get_json()["hosts"]}  # noqa: E731
+        def hosts():
+            return {r["host"]: r for r in client.get("/api/fleet").get_json()["hosts"]}
         wait_until(lambda: (r := hosts().get("app2")) and r["cpu"] is not None and r["up"],
                    timeout=20, message=lambda: f"{hosts()}; agent log: {agent.log()[-1500:]}")
         assert urlsplit(agent_url).password not in agent.log()

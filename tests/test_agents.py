@@ -173,7 +173,7 @@ def test_a_silent_host_goes_down_whatever_times_its_stream_claims(fleet, redis_s
 
 
 def test_an_agent_flooding_label_sets_is_capped(fleet, redis_server):
-    client, agent, rt = fleet
+    client, _, rt = fleet
     from dashboard.collectors.agents import MAX_SERIES_PER_HOST
     wait_until(lambda: (r := host_row(client, "app2")) and r["cpu"] is not None, timeout=20)
     r = redis.Redis.from_url(redis_server.url)

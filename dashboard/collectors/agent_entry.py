@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from dashboard.collectors import host as host_collector, phpfpm
+from dashboard.collectors import host as host_collector
+from dashboard.collectors import phpfpm
 from dashboard.config import INTERVAL_S_RANGE
 from dashboard.model import Reading
 
