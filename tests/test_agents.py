@@ -186,3 +186,26 @@ def test_an_agent_flooding_label_sets_is_capped(fleet, redis_server):
     app2_series = {tuple(sorted(s.labels.items())) for s in rt.store.between(0)
                    if s.labels.get("host") == "app2"}
     assert len(app2_series) <= MAX_SERIES_PER_HOST
+
+
+def test_a_new_leader_reads_every_hosts_stream_on_from_where_the_previous_one_stopped(redis_server):
+    from dashboard.collectors.agents import AgentsCollector
+    r = redis.Redis.from_url(redis_server.url)
+    r.flushall()
+    cpu = lambda x: [{"values": {"host.cpu_percent": x}, "labels": {}}]  # noqa: E731
+    for host in ("app1", "app2"):
+        r.xadd(stream_of(host), entry(host, cpu(1.0)))     # before any collector: not read
+    r.xadd("dashboard:agent:not a host", {"host": "x"})
+
+    def cpus(collector):
+        return sorted((x.labels["host"], x.values["host.cpu_percent"]) for x in collector.collect()
+                      if "host.cpu_percent" in x.values)
+    first = AgentsCollector(r)
+    assert cpus(first) == []
+    r.xadd(stream_of("app1"), entry("app1", cpu(2.0)))
+    r.xadd(stream_of("app2"), entry("app2", cpu(3.0)))
+    assert cpus(first) == [("app1", 2.0), ("app2", 3.0)]
+    assert first.streams.ignored == 1
+    # The leader dies; entries keep coming; the next one starts from the stored positions.
+    r.xadd(stream_of("app2"), entry("app2", cpu(4.0)))
+    assert cpus(AgentsCollector(r)) == [("app2", 4.0)]
