@@ -73,11 +73,12 @@ class Agents:
         return out
 
     def publish(self, ts: float | None = None) -> None:
-        from dashboard.process.agent import STREAM, STREAM_MAXLEN, message
+        from dashboard.process.agent import STREAM_MAXLEN, message, stream_key
         ts = time.time() if ts is None else ts
         pipe = self.client.pipeline(transaction=False)
         for i in range(self.n):
-            pipe.xadd(STREAM, message(f"app{i + 1:02d}", 1.0, ts, "host", self.host_readings(i)),
+            host = f"app{i + 1:02d}"
+            pipe.xadd(stream_key(host), message(host, 1.0, ts, "host", self.host_readings(i)),
                       maxlen=STREAM_MAXLEN, approximate=True)
         pipe.execute()
 
@@ -150,7 +151,7 @@ def tick_cpu(runner, collector, ticks: int, before=None) -> float:
 def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], args) -> list:
     from dashboard.config import load as config
     from dashboard.app import create_app
-    from dashboard.collectors.agents import AgentsCollector
+    from dashboard.collectors.agents.collector import AgentsCollector
     from dashboard.collectors.queues.collector import QueueCollector
     from dashboard.runtime import Runtime
     import redis
@@ -231,7 +232,7 @@ def full_tick(redis_url: str, mysql_url: str, queues: list[dict], hosts: int) ->
 
     from dashboard.config import load as config
     from dashboard.collectors import registry
-    from dashboard.collectors.agents import AgentsCollector
+    from dashboard.collectors.agents.collector import AgentsCollector
     from dashboard.scheduler import CollectorRunner
     settings = config.from_dict({"data_dir": tempfile.mkdtemp(prefix="scale-"),
                                  "redis": {"url": redis_url}, "mysql": {"url": mysql_url},

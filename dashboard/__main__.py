@@ -102,8 +102,20 @@ def cmd_agent(args) -> int:
 
     import redis
 
-    from dashboard.process.agent import Agent
+    from dashboard.process.agent import Agent, stream_key
+    from dashboard.process.agent_acl import host_of
     from dashboard.collectors.host import HostCollector
+    host = args.host_name or settings.host_name
+    try:
+        stream_key(host)
+    except ValueError as e:
+        print(f"configuration error: host_name: {e}", file=sys.stderr)
+        return 2
+    own = host_of(settings.message_queue)
+    if own is not None and own != host:
+        print(f"not allowed: message_queue logs in as the agent user of {own}, which may publish "
+              f"and retire as {own} only", file=sys.stderr)
+        return 2
     collectors = [HostCollector(interval_s=settings.interval_s)]
     if settings.phpfpm_url:
         from dashboard.collectors.phpfpm import PhpFpmCollector
@@ -111,17 +123,69 @@ def cmd_agent(args) -> int:
     client = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
     if args.retire:
         from dashboard.process.agent import retire
-        retire(client, args.host_name or settings.host_name)
-        print(f"dashboard agent: {args.host_name or settings.host_name} retired (host_down "
-              "resolved, removed from the fleet view)", flush=True)
+        retire(client, host)
+        print(f"dashboard agent: {host} retired (host_down resolved, removed from the fleet view)",
+              flush=True)
         return 0
-    agent = Agent(client, args.host_name or settings.host_name, collectors, settings.interval_s)
+    agent = Agent(client, host, collectors, settings.interval_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop_event.set())
     print(f"dashboard agent: publishing {agent.host} every {settings.interval_s:g} s to "
           f"{mask_url(settings.message_queue)}", flush=True)
     agent.run()
     return 0
+
+
+def cmd_agent_credentials(args) -> int:
+    """A Redis user for one agent host, made with the dashboard's own message_queue user; prints
+    the URL that host's agent uses as its message_queue."""
+    settings = _load(args)
+    if not settings.message_queue:
+        print("configuration error: message_queue: agent users are made in the message queue's "
+              "Redis (redis://...)", file=sys.stderr)
+        return 2
+    import redis
+
+    from dashboard.process.agent_acl import create, user_name
+    try:
+        user_name(args.host)
+    except ValueError as e:
+        print(f"agent-credentials: {args.host!r}: {e}", file=sys.stderr)
+        return 2
+    admin = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        url, line, saved = create(admin, settings.message_queue, args.host)
+    except redis.RedisError as e:
+        print(f"agent-credentials: cannot create the user ({type(e).__name__}); the message_queue "
+              "user needs the ACL command", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+    if saved:
+        print("agent-credentials: saved to Redis's ACL file (ACL SAVE)", file=sys.stderr)
+    else:
+        print("agent-credentials: Redis has no aclfile, so this user is gone when Redis restarts. "
+              "Put this line into its ACL file (or `user ...` into redis.conf); the password in it "
+              f"is hashed:\n{line}", file=sys.stderr)
+    print(f"message_queue URL for the agent on {args.host} (keep it secret):\n{url}")
+    return 0
+
+
+def _agent_user_check(url: str, host: str) -> int:
+    """``check`` with an agent's URL: what that user can and cannot do, one line each."""
+    from dashboard.process import cluster
+    from dashboard.web import live
+    from dashboard.process.agent_acl import probe
+    print(f"\nmessage queue: agent user of {host}:")
+    problems = 0
+    try:
+        for ok, what in probe(url, host, live.CHANNEL, cluster.STATUS_KEY, cluster.LOCK_KEY):
+            print(f"  {'ok     ' if ok else 'PROBLEM'} {what}")
+            problems += not ok
+    except Exception as e:  # noqa: BLE001 - Redis away, wrong password: say so, exit non-zero
+        print(f"  PROBLEM cannot talk to the message queue ({type(e).__name__})")
+        problems += 1
+    return problems
 
 
 def _probe(collector, timeout: float) -> tuple[bool, str]:
@@ -148,12 +212,16 @@ def cmd_check(args) -> int:
     settings = _load(args)
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
+    from dashboard.process.agent_acl import host_of
     from dashboard.collectors import registry
     from dashboard.config.redact import scrub  # a driver's message may quote a DSN (issue 7)
     secrets = settings.secrets()
     failures = 0
+    agent_host = host_of(settings.message_queue or "")
     print("\ntargets:")
     for c in registry.build(settings):
+        if agent_host is not None and c.source == "agents":
+            continue              # an agent's user reads no streams: checked below instead
         ok, detail = _probe(c, max(c.timeout_s, 5.0))
         # A second reading gives collectors that compute rates something to compare with.
         print(f"  {'ok  ' if ok else 'FAIL'} {c.source:<8} {scrub(detail, secrets)}")
@@ -164,6 +232,8 @@ def cmd_check(args) -> int:
             c.close()
         except Exception:  # noqa: BLE001
             pass
+    if agent_host is not None:
+        failures += _agent_user_check(settings.message_queue, agent_host)
     return 1 if failures else 0
 
 
@@ -184,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     ag.add_argument("--retire", action="store_true",
                     help="take this host out of service: resolve its host_down, drop it from the fleet")
     ag.set_defaults(func=cmd_agent)
+    ac = sub.add_parser("agent-credentials",
+                        help="a Redis user for one agent host: may append to its own stream only")
+    ac.add_argument("host", help="the agent's --host-name")
+    ac.set_defaults(func=cmd_agent_credentials)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
     from dashboard.auth.cli import add_commands

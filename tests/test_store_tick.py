@@ -39,3 +39,23 @@ def test_values_of_every_kind_are_stored_as_numbers_or_left_out(tmp_path):
         assert all(type(v) is float for v in back.values.values())
     finally:
         store.close()
+
+
+def test_a_sample_with_a_non_finite_time_is_dropped_and_the_rest_of_the_tick_is_stored(tmp_path):
+    """Whatever the source (an agent's entry, a buggy collector): a sample stamped inf/nan would
+    never be pruned and would put ``Infinity`` (not JSON) into history and live messages; an
+    integer too large for a float must not fail the whole tick."""
+    store = Store(tmp_path)
+    try:
+        now = time.time()
+        stored = store.append([Sample("agents", float("inf"), {"host.cpu_percent": 1.0}),
+                               Sample("agents", float("nan"), {"host.cpu_percent": 2.0}),
+                               Sample("agents", now, {"host.cpu_percent": 10**400, "host.load1": 0.5}),
+                               Sample("host", now, {"host.cpu_percent": 3.0})])
+        assert [(s.source, s.values) for s in stored] == \
+            [("agents", {"host.load1": 0.5}), ("host", {"host.cpu_percent": 3.0})]
+        assert [(s.seq, s.ts, s.values) for s in store.after(0)] == \
+            [(s.seq, s.ts, s.values) for s in stored]
+        assert store.dropped_samples == 2
+    finally:
+        store.close()

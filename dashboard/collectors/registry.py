@@ -30,7 +30,7 @@ def build(settings: Settings) -> list[Collector]:
         # Per-host agents publish to the message queue's Redis (issue 8).
         import redis
 
-        from dashboard.collectors.agents import AgentsCollector
+        from dashboard.collectors.agents.collector import AgentsCollector
         client = redis.Redis.from_url(settings.message_queue, socket_timeout=5,
                                       socket_connect_timeout=5)
         collectors.append(AgentsCollector(client, interval_s=settings.interval_s))

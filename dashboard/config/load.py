@@ -20,7 +20,7 @@ from alerts.rules import build_rules
 from dashboard.collectors.queues import options as queue_options  # each kind's options
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import (
-    DOWN_RULE_SOURCES, NOTIFY_KINDS, QUEUE_KINDS, RULE_NAMES, SEVERITIES, AuthSettings,
+    DOWN_RULE_SOURCES, INTERVAL_S_RANGE, NOTIFY_KINDS, QUEUE_KINDS, RULE_NAMES, SEVERITIES, AuthSettings,
     ConfigError, MySQLSettings, NotifySettings, ProbeSettings, QueueSettings, RedisSettings,
     ReportSettings, Settings, SMTPSettings,
 )
@@ -361,7 +361,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
     phpfpm = _table(raw, "phpfpm")
     memcached = _table(raw, "memcached")
     s = Settings(
-        interval_s=_num(raw, "interval_s", "", 1.0, 0.05, 3600),
+        interval_s=_num(raw, "interval_s", "", 1.0, *INTERVAL_S_RANGE),
         data_dir=Path(_str(raw, "data_dir", "", "data")),
         public_url=public_url,
         bind=bind,

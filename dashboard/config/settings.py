@@ -23,6 +23,7 @@ DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
 NOTIFY_KINDS = ("webhook", "slack", "email")
 SEVERITIES = ("warning", "critical")
+INTERVAL_S_RANGE = (0.05, 3600.0)        # interval_s, here and in an agent's stream entries
 
 
 class ConfigError(ValueError):

@@ -186,10 +186,30 @@ def _finite(values: Mapping[str, float]) -> dict[str, float]:
             if isinstance(v, bool):
                 out[k] = float(v)
             continue
-        f = float(v)
+        try:
+            f = float(v)
+        except (TypeError, ValueError, OverflowError):   # 10**400 from an agent's JSON
+            continue
         if math.isfinite(f):
             out[k] = f
     return out
+
+
+def _finite_time(ts: object) -> bool:
+    try:
+        return math.isfinite(ts)  # type: ignore[arg-type]
+    except (TypeError, OverflowError):
+        return False
+
+
+def _timed(samples: Sequence[Sample]) -> Sequence[Sample]:
+    """The samples whose time is a finite number. A sample stamped inf or nan would never be
+    pruned, sorts anywhere and turns into ``Infinity``/``NaN`` (not JSON) in history and live
+    messages. Checked with one sum on the usual path, like the values."""
+    times = [s.ts for s in samples]
+    if _FLOAT_ONLY.issuperset(map(type, times)) and math.isfinite(sum(times)):
+        return samples
+    return [s for s in samples if _finite_time(s.ts)]
 
 
 class Store:
@@ -207,6 +227,8 @@ class Store:
         self._conn.executescript(SCHEMA)
         self._latest = storelatest.LatestWriter()
         self._sources_read_at = float("-inf")
+        self.dropped_samples = 0                 # samples refused for a non-finite time
+        self._dropped_logged_at = float("-inf")
         self._known_sources: set[tuple[str, str]] = {
             (m, s) for m, s in self._conn.execute("SELECT metric, source FROM metric_sources")}
 
@@ -232,7 +254,14 @@ class Store:
         return text
 
     def append(self, samples: Sequence[Sample]) -> list[Sample]:
-        """Store one tick's samples in one transaction; return them with sequence numbers."""
+        """Store one tick's samples in one transaction; return them with sequence numbers.
+
+        A sample without a finite time is left out (counted in ``dropped_samples``, logged at
+        most once a minute) and the rest of the tick is stored."""
+        timed = _timed(samples)
+        if len(timed) != len(samples):
+            self._dropped(len(samples) - len(timed))
+            samples = timed
         if not samples:
             return []
         rows = []
@@ -280,6 +309,14 @@ class Store:
             if len(shapes) < LABELS_CACHE_MAX:
                 shapes.update(new_shapes)
         return _stored_samples(samples, cleans, first)
+
+    def _dropped(self, n: int) -> None:
+        self.dropped_samples += n
+        now = time.monotonic()
+        if now - self._dropped_logged_at >= 60:
+            self._dropped_logged_at = now
+            log.warning("store: %d samples so far left out for a time that is not a finite number",
+                        self.dropped_samples)
 
     # --- reading raw samples -------------------------------------------------------------------
 
