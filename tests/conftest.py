@@ -156,7 +156,7 @@ def app(tmp_path: Path):
     """A dashboard app on a fresh data dir (threading mode, no collectors, not started).
 
     The API rate limit is raised here so tests that call the API often are not throttled;
-    tests of the limits themselves build their own app (tests/test_security.py)."""
+    tests of the limits themselves build their own app (tests/test_auth_limits.py)."""
     from dashboard.app import create_app
     from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime

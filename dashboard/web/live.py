@@ -14,7 +14,7 @@ turn into a storm of large store reads.
 Broadcasts (``samples``, ``alert``, ``db_statements``) go to the room ``LOGGED_IN`` only, which a
 socket joins once its login is checked: not to the whole namespace, which also holds sockets
 whose connect is still being decided. No client event can connect or disconnect a socket, and an
-Engine.IO connection without a login is closed after 10 s (dashboard/live_gate.py).
+Engine.IO connection without a login is closed after 10 s (dashboard/web/live_gate.py).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@
   that holds none never logged in, was refused, or its login ended (revoked, logged out). It
   gets no events, and is closed rather than left to hold a socket and try logins at leisure.
   One task checks the deadlines in order; it starts with the first connection and ends when no
-  connection is left (as dashboard/live_logins.py's).
+  connection is left (as dashboard/web/live_logins.py's).
 """
 from __future__ import annotations
 
