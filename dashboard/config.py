@@ -113,7 +113,9 @@ class ReportSettings:
 class AuthSettings:
     """Logins and rate limits (issue 7). Limits use the ``limits`` notation ("10 per 5 minutes")."""
     session_idle_h: float = 12.0             # a session unused this long must log in again
+    session_max_h: float = 168.0             # any session this old must log in again, busy or not
     login_rate_limit: str = "10 per 5 minutes"   # per client IP (THRESHOLDS.md row 18)
+    login_account_failures: int = 5          # failed logins per name before each one waits
     api_rate_limit: str = "100 per minute"        # per client IP, over all of /api/
 
 
@@ -298,6 +300,13 @@ def _num(d: Mapping, key: str, prefix: str, default: float | None, lo: float, hi
         v = int(v)
     if not lo <= v <= hi:
         raise ConfigError(name, f"must be between {lo:g} and {hi:g}, got {v!r}")
+    return v
+
+
+def _positive(d: Mapping, key: str, prefix: str, default: float, hi: float) -> float:
+    v = _num(d, key, prefix, default, 0, hi)
+    if not v > 0:
+        raise ConfigError(f"{prefix}{key}", f"must be a positive number, got {v!r}")
     return v
 
 
@@ -527,9 +536,14 @@ def _rate_limit(d: Mapping, key: str, default: str) -> str:
 
 
 def parse_auth(d: Mapping) -> AuthSettings:
-    _unknown(d, {"session_idle_h", "login_rate_limit", "api_rate_limit"}, "auth.")
+    _unknown(d, {"session_idle_h", "session_max_h", "login_rate_limit", "api_rate_limit",
+                 "login_account_failures"}, "auth.")
     return AuthSettings(
         session_idle_h=_num(d, "session_idle_h", "auth.", 12.0, 0.01, 24 * 90),
+        # Fractions of an hour are allowed (tests use seconds); 0 would end every session at once.
+        session_max_h=_positive(d, "session_max_h", "auth.", 168.0, 24 * 365),
+        login_account_failures=_num(d, "login_account_failures", "auth.", 5, 1, 1000,
+                                    integer=True),
         login_rate_limit=_rate_limit(d, "login_rate_limit", "10 per 5 minutes"),
         api_rate_limit=_rate_limit(d, "api_rate_limit", "100 per minute"),
     )
