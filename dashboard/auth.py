@@ -2,7 +2,7 @@
 
 ``init_app`` installs, in this order, one ``before_request`` chain for the whole app:
 
-1. Flask-Limiter (per client IP): ``auth.api_rate_limit`` over all of ``/api/``, and
+1. Flask-Limiter (per client address, IPv6 per /64): ``auth.api_rate_limit`` over all of ``/api/``, and
    ``auth.login_rate_limit`` on ``POST /login``. Kept in the dashboard's own Redis
    (``message_queue``) when configured, else in memory (and in memory while that Redis is
    unreachable); never in the monitored ``[redis]``.

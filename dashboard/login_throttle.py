@@ -23,7 +23,7 @@ import ipaddress
 import logging
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from limits.storage import MemoryStorage, Storage
 
@@ -98,7 +98,7 @@ class LoginThrottle:
         msg = f"{user_id}|{client_key(addr)}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
-    def _call(self, op: Callable[[Storage], object]):
+    def _call(self, op: Callable[[Storage], Any]) -> Any:
         if time.monotonic() - self._shared_failed_at >= RETRY_SHARED_S:
             try:
                 return op(self._shared)

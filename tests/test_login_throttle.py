@@ -9,6 +9,7 @@ an attacker can slow the admin's logins down but cannot lock them out. IPv6 addr
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 import requests
@@ -83,6 +84,25 @@ def test_the_wait_doubles_with_each_further_failure_up_to_15_minutes(app):
     assert waits == [0] * 5 + [5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900]
     assert 890 <= throttle.wait_s("root", A) <= 900
     assert throttle.wait_s("someone else", A) == 0
+
+
+def test_known_addresses_are_kept_as_keyed_hashes_at_most_20_per_user(app):
+    throttle = app.extensions["dashboard.login_throttle"]
+    user, _ = add_user(app, "root", "admin")
+    for i in range(25):
+        throttle.succeeded(user.id, f"10.1.0.{i}")
+    db = app.extensions["dashboard"].store.path
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM auth_known_addresses").fetchone()[0] == 20
+    finally:
+        conn.close()
+    raw = b"".join(p.read_bytes() for p in db.parent.glob("history.sqlite3*"))
+    assert b"10.1.0.24" not in raw
+    for _ in range(6):
+        throttle.failed("root")
+    assert throttle.wait_s("root", "10.1.0.24") == 0            # the newest are known
+    assert throttle.wait_s("root", "10.1.0.0") > 0               # the oldest were forgotten
 
 
 def test_web_instances_share_the_count_through_the_message_queue(tmp_path, make_redis):
