@@ -10,7 +10,7 @@ import pytest
 from dashboard.app import create_app
 from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
-from tests.support.auth_helpers import add_user, logged_in_client
+from tests.support.auth_helpers import add_user, backdate_sessions, logged_in_client
 
 ACK = "/api/alerts/1/ack"
 SILENCES = "/api/silences"
@@ -261,8 +261,7 @@ def test_a_session_idle_longer_than_the_limit_must_log_in_again(app):
     assert c.get("/").status_code == 200
     idle_s = app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
     assert idle_s == 12 * 3600
-    with c.session_transaction() as s:
-        s["seen"] = int(time.time() - idle_s - 5)
+    backdate_sessions(app, c.user, idle_s=idle_s + 5)
     assert c.get("/").status_code == 302
     assert c.get("/api/latest").status_code == 401
 

@@ -8,7 +8,7 @@ import time
 
 from dashboard.web import live_logins
 from dashboard.model import Sample
-from tests.support.auth_helpers import add_token, logged_in_client
+from tests.support.auth_helpers import add_token, backdate_sessions, logged_in_client
 from tests.support.util import wait_until
 
 
@@ -46,8 +46,7 @@ def test_a_viewer_session_or_token_connects_and_receives_samples(app):
 
 def test_an_idle_expired_session_cannot_open_a_socket(app):
     web = logged_in_client(app, "viewer")
-    with web.session_transaction() as s:
-        s["seen"] = int(time.time() - 13 * 3600)
+    backdate_sessions(app, web.user, idle_s=13 * 3600)
     assert not sio(app).test_client(app, namespace="/live", flask_test_client=web).is_connected("/live")
 
 

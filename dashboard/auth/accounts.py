@@ -8,6 +8,14 @@
   once at creation, revocable, each with one role.
 * Roles are ranked viewer < operator < admin; a principal may do what its role or any lower
   role may.
+* Sessions: a browser login is a row here (so every web instance, and a later shared database,
+  sees the same sessions): the SHA-256 of its random id (the id itself is only in the signed
+  cookie), the user, when it started and when it was last seen. It ends at logout, when the
+  user's role or password changes or the user is deleted, when unused for ``session_idle_h``
+  and in any case ``session_max_h`` after it started. Rows past either limit are pruned.
+* Known addresses: per user, keyed hashes of the addresses they logged in from (at most
+  ``KNOWN_ADDRESSES`` per user, forgotten after ``KNOWN_ADDRESS_DAYS``), so a throttled account
+  still lets its owner in (dashboard/login_throttle.py).
 """
 from __future__ import annotations
 
@@ -32,6 +40,9 @@ TOKEN_PREFIX = "dsh_"
 PASSWORD_METHOD = "scrypt"
 NAME_MAX = 64
 TOKEN_TOUCH_S = 60.0                 # last_used is written at most once a minute per token
+SESSION_TOUCH_S = 60.0               # so is a session's last_seen (idle clock resolution)
+KNOWN_ADDRESSES = 20
+KNOWN_ADDRESS_DAYS = 90
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS auth_users (
@@ -51,6 +62,19 @@ CREATE TABLE IF NOT EXISTS auth_tokens (
     created_by TEXT NOT NULL,
     last_used  REAL,
     revoked    REAL
+);
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL,
+    created    REAL NOT NULL,
+    last_seen  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_sessions_user ON auth_sessions(user_id);
+CREATE TABLE IF NOT EXISTS auth_known_addresses (
+    user_id    INTEGER NOT NULL,
+    addr_hash  TEXT NOT NULL,
+    last_login REAL NOT NULL,
+    PRIMARY KEY (user_id, addr_hash)
 );
 """
 
@@ -110,6 +134,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def login_name(name: str) -> str:
+    """The name a login form's text is looked up (and throttled) by."""
+    return (name or "").strip()[:NAME_MAX + 1]
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(15)            # 20 characters, 120 bits
 
@@ -155,9 +184,12 @@ def _token_hash(token: str) -> str:
 
 
 class Accounts:
-    """Users and tokens. ``connect`` gives a sqlite3 connection to the store's file."""
+    """Users, tokens and sessions. ``connect`` gives a sqlite3 connection to the store's file."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], session_idle_h: float = 12.0,
+                 session_max_h: float = 168.0) -> None:
+        self.session_idle_s = session_idle_h * 3600
+        self.session_max_s = session_max_h * 3600
         self._conn = connect()
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
@@ -250,7 +282,7 @@ class Accounts:
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when name and password match, else None: one scrypt check either way."""
-        user = self.user_by_name((name or "").strip()[:NAME_MAX + 1])
+        user = self.user_by_name(login_name(name))
         if user is None or not user.pw_hash.startswith(PASSWORD_METHOD):
             if self._dummy_hash is None:
                 self._dummy_hash = hash_password(secrets.token_urlsafe(16))
@@ -266,9 +298,10 @@ class Accounts:
     def set_password(self, user_id: int, password: str) -> None:
         if len(password) < 8:
             raise AccountError("a password has at least 8 characters")
+        pw_hash = hash_password(password)
         with self._lock:
-            self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?",
-                               (hash_password(password), user_id))
+            self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?", (pw_hash, user_id))
+            self._end_sessions_of(user_id)
         self._changed("user", user_id)
 
     def _admins_left_without(self, user_id: int) -> int:
@@ -284,6 +317,7 @@ class Accounts:
             raise AccountError("the last admin cannot lose the admin role")
         with self._lock:
             self._conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
+            self._end_sessions_of(user_id)
         self._changed("user", user_id)
 
     def delete_user(self, user_id: int) -> None:
@@ -294,7 +328,74 @@ class Accounts:
             raise AccountError("the last admin cannot be deleted")
         with self._lock:
             self._conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
+            self._end_sessions_of(user_id)
+            self._conn.execute("DELETE FROM auth_known_addresses WHERE user_id = ?", (user_id,))
         self._changed("user", user_id)
+
+    # --- sessions (browser logins) --------------------------------------------------------------
+
+    def start_session(self, user_id: int) -> str:
+        """A new session of the user; returns its id for the signed cookie (only its hash is
+        kept). Sessions past their lifetime, anyone's, are pruned here: logins are rare."""
+        sid = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._lock:
+            self._conn.execute("DELETE FROM auth_sessions WHERE created < ? OR last_seen < ?",
+                               (now - self.session_max_s, now - self.session_idle_s))
+            self._conn.execute("INSERT INTO auth_sessions (id_hash, user_id, created, last_seen) "
+                               "VALUES (?, ?, ?, ?)", (_token_hash(sid), user_id, now, now))
+        return sid
+
+    def session_user(self, sid: object) -> int | None:
+        """The user id of session ``sid`` while it lasts, else None (an expired one is deleted).
+        Counts as a use: last_seen is written when a minute old or more."""
+        if not isinstance(sid, str) or not 0 < len(sid) <= 100:
+            return None
+        digest = _token_hash(sid)
+        rows = self._q("SELECT user_id, created, last_seen FROM auth_sessions WHERE id_hash = ?",
+                       (digest,))
+        if not rows:
+            return None
+        user_id, created, last_seen = rows[0]
+        now = time.time()
+        if now - created > self.session_max_s or now - last_seen > self.session_idle_s:
+            self.end_session(sid)
+            return None
+        if now - last_seen >= SESSION_TOUCH_S:
+            with self._lock:
+                self._conn.execute("UPDATE auth_sessions SET last_seen = ? WHERE id_hash = ?",
+                                   (now, digest))
+        return user_id
+
+    def end_session(self, sid: object) -> None:
+        if isinstance(sid, str):
+            with self._lock:
+                self._conn.execute("DELETE FROM auth_sessions WHERE id_hash = ?",
+                                   (_token_hash(sid),))
+
+    def _end_sessions_of(self, user_id: int) -> None:
+        """Within the caller's lock, beside the change that ends them."""
+        self._conn.execute("DELETE FROM auth_sessions WHERE user_id = ?", (user_id,))
+
+    # --- addresses a user logged in from (dashboard/login_throttle.py hashes them) -----------
+
+    def remember_address(self, user_id: int, addr_hash: str) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO auth_known_addresses (user_id, addr_hash, last_login) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, addr_hash) DO UPDATE SET last_login = excluded.last_login",
+                (user_id, addr_hash, now))
+            self._conn.execute(
+                "DELETE FROM auth_known_addresses WHERE last_login < ? OR (user_id = ? AND "
+                "addr_hash NOT IN (SELECT addr_hash FROM auth_known_addresses WHERE user_id = ? "
+                "ORDER BY last_login DESC LIMIT ?))",
+                (now - KNOWN_ADDRESS_DAYS * 86400, user_id, user_id, KNOWN_ADDRESSES))
+
+    def knows_address(self, user_id: int, addr_hash: str) -> bool:
+        return bool(self._q("SELECT 1 FROM auth_known_addresses WHERE user_id = ? AND "
+                            "addr_hash = ? AND last_login >= ?",
+                            (user_id, addr_hash, time.time() - KNOWN_ADDRESS_DAYS * 86400)))
 
     # --- tokens --------------------------------------------------------------------------------
 

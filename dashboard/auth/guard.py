@@ -2,12 +2,12 @@
 
 ``init_app`` installs, in this order, one ``before_request`` chain for the whole app:
 
-1. Flask-Limiter (per client IP): ``auth.api_rate_limit`` over all of ``/api/``, and
+1. Flask-Limiter (per client address, IPv6 per /64): ``auth.api_rate_limit`` over all of ``/api/``, and
    ``auth.login_rate_limit`` on ``POST /login``. Kept in the dashboard's own Redis
    (``message_queue``) when configured, else in memory (and in memory while that Redis is
    unreachable); never in the monitored ``[redis]``.
-2. ``enforce``: authenticate (``Authorization: Bearer`` token, else the session cookie with an
-   idle expiry), then decide: public endpoints pass (an invalid token is ignored there, so
+2. ``enforce``: authenticate (``Authorization: Bearer`` token, else the session cookie, whose
+   random id must name a live session in the store: see dashboard/accounts.py), then decide: public endpoints pass (an invalid token is ignored there, so
    ``/healthz`` is always 200); otherwise no principal -> 302 to /login
    (pages) or 401 JSON (``/api/*``, ``/metrics``); a role too low -> 403; a state-changing
    request authenticated by the cookie must carry the CSRF token (Flask-WTF) -> else 400.
@@ -23,8 +23,6 @@ Socket.IO connections do not pass through Flask routes: ``socket_principal`` is 
 from __future__ import annotations
 
 import re
-import secrets
-import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -39,8 +37,7 @@ from dashboard.auth.accounts import RANK, Accounts, Principal
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIXES = ("/admin", "/api/admin")
 PUBLIC_ENDPOINTS = frozenset({"pages.healthz", "auth.login"})
-SEEN_UPDATE_S = 60                                   # idle clock resolution (fewer cookie writes)
-LOGIN_KEY = "login"             # session: this login's random id (logout ends its live sockets)
+LOGIN_KEY = "login"          # session: this login's random id; the store keeps its hash and ends it
 
 
 # --- decorators for views (they only mark the function; ``enforce`` reads the marks) ---------
@@ -117,41 +114,37 @@ def _load_session_user(user_id: str) -> SessionUser | None:
     user = accounts().user(int(uid))
     if user is None or user.session_tag != tag:
         return None                       # deleted, or the password changed since login
+    if accounts().session_user(session.get(LOGIN_KEY)) != user.id:
+        return None                       # logged out, expired, or never issued by this store
     return SessionUser(Principal(user.name, user.role, "session", user.id), tag)
 
 
 def start_session(user) -> None:
-    """Log ``user`` (an accounts.User) in: a fresh session, permanent (idle expiry)."""
+    """Log ``user`` (an accounts.User) in: a fresh session in the store, its id in the cookie
+    (permanent: the browser keeps it for ``session_idle_h`` after the last answer)."""
     session.clear()
     principal = Principal(user.name, user.role, "session", user.id)
     login_user(SessionUser(principal, user.session_tag))
     session.permanent = True
-    session["seen"] = int(time.time())
-    session[LOGIN_KEY] = secrets.token_urlsafe(9)
+    session[LOGIN_KEY] = accounts().start_session(user.id)
 
 
 def end_session() -> None:
+    """End this request's session in the store (copies of the cookie die with it) and clear it."""
+    accounts().end_session(session.get(LOGIN_KEY))
     logout_user()
     session.clear()
 
 
 def session_principal() -> Principal | None:
-    """The logged-in user of the cookie session, honouring the idle expiry."""
+    """The logged-in user of the cookie session while its record in the store lasts."""
     uid = session.get("_user_id")
     if not uid:
-        return None
-    now = int(time.time())
-    idle_s = current_app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
-    seen = session.get("seen")
-    if not isinstance(seen, int) or now - seen > idle_s:
-        end_session()
         return None
     user = _load_session_user(uid)
     if user is None:
         end_session()
         return None
-    if now - seen >= SEEN_UPDATE_S:
-        session["seen"] = now
     g._login_user = user
     return user.principal
 
@@ -285,7 +278,8 @@ def init_app(app: Flask, runtime) -> None:
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_CHECK_DEFAULT=False,         # ``enforce`` calls protect() after authenticating
     )
-    app.extensions["dashboard.accounts"] = Accounts(runtime.store.connect)
+    app.extensions["dashboard.accounts"] = Accounts(
+        runtime.store.connect, settings.auth.session_idle_h, settings.auth.session_max_h)
     app.extensions["dashboard.signing"] = signing.LinkSigner(app.secret_key, runtime.store.connect)
 
     lm = LoginManager()

@@ -1,5 +1,8 @@
 """Rate limits and the security headers of every response.
 
+Limits per client address count IPv6 clients per /64 (``login_throttle.client_key``); failed
+logins are also counted per account name (dashboard/login_throttle.py), in the same storage.
+
 CSP: no inline script at all (``script-src 'self'``); pages pass data in
 ``<script type="application/json">`` blocks. ``style-src 'unsafe-inline'`` is needed by
 plotly.js, which sets style attributes on the SVG it draws (checked in headless Chromium by
@@ -13,16 +16,18 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
+from dashboard.auth.throttle import LoginThrottle, client_key
 from dashboard.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LOGIN_REFUSED = "Too many login attempts from your address. Wait a few minutes and try again."
+# The same for every name, existing or not (login_throttle counts unknown names alike).
+ACCOUNT_REFUSED = "Too many failed logins for this name. Wait a few minutes and try again."
 
 
 def _csp(settings: Settings) -> str:
@@ -53,7 +58,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         storage = settings.message_queue
         options = {"socket_connect_timeout": 1, "socket_timeout": 1}
     limiter = Limiter(
-        key_func=get_remote_address,
+        key_func=lambda: client_key(request.remote_addr),
         application_limits=[settings.auth.api_rate_limit],
         application_limits_exempt_when=lambda: not request.path.startswith("/api/"),
         storage_uri=storage, storage_options=options,
@@ -61,7 +66,19 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         in_memory_fallback_enabled=True, swallow_errors=True,
         key_prefix="dashboard-limits", headers_enabled=True,
     )
+
+    @app.after_request
+    def login_retry_after(resp):
+        # Registered before Flask-Limiter's own hook, so it runs after it: that hook raises any
+        # Retry-After to the reset of the per-address window, even while the window has room.
+        if "login_wait_s" in g:
+            resp.headers["Retry-After"] = str(g.login_wait_s)
+        return resp
+
     limiter.init_app(app)
+    app.extensions["dashboard.login_throttle"] = LoginThrottle(
+        limiter.storage, app.extensions["dashboard.accounts"], app.secret_key,
+        settings.auth.login_account_failures)
     # Per app (tests build many): wrap this app's login view; the wrapper does the counting.
     app.view_functions["auth.login"] = limiter.limit(
         settings.auth.login_rate_limit, methods=["POST"])(app.view_functions["auth.login"])
@@ -99,3 +116,13 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def limiter(app: Flask | None = None) -> Limiter:
     return (app or current_app).extensions["dashboard.limiter"]
+
+
+def login_throttle(app: Flask | None = None) -> LoginThrottle:
+    return (app or current_app).extensions["dashboard.login_throttle"]
+
+
+def refuse_login(wait_s: int, next_url: str):
+    """The 429 for a name whose failed logins must wait (Retry-After: see init_limiter)."""
+    g.login_wait_s = wait_s
+    return render_template("login.html", error=ACCOUNT_REFUSED, next=next_url), 429

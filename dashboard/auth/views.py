@@ -14,6 +14,7 @@ from flask import (Blueprint, abort, current_app, jsonify, redirect, render_temp
                    session, url_for)
 
 from dashboard.auth import guard as auth
+from dashboard.auth import hardening
 from dashboard.auth.accounts import ROLES, AccountError, new_password
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,20 @@ def login():
         if p is not None and p.kind == "session":
             return redirect(nxt)
         return render_template("login.html", next=nxt, error=None)
-    user = auth.accounts().authenticate(request.form.get("name", ""),
-                                        request.form.get("password", ""))
+    name, addr = request.form.get("name", ""), request.remote_addr
+    throttle = hardening.login_throttle()
+    wait = throttle.wait_s(name, addr)
+    if wait:
+        log.warning("login refused from %s: failed logins for that name, %d s to wait", addr, wait)
+        return hardening.refuse_login(wait, nxt)
+    user = auth.accounts().authenticate(name, request.form.get("password", ""))
     if user is None:
         # The attempted name is not logged: people type passwords into the name field.
-        log.warning("failed login from %s", request.remote_addr)
+        log.warning("failed login from %s", addr)
+        throttle.failed(name)
         return render_template("login.html", next=nxt,
                                error="Invalid user name or password."), 401
+    throttle.succeeded(user.id, addr)
     auth.start_session(user)
     log.info("login: %s (%s) from %s", user.name, user.role, request.remote_addr)
     return redirect(nxt)

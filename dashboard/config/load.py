@@ -53,6 +53,13 @@ def _num(d: Mapping, key: str, prefix: str, default: float | None, lo: float, hi
     return v
 
 
+def _positive(d: Mapping, key: str, prefix: str, default: float, hi: float) -> float:
+    v = _num(d, key, prefix, default, 0, hi)
+    if not v > 0:
+        raise ConfigError(f"{prefix}{key}", f"must be a positive number, got {v!r}")
+    return v
+
+
 def _str(d: Mapping, key: str, prefix: str, default: str | None = None, required: bool = False) -> Any:
     name = f"{prefix}{key}"
     if key not in d:
@@ -278,9 +285,14 @@ def _rate_limit(d: Mapping, key: str, default: str) -> str:
 
 
 def parse_auth(d: Mapping) -> AuthSettings:
-    _unknown(d, {"session_idle_h", "login_rate_limit", "api_rate_limit"}, "auth.")
+    _unknown(d, {"session_idle_h", "session_max_h", "login_rate_limit", "api_rate_limit",
+                 "login_account_failures"}, "auth.")
     return AuthSettings(
         session_idle_h=_num(d, "session_idle_h", "auth.", 12.0, 0.01, 24 * 90),
+        # Fractions of an hour are allowed (tests use seconds); 0 would end every session at once.
+        session_max_h=_positive(d, "session_max_h", "auth.", 168.0, 24 * 365),
+        login_account_failures=_num(d, "login_account_failures", "auth.", 5, 1, 1000,
+                                    integer=True),
         login_rate_limit=_rate_limit(d, "login_rate_limit", "10 per 5 minutes"),
         api_rate_limit=_rate_limit(d, "api_rate_limit", "100 per minute"),
     )

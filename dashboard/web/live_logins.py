@@ -8,7 +8,8 @@ id) is remembered at connect, and:
 * ``resume`` checks it again before answering;
 * a background task checks every socket every ``RECHECK_S`` and disconnects those whose login
   no longer holds: that catches changes made by other processes (``revoke-token`` on the
-  command line, an admin on another web instance);
+  command line, an admin or a logout on another web instance) and sessions past their lifetime
+  (a session socket holds while its record in the store does; the check counts as a use);
 * changes made in this process end that principal's sockets at once: ``Accounts`` tells us
   about token revocations, deleted users, role changes and password resets, and the logout view
   about a logout (only the sockets of that login: the same user elsewhere stays connected).
@@ -56,12 +57,14 @@ def from_handshake(auth: Any) -> SocketLogin | None:
 
 
 def still_valid(login: SocketLogin, accounts: "Accounts") -> bool:
-    """Whether the token is unrevoked, or the user exists with the same password and role."""
+    """Whether the token is unrevoked, or the user exists with the same password and role and
+    the session is still on record (not logged out, not expired)."""
     if login.kind == "token":
         t = accounts.token(login.id)
         return t is not None and t.revoked is None and t.role == login.role
     u = accounts.user(login.id)
-    return u is not None and u.session_tag == login.tag and u.role == login.role
+    return (u is not None and u.session_tag == login.tag and u.role == login.role
+            and accounts.session_user(login.login_id) == login.id)
 
 
 class LoginWatch:

@@ -9,6 +9,8 @@
   page's JS does), so tests of state-changing routes work as from the page.
 * ``token_client(app, role)`` -> a test client sending ``Authorization: Bearer`` on every call.
 * ``live_socket_client(app, role="admin")`` -> Flask-SocketIO test client on /live, logged in.
+* ``backdate_sessions(app, user, idle_s=..., age_s=...)`` makes that user's sessions look unused
+  for ``idle_s`` more seconds and ``age_s`` older (their records in the store).
 * ``session_cookie(data_dir, user_name)`` -> the value of the ``dashboard_session`` cookie for a
   real server's data dir (gunicorn in e2e tests); ``browser_login(page, server)`` puts it in a
   Playwright browser context.
@@ -19,7 +21,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from dashboard.auth import signing
 from dashboard.auth.accounts import Accounts, User
+from dashboard.auth.guard import LOGIN_KEY
 from dashboard.store import connect as sqlite_connect
 
 SESSION_COOKIE = "dashboard_session"
@@ -73,9 +75,10 @@ def _csrf_pair(secret_key: bytes) -> tuple[str, str]:
     return raw, signed
 
 
-def session_data(user: User, csrf_raw: str | None = None) -> dict:
-    data = {"_user_id": f"{user.id}.{user.session_tag}", "_fresh": True,
-            "seen": int(time.time()), "_permanent": True}
+def session_data(acc: Accounts, user: User, csrf_raw: str | None = None) -> dict:
+    """The cookie session of a new login of ``user`` (its record made in ``acc``'s store)."""
+    data = {"_user_id": f"{user.id}.{user.session_tag}", "_fresh": True, "_permanent": True,
+            LOGIN_KEY: acc.start_session(user.id)}
     if csrf_raw:
         data["csrf_token"] = csrf_raw
     return data
@@ -99,10 +102,19 @@ def logged_in_client(app: Flask, role: str = "admin", name: str | None = None) -
     client = CsrfClient(app, app.response_class, use_cookies=True)
     raw, signed = _csrf_pair(app.secret_key)
     with client.session_transaction() as sess:
-        sess.update(session_data(user, raw))
+        sess.update(session_data(app.extensions["dashboard.accounts"], user, raw))
     client.csrf_token = signed
     client.user = user
     return client
+
+
+def backdate_sessions(app: Flask, user: User, idle_s: float = 0, age_s: float = 0) -> None:
+    conn = sqlite_connect(app.extensions["dashboard"].store.path)
+    try:
+        conn.execute("UPDATE auth_sessions SET last_seen = last_seen - ?, created = created - ? "
+                     "WHERE user_id = ?", (idle_s, age_s, user.id))
+    finally:
+        conn.close()
 
 
 def token_client(app: Flask, role: str = "admin") -> FlaskClient:
@@ -121,12 +133,13 @@ def session_cookie(data_dir, user_name: str | None = None, role: str = "admin") 
     """A valid session cookie for the server whose data dir is ``data_dir``."""
     with accounts_for(data_dir) as acc:
         user = acc.user_by_name(user_name) if user_name else None
-    if user is None:
-        user, _ = add_user(data_dir, user_name, role)
+        if user is None:
+            user, _ = add_user(data_dir, user_name, role)
+        data = session_data(acc, user)
     app = Flask("cookie-maker")
     app.secret_key = signing.secret_key(data_dir)
     serializer = app.session_interface.get_signing_serializer(app)
-    return serializer.dumps(session_data(user))
+    return serializer.dumps(data)
 
 
 def browser_login(page, server, role: str = "admin") -> None:
