@@ -24,9 +24,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from alerts import overview, state
 from alerts.engine import SEVERITY_RANK, Engine, Transition, alert_key
-from alerts.outbox import Outbox, enqueue
+from alerts.outbox import Outbox
 from alerts.rules import Rule
 from dashboard.model import Sample
+from dashboard.store.outbox import OutboxRepo
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class AlertService:
         self.lock = threading.RLock()
         self._errors: dict[tuple[str, str], str] = {}
         self.conn = connect()
+        self._outbox_repo = OutboxRepo(self.conn)     # items queued in this service's transactions
         state.create(self.conn)
         self.engine.load(state.load_states(self.conn))
 
@@ -179,7 +181,7 @@ class AlertService:
 
     def _enqueue(self, t: Transition, ch: Channel, now: float) -> None:
         key = f"{t.alert_id}-{t.kind}-{t.seq}"
-        if enqueue(self.conn, ch.name, key, self.item(t, ch.name, key), now):
+        if self._outbox_repo.enqueue(ch.name, key, self.item(t, ch.name, key), now):
             state.set_told(self.conn, t.alert_id, ch.name, t.kind, t.severity, now)
 
     def item(self, t: Transition, channel: str, key: str) -> dict[str, Any]:
