@@ -7,23 +7,11 @@ first breach (the hold time before firing is the rule's, not the people's).
 """
 from __future__ import annotations
 
-import json
-import sqlite3
 import statistics
 from typing import Any
 
-from alerts.state import EPISODE_COLS
-
-
-def _episode(row: tuple) -> dict[str, Any]:
-    d = dict(zip(EPISODE_COLS, row))
-    d["labels"] = json.loads(d["labels"])
-    return d
-
-
-def _table_exists(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                        " AND name = 'alert_episodes'").fetchone() is not None
+from dashboard.store.alerts import AlertStateRepo
+from dashboard.store.txn import Connection
 
 
 def _spread(values: list[float]) -> dict[str, float | None]:
@@ -32,19 +20,15 @@ def _spread(values: list[float]) -> dict[str, float | None]:
     return {"count": len(values), "median_s": statistics.median(values), "max_s": max(values)}
 
 
-def day_summary(conn: sqlite3.Connection, start: float, end: float, now: float) -> dict[str, Any]:
+def day_summary(conn: Connection, start: float, end: float, now: float) -> dict[str, Any]:
     """Alerts fired in ``[start, end)``: counts by severity, time to ack / resolve, the longest."""
-    if not _table_exists(conn):
+    repo = AlertStateRepo(conn)
+    if not repo.exists():
         return {"available": False, "count": 0, "by_severity": {}, "alerts": [],
                 "carried_over": 0, "time_to_ack": _spread([]), "time_to_resolve": _spread([]),
                 "longest": None, "unacknowledged": 0, "still_firing": 0}
-    cols = ",".join(EPISODE_COLS)
-    fired = [_episode(r) for r in conn.execute(
-        f"SELECT {cols} FROM alert_episodes WHERE fired_at >= ? AND fired_at < ? ORDER BY fired_at",
-        (start, end))]
-    carried = conn.execute(
-        "SELECT COUNT(*) FROM alert_episodes WHERE fired_at < ? AND (resolved_at IS NULL"
-        " OR resolved_at >= ?)", (start, start)).fetchone()[0]
+    fired = repo.fired_between(start, end)
+    carried = repo.carried_over(start)
     horizon = min(now, end) if now < end else now
     alerts = []
     for ep in fired:

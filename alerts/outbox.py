@@ -1,4 +1,4 @@
-"""A durable outbox in the store's SQLite file, and one sender thread per channel.
+"""A durable outbox (its tables: ``dashboard/store/outbox.py``), and one sender thread per channel.
 
 Delivery, step by step, and what a ``kill -9`` at each point does:
 
@@ -27,58 +27,19 @@ items are sent as one digest every ``digest_every_s`` (5 min) instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from alerts.notifiers import DeliveryError, Notifier
+from dashboard.store.outbox import OutboxRepo, PendingMessage, WaitingItem
+from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    item TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    message_id INTEGER,                  -- NULL: waiting to be grouped into a message
-    UNIQUE (channel, idempotency_key)
-);
-CREATE INDEX IF NOT EXISTS outbox_items_waiting ON outbox_items(channel, message_id);
-CREATE INDEX IF NOT EXISTS outbox_items_alert ON outbox_items(alert_id);
-CREATE TABLE IF NOT EXISTS outbox_messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    body TEXT NOT NULL,
-    items INTEGER NOT NULL,
-    digest INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    state TEXT NOT NULL,                 -- pending | delivered | failed
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    done_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_messages_channel ON outbox_messages(channel, state, id);
-CREATE TABLE IF NOT EXISTS outbox_channels (
-    channel TEXT PRIMARY KEY,
-    state TEXT NOT NULL,                 -- ok | retrying | failing | failed_permanently
-    error TEXT,
-    since REAL NOT NULL,
-    last_ok REAL
-);
-"""
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -89,18 +50,8 @@ class Policy:
     digest_every_s: float = 300.0
 
 
-def enqueue(conn: sqlite3.Connection, channel: str, key: str, item: Mapping[str, Any],
-            now: float) -> bool:
-    """Add an item inside the caller's transaction. A key already queued is ignored."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO outbox_items (channel, idempotency_key, alert_id, event, item,"
-        " created_at) VALUES (?,?,?,?,?,?)",
-        (channel, key, item["alert_id"], item["event"], json.dumps(item), now))
-    return cur.rowcount == 1
-
-
 class Outbox:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], notifiers: Mapping[str, Notifier],
+    def __init__(self, connect: Callable[[], Connection], notifiers: Mapping[str, Notifier],
                  policy: Policy = Policy(), clock: Callable[[], float] = time.time,
                  policies: Mapping[str, Policy] | None = None) -> None:
         self._connect = connect
@@ -110,139 +61,93 @@ class Outbox:
         self._clock = clock
         conn = connect()
         try:
-            conn.executescript(SCHEMA)
+            OutboxRepo(conn).create()
         finally:
             conn.close()
         self._senders: dict[str, _Sender] = {}
 
     # --- one step of one channel's sender (also called directly by tests) -----------------------
 
-    def step(self, conn: sqlite3.Connection, channel: str) -> float | None:
+    def step(self, conn: Connection, channel: str) -> float | None:
         """Do the next thing due on ``channel``. Returns 0 to go on at once, the seconds until
         something is due, or None when nothing waits."""
         now = self._clock()
         policy = self.policies.get(channel, self.policy)
-        head = conn.execute(
-            "SELECT id, idempotency_key, body, attempts, next_attempt_at FROM outbox_messages"
-            " WHERE channel = ? AND state = 'pending' ORDER BY id LIMIT 1", (channel,)).fetchone()
+        repo = OutboxRepo(conn)
+        head = repo.head(channel)
         if head:
-            if head[4] > now:
-                return head[4] - now
-            self._attempt(conn, channel, head)
+            if head.next_attempt_at > now:
+                return head.next_attempt_at - now
+            self._attempt(repo, channel, head)
             return 0
-        waiting = conn.execute(
-            "SELECT id, idempotency_key, item FROM outbox_items WHERE channel = ? AND"
-            " message_id IS NULL ORDER BY id", (channel,)).fetchall()
+        waiting = repo.waiting(channel)
         if not waiting:
             return None
-        last = conn.execute("SELECT MAX(created_at) FROM outbox_messages WHERE channel = ?",
-                            (channel,)).fetchone()[0]
-        recent = conn.execute("SELECT COUNT(*) FROM outbox_messages WHERE channel = ? AND"
-                              " created_at > ?", (channel, now - 3600)).fetchone()[0]
-        digest = recent >= policy.max_per_hour
+        last = repo.last_message_at(channel)
+        digest = repo.messages_since(channel, now - 3600) >= policy.max_per_hour
         wait = policy.digest_every_s if digest else policy.group_window_s
         due = (last or 0.0) + wait
         if due > now:
             return due - now
-        self._compose(conn, channel, waiting, digest, now)
+        self._compose(repo, channel, waiting, digest, now)
         return 0
 
-    def _compose(self, conn: sqlite3.Connection, channel: str, waiting: list[tuple], digest: bool,
+    def _compose(self, repo: OutboxRepo, channel: str, waiting: list[WaitingItem], digest: bool,
                  now: float) -> None:
-        keys = [k for _, k, _ in waiting]
+        keys = [w.key for w in waiting]
         key = keys[0] if len(keys) == 1 else (
             "group-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32])
-        items = [json.loads(it) for _, _, it in waiting]
+        items = [w.item for w in waiting]
         body = self.notifiers[channel].render(items, key, channel, now, digest)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute(
-                "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
-                " created_at, state, next_attempt_at) VALUES (?,?,?,?,?,?, 'pending', ?)",
-                (channel, key, json.dumps(body), len(items), int(digest), now, now))
-            conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
-                             [(cur.lastrowid, i) for i, _, _ in waiting])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        repo.add_message(channel, key, body, [w.id for w in waiting], digest, now)
 
-    def _attempt(self, conn: sqlite3.Connection, channel: str, head: tuple) -> None:
-        msg_id, key, body, attempts, _ = head
+    def _attempt(self, repo: OutboxRepo, channel: str, head: PendingMessage) -> None:
         policy = self.policies.get(channel, self.policy)
         error: DeliveryError | None = None
         try:
-            self.notifiers[channel].send(json.loads(body), key)
+            self.notifiers[channel].send(head.body, head.key)
         except DeliveryError as e:
             error = e
         except Exception as e:  # noqa: BLE001 - a bug in one channel must not stop the sender
             log.exception("channel %s: sending failed unexpectedly", channel)
             error = DeliveryError(f"{type(e).__name__}: {e}", permanent=False)
         now = self._clock()
-        attempts += 1
+        attempts = head.attempts + 1
         if error is None:
-            self._finish(conn, msg_id, "delivered", attempts, None, now)
-            self._channel_state(conn, channel, "ok", None, now)
+            repo.finish(head.id, "delivered", attempts, None, now)
+            repo.set_channel_state(channel, "ok", None, now)
             return
-        log.warning("channel %s: attempt %d of message %d failed: %s", channel, attempts, msg_id, error)
+        log.warning("channel %s: attempt %d of message %d failed: %s", channel, attempts, head.id,
+                    error)
         if error.permanent or attempts > policy.retries:
-            self._finish(conn, msg_id, "failed", attempts, str(error), now)
-            self._channel_state(conn, channel, "failed_permanently" if error.permanent else "failing",
-                                str(error), now)
+            repo.finish(head.id, "failed", attempts, str(error), now)
+            repo.set_channel_state(channel, "failed_permanently" if error.permanent else "failing",
+                                   str(error), now)
             return
         delay = policy.backoff_s * 2 ** (attempts - 1)
-        conn.execute("UPDATE outbox_messages SET attempts = ?, next_attempt_at = ?, last_error = ?"
-                     " WHERE id = ?", (attempts, now + delay, str(error), msg_id))
-        self._channel_state(conn, channel, "retrying", str(error), now)
-
-    @staticmethod
-    def _finish(conn, msg_id: int, state: str, attempts: int, error: str | None, now: float) -> None:
-        conn.execute("UPDATE outbox_messages SET state = ?, attempts = ?, last_error = ?,"
-                     " done_at = ? WHERE id = ?", (state, attempts, error, now, msg_id))
-
-    @staticmethod
-    def _channel_state(conn, channel: str, state: str, error: str | None, now: float) -> None:
-        row = conn.execute("SELECT state FROM outbox_channels WHERE channel = ?", (channel,)).fetchone()
-        if row and row[0] == state and state == "ok":
-            conn.execute("UPDATE outbox_channels SET last_ok = ? WHERE channel = ?", (now, channel))
-            return
-        conn.execute(
-            "INSERT INTO outbox_channels (channel, state, error, since, last_ok) VALUES (?,?,?,?,?)"
-            " ON CONFLICT(channel) DO UPDATE SET state = excluded.state, error = excluded.error,"
-            " since = CASE WHEN outbox_channels.state = excluded.state THEN outbox_channels.since"
-            " ELSE excluded.since END, last_ok = COALESCE(excluded.last_ok, outbox_channels.last_ok)",
-            (channel, state, error, now, now if state == "ok" else None))
+        repo.retry_later(head.id, attempts, now + delay, str(error))
+        repo.set_channel_state(channel, "retrying", str(error), now)
 
     # --- what the page shows --------------------------------------------------------------------
 
-    def status(self, conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    def status(self, conn: Connection) -> dict[str, dict[str, Any]]:
+        repo = OutboxRepo(conn)
         out: dict[str, dict[str, Any]] = {
             name: {"channel": name, "kind": n.kind, "state": "ok", "error": None, "since": None,
                    "last_ok": None, "waiting": 0, "failed": 0} for name, n in self.notifiers.items()}
-        for ch, state, error, since, last_ok in conn.execute(
-                "SELECT channel, state, error, since, last_ok FROM outbox_channels"):
+        for ch, st in repo.channel_states().items():
             if ch in out:
-                out[ch].update(state=state, error=error, since=since, last_ok=last_ok)
-        for ch, n in conn.execute("SELECT channel, COUNT(*) FROM outbox_messages WHERE state ="
-                                  " 'pending' GROUP BY channel"):
+                out[ch].update(st)
+        for ch, n in repo.waiting_counts().items():
             if ch in out:
                 out[ch]["waiting"] += n
-        for ch, n in conn.execute("SELECT channel, COUNT(*) FROM outbox_items WHERE message_id IS"
-                                  " NULL GROUP BY channel"):
-            if ch in out:
-                out[ch]["waiting"] += n
-        for ch, n in conn.execute("SELECT channel, COUNT(*) FROM outbox_messages WHERE state ="
-                                  " 'failed' AND done_at > ? GROUP BY channel",
-                                  (self._clock() - 86400,)):
+        for ch, n in repo.failed_counts(self._clock() - 86400).items():
             if ch in out:
                 out[ch]["failed"] = n
         return out
 
-    def prune(self, conn: sqlite3.Connection, keep_s: float = 30 * 86400) -> None:
-        cut = self._clock() - keep_s
-        conn.execute("DELETE FROM outbox_items WHERE message_id IN (SELECT id FROM outbox_messages"
-                     " WHERE state != 'pending' AND done_at < ?)", (cut,))
-        conn.execute("DELETE FROM outbox_messages WHERE state != 'pending' AND done_at < ?", (cut,))
+    def prune(self, conn: Connection, keep_s: float = 30 * 86400) -> None:
+        OutboxRepo(conn).prune(self._clock() - keep_s)
 
     # --- threads ----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The alert service: engine + persistence + routing + silences + acknowledgements.
 
-``process(samples, now)`` runs the engine and, in ONE SQLite transaction, saves the engine's
+``process(samples, now)`` runs the engine and, in ONE store transaction, saves the engine's
 new state, the alerts' history, and an outbox item per (transition, channel). The outbox's
 sender threads deliver later, outside the collection tick. If the transaction fails, the engine
 is reloaded from the last saved state, so the next tick produces the transition again.
@@ -22,11 +22,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from alerts import overview, state
+from alerts import overview
 from alerts.engine import SEVERITY_RANK, Engine, Transition, alert_key
-from alerts.outbox import Outbox, enqueue
+from alerts.outbox import Outbox
 from alerts.rules import Rule
 from dashboard.model import Sample
+from dashboard.store.alerts import AlertStateRepo
+from dashboard.store.outbox import OutboxRepo
+from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Context:
 
 
 class AlertService:
-    def __init__(self, rules: Mapping[str, Rule], engine: Engine, connect: Callable,
+    def __init__(self, rules: Mapping[str, Rule], engine: Engine, connect: Callable[[], Connection],
                  outbox: Outbox, channels: Sequence[Channel], context: Context,
                  clock: Callable[[], float] = time.time) -> None:
         self.rules, self.engine, self.outbox = dict(rules), engine, outbox
@@ -66,8 +69,10 @@ class AlertService:
         self.lock = threading.RLock()
         self._errors: dict[tuple[str, str], str] = {}
         self.conn = connect()
-        state.create(self.conn)
-        self.engine.load(state.load_states(self.conn))
+        self.state = AlertStateRepo(self.conn)
+        self._outbox_repo = OutboxRepo(self.conn)     # items queued in this service's transactions
+        self.state.create()
+        self.engine.load(self.state.load_states())
 
     # --- the tick path -------------------------------------------------------------------------
 
@@ -88,7 +93,7 @@ class AlertService:
         another process changed meanwhile wins over this process's memory."""
         now = self.clock() if now is None else now
         with self.lock:
-            self.engine.load(state.load_states(self.conn))
+            self.engine.load(self.state.load_states())
             self.engine.last_seen = {s: now for s in self.engine.source_intervals}
 
     def tick(self, now: float | None = None) -> list[Transition]:
@@ -97,42 +102,31 @@ class AlertService:
         with self.lock:
             self._sync_acks(now)
             out = self._commit(self.engine.tick(now), now)
-            if state.ended_unreleased(self.conn, now):
-                self._transaction(lambda: self._release(now))
+            if self.state.ended_unreleased(now):
+                with self.state.transaction():
+                    self._release(now)
                 self.outbox.wake()
             return out
 
     def _sync_acks(self, now: float) -> None:
         """Acknowledgements made by another process (a web instance) reach this engine."""
-        for alert_id, until in self.conn.execute(
-                "SELECT id, ack_until FROM alert_episodes WHERE status = 'firing' AND"
-                " acked_at IS NOT NULL"):
+        for alert_id, until in self.state.acked_firing():
             if until is not None and until <= now:
                 continue
             st = next((s for s in self.engine.states.values() if s.alert_id == alert_id), None)
             if st is not None and (not st.acked or st.acked_until != until):
                 self.engine.acknowledge(alert_id, until)
 
-    def _transaction(self, work: Callable[[], Any]) -> Any:
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-            c.execute("COMMIT")
-            return result
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-
     def _commit(self, transitions: list[Transition], now: float) -> list[Transition]:
         if not transitions and not self.engine.dirty:
             return []
         try:
-            self._transaction(lambda: self._write(transitions, now))
+            with self.state.transaction():
+                self._write(transitions, now)
         except Exception:
             # Nothing was recorded: go back to the saved state; the next samples redo the work.
             log.exception("alert state could not be saved; reloading the last saved state")
-            self.engine.load(state.load_states(self.conn))
+            self.engine.load(self.state.load_states())
             return []
         self.engine.dirty.clear()
         if transitions:
@@ -146,12 +140,12 @@ class AlertService:
         return transitions
 
     def _write(self, transitions: list[Transition], now: float) -> None:
-        state.save_states(self.conn, self.engine.export(set(self.engine.dirty)))
+        self.state.save_states(self.engine.export(set(self.engine.dirty)))
         for t in transitions:
             rule = self.rules[t.rule]
-            sid = state.active_silence(self.conn, t.rule, t.labels, now)
+            sid = self.state.active_silence(t.rule, t.labels, now)
             st = next((s for s in self.engine.states.values() if s.alert_id == t.alert_id), None)
-            state.record(self.conn, t, st.peak if st else None, sid)
+            self.state.record(t, st.peak if st else None, sid)
             if sid is None:
                 self._route(t, rule, now)
 
@@ -166,7 +160,7 @@ class AlertService:
 
     def _route(self, t: Transition, rule: Rule, now: float) -> None:
         for ch in self.channels:
-            told = state.told(self.conn, t.alert_id, ch.name)
+            told = self.state.told(t.alert_id, ch.name)
             heard = told is not None and told[0] != "resolved"
             if t.kind == "resolved":
                 ok = heard
@@ -179,8 +173,8 @@ class AlertService:
 
     def _enqueue(self, t: Transition, ch: Channel, now: float) -> None:
         key = f"{t.alert_id}-{t.kind}-{t.seq}"
-        if enqueue(self.conn, ch.name, key, self.item(t, ch.name, key), now):
-            state.set_told(self.conn, t.alert_id, ch.name, t.kind, t.severity, now)
+        if self._outbox_repo.enqueue(ch.name, key, self.item(t, ch.name, key), now):
+            self.state.set_told(t.alert_id, ch.name, t.kind, t.severity, now)
 
     def item(self, t: Transition, channel: str, key: str) -> dict[str, Any]:
         """Everything a message about ``t`` says (stored in the outbox, rendered later)."""
@@ -203,25 +197,24 @@ class AlertService:
     # --- silences ----------------------------------------------------------------------------------
 
     def _release(self, now: float) -> None:
-        ended = state.ended_unreleased(self.conn, now)
+        ended = self.state.ended_unreleased(now)
         for sid in ended:
-            for alert_id in state.held_alerts(self.conn, sid):
-                ep = state.episode(self.conn, alert_id)
+            for alert_id in self.state.held_alerts(sid):
+                ep = self.state.episode(alert_id)
                 if ep is None:
                     continue
-                other = state.active_silence(self.conn, ep["rule"], ep["labels"], now)
+                other = self.state.active_silence(ep["rule"], ep["labels"], now)
                 if other is not None:          # still covered: the other silence releases it
-                    self.conn.execute("UPDATE alert_events SET silenced_by = ? WHERE alert_id = ?"
-                                      " AND silenced_by = ?", (other, alert_id, sid))
+                    self.state.hand_over_held(alert_id, sid, other)
                     continue
                 self._reconcile(ep, now)
-        state.mark_released(self.conn, ended)
+        self.state.mark_released(ended)
 
     def _reconcile(self, ep: dict[str, Any], now: float) -> None:
         rule = self.rules.get(ep["rule"])
         if rule is None:
             return
-        seq = max((e["seq"] or 0) for e in state.events(self.conn, ep["id"]))
+        seq = max((e["seq"] or 0) for e in self.state.events(ep["id"]))
         live = next((s for s in self.engine.states.values() if s.alert_id == ep["id"]), None)
         base = Transition(kind="firing", alert_id=ep["id"], rule=ep["rule"], labels=ep["labels"],
                           severity=ep["severity"], previous=None,
@@ -229,7 +222,7 @@ class AlertService:
                           threshold=ep["threshold"], since=ep["started_at"], at=now, seq=seq,
                           acknowledged=ep["acked_at"] is not None)
         for ch in self.channels:
-            told = state.told(self.conn, ep["id"], ch.name)
+            told = self.state.told(ep["id"], ch.name)
             heard = told is not None and told[0] != "resolved"
             if ep["status"] == "resolved":
                 if heard:
@@ -250,21 +243,22 @@ class AlertService:
                     ends_at: float, author: str, reason: str) -> dict[str, Any]:
         now = self.clock()
         with self.lock:
-            sid = self._transaction(lambda: state.add_silence(
-                self.conn, rule, labels, starts_at, ends_at, author, reason, now))
-            return state.silence(self.conn, sid)  # type: ignore[return-value]
+            with self.state.transaction():
+                sid = self.state.add_silence(rule, labels, starts_at, ends_at, author, reason, now)
+            return self.state.silence(sid)  # type: ignore[return-value]
 
     def end_silence(self, silence_id: int, by: str) -> tuple[dict[str, Any] | None, bool]:
         """End a silence now; held notifications are reconciled at once.
         Returns the silence (None if unknown) and whether this call ended it."""
         now = self.clock()
         with self.lock:
-            if state.silence(self.conn, silence_id) is None:
+            if self.state.silence(silence_id) is None:
                 return None, False
-            ended = self._transaction(lambda: (state.end_silence(self.conn, silence_id, by, now),
-                                               self._release(now))[0])
+            with self.state.transaction():
+                ended = self.state.end_silence(silence_id, by, now)
+                self._release(now)
             self.outbox.wake()
-            return state.silence(self.conn, silence_id), ended
+            return self.state.silence(silence_id), ended
 
     # --- acknowledgements ---------------------------------------------------------------------------
 
@@ -272,7 +266,7 @@ class AlertService:
                     until: float | None = None) -> dict[str, Any]:
         now = self.clock()
         with self.lock:
-            ep = state.episode(self.conn, alert_id)
+            ep = self.state.episode(alert_id)
             if ep is None:
                 raise AlertNotFound(alert_id)
             if ep["status"] != "firing":
@@ -280,14 +274,15 @@ class AlertService:
             # The episode row is the truth about acks; the engine that collects (maybe in
             # another process) picks it up on its next tick (_sync_acks). Never write engine
             # state from here: this process's copy may be stale.
-            self._transaction(lambda: state.record_ack(self.conn, alert_id, by, comment, until, now))
+            with self.state.transaction():
+                self.state.record_ack(alert_id, by, comment, until, now)
             self._sync_acks(now)
             for listener in self.listeners:
                 try:
                     listener([], self.counts())
                 except Exception:  # noqa: BLE001
                     log.exception("alert listener failed")
-            return state.episode(self.conn, alert_id)  # type: ignore[return-value]
+            return self.state.episode(alert_id)  # type: ignore[return-value]
 
     # --- reading (alerts/overview.py) --------------------------------------------------------------
 

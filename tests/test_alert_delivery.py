@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from alerts import state
 from dashboard.model import Sample
 from tests.support.alert_helpers import (
     FAST,
@@ -283,7 +282,7 @@ def test_a_silenced_alert_sends_nothing_and_its_resolved_is_not_lost_when_the_si
     svc.process([pool(10, clock.advance(1))], clock.now)     # resolved during the silence: held
     drain(svc, clock)
     assert len(webhook_receiver.requests) == 1
-    kinds = [e["kind"] for e in state.events(svc.conn, webhook_receiver.requests[0].json()["alerts"][0]["id"])]
+    kinds = [e["kind"] for e in svc.state.events(webhook_receiver.requests[0].json()["alerts"][0]["id"])]
     assert kinds == ["firing", "escalated", "repeat", "resolved"]
     assert svc.overview()["silences"][0]["id"] == sil["id"]
     svc.tick(clock.advance(600))        # the silence's end time has passed: released now

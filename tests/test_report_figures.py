@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerts import state
 from alerts.engine import Transition
 from dashboard.collectors.mysql.statements import Inc, StatementBook
 from dashboard.config.load import from_dict
 from dashboard.model import series_key
 from dashboard.report.build import build_report
 from dashboard.store import Store
+from dashboard.store.alerts import AlertStateRepo
 from tests.support.report_data import day_bounds, write_day, write_history
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -90,18 +90,19 @@ def world(tmp_path_factory):
     settings = from_dict({"data_dir": str(data), "timezone": "Europe/Berlin",
                           "public_url": "https://dash.example"})
     conn = store.connect()
-    state.create(conn)
+    state = AlertStateRepo(conn)
+    state.create()
     # Three alerts: a warning acked after 4 min and resolved after 30, a critical resolved
     # after 2 h never acked, and one from the day before still firing when the day began.
     alerts = [("a1", "db_pool_utilization", "warning", start + 9 * 3600, 240, 1800),
               ("a2", "queue_pending", "critical", start + 8 * 3600, None, 7200),
               ("a0", "host_disk", "warning", start - 3600, None, None)]
     for aid, rule, sev, fired, ack, resolve in alerts:
-        state.record(conn, Transition("firing", aid, rule, {}, sev, None, 1.0, 1.0, fired, fired, 1), None, None)
+        state.record(Transition("firing", aid, rule, {}, sev, None, 1.0, 1.0, fired, fired, 1), None, None)
         if ack is not None:
-            state.record_ack(conn, aid, "ann", "", None, fired + ack)
+            state.record_ack(aid, "ann", "", None, fired + ack)
         if resolve is not None:
-            state.record(conn, Transition("resolved", aid, rule, {}, sev, None, 1.0, 1.0, fired,
+            state.record(Transition("resolved", aid, rule, {}, sev, None, 1.0, 1.0, fired,
                                           fired + resolve, 2), None, None)
     book = StatementBook(1000, TZ, store.connect())
     for i in range(7):      # seven statements, total time 1..7 s: the top five are 7..3

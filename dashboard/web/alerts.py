@@ -181,9 +181,8 @@ def _link_alert() -> dict[str, Any] | None:
     data = claims.data if claims and isinstance(claims.data, dict) else {}
     alert_id = str(data.get("alert", ""))[:64]
     svc = service()
-    from alerts import state
     with svc.lock:
-        ep = state.episode(svc.conn, alert_id)
+        ep = svc.state.episode(alert_id)
         return svc.describe(ep, time.time()) if ep else None
 
 

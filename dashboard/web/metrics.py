@@ -83,13 +83,10 @@ class StoreCollector:
         return STALE_INTERVALS * max(interval, 1.0) + STALE_GRACE_S
 
     def firing_alerts(self) -> list[dict[str, Any]]:
-        try:
-            from alerts import state
-        except ImportError:          # an installation without the alerts package
-            return []
+        from dashboard.store.alerts import AlertStateRepo
         conn = self.runtime.store.connect()
         try:
-            return state.episodes(conn, status="firing", limit=10_000)
+            return AlertStateRepo(conn).episodes(status="firing", limit=10_000)
         except sqlite3.OperationalError:    # no alert tables yet (the engine never ran here)
             return []
         finally:
