@@ -93,6 +93,7 @@ def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: di
         status = "complete" if covered_n >= day.minutes else "partial"
     from alerts.daily import day_summary
     from dashboard.collectors.mysql_statements import day_top
+    from dashboard.store.statements import StatementsRepo
     return {
         "schema": SCHEMA,
         "date": day.date.isoformat(),
@@ -112,7 +113,7 @@ def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: di
         "runway": [dict(r, area=a["key"], title=a["title"], unit=a["unit"], series=s["key"])
                    for a in areas for s in a["series"] for r in [s.get("runway")] if r],
         "alerts": day_summary(conn, day.start, day.end, day.now),
-        "statements": day_top(conn, day.date.isoformat(), 5),
+        "statements": day_top(StatementsRepo.heaviest_of_day(conn, day.date.isoformat(), 5)),
     }
 
 
