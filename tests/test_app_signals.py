@@ -190,7 +190,7 @@ def test_probes_report_response_time_status_and_up_for_200_500_and_a_timeout(sit
         {"name": "home", "url": f"{site.base}/ok"},
         {"name": "api", "url": f"{site.base}/broken?token=abc123"},
         {"name": "search", "url": f"{site.base}/slow", "timeout_s": 0.5}]}).probes
-    collector = ProbeCollector(probes, tmp_path / "history.sqlite3")
+    collector = ProbeCollector(probes, tmp_path)
     try:
         assert collector.interval_s == 30                       # the docs' cadence by default
         by_probe = {r.labels["probe"]: r for r in collector.collect()}
@@ -208,7 +208,7 @@ def test_probes_report_response_time_status_and_up_for_200_500_and_a_timeout(sit
 def test_probe_availability_counts_the_day_and_survives_a_restart(site, tmp_path):
     probes = config.from_dict({"probes": [{"name": "home", "url": f"{site.base}/ok", "interval_s": 1},
                                           {"name": "api", "url": f"{site.base}/broken", "interval_s": 1}]}).probes
-    path = tmp_path / "history.sqlite3"
+    path = tmp_path
     clock = FakeClock()
     first = ProbeCollector(probes, path, clock=clock)
     try:
@@ -273,7 +273,7 @@ def test_probe_day_counts_reach_the_file_every_flush_period_without_a_clean_clos
     from zoneinfo import ZoneInfo
 
     from dashboard.collectors.probes import DayCounts
-    path = tmp_path / "history.sqlite3"
+    path = tmp_path
     now = 1_700_000_000.0
     kept = DayCounts(path, ZoneInfo("UTC"), flush_every_s=3600)
     often = DayCounts(path, ZoneInfo("UTC"), flush_every_s=0.0)

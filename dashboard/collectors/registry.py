@@ -2,7 +2,6 @@
 dependencies are never loaded."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dashboard.collectors.base import Collector
@@ -55,8 +54,7 @@ def _cache_queue_app(settings: Settings,
                                   mysql_conn=mysql_conn))
     if settings.probes:
         from dashboard.collectors.probes import ProbeCollector
-        out.append(ProbeCollector(settings.probes, Path(settings.data_dir) / "history.sqlite3",
-                                  settings.tz))
+        out.append(ProbeCollector(settings.probes, settings.data_dir, settings.tz))
     if settings.statsd_bind:
         from dashboard.collectors.statsd import StatsdCollector, StatsdListener
         out.append(StatsdCollector(StatsdListener(settings.statsd_bind),

@@ -71,6 +71,14 @@ CREATE TABLE IF NOT EXISTS latest_samples (
 ) WITHOUT ROWID;
 """ + storelatest.SCHEMA
 
+FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
+
+
+def file_in(data_dir: Path | str) -> Path:
+    """The store's file in ``data_dir``: the one place its name is made."""
+    return Path(data_dir) / FILE_NAME
+
+
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
 PRUNE_BATCH = 20_000
 
@@ -196,7 +204,7 @@ class Store:
                  rollup_retention_d: float = 400.0) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / "history.sqlite3"
+        self.path = file_in(self.data_dir)
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()
@@ -472,5 +480,5 @@ class Store:
         """Row counts and file size, for /healthz and the benchmarks."""
         raw = self._read("SELECT COUNT(*) FROM samples", ())[0][0]
         roll = self._read("SELECT COUNT(*) FROM rollup_1m", ())[0][0]
-        size = sum(p.stat().st_size for p in self.data_dir.glob("history.sqlite3*") if p.exists())
+        size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*") if p.exists())
         return {"raw_rows": raw, "rollup_rows": roll, "bytes": size}
