@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.store import latest as storelatest
+from dashboard.store.history_reads import HistoryReads
 from dashboard.store import sketch
 from dashboard.model import Sample, series_key
 
@@ -336,6 +337,24 @@ class Store:
             sql += " AND ts <= ?"
             args.append(until)
         return self._read(sql + " ORDER BY seq", args)
+
+    def reads(self) -> HistoryReads:
+        """Reads on a connection of their own, for long ones (the daily summary, /api/history):
+        WAL runs them beside the appends, and the store's lock is not held meanwhile."""
+        return HistoryReads(self.connect())
+
+    def rows_since(self, since: float, queue_labels: Sequence[str] | None = None,
+                   other_agents_hosts: bool = True) -> list[tuple[float, str, str]] | None:
+        """``rows_between(since)`` less rows filtered out in SQLite on a connection of its own
+        (``HistoryReads.rows_since``); None when they cannot be read so."""
+        try:
+            reads = self.reads()
+        except sqlite3.Error:
+            return None
+        try:
+            return reads.rows_since(since, queue_labels, other_agents_hosts)
+        finally:
+            reads.close()
 
     def last_seq(self) -> int:
         row = self._read("SELECT MAX(seq) FROM samples", ())
