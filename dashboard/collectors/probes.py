@@ -81,7 +81,8 @@ class DayCounts:
         if self._repo is None or not self._dirty:
             self._dirty.clear()
             return
-        rows = [(d, p, *self._counts[(d, p)]) for d, p in self._dirty if (d, p) in self._counts]
+        counts = self._counts
+        rows = [(d, p, counts[d, p][0], counts[d, p][1]) for d, p in self._dirty if (d, p) in counts]
         self._dirty.clear()
         self._repo.save(rows)
 
