@@ -151,7 +151,7 @@ class StatementBook:
         with self._lock:
             cutoff = datetime.fromtimestamp(now - KEEP_DAYS * 86400, self.tz).date().isoformat()
             if self._repo.prune(now - 50 * 3600, cutoff, now - KEEP_DAYS * 86400,
-                              float(self.meta("texts_since") or now)):
+                                float(self.meta("texts_since") or now)):
                 self._known = self._repo.keys()
 
     # --- reading -------------------------------------------------------------------------------

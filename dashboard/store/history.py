@@ -338,17 +338,13 @@ class Store:
             args.append(until)
         return self._read(sql + " ORDER BY seq", args)
 
-    def reads(self) -> HistoryReads:
-        """Reads on a connection of their own, for long ones (the daily summary, /api/history):
-        WAL runs them beside the appends, and the store's lock is not held meanwhile."""
-        return HistoryReads(self.connect())
-
     def rows_since(self, since: float, queue_labels: Sequence[str] | None = None,
                    other_agents_hosts: bool = True) -> list[tuple[float, str, str]] | None:
-        """``rows_between(since)`` less rows filtered out in SQLite on a connection of its own
-        (``HistoryReads.rows_since``); None when they cannot be read so."""
+        """``rows_between(since)`` less rows filtered out in SQLite (``HistoryReads.rows_since``),
+        on a connection of its own: a long read (/api/history) that WAL runs beside the appends,
+        without the store's lock. None when they cannot be read so."""
         try:
-            reads = self.reads()
+            reads = HistoryReads(self.connect())
         except sqlite3.Error:
             return None
         try:

@@ -3,7 +3,8 @@
 The daily summary reads a day of rollups for many series, and ``/api/history`` up to 48 h of
 samples: through ``Store``'s methods they would hold the store's lock, and the collectors'
 appends would wait behind them. On their own connection (WAL) they run beside the appends.
-``Store.reads()`` opens one for a caller; the reports' repository holds one for its tables too.
+``Store.rows_since`` opens one for /api/history; the reports' repository (``ReportsRepo``)
+holds one for its own tables and these reads.
 
 The rollups are aggregated inside SQLite (count, sum, min, max, minutes past a level, chart
 buckets, the sketches concatenated), one primary-key range scan per series: no per-minute
@@ -123,7 +124,7 @@ class HistoryReads:
         row = self._conn.execute(
             f"SELECT COUNT(*), SUM(n), SUM(sum), MIN(min), MAX(max) FROM rollup_1m WHERE {_KEY}",
             (metric, labels, int(since), int(until))).fetchone()
-        return tuple(row) if row[0] else None                 # type: ignore[return-value]
+        return tuple(row) if row[0] else None
 
     def rolled_minutes(self, metrics: Sequence[str], since: float, until: float) -> set[int]:
         """Distinct rolled-up minutes of the unlabelled series of ``metrics``."""

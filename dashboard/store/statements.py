@@ -91,7 +91,7 @@ class StatementsRepo:
 
     def day(self, day: str) -> dict[str, Totals]:
         """Each statement called on ``day``: its totals."""
-        return {k: tuple(r) for k, *r in self._db.execute(     # type: ignore[misc]
+        return {k: tuple(r) for k, *r in self._db.execute(
             "SELECT key, calls, total_ms, max_ms, rows_examined, rows_sent"
             " FROM db_statement_days WHERE day = ? AND calls > 0", (day,))}
 
