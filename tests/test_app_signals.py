@@ -201,7 +201,7 @@ def test_probes_report_response_time_status_and_up_for_200_500_and_a_timeout(sit
         {"name": "home", "url": f"{site.base}/ok"},
         {"name": "api", "url": f"{site.base}/broken?token=abc123"},
         {"name": "search", "url": f"{site.base}/slow", "timeout_s": 0.5}]}).probes
-    collector = ProbeCollector(probes, tmp_path / "history.sqlite3")
+    collector = ProbeCollector(probes, tmp_path)
     try:
         assert collector.interval_s == 30                       # the docs' cadence by default
         by_probe = {r.labels["probe"]: r for r in collector.collect()}
@@ -219,9 +219,8 @@ def test_probes_report_response_time_status_and_up_for_200_500_and_a_timeout(sit
 def test_probe_availability_counts_the_day_and_survives_a_restart(site, tmp_path):
     probes = config.from_dict({"probes": [{"name": "home", "url": f"{site.base}/ok", "interval_s": 1},
                                           {"name": "api", "url": f"{site.base}/broken", "interval_s": 1}]}).probes
-    path = tmp_path / "history.sqlite3"
     clock = FakeClock()
-    first = ProbeCollector(probes, path, clock=clock)
+    first = ProbeCollector(probes, tmp_path, clock=clock)
     try:
         for _ in range(3):
             first.collect()
@@ -230,7 +229,7 @@ def test_probe_availability_counts_the_day_and_survives_a_restart(site, tmp_path
         first.close()
     probes = config.from_dict({"probes": [{"name": "home", "url": f"{site.base}/broken", "interval_s": 1},
                                           {"name": "api", "url": f"{site.base}/ok", "interval_s": 1}]}).probes
-    second = ProbeCollector(probes, path)
+    second = ProbeCollector(probes, tmp_path)
     try:
         by_probe = {r.labels["probe"]: r.values for r in second.collect()}
     finally:
@@ -284,17 +283,16 @@ def test_probe_day_counts_reach_the_file_every_flush_period_without_a_clean_clos
     from zoneinfo import ZoneInfo
 
     from dashboard.collectors.probes import DayCounts
-    path = tmp_path / "history.sqlite3"
     now = 1_700_000_000.0
-    kept = DayCounts(path, ZoneInfo("UTC"), flush_every_s=3600)
-    often = DayCounts(path, ZoneInfo("UTC"), flush_every_s=0.0)
+    kept = DayCounts(tmp_path, ZoneInfo("UTC"), flush_every_s=3600)
+    often = DayCounts(tmp_path, ZoneInfo("UTC"), flush_every_s=0.0)
     for ok in (True, True, False):
         kept.add("home", now, ok)
         often.add("api", now, ok)
     # Another process (a restart after kill -9) reads the file: the flushed probe is all there,
     # the other one not yet (at most flush_every_s of a day's counts are at risk).
-    reader = DayCounts(path, ZoneInfo("UTC"))
+    reader = DayCounts(tmp_path, ZoneInfo("UTC"))
     assert reader.add("api", now, True) == pytest.approx(75.0)        # 3 of 4 up
     assert reader.add("home", now, True) == pytest.approx(100.0)      # its 3 not yet written
     kept.close()
-    assert DayCounts(path, ZoneInfo("UTC")).add("home", now, False) == pytest.approx(50.0)
+    assert DayCounts(tmp_path, ZoneInfo("UTC")).add("home", now, False) == pytest.approx(50.0)

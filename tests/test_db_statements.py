@@ -84,7 +84,7 @@ def test_texts_of_statements_not_called_for_a_month_are_pruned_and_memory_stays_
     # The day totals go back to the date 31 days ago (days 8..39); so do the texts.
     assert b.knows("steady") and b.knows("d39-74") and b.knows("d8-0")
     assert not b.knows("base0") and not b.knows("d7-74")
-    texts = b._db.execute("SELECT COUNT(*) FROM db_statement_texts").fetchone()[0]
+    texts = b._repo._db.execute("SELECT COUNT(*) FROM db_statement_texts").fetchone()[0]
     assert texts == len(b._known) == 32 * 75 + 1
     assert b.top("today", limit=1)["rows"][0]["text"].startswith("SELECT x IN")
     # A month-old statement that runs again gets its text back (from the next read).

@@ -21,6 +21,7 @@ from dashboard.model import series_key
 from dashboard.report.build import build_report
 from dashboard.store import Store
 from dashboard.store.alerts import AlertStateRepo
+from dashboard.store.statements import StatementsRepo
 from tests.support.report_data import day_bounds, write_day, write_history
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -104,7 +105,7 @@ def world(tmp_path_factory):
         if resolve is not None:
             state.record(Transition("resolved", aid, rule, {}, sev, None, 1.0, 1.0, fired,
                                           fired + resolve, 2), None, None)
-    book = StatementBook(1000, TZ, store.connect())
+    book = StatementBook(1000, TZ, StatementsRepo(store.connect))
     for i in range(7):      # seven statements, total time 1..7 s: the top five are 7..3
         book.add(start + 3600 * (i + 1), {f"d{i}": Inc(10 * (i + 1), 1000.0 * (i + 1), 50.0)},
                  [(f"d{i}", "shop", f"SELECT {i} FROM t WHERE x = ?")])

@@ -90,9 +90,10 @@ def test_the_page_puts_figures_in_json_blocks_and_runs_no_inline_script(filled, 
 
 def test_monitored_text_is_escaped_on_the_page(app, client):
     from dashboard.collectors.mysql.statements import Inc, StatementBook
+    from dashboard.store.statements import StatementsRepo
     store = app.extensions["dashboard"].store
     start, _ = day_bounds(DAY, ZoneInfo("UTC"))
-    book = StatementBook(1000, ZoneInfo("UTC"), store.connect())
+    book = StatementBook(1000, ZoneInfo("UTC"), StatementsRepo(store.connect))
     book.add(start + 60, {"k": Inc(1, 5.0, 5.0)}, [("k", "s", "SELECT '</script><b>x</b>'")])
     html = client.get(f"/reports/daily?date={DAY}").get_data(as_text=True)
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html

@@ -7,8 +7,8 @@ with the link's *purpose*) carrying ``{"d": data, "exp": epoch, "n": nonce}``:
   to the payload breaks the signature.
 * **Expiry** is fixed when the link is made (``exp`` inside the signed payload), so changing the
   verifier's clock tolerance cannot stretch an old link.
-* **One use** — ``consume`` records the nonce in the ``signed_link_uses`` table inside the same
-  transaction that checks it; a second ``consume`` of the same token is refused, also across
+* **One use** — ``consume`` records the nonce in the store (``dashboard.store.link_uses``) in
+  the same transaction that checks it; a second ``consume`` of the same token is refused, also across
   processes sharing the store's file. Rows are pruned once their link has expired anyway.
 
 ``check`` validates without consuming: a GET of the link (mail scanners and link previews fetch
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,18 +29,10 @@ from typing import Any, Callable
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from dashboard.store.link_uses import LinkUsesRepo
+
 SECRET_FILE = "secret_key"
 DEFAULT_TTL_S = 24 * 3600
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS signed_link_uses (
-    nonce   TEXT PRIMARY KEY,
-    purpose TEXT NOT NULL,
-    used_at REAL NOT NULL,
-    expires REAL NOT NULL
-) WITHOUT ROWID;
-"""
-
 
 class LinkRefused(Exception):
     """The link cannot be used. ``reason`` is one of ``invalid``, ``expired``, ``used``; the
@@ -88,19 +79,14 @@ def secret_key(data_dir: Path | str) -> bytes:
 class LinkSigner:
     """``sign`` / ``check`` / ``consume`` signed one-use links.
 
-    ``connect`` returns a sqlite3 connection to the store's file (``store.connect``).
+    ``connect`` is the store's (``store.connect``): used links are kept there.
     """
 
-    def __init__(self, key: bytes, connect: Callable[[], sqlite3.Connection],
+    def __init__(self, key: bytes, connect: Callable[[], Any],
                  clock: Callable[[], float] = time.time) -> None:
         self._key = key
-        self._connect = connect
+        self._uses = LinkUsesRepo(connect)
         self._clock = clock
-        conn = connect()
-        try:
-            conn.executescript(SCHEMA)
-        finally:
-            conn.close()
 
     def _serializer(self, purpose: str) -> URLSafeSerializer:
         return URLSafeSerializer(self._key, salt=f"dashboard-link:{purpose}")
@@ -113,13 +99,7 @@ class LinkSigner:
     def check(self, token: str, purpose: str) -> LinkClaims:
         """Signature, purpose, expiry and not-yet-used; does not use the link up."""
         claims = self._decode(token, purpose)
-        conn = self._connect()
-        try:
-            used = conn.execute("SELECT 1 FROM signed_link_uses WHERE nonce = ?",
-                                (claims.nonce,)).fetchone()
-        finally:
-            conn.close()
-        if used:
+        if self._uses.used(claims.nonce):
             raise LinkRefused("used")
         return claims
 
@@ -127,20 +107,9 @@ class LinkSigner:
         """Like ``check``, and marks the link used; exactly one caller ever gets the claims."""
         claims = self._decode(token, purpose)
         now = self._clock()
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("INSERT INTO signed_link_uses (nonce, purpose, used_at, expires) "
-                             "VALUES (?, ?, ?, ?)", (claims.nonce, purpose, now, claims.expires))
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                raise LinkRefused("used") from None
-            # Keep the table small: a nonce is only needed while its link could still verify.
-            conn.execute("DELETE FROM signed_link_uses WHERE expires < ?", (now - 60,))
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        # Uses of links expired a minute ago are forgotten: the table stays small.
+        if not self._uses.use(claims.nonce, purpose, now, claims.expires, forget_before=now - 60):
+            raise LinkRefused("used")
         return claims
 
     def _decode(self, token: str, purpose: str) -> LinkClaims:

@@ -7,12 +7,11 @@ is answering, not healthy, and the status says so). A timeout or refused connect
 with the reason on the sample; its response time is left out, not drawn as the timeout.
 
 Availability today (``app.availability_percent{probe}``, in the configured time zone) counts
-probes up / probes run, kept in the store's SQLite file (table ``probe_availability``), so a
-restart does not reset the day.
+probes up / probes run, kept in the store (``dashboard.store.probe_days``), so a restart does
+not reset the day.
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from zoneinfo import ZoneInfo
 from dashboard.config.settings import ProbeSettings
 from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.model import MetricSpec, Reading
+from dashboard.store.probe_days import ProbeDaysRepo
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.up", "bool", "The probed URL answered 2xx/3xx within its timeout", ("probe",)),
@@ -34,32 +34,26 @@ METRICS: Sequence[MetricSpec] = (
 )
 
 MAX_BODY = 1 << 20          # read at most 1 MB of a probe's answer
-SCHEMA = """CREATE TABLE IF NOT EXISTS probe_availability (
-    day TEXT NOT NULL, probe TEXT NOT NULL, ok INTEGER NOT NULL, total INTEGER NOT NULL,
-    PRIMARY KEY (day, probe))"""
 
 
 class DayCounts:
-    """Probes up / run per local day and probe, in memory and (optionally) in SQLite.
+    """Probes up / run per local day and probe, in memory and (optionally) in the store of
+    ``data_dir``.
 
-    Written to SQLite at most every ``flush_every_s`` (and at a day's end and on close), not per
+    Written to the store at most every ``flush_every_s`` (and at a day's end and on close), not per
     probe: a transaction per probe per second was the probe collector's largest cost. A crash
     forgets at most that many seconds of counts, out of a day's 86,400.
     """
 
-    def __init__(self, path: Path | None, tz: ZoneInfo, flush_every_s: float = 30.0) -> None:
+    def __init__(self, data_dir: Path | str | None, tz: ZoneInfo,
+                 flush_every_s: float = 30.0) -> None:
         self.tz = tz
         self.flush_every_s = flush_every_s
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], list[int]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._flushed_at = time.monotonic()
-        self._conn: sqlite3.Connection | None = None
-        if path is not None:
-            from dashboard.store import connect
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = connect(path)
-            self._conn.execute(SCHEMA)
+        self._repo = ProbeDaysRepo(data_dir) if data_dir is not None else None
 
     def day(self, wall: float) -> str:
         return datetime.fromtimestamp(wall, self.tz).strftime("%Y-%m-%d")
@@ -84,42 +78,30 @@ class DayCounts:
 
     def _flush(self) -> None:
         self._flushed_at = time.monotonic()
-        if self._conn is None or not self._dirty:
+        if self._repo is None or not self._dirty:
             self._dirty.clear()
             return
-        rows = [(d, p, *self._counts[(d, p)]) for d, p in self._dirty if (d, p) in self._counts]
+        counts = self._counts
+        rows = [(d, p, counts[d, p][0], counts[d, p][1]) for d, p in self._dirty if (d, p) in counts]
         self._dirty.clear()
-        c = self._conn
-        c.execute("BEGIN")                       # one transaction for all probes (autocommit conn)
-        try:
-            c.executemany(
-                "INSERT INTO probe_availability(day, probe, ok, total) VALUES (?,?,?,?) "
-                "ON CONFLICT(day, probe) DO UPDATE SET ok=excluded.ok, total=excluded.total", rows)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        self._repo.save(rows)
 
     def _load(self, day: str, probe: str) -> list[int]:
-        if self._conn is None:
-            return [0, 0]
-        row = self._conn.execute("SELECT ok, total FROM probe_availability WHERE day=? AND probe=?",
-                                 (day, probe)).fetchone()
-        return [int(row[0]), int(row[1])] if row else [0, 0]
+        return list(self._repo.counts(day, probe)) if self._repo is not None else [0, 0]
 
     def close(self) -> None:
         with self._lock:
             self._flush()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
 
 
 class ProbeCollector:
     source = "app"
     metrics = METRICS
 
-    def __init__(self, probes: Sequence[ProbeSettings], counts_path: Path | None = None,
+    def __init__(self, probes: Sequence[ProbeSettings], data_dir: Path | str | None = None,
                  tz: ZoneInfo | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         if not probes:
@@ -134,7 +116,8 @@ class ProbeCollector:
         # One kept-alive connection per probe; no proxies from the environment: probes go straight.
         self._getters = {p.name: HttpGetter(p.url) for p in probes}
         self._pool = ThreadPoolExecutor(max_workers=min(8, len(probes)), thread_name_prefix="probe")
-        self._days = DayCounts(counts_path, tz or ZoneInfo("UTC"))
+        # Today's availability per probe is kept in the store of ``data_dir`` (None: in memory).
+        self._days = DayCounts(data_dir, tz or ZoneInfo("UTC"))
 
     def _probe(self, p: ProbeSettings) -> Reading:
         labels = {"probe": p.name}

@@ -1,9 +1,8 @@
-"""Which collectors run, from the settings. Imports are local so an unused collector's
-dependencies are never loaded."""
+"""Every collector, in one table, and which of them run, from the settings."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any, Mapping
 
 from dashboard.collectors.base import Collector
 from dashboard.config.settings import Settings
@@ -12,17 +11,38 @@ if TYPE_CHECKING:
     from dashboard.collectors.mysql.conn import MySQLConnection
 
 
-def build(settings: Settings) -> list[Collector]:
-    from dashboard.collectors.host import HostCollector
+# Every collector class as a dotted path, imported when used: ``build`` imports only the
+# configured ones (an unused collector's client library, pymysql or redis, is never loaded in a
+# worker), and ``dashboard.collectors.catalog`` reads each class's ``metrics`` when /metrics is first
+# scraped. A new collector is a new line here. In name order: the catalog merges two
+# collectors' descriptions of one metric (app.response_ms: probes, StatsD timers) in this order.
+COLLECTORS: Mapping[str, str] = {
+    "agents": "dashboard.collectors.agents.collector.AgentsCollector",
+    "cache": "dashboard.collectors.cache.CacheCollector",
+    "host": "dashboard.collectors.host.HostCollector",
+    "mysql": "dashboard.collectors.mysql.collector.MySQLCollector",
+    "phpfpm": "dashboard.collectors.phpfpm.PhpFpmCollector",
+    "probes": "dashboard.collectors.probes.ProbeCollector",
+    "queues": "dashboard.collectors.queues.collector.QueueCollector",
+    "statsd": "dashboard.collectors.statsd.StatsdCollector",
+}
 
+
+def collector_class(name: str) -> Any:
+    """The class of ``COLLECTORS[name]``, its module imported now."""
+    module, _, cls = COLLECTORS[name].rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(settings: Settings) -> list[Collector]:
     collectors: list[Collector] = [
-        HostCollector(interval_s=settings.interval_s,
-                      timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
+        collector_class("host")(
+            interval_s=settings.interval_s,
+            timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
     db = None
     if settings.mysql is not None:
-        from dashboard.collectors.mysql.collector import MySQLCollector
-        db = MySQLCollector(settings.mysql, interval_s=settings.interval_s,
-                            timeout_s=settings.collector_timeout_s, tz=settings.tz)
+        db = collector_class("mysql")(settings.mysql, interval_s=settings.interval_s,
+                                      timeout_s=settings.collector_timeout_s, tz=settings.tz)
         collectors.append(db)
     # SQL queues on the monitored server use its digests connection: two connections there.
     collectors += _cache_queue_app(settings, db.reader_conn if db is not None else None)
@@ -30,10 +50,9 @@ def build(settings: Settings) -> list[Collector]:
         # Per-host agents publish to the message queue's Redis (issue 8).
         import redis
 
-        from dashboard.collectors.agents.collector import AgentsCollector
         client = redis.Redis.from_url(settings.message_queue, socket_timeout=5,
                                       socket_connect_timeout=5)
-        collectors.append(AgentsCollector(client, interval_s=settings.interval_s))
+        collectors.append(collector_class("agents")(client, interval_s=settings.interval_s))
     return collectors
 
 
@@ -44,25 +63,20 @@ def _cache_queue_app(settings: Settings,
     short = min(settings.collector_timeout_s, max(settings.interval_s * 5, 5.0))
     redis_url = settings.redis.url if settings.redis else None
     if redis_url or settings.memcached:
-        from dashboard.collectors.cache import CacheCollector
         window = settings.redis.hit_rate_window_s if settings.redis else 60.0
-        out.append(CacheCollector(redis_url, settings.memcached, window_s=window,
-                                  interval_s=settings.interval_s, timeout_s=short))
+        out.append(collector_class("cache")(redis_url, settings.memcached, window_s=window,
+                                            interval_s=settings.interval_s, timeout_s=short))
     if settings.queues:
-        from dashboard.collectors.queues.collector import QueueCollector
-        out.append(QueueCollector(settings.queues, redis_url, settings.mysql,
-                                  interval_s=settings.interval_s, timeout_s=settings.collector_timeout_s,
-                                  mysql_conn=mysql_conn))
+        out.append(collector_class("queues")(
+            settings.queues, redis_url, settings.mysql, interval_s=settings.interval_s,
+            timeout_s=settings.collector_timeout_s, mysql_conn=mysql_conn))
     if settings.probes:
-        from dashboard.collectors.probes import ProbeCollector
-        out.append(ProbeCollector(settings.probes, Path(settings.data_dir) / "history.sqlite3",
-                                  settings.tz))
+        out.append(collector_class("probes")(settings.probes, settings.data_dir, settings.tz))
     if settings.statsd_bind:
-        from dashboard.collectors.statsd import StatsdCollector, StatsdListener
-        out.append(StatsdCollector(StatsdListener(settings.statsd_bind),
-                                   interval_s=settings.interval_s, window_s=10.0))
+        from dashboard.collectors.statsd import StatsdListener
+        out.append(collector_class("statsd")(StatsdListener(settings.statsd_bind),
+                                             interval_s=settings.interval_s, window_s=10.0))
     if settings.phpfpm_url:
-        from dashboard.collectors.phpfpm import PhpFpmCollector
-        out.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children,
-                                   interval_s=settings.interval_s, timeout_s=short))
+        out.append(collector_class("phpfpm")(settings.phpfpm_url, settings.phpfpm_max_children,
+                                             interval_s=settings.interval_s, timeout_s=short))
     return out

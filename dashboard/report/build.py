@@ -5,7 +5,6 @@ of them only formats it. No Flask here: the CLI and the scheduled e-mail use it 
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from contextlib import closing
 from typing import Any
@@ -17,10 +16,10 @@ from dashboard.report import history
 from dashboard.report.areas import AREAS, CACHE_TRAFFIC, CHECKLIST, Area
 from dashboard.report.daycache import day_totals
 from dashboard.report.days import Day, day_of, parse_date, previous_days
-from dashboard.report.reader import (Agg, Level, labels_dict, minutes_of, raw_aggs, rolled_agg,
-                                     rollup_label_sets, watermark)
+from dashboard.report.reader import Agg, Level, labels_dict, raw_aggs, rolled_agg
 from dashboard.report.stats import levels_of, series_figures
 from dashboard.store import Store
+from dashboard.store.reports import ReportsRepo
 
 SCHEMA = "dashboard.daily_report/v1"
 
@@ -35,11 +34,11 @@ def build_report(store: Store, settings: Settings, date_text: str | None = None,
     now = time.time() if now is None else now
     day = day_of(parse_date(date_text, settings.tz, now), settings.tz, now)
     rules = area_mod.rules(settings)
-    with closing(store.connect()) as conn:
-        return _build(store, conn, settings, rules, day, charts)
+    with closing(ReportsRepo(store.connect)) as repo:
+        return _build(store, repo, settings, rules, day, charts)
 
 
-def _series_aggs(store: Store, conn: sqlite3.Connection, rules: dict, day: Day,
+def _series_aggs(store: Store, repo: ReportsRepo, rules: dict, day: Day,
                  metrics: list[str], charts: bool) -> tuple[dict[tuple[str, str], Agg], set[int]]:
     """Every series of ``metrics`` over the day: rolled-up minutes plus the raw tail.
     Also the raw tail's minutes of the unlabelled ``*.up`` series (for coverage)."""
@@ -48,38 +47,39 @@ def _series_aggs(store: Store, conn: sqlite3.Connection, rules: dict, day: Day,
     # a collector's minute is "down" when any of its collections failed (up = 0) in it
     levels.update({m: ([Level("down", 1.0, "below", False)], 1.0) for m in UP_METRICS})
     chart_start = day.start if charts else None
-    mark = watermark(conn)
+    reads = repo.history
+    mark = reads.rolled_until()
     rolled_until = min(day.until, mark) if mark is not None else day.start
     out: dict[tuple[str, str], Agg] = {}
     if rolled_until > day.start:
         for metric in metrics:
             lv, scale = levels.get(metric, ((), 1.0))
-            for lab in rollup_label_sets(conn, metric):
-                agg = rolled_agg(conn, metric, lab, day.start, rolled_until, lv, scale, chart_start,
+            for lab in reads.label_sets(metric):
+                agg = rolled_agg(reads, metric, lab, day.start, rolled_until, lv, scale, chart_start,
                                  metric in quantiles)
                 if agg is not None:
                     out[(metric, lab)] = agg
     watched: set[int] = set()
     tail_from = max(day.start, rolled_until)
     if tail_from < day.until:
-        for key, agg in raw_aggs(store, conn, metrics, tail_from, day.until, levels, chart_start).items():
+        for key, agg in raw_aggs(store, reads, metrics, tail_from, day.until, levels, chart_start).items():
             if key[0].endswith(".up") and key[1] == "":
                 watched |= agg.minute_set or set()
             out[key] = out[key].merge(agg) if key in out else agg
     if rolled_until > day.start:
-        watched |= minutes_of(conn, UP_METRICS, day.start, rolled_until)
+        watched |= reads.rolled_minutes(UP_METRICS, day.start, rolled_until)
     return out, watched
 
 
 UP_METRICS = [f"{s}.up" for s in DOWN_RULE_SOURCES if s != "app"]
 
 
-def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: dict,
+def _build(store: Store, repo: ReportsRepo, settings: Settings, rules: dict,
            day: Day, charts: bool) -> dict[str, Any]:
     metrics = [a.metric for a in AREAS] + list(CACHE_TRAFFIC) + UP_METRICS
-    aggs, watched = _series_aggs(store, conn, rules, day, metrics, charts)
+    aggs, watched = _series_aggs(store, repo, rules, day, metrics, charts)
     prev = previous_days(day, history.RUNWAY_DAYS)
-    totals = day_totals(conn, prev, [a.metric for a in AREAS], watermark(conn))
+    totals = day_totals(repo, prev, [a.metric for a in AREAS], repo.history.rolled_until())
     areas = [_area(a, rules[a.rule], settings, day, prev, totals, aggs, charts) for a in AREAS]
     by_key = {a["key"]: a for a in areas}
     # Coverage of the day: minutes in which any collector reported (its "<source>.up"); when
@@ -91,7 +91,6 @@ def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: di
         status = "so far"
     else:
         status = "complete" if covered_n >= day.minutes else "partial"
-    from alerts.daily import day_summary
     from dashboard.collectors.mysql.statements import day_top
     return {
         "schema": SCHEMA,
@@ -111,9 +110,17 @@ def _build(store: Store, conn: sqlite3.Connection, settings: Settings, rules: di
         "areas": areas,
         "runway": [dict(r, area=a["key"], title=a["title"], unit=a["unit"], series=s["key"])
                    for a in areas for s in a["series"] for r in [s.get("runway")] if r],
-        "alerts": day_summary(conn, day.start, day.end, day.now),
-        "statements": day_top(conn, day.date.isoformat(), 5),
+        "alerts": _alerts(store, day),
+        "statements": day_top(repo.heaviest_statements(day.date.isoformat(), 5)),
     }
+
+
+def _alerts(store: Store, day: Day) -> dict[str, Any]:
+    from alerts.daily import day_summary
+    # alerts.daily reads the alert state's tables on a connection it is given, until that area
+    # has its repository in dashboard.store too.
+    with closing(store.connect()) as conn:
+        return day_summary(conn, day.start, day.end, day.now)
 
 
 def _area(area: Area, rule: Any, settings: Settings, day: Day, prev: list[Day], totals: list[dict],

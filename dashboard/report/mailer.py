@@ -3,7 +3,7 @@
 Sending reuses the alerts' SMTP notifier (``alerts.notifiers.EmailNotifier``): one SMTP path,
 one set of settings (``[smtp]``), the same error classification.
 
-Delivery is recorded in ``report_deliveries`` (the store's file, this module's own table), so:
+Delivery is recorded in the store (``ReportsRepo``'s deliveries), so:
 * a restart after 07:00, or an SMTP server that was down at 07:00, still gets the report out:
   a catch-up job every 10 minutes sends it if it is past ``send_at`` and not sent yet (the same
   day only; a permanent SMTP refusal is not retried);
@@ -20,22 +20,13 @@ from typing import Any, Callable
 
 from dashboard.config.settings import NotifySettings, Settings
 from dashboard.store import Store
+from dashboard.store.reports import ReportsRepo
 
 # The report's builder and renderer are imported when a report is made (once a morning), not in
 # every worker at start (issue 9: ~2 MB that a steady-state worker never uses).
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS report_deliveries (
-    date TEXT PRIMARY KEY,            -- the local day reported on
-    claimed_at REAL NOT NULL,
-    sent_at REAL,
-    recipients TEXT NOT NULL,
-    error TEXT,
-    permanent INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-"""
 CATCH_UP_EVERY_S = 600
 CLAIM_STALE_S = 300                   # a claim this old without a result was a crashed sender
 
@@ -71,8 +62,6 @@ class DailyMailer:
         self.settings = settings
         self.store = store
         self._clock = clock
-        with closing(store.connect()) as conn:
-            conn.executescript(SCHEMA)
 
     def run(self, now: float | None = None, skip_empty: bool = False) -> str:
         """Send yesterday's summary unless already sent. Returns what happened (for logs, tests)."""
@@ -85,9 +74,9 @@ class DailyMailer:
             doc = build_report(self.store, self.settings, day, now=now)
             if doc["coverage"]["status"] == "no data":
                 return "no data"
-        conn = self.store.connect()
-        try:
-            refused = self._claim(conn, day, now)
+        with closing(ReportsRepo(self.store.connect)) as repo:
+            refused = repo.claim_delivery(day, now, ",".join(self.settings.report.recipients),
+                                          CLAIM_STALE_S)
             if refused:
                 return refused
             try:
@@ -95,18 +84,13 @@ class DailyMailer:
                 send(self.settings, doc, f"daily-report-{day}-{self.settings.host_name}", now)
             except Exception as e:  # noqa: BLE001 - recorded and retried by catch_up
                 permanent = bool(getattr(e, "permanent", False))
-                conn.execute("UPDATE report_deliveries SET error = ?, permanent = ?,"
-                             " claimed_at = ? WHERE date = ?",
-                             (f"{type(e).__name__}: {e}"[:300], int(permanent), now, day))
+                repo.delivery_failed(day, f"{type(e).__name__}: {e}"[:300], permanent, now)
                 log.warning("daily summary for %s not sent: %s", day, e)
                 return "failed"
-            conn.execute("UPDATE report_deliveries SET sent_at = ?, error = NULL WHERE date = ?",
-                         (self._clock(), day))
+            repo.delivery_sent(day, self._clock())
             log.info("daily summary for %s sent to %d recipients", day,
                      len(self.settings.report.recipients))
             return "sent"
-        finally:
-            conn.close()
 
     def catch_up(self, now: float | None = None) -> str:
         """After ``send_at``, send today's morning e-mail if the cron run did not get it out.
@@ -118,43 +102,12 @@ class DailyMailer:
         return self.run(now, skip_empty=True)
 
     def _sent_or_tried(self, day: str) -> bool:
-        with closing(self.store.connect()) as conn:
-            conn.executescript(SCHEMA)
-            return conn.execute("SELECT 1 FROM report_deliveries WHERE date = ?",
-                                (day,)).fetchone() is not None
-
-    def _claim(self, conn, day: str, now: float) -> str | None:
-        """Take the day for sending; None when taken, else why not."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT sent_at, error, permanent, claimed_at FROM report_deliveries"
-                               " WHERE date = ?", (day,)).fetchone()
-            why = None
-            if row is None:
-                conn.execute("INSERT INTO report_deliveries (date, claimed_at, recipients)"
-                             " VALUES (?, ?, ?)", (day, now, ",".join(self.settings.report.recipients)))
-            else:
-                sent_at, error, permanent, claimed_at = row
-                if sent_at is not None:
-                    why = "already sent"
-                elif permanent:
-                    why = "refused permanently"
-                elif error is None and now - claimed_at <= CLAIM_STALE_S:
-                    why = "being sent"            # by another process, a moment ago
-                else:                             # a failure that may pass, or a dead sender
-                    conn.execute("UPDATE report_deliveries SET claimed_at = ? WHERE date = ?",
-                                 (now, day))
-            conn.execute("COMMIT")
-            return why
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with closing(ReportsRepo(self.store.connect)) as repo:
+            return repo.delivery_tried(day)
 
     def deliveries(self) -> list[dict[str, Any]]:
-        cols = ("date", "claimed_at", "sent_at", "recipients", "error", "permanent")
-        with closing(self.store.connect()) as conn:
-            return [dict(zip(cols, r)) for r in conn.execute(
-                f"SELECT {','.join(cols)} FROM report_deliveries ORDER BY date DESC LIMIT 30")]
+        with closing(ReportsRepo(self.store.connect)) as repo:
+            return repo.deliveries(30)
 
 
 def install(runtime) -> DailyMailer | None:

@@ -1,30 +1,27 @@
 """One series over a time range, aggregated: rollups where they exist, raw samples after.
 
-The store rolls complete minutes up behind a watermark (``meta.rollup_done_until``). Minutes
-before it are aggregated inside SQLite from ``rollup_1m`` (count, sum, min, max, minutes past
-each level, 5-minute chart buckets, all sketches concatenated), one primary-key range scan per
-series: no per-minute Python objects, which is what keeps a day of many series fast. Minutes
-from the watermark on (the last minute or two of today, or more if the rollup job was not
-running) are rolled up here from raw samples exactly as ``Store.rollup`` does it, and merged.
+The store rolls complete minutes up behind a watermark. Minutes before it are aggregated in
+the store (``HistoryReads.rolled_series``: count, sum, min, max, minutes past each level,
+5-minute chart buckets, the merged sketch). Minutes from the watermark on (the last minute or
+two of today, or more if the rollup job was not running) are rolled up here from raw samples
+exactly as ``Store.rollup`` does it, and merged.
 
-Reads use the report's own connection (WAL: they never wait for the collector's writes).
+Reads use the report's own connection (``ReportsRepo.history``: they never wait for the
+collector's writes).
 """
 from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from dashboard.store import sketch
 from dashboard.store import Store
+from dashboard.store.history_reads import HistoryReads
 
 CHART_BUCKET_S = 300            # the day's chart: 5-minute mean, min and max (peaks kept)
-
-# How a rule's level is breached by a minute's mean, as SQL (never built from input).
-SQL_OPS = {("above", False): ">", ("above", True): ">=", ("below", False): "<", ("below", True): "<="}
 
 
 @dataclass(frozen=True)
@@ -89,71 +86,24 @@ def labels_dict(text: str) -> dict[str, str]:
     return json.loads(text) if text else {}
 
 
-def watermark(conn: sqlite3.Connection) -> float | None:
-    """Minutes before this epoch are rolled up (None: nothing rolled up yet)."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'rollup_done_until'").fetchone()
-    return float(row[0]) if row else None
-
-
-def rollup_label_sets(conn: sqlite3.Connection, metric: str) -> list[str]:
-    """Every label set of ``metric`` in the rollups, one index seek per label set."""
-    out: list[str] = []
-    row = conn.execute("SELECT labels FROM rollup_1m WHERE metric = ? AND labels >= ''"
-                       " ORDER BY labels LIMIT 1", (metric,)).fetchone()
-    while row is not None:
-        out.append(row[0])
-        row = conn.execute("SELECT labels FROM rollup_1m WHERE metric = ? AND labels > ?"
-                           " ORDER BY labels LIMIT 1", (metric, row[0])).fetchone()
-    return out
-
-
-def parse_sketches(text: str | None) -> Counter:
-    """Concatenated ``b:c,b:c`` texts -> merged buckets. Equal tokens are counted in C first,
-    so Python parses each distinct (bucket, count) pair once, not every minute's buckets."""
-    out: Counter = Counter()
-    if text:
-        for token, times in Counter(text.split(",")).items():
-            b, _, c = token.partition(":")
-            out[int(b)] += int(c) * times
-    return out
-
-
-_KEY = "metric = ? AND labels = ? AND minute >= ? AND minute < ?"
-
-
-def rolled_agg(conn: sqlite3.Connection, metric: str, labels: str, since: float, until: float,
+def rolled_agg(history: HistoryReads, metric: str, labels: str, since: float, until: float,
                levels: Sequence[Level], scale: float, chart_start: float | None,
                quantiles: bool = True) -> Agg | None:
-    """The rolled-up minutes of one series in ``[since, until)``, aggregated in SQLite."""
-    key = (metric, labels, int(since), int(until))
-    breach_sql = "".join(
-        f", SUM((CAST(sum AS REAL) / n) * ? {SQL_OPS[(lv.direction, lv.inclusive)]} ?)" for lv in levels)
-    breach_args = [a for lv in levels for a in (scale, lv.value)]
-    sketch_sql = "group_concat(sketch, ',')" if quantiles else "NULL"
-    row = conn.execute(
-        f"SELECT COUNT(*), SUM(n), SUM(sum), MIN(min), MAX(max), {sketch_sql}{breach_sql}"
-        f" FROM rollup_1m WHERE {_KEY}", (*breach_args, *key)).fetchone()
-    if not row[0]:
+    """The rolled-up minutes of one series in ``[since, until)``, aggregated in the store."""
+    r = history.rolled_series(metric, labels, since, until,
+                              [(lv.direction, lv.inclusive, lv.value) for lv in levels], scale,
+                              quantiles)
+    if r is None:
         return None
-    minutes, n, total, lo, hi, sketches, *breaches = row
-    if lo == hi and sketches:
-        sketches = f"{sketch.bucket_of(lo)}:{n}"     # a constant: nothing to merge
-    lo_at = conn.execute(f"SELECT MIN(minute) FROM rollup_1m WHERE {_KEY} AND min = ?",
-                         (*key, lo)).fetchone()[0]
-    hi_at = conn.execute(f"SELECT MIN(minute) FROM rollup_1m WHERE {_KEY} AND max = ?",
-                         (*key, hi)).fetchone()[0]
-    agg = Agg(minutes, n, total, lo, hi, lo_at, hi_at,
-              {lv.name: int(b or 0) for lv, b in zip(levels, breaches)}, parse_sketches(sketches))
+    agg = Agg(r.minutes, r.n, r.total, r.lo, r.hi, r.lo_at, r.hi_at,
+              {lv.name: b for lv, b in zip(levels, r.breaches)}, r.sketch)
     if chart_start is not None:
-        start = int(chart_start)
-        for b, bn, btotal, blo, bhi in conn.execute(
-                f"SELECT (minute - ?) / {CHART_BUCKET_S}, SUM(n), SUM(sum), MIN(min), MAX(max)"
-                f" FROM rollup_1m WHERE {_KEY} GROUP BY 1", (start, *key)):
-            agg.buckets[b] = [bn, btotal, blo, bhi]
+        agg.buckets = history.rolled_buckets(metric, labels, since, until, chart_start,
+                                             CHART_BUCKET_S)
     return agg
 
 
-def raw_aggs(store: Store, conn: sqlite3.Connection, metrics: Iterable[str], since: float,
+def raw_aggs(store: Store, history: HistoryReads, metrics: Iterable[str], since: float,
              until: float, levels_of: Mapping[str, tuple[Sequence[Level], float]],
              chart_start: float | None) -> dict[tuple[str, str], Agg]:
     """Raw samples in ``[since, until)`` rolled up to minutes as the store does, aggregated.
@@ -165,11 +115,9 @@ def raw_aggs(store: Store, conn: sqlite3.Connection, metrics: Iterable[str], sin
     if not sources or until <= since:
         return {}
     acc: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for ts, labels, vals in conn.execute(
-            f"SELECT ts, labels, vals FROM samples WHERE ts >= ? AND ts < ? AND source IN"
-            f" ({','.join('?' * len(sources))}) ORDER BY seq", (since, until, *sources)):
+    for ts, labels, vals in history.samples(since, until, sources):
         minute = int(ts // 60) * 60
-        for metric, v in json.loads(vals).items():
+        for metric, v in vals.items():
             if metric in wanted:
                 acc[(metric, labels, minute)].append(v)
     out: dict[tuple[str, str], Agg] = {}
@@ -188,14 +136,3 @@ def raw_aggs(store: Store, conn: sqlite3.Connection, metrics: Iterable[str], sin
             a.merge(one)
             a.minute_set.add(minute)            # type: ignore[union-attr]
     return out
-
-
-def minutes_of(conn: sqlite3.Connection, metrics: Sequence[str], since: float,
-               until: float) -> set[int]:
-    """Distinct rolled-up minutes of the unlabelled series of ``metrics`` (coverage)."""
-    if not metrics:
-        return set()
-    marks = ",".join("?" * len(metrics))
-    return {m for (m,) in conn.execute(
-        f"SELECT DISTINCT minute FROM rollup_1m WHERE metric IN ({marks}) AND labels = ''"
-        " AND minute >= ? AND minute < ?", (*metrics, int(since), int(until)))}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.store import latest as storelatest
+from dashboard.store.history_reads import HistoryReads
 from dashboard.store import sketch
 from dashboard.store.datadir import make_private, private_file
 from dashboard.model import Sample, series_key
@@ -71,6 +72,14 @@ CREATE TABLE IF NOT EXISTS latest_samples (
     PRIMARY KEY (source, labels)
 ) WITHOUT ROWID;
 """ + storelatest.SCHEMA
+
+FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
+
+
+def file_in(data_dir: Path | str) -> Path:
+    """The store's file in ``data_dir``: the one place its name is made."""
+    return Path(data_dir) / FILE_NAME
+
 
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
 PRUNE_BATCH = 20_000
@@ -216,7 +225,7 @@ class Store:
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
                  rollup_retention_d: float = 400.0) -> None:
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
-        self.path = private_file(self.data_dir / "history.sqlite3")
+        self.path = private_file(file_in(self.data_dir))
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()
@@ -366,6 +375,20 @@ class Store:
             args.append(until)
         return self._read(sql + " ORDER BY seq", args)
 
+    def rows_since(self, since: float, queue_labels: Sequence[str] | None = None,
+                   other_agents_hosts: bool = True) -> list[tuple[float, str, str]] | None:
+        """``rows_between(since)`` less rows filtered out in SQLite (``HistoryReads.rows_since``),
+        on a connection of its own: a long read (/api/history) that WAL runs beside the appends,
+        without the store's lock. None when they cannot be read so."""
+        try:
+            reads = HistoryReads(self.connect())
+        except sqlite3.Error:
+            return None
+        try:
+            return reads.rows_since(since, queue_labels, other_agents_hosts)
+        finally:
+            reads.close()
+
     def last_seq(self) -> int:
         row = self._read("SELECT MAX(seq) FROM samples", ())
         return row[0][0] or 0
@@ -509,5 +532,5 @@ class Store:
         """Row counts and file size, for /healthz and the benchmarks."""
         raw = self._read("SELECT COUNT(*) FROM samples", ())[0][0]
         roll = self._read("SELECT COUNT(*) FROM rollup_1m", ())[0][0]
-        size = sum(p.stat().st_size for p in self.data_dir.glob("history.sqlite3*") if p.exists())
+        size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*") if p.exists())
         return {"raw_rows": raw, "rollup_rows": roll, "bytes": size}

@@ -23,6 +23,7 @@ from dashboard.collectors.mysql.text import normalize_sql
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.collectors.rates import RateTracker, WindowedCounters
+from dashboard.store.statements import StatementsRepo
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("db.up", "bool", "The database answered"),
@@ -91,7 +92,8 @@ class MySQLCollector:
 
     def jobs(self, store) -> list[tuple[Callable[[], None], dict]]:
         """Side jobs for the runtime: the top-statements reader, persisted in the store's file."""
-        self.book = StatementBook(self.settings.slow_ms, self._tz, store.connect(), clock=self._wall)
+        self.book = StatementBook(self.settings.slow_ms, self._tz, StatementsRepo(store.connect),
+                                  clock=self._wall)
         self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=self._wall,
                                       monotonic=self._clock)
         self.sampler = ProcesslistSampler(self.book)

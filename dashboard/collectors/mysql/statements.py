@@ -5,8 +5,8 @@ max, rows) -- never since-boot totals. This book keeps:
 
 * the last hour of increments in memory (the 5-minute and 1-hour windows, and the 60 s window
   behind ``db.avg_query_ms``);
-* per-day and per-hour totals in its own tables in the store's SQLite file, so "today" survives a
-  restart and the 2x-regression flag can compare the last hour with the 24 hours before it;
+* per-day and per-hour totals in the store (``dashboard.store.statements``), so "today" survives
+  a restart and the 2x-regression flag can compare the last hour with the 24 hours before it;
 * each statement's text and when we first saw it (``NULL`` = already there when monitoring
   began, so a fresh install does not flag every statement as new).
 
@@ -15,13 +15,14 @@ notices the page shows (source in use and how to enable a better one, digests lo
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Callable, Iterable
+
+from dashboard.store.statements import StatementsRepo
 
 WINDOWS = {"5m": 300.0, "1h": 3600.0, "today": None}
 SORTS = ("total_ms", "calls", "avg_ms", "max_ms", "share_pct", "rows_examined", "rows_sent")
@@ -31,26 +32,6 @@ REGRESSION_FACTOR = 2.0
 REGRESSION_MIN_MS = 1.0        # 0.01 ms -> 0.02 ms is noise, not a regression
 BASELINE_MIN_CALLS = 10
 NEW_FOR_S = 86400.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS db_statement_texts (
-    key        TEXT PRIMARY KEY,
-    schema_name TEXT,
-    text       TEXT NOT NULL,
-    first_seen REAL                 -- NULL: already there when monitoring began
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS db_statement_days (
-    day TEXT NOT NULL, key TEXT NOT NULL, calls REAL, total_ms REAL, max_ms REAL,
-    rows_examined REAL, rows_sent REAL, PRIMARY KEY (day, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS db_statement_hours (
-    hour INTEGER NOT NULL, key TEXT NOT NULL, calls REAL, total_ms REAL, max_ms REAL,
-    rows_examined REAL, rows_sent REAL, PRIMARY KEY (hour, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS db_statement_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-_UPSERT = """INSERT INTO {t} VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET
- calls = calls + excluded.calls, total_ms = total_ms + excluded.total_ms,
- max_ms = max(max_ms, excluded.max_ms), rows_examined = rows_examined + excluded.rows_examined,
- rows_sent = rows_sent + excluded.rows_sent"""
 
 # --- the book ----------------------------------------------------------------------------------
 
@@ -73,16 +54,14 @@ def _row(key: str, schema: str | None, calls: float, total: float, mx: float, re
 
 
 class StatementBook:
-    def __init__(self, slow_ms: float, tz: tzinfo, db: sqlite3.Connection | None = None,
+    def __init__(self, slow_ms: float, tz: tzinfo, repo: StatementsRepo | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.slow_ms = slow_ms
         self.tz = tz
         self._clock = clock
         self._lock = threading.RLock()
-        self._db = db or sqlite3.connect(":memory:", check_same_thread=False,
-                                         isolation_level=None)
-        self._db.executescript(SCHEMA)
-        self._known: set[str] = {k for (k,) in self._db.execute("SELECT key FROM db_statement_texts")}
+        self._repo = repo or StatementsRepo()        # no store: kept in memory
+        self._known: set[str] = self._repo.keys()
         # Texts kept "since monitoring began" (first_seen NULL) age from here, so a fresh
         # install does not drop (and later call "new") statements it has not seen run yet.
         if self.meta("texts_since") is None:
@@ -104,12 +83,11 @@ class StatementBook:
 
     def meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM db_statement_meta WHERE key = ?", (key,)).fetchone()
-            return row[0] if row else None
+            return self._repo.meta(key)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO db_statement_meta VALUES (?, ?)", (key, value))
+            self._repo.set_meta(key, value)
 
     def knows(self, key: str) -> bool:
         return key in self._known
@@ -137,18 +115,8 @@ class StatementBook:
             self.start(ts)
             new = [(k, s, t[:TEXT_MAX], None if baseline else ts)
                    for k, s, t in texts if k not in self._known]
-            self._db.execute("BEGIN")
-            try:
-                if new:
-                    self._db.executemany("INSERT OR IGNORE INTO db_statement_texts VALUES (?,?,?,?)", new)
-                rows = [(k, i.calls, i.total_ms, i.max_ms, i.rows_examined, i.rows_sent)
-                        for k, i in incs.items()]
-                self._db.executemany(_UPSERT.format(t="db_statement_days"), [(day, *r) for r in rows])
-                self._db.executemany(_UPSERT.format(t="db_statement_hours"), [(hour, *r) for r in rows])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._repo.add(day, hour, new, ((k, i.calls, i.total_ms, i.max_ms, i.rows_examined,
+                                             i.rows_sent) for k, i in incs.items()))
             self._known.update(k for k, _, _, _ in new)
             if incs:
                 self._intervals.append((ts, incs))
@@ -181,16 +149,10 @@ class StatementBook:
         lists of every length, generated aliases) make new digests forever."""
         now = self._clock() if now is None else now
         with self._lock:
-            self._db.execute("DELETE FROM db_statement_hours WHERE hour < ?", (now - 50 * 3600,))
             cutoff = datetime.fromtimestamp(now - KEEP_DAYS * 86400, self.tz).date().isoformat()
-            self._db.execute("DELETE FROM db_statement_days WHERE day < ?", (cutoff,))
-            before = self._db.total_changes
-            self._db.execute(
-                "DELETE FROM db_statement_texts WHERE COALESCE(first_seen, ?) < ? AND key NOT IN"
-                " (SELECT key FROM db_statement_days WHERE day >= ?)",
-                (float(self.meta("texts_since") or now), now - KEEP_DAYS * 86400, cutoff))
-            if self._db.total_changes != before:
-                self._known = {k for (k,) in self._db.execute("SELECT key FROM db_statement_texts")}
+            if self._repo.prune(now - 50 * 3600, cutoff, now - KEEP_DAYS * 86400,
+                                float(self.meta("texts_since") or now)):
+                self._known = self._repo.keys()
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -212,9 +174,7 @@ class StatementBook:
         if window == "today":
             day = datetime.fromtimestamp(now, self.tz).date().isoformat()
             midnight = datetime.fromisoformat(day).replace(tzinfo=self.tz).timestamp()
-            rows = [_row(k, None, *r) for k, *r in self._db.execute(
-                "SELECT key, calls, total_ms, max_ms, rows_examined, rows_sent"
-                " FROM db_statement_days WHERE day = ? AND calls > 0", (day,))]
+            rows = [_row(k, None, *r) for k, r in self._repo.day(day).items()]
             return rows, now - midnight
         span = WINDOWS[window] or 0.0
         span_covered = min(span, now - self._since) if self._since is not None else 0.0
@@ -239,11 +199,7 @@ class StatementBook:
         # The 24 hours before the last hour, from whole hour buckets (so up to an hour longer).
         if now - self._baseline_at < 600:
             return
-        self._baseline = {
-            k: total / calls for k, calls, total in self._db.execute(
-                "SELECT key, SUM(calls), SUM(total_ms) FROM db_statement_hours"
-                " WHERE hour >= ? AND hour <= ? GROUP BY key HAVING SUM(calls) >= ?",
-                (now - 26 * 3600, now - 7200, BASELINE_MIN_CALLS))}
+        self._baseline = self._repo.average_ms(now - 26 * 3600, now - 7200, BASELINE_MIN_CALLS)
         self._baseline_at = now
 
     def top(self, window: str = "1h", sort: str = "total_ms", limit: int = 50,
@@ -263,7 +219,7 @@ class StatementBook:
             rows.sort(key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=descending)
             rows = rows[:limit]
             self._refresh_baseline(now)
-            texts = self._texts([r["id"] for r in rows])
+            texts = self._repo.texts([r["id"] for r in rows])
             for r in rows:
                 schema, text, first_seen = texts.get(r["id"], (None, "", None))
                 r["schema"] = schema
@@ -286,15 +242,6 @@ class StatementBook:
                     "total_ms": round(total_time, 3), "calls": int(calls),
                     "avg_ms": round(total_time / calls, 3) if calls else None, "rows": rows}
 
-    def _texts(self, keys: list[str]) -> dict[str, tuple]:
-        out: dict[str, tuple] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
-            out.update((k, (s, t, f)) for k, s, t, f in self._db.execute(
-                "SELECT key, schema_name, text, first_seen FROM db_statement_texts"
-                f" WHERE key IN ({','.join('?' * len(part))})", part))
-        return out
-
     def status(self) -> dict:
         """Source in use, how to get a better one, and notices: the header of the view."""
         with self._lock:
@@ -306,20 +253,15 @@ class StatementBook:
             return {"rows": list(self.now_rows), "error": self.now_error, "slow_ms": self.slow_ms}
 
 
-def day_top(db: sqlite3.Connection, day: str, limit: int = 5) -> dict | None:
-    """The heaviest statements (total time) of one local day ``YYYY-MM-DD`` from the book's
-    day table, for the daily summary (issue 6). None when no statement was ever recorded."""
-    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                  " AND name = 'db_statement_days'").fetchone() is None:
+def day_top(heaviest: dict | None) -> dict | None:
+    """The heaviest statements (total time) of one local day, as ``StatementsRepo``'s
+    ``heaviest_of_day`` reads them, for the daily summary (issue 6). None when no statement was
+    ever recorded."""
+    if heaviest is None:
         return None
-    total_ms, calls = db.execute("SELECT COALESCE(SUM(total_ms), 0), COALESCE(SUM(calls), 0)"
-                                 " FROM db_statement_days WHERE day = ?", (day,)).fetchone()
+    total_ms, calls = heaviest["total_ms"], heaviest["calls"]
     rows = []
-    for key, c, total, mx, rex, rsent, schema, text in db.execute(
-            "SELECT d.key, d.calls, d.total_ms, d.max_ms, d.rows_examined, d.rows_sent,"
-            " t.schema_name, t.text FROM db_statement_days d LEFT JOIN db_statement_texts t"
-            " ON t.key = d.key WHERE d.day = ? AND d.calls > 0 ORDER BY d.total_ms DESC LIMIT ?",
-            (day, limit)):
+    for key, c, total, mx, rex, rsent, schema, text in heaviest["rows"]:
         r = _row(key, schema, c, total, mx, rex, rsent)
         r["text"] = text or ""
         r["share_pct"] = round(100.0 * total / total_ms, 2) if total_ms else 0.0
