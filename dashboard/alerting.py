@@ -1,11 +1,13 @@
-"""Wire alerting into a Runtime (no Flask here): rules + engine + outbox from the settings.
+"""Alerting for a Runtime (no Flask here): rules + engine + outbox from the settings.
 
-``install(runtime, emit)``:
-* appends an evaluating sink to ``runtime.sinks`` (each stored tick goes through the engine),
-* adds a job to the runner that judges what time alone changes (a source silent for three
-  intervals is down, repeats, expired acknowledgements, ended silences),
-* starts the outbox's sender threads with the runtime (``on_start``) and stops them with it,
-* emits the Socket.IO ``alert`` event (namespace ``/live``) on every transition and ack.
+``service_for(runtime, emit)`` builds the service (emitting the Socket.IO ``alert`` event,
+namespace ``/live``, on every transition and ack); ``parts(service, settings)`` says what it
+adds to the runtime, which ``dashboard.app.create_app`` adds:
+* an evaluating sink (each stored tick goes through the engine),
+* a job that judges what time alone changes (a source silent for three intervals is down,
+  repeats, expired acknowledgements, ended silences), and a daily prune,
+* the saved state reloaded and the outbox's sender threads started with the runtime
+  (``on_start``), stopped with it.
 
 Run it in the process that collects (one per installation): the engine's state and the sender
 threads live there. Several processes sending from one outbox would each send.
@@ -13,29 +15,32 @@ threads live there. Several processes sending from one outbox would each send.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from alerts import notifiers
 from alerts.engine import Engine, Transition
 from alerts.outbox import Outbox, Policy
 from alerts.rules import build_rules
 from alerts.service import AlertService, Channel, Context
+from dashboard.auth import signing
 from dashboard.config.settings import Settings
+from dashboard.model import Sample
+from dashboard.runtime import Parts
 from dashboard.store import Store
+
+if TYPE_CHECKING:
+    from dashboard.runtime import Runtime
 
 NAMESPACE = "/live"
 ACK_LINK_TTL_S = 24 * 3600
 ACK_PURPOSE = "ack"
 
 
-def panel_for_rules() -> dict[str, str]:
-    from dashboard.web import panels
-    return {p.rule: p.id for p in panels.PANELS if p.rule}
-
-
 def build(settings: Settings, store: Store, source_intervals: dict[str, float], *,
           policy: Policy | None = None, ack_link: Callable[[str, str], str] | None = None,
-          clock: Callable[[], float] = time.time) -> AlertService:
+          clock: Callable[[], float] = time.time,
+          panel_for: Mapping[str, str] | None = None) -> AlertService:
+    """``panel_for``: rule -> the live page's panel id, for links in messages."""
     rules = build_rules(settings)
     engine = Engine(rules, source_intervals, started_at=clock())
     senders = {n.name: notifiers.build(n, settings.smtp, settings.timezone) for n in settings.notify}
@@ -47,13 +52,8 @@ def build(settings: Settings, store: Store, source_intervals: dict[str, float], 
     outbox = Outbox(store.connect, senders, policy or Policy(), clock=clock, policies=per_channel)
     channels = [Channel(n.name, n.kind, n.min_severity, n.rules) for n in settings.notify]
     ctx = Context(host=settings.host_name, public_url=settings.public_url, tz=settings.timezone,
-                  panel_for=panel_for_rules(), ack_link=ack_link)
+                  panel_for=dict(panel_for or {}), ack_link=ack_link)
     return AlertService(rules, engine, store.connect, outbox, channels, ctx, clock=clock)
-
-
-def signer_for(runtime) -> Any:
-    from dashboard.auth import signing
-    return signing.for_runtime(runtime)
 
 
 def ack_link_maker(settings: Settings, signer) -> Callable[[str, str], str]:
@@ -78,33 +78,34 @@ def wire_event(transitions: list[Transition], counts: dict[str, int], service: A
     return {"transitions": out, "counts": counts}
 
 
-def install(runtime, emit: Callable[..., Any] | None = None,
-            policy: Policy | None = None) -> AlertService:
-    existing = getattr(runtime, "alerting", None)
-    if existing is not None:               # create_app called twice on one runtime
-        return existing
-    settings: Settings = runtime.settings
+def service_for(runtime: Runtime, emit: Callable[..., Any] | None = None,
+                policy: Policy | None = None,
+                panel_for: Mapping[str, str] | None = None) -> AlertService:
+    """The alert service of ``runtime``: its rules, its collectors' intervals, signed ack links."""
+    settings = runtime.settings
     intervals: dict[str, float] = {}
     for c in runtime.runner.collectors:
         intervals[c.source] = max(intervals.get(c.source, 0.0), float(c.interval_s))
-    signer = signer_for(runtime)
+    signer = signing.for_runtime(runtime)
     service = build(settings, runtime.store, intervals, policy=policy,
-                    ack_link=ack_link_maker(settings, signer))
+                    ack_link=ack_link_maker(settings, signer), panel_for=panel_for)
     service.signer = signer                # type: ignore[attr-defined]  (for the ack link page)
-
-    def evaluate(samples) -> None:
-        service.process(samples)
-
-    runtime.sinks.append(evaluate)
-    runtime.runner.add_job(service.tick, trigger="interval",
-                           seconds=max(1.0, min(settings.interval_s, 5.0)))
-    runtime.runner.add_job(service.prune, trigger="interval", seconds=86400)
-    # A standby process that becomes the collector takes the saved state over before sending.
-    runtime.on_start.append(service.reload)
-    runtime.on_start.append(service.outbox.start)
-    runtime.on_stop.append(service.outbox.stop)
     if emit is not None:
         service.listeners.append(
             lambda trs, counts: emit("alert", wire_event(trs, counts, service), namespace=NAMESPACE))
-    runtime.alerting = service
     return service
+
+
+def parts(service: AlertService, settings: Settings) -> Parts:
+    """What alerting adds to the runtime (``Runtime.add``)."""
+    def evaluate(samples: list[Sample]) -> None:
+        service.process(samples)
+
+    return Parts(
+        sinks=[evaluate],
+        jobs=[(service.tick, {"trigger": "interval",
+                              "seconds": max(1.0, min(settings.interval_s, 5.0))}),
+              (service.prune, {"trigger": "interval", "seconds": 86400})],
+        # A standby process that becomes the collector takes the saved state over before sending.
+        on_start=[service.reload, service.outbox.start],
+        on_stop=[service.outbox.stop])

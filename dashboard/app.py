@@ -1,4 +1,5 @@
-"""The Flask application factory."""
+"""The Flask application factory: the one place that registers blueprints and adds each area's
+sinks and jobs to the runtime."""
 from __future__ import annotations
 
 import gzip
@@ -6,9 +7,17 @@ import logging
 
 from flask import Flask, request
 
+from dashboard import alerting
+from dashboard.auth import guard, hardening
+from dashboard.auth import views as auth_views
 from dashboard.config import load as config_mod
 from dashboard.config.settings import Settings
+from dashboard.report import mailer
+from dashboard.report import views as report_views
 from dashboard.runtime import Runtime
+from dashboard.web import alerts as alerts_views
+from dashboard.web import api, errors, fleet, live, metrics, pages, panels
+from dashboard.web import db as dbviews
 
 COMPRESSIBLE = ("application/json", "text/html", "text/css", "text/csv", "application/javascript",
                 "text/javascript", "text/plain")
@@ -28,28 +37,33 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["dashboard"] = runtime
 
-    from dashboard.web import api, db as dbviews, live, pages
-    from dashboard.auth import guard as auth
-
-    from dashboard.web import errors
     errors.init_app(app)                         # BadRequest -> 4xx JSON, for every blueprint
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
-    from dashboard.web import fleet
-    app.register_blueprint(fleet.bp)             # issue 8: one row per host, agents included
-    auth.init_app(app, runtime)       # logins, roles, CSRF, rate limits, headers (issue 7)
+    # Blueprints: every route of the app, registered here and nowhere else.
+    for bp in (pages.bp, api.bp, fleet.bp, auth_views.bp, dbviews.bp, alerts_views.bp,
+               metrics.bp, report_views.bp):
+        app.register_blueprint(bp)
+    # Logins, roles, CSRF, rate limits, headers, in this order: the rate limiter's check runs
+    # before ``enforce``, so unauthenticated floods count (issue 7).
+    guard.init_app(app, runtime)
+    hardening.init_limiter(app, settings)
+    guard.enforce_on(app)
+    hardening.init_app(app, settings)
     if role == "collector":
         runtime.emitter = live.broadcaster(live.external_emitter(settings))
     else:
         live.init_app(app, runtime, async_mode or settings.async_mode)
-    dbviews.init_app(app, runtime)    # /api/db/*, Socket.IO db_statements (issue 3)
-    from dashboard import alerting
-    from dashboard.web import alerts as alerts_views  # issue 5: engine sink, outbox, /alerts, /api/alerts
-    app.extensions["dashboard.alerting"] = alerting.install(runtime, emit=runtime.emit)
-    app.register_blueprint(alerts_views.bp)
-    from dashboard.web import metrics as prometheus  # issue 8: GET /metrics (auth as in dashboard.auth)
-    app.register_blueprint(prometheus.bp)
-    from dashboard.report import views as report_views; report_views.init_app(app, runtime)  # issue 6: daily summary
+    # Sinks and jobs: what each area adds to the runtime (added here, started with it), once
+    # per runtime even when create_app is called twice on one (tests, the demo).
+    if runtime.alerting is None:
+        runtime.add(dbviews.statements_push(runtime))    # Socket.IO db_statements (issue 3)
+        runtime.alerting = alerting.service_for(runtime, emit=runtime.emit,
+                                                panel_for=panels.rule_panels())
+        runtime.add(alerting.parts(runtime.alerting, settings))
+        if settings.report.recipients:                   # the morning e-mail (issue 6)
+            runtime.report_mailer = mailer.DailyMailer(settings, runtime.store)
+            runtime.add(mailer.parts(runtime.report_mailer))
+    app.extensions["dashboard.alerting"] = runtime.alerting
+    app.extensions["dashboard.report_mailer"] = runtime.report_mailer
 
     @app.after_request
     def compress(resp):

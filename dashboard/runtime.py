@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from alerts.rules import Rule, build_rules
 from dashboard.config import redact
@@ -18,9 +19,26 @@ from dashboard.model import Sample
 from dashboard.scheduler import CollectorRunner
 from dashboard.store import Store
 
+if TYPE_CHECKING:
+    from alerts.service import AlertService
+    from dashboard.process.cluster import LeaderLock
+    from dashboard.report.mailer import DailyMailer
+
 log = logging.getLogger(__name__)
 
 Sink = Callable[[list[Sample]], None]
+
+
+@dataclass
+class Parts:
+    """What an area adds to the runtime: sinks fed by each stored tick, jobs on the runner
+    (function, APScheduler trigger arguments), hooks run at start and stop. Areas describe their
+    parts; ``dashboard.app.create_app`` adds them (``Runtime.add``)."""
+
+    sinks: list[Sink] = field(default_factory=list)
+    jobs: list[tuple[Callable[[], Any], dict[str, Any]]] = field(default_factory=list)
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Runtime:
@@ -62,7 +80,19 @@ class Runtime:
                 self.runner.add_job(func, **trigger)
         self._started = False
         self._lock = threading.Lock()
-        self.status_reader: Callable[[], dict] | None = None   # set by dashboard.cluster
+        # Set by whoever hosts us, never invented elsewhere:
+        self.status_reader: Callable[[], dict] | None = None   # web-only: the leader's status (process.cluster)
+        self.leader_lock: LeaderLock | None = None             # when collecting under a message queue
+        self.alerting: AlertService | None = None              # create_app: the alert service
+        self.report_mailer: DailyMailer | None = None          # create_app: the morning e-mail
+
+    def add(self, parts: Parts) -> None:
+        """Add an area's sinks, jobs and hooks (before ``start``)."""
+        self.sinks.extend(parts.sinks)
+        for func, trigger in parts.jobs:
+            self.runner.add_job(func, **trigger)
+        self.on_start.extend(parts.on_start)
+        self.on_stop.extend(parts.on_stop)
 
     def emit(self, event: str, data: Any, namespace: str = "/live") -> None:
         if self.emitter is not None:

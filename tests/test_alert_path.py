@@ -9,10 +9,11 @@ import secrets
 
 import pytest
 
-from dashboard import alerting
 from dashboard.config import load as config
 from dashboard.runtime import Runtime
-from tests.support.alert_helpers import FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, verify_signature
+from tests.support.alert_helpers import (
+    FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, install_alerting, verify_signature,
+)
 from tests.support.util import mysql_connect, wait_until
 
 POOL = 20
@@ -36,7 +37,7 @@ def runtime(tmp_path, mariadb, webhook_receiver, smtp_server):
                     "rules": ["db_pool_utilization"]}],
     })
     rt = Runtime(settings)
-    alerting.install(rt, policy=FAST)
+    install_alerting(rt, policy=FAST)
     rt.start()
     yield rt
     rt.stop()
@@ -100,7 +101,7 @@ def test_a_collector_that_stops_sending_anything_is_paged_as_down_never_ok(tmp_p
     settings = config.from_dict({"data_dir": str(tmp_path / "data"),
                                  "rules": {"host_down": {"for_s": 0, "keep_firing_for_s": 0}}})
     rt = Runtime(settings, [HostCollector(interval_s=0.5)])
-    svc = alerting.install(rt, policy=FAST)
+    svc = install_alerting(rt, policy=FAST)
     try:
         t0 = 1_800_000_000.0
         svc.reload(now=t0)                                # as when the runtime starts

@@ -1,14 +1,16 @@
 """Who may do what: the single enforcement point for every route of every blueprint.
 
-``init_app`` installs, in this order, one ``before_request`` chain for the whole app:
+``dashboard.app.create_app`` installs, in this order, one ``before_request`` chain for the whole
+app (``hardening.init_limiter``, then ``enforce_on``):
 
-1. Flask-Limiter (per client address, IPv6 per /64): ``auth.api_rate_limit`` over all of ``/api/``, and
-   ``auth.login_rate_limit`` on ``POST /login``. Kept in the dashboard's own Redis
+1. Flask-Limiter (per client address, IPv6 per /64): ``auth.api_rate_limit`` over all of
+   ``/api/``, and ``auth.login_rate_limit`` on ``POST /login``. Kept in the dashboard's own Redis
    (``message_queue``) when configured, else in memory (and in memory while that Redis is
    unreachable); never in the monitored ``[redis]``.
 2. ``enforce``: authenticate (``Authorization: Bearer`` token, else the session cookie, whose
-   random id must name a live session in the store: see dashboard/accounts.py), then decide: public endpoints pass (an invalid token is ignored there, so
-   ``/healthz`` is always 200); otherwise no principal -> 302 to /login
+   random id must name a live session in the store: see dashboard/auth/accounts.py), then
+   decide: public endpoints pass (an invalid token is ignored there, so ``/healthz`` is always
+   200); otherwise no principal -> 302 to /login
    (pages) or 401 JSON (``/api/*``, ``/metrics``); a role too low -> 403; a state-changing
    request authenticated by the cookie must carry the CSRF token (Flask-WTF) -> else 400.
 
@@ -26,13 +28,14 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from flask import (Flask, current_app, g, jsonify, redirect, render_template, request, session,
+from flask import (Flask, current_app, g, redirect, request, session,
                    url_for)
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from dashboard.auth import signing
 from dashboard.auth.accounts import RANK, Accounts, Principal
+from dashboard.web import errors
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN_PREFIXES = ("/admin", "/api/admin")
@@ -173,23 +176,6 @@ def socket_principal(auth: Any) -> Principal | None:
 
 # --- the enforcement point -----------------------------------------------------------------
 
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/metrics" or (
-        request.accept_mimetypes.best == "application/json")
-
-
-def _refuse(status: int, message: str):
-    if wants_json():
-        resp = jsonify(error=message)
-        resp.status_code = status
-    else:
-        resp = current_app.make_response((render_template("refused.html", message=message,
-                                                          status=status), status))
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="dashboard"'
-    return resp
-
-
 def required_role(view: Callable | None) -> str:
     explicit = getattr(view, "_auth_role", None)
     if explicit:
@@ -219,7 +205,7 @@ def enforce():
     if token is not None:
         g.principal = accounts().verify_token(token)
         if g.principal is None and not is_public:
-            return _refuse(401, "invalid or revoked token")
+            return errors.refuse(401, "invalid or revoked token")
         if g.principal is None:
             token = None                     # ignored: as if the header were not there
         else:
@@ -239,7 +225,7 @@ def enforce():
         try:
             g.link_claims = signing.signer().check((request.view_args or {}).get(arg, ""), purpose)
         except signing.LinkRefused as e:
-            return _refuse(403 if g.principal else 401, str(e))
+            return errors.refuse(403 if g.principal else 401, str(e))
         if g.principal is None:
             g.principal = Principal("link", "operator", "link")
         if by_cookie and request.method not in SAFE_METHODS:
@@ -247,24 +233,22 @@ def enforce():
         return None
 
     if g.principal is None:
-        if wants_json() or request.method not in SAFE_METHODS:
-            return _refuse(401, "login required (session cookie or Authorization: Bearer token)")
+        if errors.wants_json() or request.method not in SAFE_METHODS:
+            return errors.refuse(401, "login required (session cookie or Authorization: Bearer token)")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     need = required_role(view)
     if not g.principal.can(need):
-        return _refuse(403, f"this needs the {need} role; you are {g.principal.role}")
+        return errors.refuse(403, f"this needs the {need} role; you are {g.principal.role}")
     if by_cookie and request.method not in SAFE_METHODS:
         current_app.extensions["csrf"].protect()
     return None
 
 
 def _csrf_error(e: CSRFError):
-    return _refuse(400, f"CSRF check failed: {e.description} Reload the page and try again.")
+    return errors.refuse(400, f"CSRF check failed: {e.description} Reload the page and try again.")
 
 
 def init_app(app: Flask, runtime) -> None:
-    from dashboard.auth import views as auth_views, hardening
-
     settings = runtime.settings
     app.secret_key = signing.secret_key(settings.data_dir)
     app.config.update(
@@ -288,11 +272,12 @@ def init_app(app: Flask, runtime) -> None:
     lm.login_view = "auth.login"
     CSRFProtect(app)
 
-    app.register_blueprint(auth_views.bp)
     tz = settings.tz
     app.add_template_filter(
         lambda t: datetime.fromtimestamp(float(t), tz).strftime("%Y-%m-%d %H:%M"), "auth_ts")
-    hardening.init_limiter(app, settings)       # before enforce: unauthenticated floods count
+
+
+def enforce_on(app: Flask) -> None:
+    """``enforce`` before every route of every blueprint (after the rate limiter's check)."""
     app.before_request(enforce)
     app.register_error_handler(CSRFError, _csrf_error)
-    hardening.init_app(app, settings)

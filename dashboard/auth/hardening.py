@@ -22,6 +22,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from dashboard.auth.throttle import LoginThrottle, client_key
 from dashboard.config.settings import Settings
+from dashboard.web import errors
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,11 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
 
     @app.errorhandler(TooManyRequests)
     def too_many(e: TooManyRequests):
-        from dashboard.auth.guard import _refuse
         if request.endpoint == "auth.login":
             # The same answer whoever is named in the form: nothing says whether a user exists.
             return render_template("login.html", error=LOGIN_REFUSED,
                                    next=request.form.get("next", "")), 429
-        return _refuse(429, f"rate limit exceeded ({e.description}); slow down")
+        return errors.refuse(429, f"rate limit exceeded ({e.description}); slow down")
 
     return limiter
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from dashboard.config.settings import NotifySettings, Settings
+from dashboard.runtime import Parts
 from dashboard.store import Store
 from dashboard.store.reports import ReportsRepo
 
@@ -110,15 +111,10 @@ class DailyMailer:
             return repo.deliveries(30)
 
 
-def install(runtime) -> DailyMailer | None:
-    """Register the cron job (and its catch-up) on the runtime's scheduler; nothing starts here."""
-    settings: Settings = runtime.settings
-    if not settings.report.recipients:
-        return None
-    mailer = DailyMailer(settings, runtime.store)
-    runtime.runner.add_job(mailer.run, **cron_trigger(settings))
-    runtime.runner.add_job(mailer.catch_up, trigger="interval", seconds=CATCH_UP_EVERY_S)
-    return mailer
+def parts(mailer: DailyMailer) -> Parts:
+    """The cron job (and its catch-up) on the runtime's scheduler; nothing starts here."""
+    return Parts(jobs=[(mailer.run, cron_trigger(mailer.settings)),
+                       (mailer.catch_up, {"trigger": "interval", "seconds": CATCH_UP_EVERY_S})])
 
 
 def cron_trigger(settings: Settings) -> dict[str, Any]:

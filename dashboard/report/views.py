@@ -70,12 +70,3 @@ def daily_page():
     return render_template("report_daily.html", doc=doc, figures=charts.figures(doc), nav=nav,
                            settings=current_app.extensions["dashboard"].settings,
                            r=render, v=asset_version())
-
-
-def init_app(app, runtime) -> None:
-    """Register the routes and the morning e-mail job (started with the runtime, not here)."""
-    from dashboard.report import mailer
-    app.register_blueprint(bp)
-    if not hasattr(runtime, "report_mailer"):      # create_app called twice on one runtime
-        runtime.report_mailer = mailer.install(runtime)
-    app.extensions["dashboard.report_mailer"] = runtime.report_mailer

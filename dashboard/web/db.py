@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 from dashboard.collectors.mysql.statements import SORTS, WINDOWS, StatementBook
 from dashboard.web.errors import BadRequest
 from dashboard.model import Sample
+from dashboard.runtime import Parts
+
+if TYPE_CHECKING:
+    from dashboard.runtime import Runtime
 
 bp = Blueprint("db", __name__, url_prefix="/api/db")
 EVENT = "db_statements"
@@ -74,11 +78,10 @@ def live_payload(book: StatementBook, seen: dict) -> dict | None:
     return out or None
 
 
-def init_app(app, runtime) -> None:
-    """Register the API and, when MySQL is configured, the live ``db_statements`` push."""
-    app.register_blueprint(bp)
+def statements_push(runtime: Runtime) -> Parts:
+    """When MySQL is configured: a sink pushing the live ``db_statements`` event after db ticks."""
     if _book(runtime) is None:
-        return
+        return Parts()
     seen: dict = {}
 
     def push(samples: list[Sample]) -> None:
@@ -89,4 +92,4 @@ def init_app(app, runtime) -> None:
         if payload:
             runtime.emit(EVENT, payload, namespace="/live")
 
-    runtime.sinks.append(push)
+    return Parts(sinks=[push])

@@ -3,7 +3,7 @@
 SQLite can hold."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -25,6 +25,24 @@ class SQLiteIntegerConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's signature
         kwargs.setdefault("max", SQLITE_INT_MAX)
         super().__init__(map, *args, **kwargs)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/metrics" or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def refuse(status: int, message: str):
+    """A refusal in the caller's language: JSON ``{"error"}`` for the API, the refused page else."""
+    if wants_json():
+        resp = jsonify(error=message)
+        resp.status_code = status
+    else:
+        resp = current_app.make_response((render_template("refused.html", message=message,
+                                                          status=status), status))
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="dashboard"'
+    return resp
 
 
 def _is_api() -> bool:

@@ -130,6 +130,11 @@ AREAS: dict[str, str] = {"host": "Host", "db": "Database", "cache": "Cache", "qu
 PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS, *CACHE_PANELS, *QUEUE_PANELS, *APP_PANELS]
 
 
+def rule_panels() -> dict[str, str]:
+    """Rule name -> the id of the panel that draws it (links in notifications)."""
+    return {p.rule: p.id for p in PANELS if p.rule}
+
+
 def level_label(severity: str, value: float, unit: str) -> str:
     """``warning 80 %``, ``critical 1 s``, ``warning 10 min``: as an operator says the level."""
     if unit == "ms" and value >= 1000:

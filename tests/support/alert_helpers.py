@@ -20,6 +20,7 @@ from dashboard.config.settings import Settings
 from dashboard.auth import signing
 from dashboard.model import Sample
 from dashboard.store import Store
+from dashboard.web import panels
 
 FAST = Policy(retries=3, backoff_s=0.2, group_window_s=0.4, max_per_hour=20, digest_every_s=1.0)
 
@@ -41,7 +42,8 @@ def make_service(data_dir: Path, notify: list[dict[str, Any]], rules: dict | Non
     store = Store(settings.data_dir)
     signer = signing.LinkSigner(signing.secret_key(settings.data_dir), store.connect)
     svc = alerting.build(settings, store, sources or {}, policy=policy,
-                         ack_link=alerting.ack_link_maker(settings, signer), clock=clock)
+                         ack_link=alerting.ack_link_maker(settings, signer), clock=clock,
+                         panel_for=panels.rule_panels())
     return svc, settings
 
 
@@ -89,3 +91,10 @@ def drain(svc: AlertService, clock: Clock, max_steps: int = 200) -> None:
                 raise AssertionError(f"channel {name} never drained")
     finally:
         conn.close()
+
+
+def install_alerting(rt, policy: Policy = FAST) -> AlertService:
+    """Alerting on a bare Runtime, as ``create_app`` adds it (for tests without the web app)."""
+    rt.alerting = alerting.service_for(rt, policy=policy, panel_for=panels.rule_panels())
+    rt.add(alerting.parts(rt.alerting, rt.settings))
+    return rt.alerting
