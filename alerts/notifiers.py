@@ -30,8 +30,8 @@ from email.utils import formatdate
 from typing import Any, Mapping, Protocol, Sequence
 
 from alerts import messages
-from dashboard.config.settings import NotifySettings, SMTPSettings
 from dashboard.config.secrets import mask_url
+from dashboard.config.settings import NotifySettings, SMTPSettings
 
 HTTP_TIMEOUT_S = 10.0               # to connect and for each read: the docs' read timeout
 USER_AGENT = "dashboard-alerts/1"

@@ -37,12 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 import pymysql  # noqa: E402
 
-from dashboard.config import load as config
-from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.collectors.mysql.collector import MySQLCollector  # noqa: E402
 from dashboard.collectors.mysql.digests import FULL_READ_EVERY_S  # noqa: E402
-from dashboard.web.db import live_payload  # noqa: E402
+from dashboard.config import load as config
+from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.store import Store  # noqa: E402
+from dashboard.web.db import live_payload  # noqa: E402
 
 GRANTS = ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"]
 STATUS_EVERY_S = 1.0

@@ -33,18 +33,21 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.store import sketch  # noqa: E402
 from dashboard.config.load import from_dict  # noqa: E402
 from dashboard.model import Sample  # noqa: E402
 from dashboard.report.build import build_report  # noqa: E402
 from dashboard.report.reader import labels_text  # noqa: E402
-from dashboard.store import Store  # noqa: E402
+from dashboard.store import (
+    Store,  # noqa: E402
+    sketch,  # noqa: E402
+)
 
 TZ = "Europe/Berlin"
 # (source, metric, labels, kind, level): kinds are drawn by value() below

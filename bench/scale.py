@@ -149,12 +149,13 @@ def tick_cpu(runner, collector, ticks: int, before=None) -> float:
 
 
 def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], args) -> list:
-    from dashboard.config import load as config
+    import redis
+
     from dashboard.app import create_app
     from dashboard.collectors.agents.collector import AgentsCollector
     from dashboard.collectors.queues.collector import QueueCollector
+    from dashboard.config import load as config
     from dashboard.runtime import Runtime
-    import redis
 
     made: list = []
 
@@ -199,8 +200,8 @@ def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], a
 
 
 def bench_db_tick(mysql_url: str, tmp: Path, digests: int) -> None:
-    from dashboard.config import load as config
     from dashboard.collectors.mysql.collector import MySQLCollector
+    from dashboard.config import load as config
     from dashboard.store import Store
     c = MySQLCollector(config.parse_mysql({"url": mysql_url}))
     store = Store(tmp / "db-tick")
@@ -230,9 +231,9 @@ def full_tick(redis_url: str, mysql_url: str, queues: list[dict], hosts: int) ->
     """One tick of the whole installation, as the runner would publish it (real collectors)."""
     import redis
 
-    from dashboard.config import load as config
     from dashboard.collectors import registry
     from dashboard.collectors.agents.collector import AgentsCollector
+    from dashboard.config import load as config
     from dashboard.scheduler import CollectorRunner
     settings = config.from_dict({"data_dir": tempfile.mkdtemp(prefix="scale-"),
                                  "redis": {"url": redis_url}, "mysql": {"url": mysql_url},

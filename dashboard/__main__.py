@@ -74,8 +74,8 @@ def cmd_collect(args) -> int:
         return 2
     import signal
 
-    from dashboard.process import cluster
     from dashboard.app import create_app
+    from dashboard.process import cluster
     app = create_app(settings, role="collector", async_mode="threading")
     runtime = app.extensions["dashboard"]
     done = threading.Event()
@@ -102,9 +102,9 @@ def cmd_agent(args) -> int:
 
     import redis
 
+    from dashboard.collectors.host import HostCollector
     from dashboard.process.agent import Agent, stream_key
     from dashboard.process.agent_acl import host_of
-    from dashboard.collectors.host import HostCollector
     host = args.host_name or settings.host_name
     try:
         stream_key(host)
@@ -174,8 +174,8 @@ def cmd_agent_credentials(args) -> int:
 def _agent_user_check(url: str, host: str) -> int:
     """``check`` with an agent's URL: what that user can and cannot do, one line each."""
     from dashboard.process import cluster
-    from dashboard.web import live
     from dashboard.process.agent_acl import probe
+    from dashboard.web import live
     print(f"\nmessage queue: agent user of {host}:")
     problems = 0
     try:
@@ -212,9 +212,9 @@ def cmd_check(args) -> int:
     settings = _load(args)
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
-    from dashboard.process.agent_acl import host_of
     from dashboard.collectors import registry
     from dashboard.config.redact import scrub  # a driver's message may quote a DSN (issue 7)
+    from dashboard.process.agent_acl import host_of
     secrets = settings.secrets()
     failures = 0
     agent_host = host_of(settings.message_queue or "")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from alerts.rules import Rule, build_rules
-from dashboard.config import redact
+from dashboard.collectors import registry
 from dashboard.collectors.base import Collector
+from dashboard.config import redact
 from dashboard.config.settings import Settings
 from dashboard.model import Sample
 from dashboard.scheduler import CollectorRunner
@@ -52,7 +53,6 @@ class Runtime:
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
                                     settings.rollup_retention_d)
         if collectors is None:
-            from dashboard.collectors import registry
             collectors = registry.build(settings)
         self.sinks: list[Sink] = [self._relay]
         self._publish_lock = threading.Lock()

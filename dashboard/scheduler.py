@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dashboard.config import redact
 from dashboard.collectors.base import Collector
+from dashboard.config import redact
 from dashboard.model import CollectorError, Reading, Sample
 
 log = logging.getLogger(__name__)

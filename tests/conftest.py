@@ -144,10 +144,7 @@ def make_memcached(tmp_path: Path) -> Iterator[Callable[..., devservices.Memcach
 from tests.support.auth_helpers import (
     add_token,
     add_user,
-    browser_login,
-    live_socket_client,
     logged_in_client,
-    token_client,
 )
 
 

@@ -13,7 +13,6 @@ from tests.support.alert_helpers import (
     WEBHOOK_ALERT_KEYS,
     WEBHOOK_KEYS,
     Clock,
-    delivered,
     drain,
     make_service,
     pool,

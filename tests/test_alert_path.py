@@ -12,7 +12,11 @@ import pytest
 from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from tests.support.alert_helpers import (
-    FAST, WEBHOOK_ALERT_KEYS, WEBHOOK_KEYS, install_alerting, verify_signature,
+    FAST,
+    WEBHOOK_ALERT_KEYS,
+    WEBHOOK_KEYS,
+    install_alerting,
+    verify_signature,
 )
 from tests.support.util import mysql_connect, wait_until
 

@@ -7,8 +7,8 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.config.load import from_dict
-from dashboard.model import Sample
 from dashboard.demo.services import free_port
+from dashboard.model import Sample
 from dashboard.runtime import Runtime
 from tests.support.auth_helpers import logged_in_client, token_client
 

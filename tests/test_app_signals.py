@@ -10,10 +10,10 @@ from typing import Iterator
 
 import pytest
 
-from dashboard.config import load as config
 from dashboard.collectors.phpfpm import PhpFpmCollector
 from dashboard.collectors.probes import ProbeCollector
 from dashboard.collectors.statsd import MAX_NAMES, StatsdCollector, StatsdListener
+from dashboard.config import load as config
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime
 from dashboard.store import Store

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.config.settings import ConfigError
 from dashboard.config.load import from_dict
+from dashboard.config.settings import ConfigError
 from tests.support.auth_helpers import add_token
 
 HUGE = "99999999999999999999999"          # past SQLite's 64-bit integers: OverflowError before

@@ -7,9 +7,9 @@ import pytest
 import redis
 from pymemcache.client.base import Client as MemcacheClient
 
-from dashboard.config import load as config
 from dashboard.collectors.cache import CacheCollector
 from dashboard.collectors.queues.collector import QueueCollector
+from dashboard.config import load as config
 from dashboard.model import CollectorError
 
 

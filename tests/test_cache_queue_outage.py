@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from dashboard.config import load as config
 from dashboard.collectors.cache import CacheCollector
 from dashboard.collectors.queues.collector import QueueCollector
+from dashboard.config import load as config
 from dashboard.model import CollectorError
 from dashboard.scheduler import CollectorRunner
 from tests.support.util import wait_until

@@ -16,10 +16,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from dashboard.config import load as config
 from dashboard.app import create_app
 from dashboard.collectors.host import HostCollector
 from dashboard.collectors.mysql.collector import MySQLCollector
+from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from dashboard.store import Store
 from tests.support.auth_helpers import logged_in_client

@@ -19,10 +19,10 @@ import requests
 
 from dashboard.demo.cli import has_targets
 from dashboard.demo.services import free_port
-from tests.support.auth_helpers import add_token
 from tests.e2e.test_first_start import log_in
-from tests.test_prometheus import CONTRACT
+from tests.support.auth_helpers import add_token
 from tests.support.util import wait_until
+from tests.test_prometheus import CONTRACT
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVEN = ("db_pool_utilization", "cache_hit_rate", "queue_pending")

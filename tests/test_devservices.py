@@ -49,7 +49,7 @@ def test_monitor_user_has_exactly_the_given_grants(mariadb):
     password = "p@ss:w/rd'" + secrets.token_hex(4)  # needs quoting in SQL and in the URL
     url = mariadb.create_monitor_user("monitor_t", password, MONITOR_GRANTS)
     assert url == mariadb.url_for("monitor_t", password)
-    assert url.startswith(f"mysql://monitor_t:") and url.endswith(f"@127.0.0.1:{mariadb.port}/")
+    assert url.startswith("mysql://monitor_t:") and url.endswith(f"@127.0.0.1:{mariadb.port}/")
 
     with mysql_connect(url) as conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")

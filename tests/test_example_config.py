@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.config import load as config
 from dashboard.collectors.queues import options as queue_options
+from dashboard.config import load as config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "dashboard.example.toml"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dashboard.web.history import QUEUE_LIMIT, add_rows, live_rows, live_view
 from dashboard.model import Sample
+from dashboard.web.history import QUEUE_LIMIT, add_rows, live_rows, live_view
 
 N_QUEUES = 15          # q01 holds 1 job ... q15 holds 15
 

@@ -6,8 +6,8 @@ import json
 import threading
 import time
 
-from dashboard.web import live_logins
 from dashboard.model import Sample
+from dashboard.web import live_logins
 from tests.support.auth_helpers import add_token, backdate_sessions, logged_in_client
 from tests.support.util import wait_until
 
@@ -89,10 +89,10 @@ def test_the_collect_process_addresses_its_events_to_logged_in_sockets_only(tmp_
     there is what every web instance sends on, so the room must be in the message itself."""
     import redis
 
-    from dashboard.web import live
     from dashboard.app import create_app
     from dashboard.config.load import from_dict
     from dashboard.runtime import Runtime
+    from dashboard.web import live
 
     settings = from_dict({"data_dir": str(tmp_path), "message_queue": redis_server.url})
     runtime = Runtime(settings, [])

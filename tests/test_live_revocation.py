@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from dashboard.web import live
 from dashboard.model import Sample
+from dashboard.web import live
 from tests.support.auth_helpers import accounts_for, add_user, logged_in_client
 from tests.support.util import wait_until
 

@@ -14,8 +14,8 @@ import sqlite3
 import pytest
 import requests
 
-from dashboard.demo.services import free_port
 from dashboard.auth.throttle import client_key
+from dashboard.demo.services import free_port
 from tests.support.auth_helpers import add_user
 from tests.support.server import DashboardServer
 from tests.test_auth import without_csrf

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import pytest
 
-from dashboard.config import load as config
 from dashboard.collectors import registry
-from dashboard.collectors.queues.sql import RETRY_AFTER_S
 from dashboard.collectors.queues.collector import QueueCollector
+from dashboard.collectors.queues.sql import RETRY_AFTER_S
+from dashboard.config import load as config
 from tests.support.util import mysql_connect
 
 DB = "shop_queue"

@@ -10,10 +10,10 @@ import pytest
 import redis
 from rq import Queue, SimpleWorker, Worker
 
-from dashboard.config import load as config
-from dashboard.config.settings import ConfigError, Settings
 from dashboard.collectors.queues.collector import QueueCollector
 from dashboard.collectors.queues.redis import MAX_RQ_QUEUES
+from dashboard.config import load as config
+from dashboard.config.settings import ConfigError, Settings
 
 
 class FakeClock:

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from dashboard.collectors.host import HostCollector
+from dashboard.config.load import from_dict
 from dashboard.model import CollectorError, Reading
 from dashboard.runtime import Runtime
-from dashboard.config.load import from_dict
 from tests.support.util import wait_until
 
 

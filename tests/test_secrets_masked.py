@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dashboard.config import redact
 from dashboard.app import create_app
+from dashboard.config import redact
 from dashboard.config.load import from_dict
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime

@@ -15,8 +15,8 @@ import requests
 from flask import Flask
 
 from dashboard.app import create_app
-from dashboard.config.settings import ConfigError
 from dashboard.config.load import from_dict
+from dashboard.config.settings import ConfigError
 from dashboard.runtime import Runtime
 from tests.support.auth_helpers import SESSION_COOKIE, add_user, logged_in_client
 from tests.support.server import DashboardServer

@@ -6,7 +6,8 @@ import threading
 import pytest
 from flask import Blueprint, jsonify
 
-from dashboard.auth import guard as auth, signing
+from dashboard.auth import guard as auth
+from dashboard.auth import signing
 from dashboard.store import Store
 
 
@@ -79,7 +80,8 @@ def test_two_clicks_racing_use_the_link_exactly_once(signer):
 
 
 def test_the_collector_process_and_the_web_app_share_key_and_nonces(app):
-    from dashboard.auth.signing import for_runtime, signer as app_signer
+    from dashboard.auth.signing import for_runtime
+    from dashboard.auth.signing import signer as app_signer
     token = for_runtime(app.extensions["dashboard"]).sign("ack", {"alert": 1})
     app_signer(app).consume(token, "ack")
     assert refused(for_runtime(app.extensions["dashboard"]).consume, token, "ack") == "used"

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-
 import pytest
 
-from dashboard.store import sketch
 from dashboard.model import Sample
-from dashboard.store import Store
+from dashboard.store import Store, sketch
 from tests.support.util import kill_9_writer
 
 

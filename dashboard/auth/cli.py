@@ -16,11 +16,11 @@ from typing import Callable, Iterator, TextIO
 
 from dashboard.auth.accounts import ROLES, AccountError, Accounts, new_password
 from dashboard.config.settings import Settings
+from dashboard.store import Store
 
 
 @contextmanager
 def open_accounts(settings: Settings) -> Iterator[Accounts]:
-    from dashboard.store import Store
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
     acc = Accounts(store.connect)

@@ -28,8 +28,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from flask import (Flask, current_app, g, redirect, request, session,
-                   url_for)
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 

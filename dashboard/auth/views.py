@@ -10,8 +10,7 @@ import json
 import logging
 from urllib.parse import unquote, urlsplit
 
-from flask import (Blueprint, abort, current_app, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from dashboard.auth import guard as auth
 from dashboard.auth import hardening

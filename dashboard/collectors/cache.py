@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 
 import redis
 
+from dashboard.collectors.rates import RateTracker, WindowedCounters
 from dashboard.collectors.redisconn import OwnReads, describe_error, make_client, own_reads
 from dashboard.model import CollectorError, MetricSpec, Reading
-from dashboard.collectors.rates import RateTracker, WindowedCounters
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("cache.up", "bool", "The cache answered (per server when memcached runs next to Redis)"),

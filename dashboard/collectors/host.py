@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import psutil
 
-from dashboard.model import MetricSpec, Reading
 from dashboard.collectors.rates import RateTracker
+from dashboard.model import MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("host.cpu_percent", "%", "CPU busy across all cores since the previous sample"),

@@ -14,10 +14,9 @@ import time
 from typing import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-
 from dashboard.collectors.httpget import HttpError, HttpGetter
-from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.collectors.rates import RateTracker
+from dashboard.model import CollectorError, MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.worker_utilization", "%", "PHP-FPM active processes / pm.max_children "

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
-
-from dashboard.config.settings import ProbeSettings
 from dashboard.collectors.httpget import HttpError, HttpGetter
+from dashboard.config.settings import ProbeSettings
 from dashboard.model import MetricSpec, Reading
 from dashboard.store.probe_days import ProbeDaysRepo
 

@@ -20,9 +20,22 @@ from alerts.rules import build_rules
 from dashboard.collectors.queues import options as queue_options  # each kind's options
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import (
-    DOWN_RULE_SOURCES, INTERVAL_S_RANGE, NOTIFY_KINDS, QUEUE_KINDS, RULE_NAMES, SEVERITIES, AuthSettings,
-    ConfigError, MySQLSettings, NotifySettings, ProbeSettings, QueueSettings, RedisSettings,
-    ReportSettings, Settings, SMTPSettings,
+    DOWN_RULE_SOURCES,
+    INTERVAL_S_RANGE,
+    NOTIFY_KINDS,
+    QUEUE_KINDS,
+    RULE_NAMES,
+    SEVERITIES,
+    AuthSettings,
+    ConfigError,
+    MySQLSettings,
+    NotifySettings,
+    ProbeSettings,
+    QueueSettings,
+    RedisSettings,
+    ReportSettings,
+    Settings,
+    SMTPSettings,
 )
 
 # The keys a [rules.NAME] table may set.

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from dashboard.config.secrets import mask_url, url_secrets
 
-
 # Rule names of the contract; alerts.rules holds their defaults (thresholds from the docs).
 RULE_NAMES = (
     "db_pool_utilization", "db_connections_per_hour", "db_refused_connections", "db_slow_queries",

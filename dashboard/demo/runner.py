@@ -21,16 +21,17 @@ from pathlib import Path
 
 import psutil
 
+from dashboard.auth.cli import PASSWORD_FILE, open_accounts, write_password_file
 from dashboard.config import load as config_mod
 from dashboard.config.settings import ConfigError, Settings
-from dashboard.store.datadir import make_private
 from dashboard.demo import configfile
 from dashboard.demo.child import DashboardChild
 from dashboard.demo.platform import Platform
+from dashboard.demo.services import DevServiceError
 from dashboard.demo.shop import Shop
 from dashboard.demo.timing import Schedule, Timing, fmt
 from dashboard.demo.workload import Workload
-from dashboard.demo.services import DevServiceError
+from dashboard.store.datadir import make_private
 
 FAST_SCALE = 0.4
 
@@ -138,7 +139,6 @@ class Demo:
 
     def admin_login(self, settings: Settings) -> str:
         """The first admin (random password, as on any first start), kept for the demo user."""
-        from dashboard.auth.cli import PASSWORD_FILE, open_accounts, write_password_file
         pw_file = self.dir / PASSWORD_FILE          # where `serve` keeps it too
         with open_accounts(settings) as acc:
             password = acc.bootstrap_admin("admin")

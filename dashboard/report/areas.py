@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from alerts.rules import build_rules
 from dashboard.config.settings import Settings
 
 
@@ -105,7 +106,6 @@ CHECKLIST: tuple[Check, ...] = (
 
 def rules(settings: Settings) -> dict:
     """The alert rules with the configuration's overrides: the report's levels."""
-    from alerts.rules import build_rules
     return build_rules(settings)
 
 

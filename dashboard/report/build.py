@@ -9,6 +9,8 @@ import time
 from contextlib import closing
 from typing import Any
 
+from alerts.daily import day_summary
+from dashboard.collectors.mysql.statements import day_top
 from dashboard.config.settings import DOWN_RULE_SOURCES, Settings
 from dashboard.model import series_key
 from dashboard.report import areas as area_mod
@@ -91,7 +93,6 @@ def _build(store: Store, repo: ReportsRepo, settings: Settings, rules: dict,
         status = "so far"
     else:
         status = "complete" if covered_n >= day.minutes else "partial"
-    from dashboard.collectors.mysql.statements import day_top
     return {
         "schema": SCHEMA,
         "date": day.date.isoformat(),
@@ -116,7 +117,6 @@ def _build(store: Store, repo: ReportsRepo, settings: Settings, rules: dict,
 
 
 def _alerts(store: Store, day: Day) -> dict[str, Any]:
-    from alerts.daily import day_summary
     # alerts.daily reads the alert state's tables on a connection it is given, until that area
     # has its repository in dashboard.store too.
     with closing(store.connect()) as conn:

@@ -15,7 +15,8 @@ day is drawn at its true length and the repeated hour of a 25 hour day does not 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 

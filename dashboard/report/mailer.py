@@ -18,6 +18,7 @@ from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from alerts.notifiers import EmailNotifier
 from dashboard.config.settings import NotifySettings, Settings
 from dashboard.runtime import Parts
 from dashboard.store import Store
@@ -41,7 +42,6 @@ def message(settings: Settings, doc: dict[str, Any], sent_at: float) -> dict[str
 
 def send(settings: Settings, doc: dict[str, Any], key: str, now: float | None = None) -> None:
     """Send ``doc`` to the configured recipients; raises ``alerts.notifiers.DeliveryError``."""
-    from alerts.notifiers import EmailNotifier
 
     channel = NotifySettings(kind="email", to=tuple(settings.report.recipients),
                              name="daily-report")

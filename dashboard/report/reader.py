@@ -17,8 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from dashboard.store import sketch
-from dashboard.store import Store
+from dashboard.store import Store, sketch
 from dashboard.store.history_reads import HistoryReads
 
 CHART_BUCKET_S = 300            # the day's chart: 5-minute mean, min and max (peaks kept)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.store import sketch
 from dashboard.report.areas import Area
 from dashboard.report.days import Day
 from dashboard.report.reader import CHART_BUCKET_S, Agg, Level
+from dashboard.store import sketch
 
 
 def levels_of(rule: Any) -> list[Level]:

@@ -12,8 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from dashboard.web.errors import BadRequest
 from dashboard.report.days import MIN_DATE, BadDate
+from dashboard.web.errors import BadRequest
+from dashboard.web.pages import asset_version
 
 # render and build are imported by the views that use them: a worker that never serves a report
 # never loads them (issue 9).
@@ -62,7 +63,6 @@ def daily_page():
     doc, fmt = _document("/reports/daily")
     if fmt == "csv":
         return _csv(doc)
-    from dashboard.web.pages import asset_version
     from dashboard.report import charts, render
     d = date.fromisoformat(doc["date"])
     nav = {"prev": (d - timedelta(days=1)).isoformat() if d > MIN_DATE else None,

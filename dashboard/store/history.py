@@ -24,11 +24,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
+from dashboard.model import Sample, series_key
 from dashboard.store import latest as storelatest
-from dashboard.store.history_reads import HistoryReads
 from dashboard.store import sketch
 from dashboard.store.datadir import make_private, private_file
-from dashboard.model import Sample, series_key
+from dashboard.store.history_reads import HistoryReads
 
 log = logging.getLogger(__name__)
 

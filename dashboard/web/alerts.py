@@ -14,10 +14,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from alerts.messages import fmt_duration, fmt_value, labels_text
+from alerts.messages import fmt_duration, fmt_time, fmt_value, labels_text
 from alerts.service import AlertNotFiring, AlertNotFound, AlertService
-from dashboard.auth import guard as auth, signing
+from dashboard.auth import guard as auth
+from dashboard.auth import signing
 from dashboard.web.errors import BadRequest
+from dashboard.web.pages import asset_version
 
 bp = Blueprint("alerts", __name__)
 
@@ -159,7 +161,6 @@ def api_silence_end(silence_id: int):
 # --- pages ---------------------------------------------------------------------------------------
 
 def _page_helpers() -> dict[str, Any]:
-    from alerts.messages import fmt_time
     tz = current_app.config["SETTINGS"].timezone
     return {"fmt_time": lambda t: fmt_time(t, tz) if t else "", "fmt_duration": fmt_duration,
             "fmt_value": fmt_value, "labels_text": labels_text}
@@ -167,7 +168,6 @@ def _page_helpers() -> dict[str, Any]:
 
 @bp.get("/alerts")
 def alerts_page():
-    from dashboard.web.pages import asset_version
     svc = service()
     history_days = 7
     data = svc.overview(history_s=history_days * 86400, limit=500)
@@ -189,7 +189,6 @@ def _link_alert() -> dict[str, Any] | None:
 @bp.get("/alerts/ack/<token>")
 @auth.signed_link("ack")
 def ack_link_page(token: str):
-    from dashboard.web.pages import asset_version
     return render_template("alert_ack.html", alert=_link_alert(), done=False, error=None,
                            token=token, v=asset_version(), **_page_helpers())
 
@@ -197,7 +196,6 @@ def ack_link_page(token: str):
 @bp.post("/alerts/ack/<token>")
 @auth.signed_link("ack")
 def ack_link_use(token: str):
-    from dashboard.web.pages import asset_version
     ep, error = _link_alert(), None
     try:
         claims = signing.signer().consume(token, "ack")

@@ -10,8 +10,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from dashboard.web.errors import BadRequest
 from dashboard.model import series_key
+from dashboard.web.errors import BadRequest
+from dashboard.web.history import QUEUE_LIMIT, add_rows, busiest_queues, live_rows, live_view
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -101,7 +102,6 @@ def history():
     if request.args.get("view") is not None:
         if request.args["view"] != "live":
             raise BadRequest("view must be 'live' (only what the live page draws) or absent")
-        from dashboard.web.history import QUEUE_LIMIT, busiest_queues, live_view
         # Queue panels draw the busiest queues, or the ones asked for by name (queue=NAME...).
         pinned = request.args.getlist("queue")
         if len(pinned) > 50 or any(not q or len(q) > 200 for q in pinned):
@@ -135,7 +135,6 @@ def history():
         s["v"].append(_r(v))
 
     last_seq = rt.store.last_seq()
-    from dashboard.web.history import add_rows, live_rows
 
     def rows(after: float) -> list:
         if view is None:

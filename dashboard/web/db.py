@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, current_app, jsonify, request
 
 from dashboard.collectors.mysql.statements import SORTS, WINDOWS, StatementBook
-from dashboard.web.errors import BadRequest
 from dashboard.model import Sample
 from dashboard.runtime import Parts
+from dashboard.web.errors import BadRequest
 
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from dashboard.model import series_key
+from dashboard.web.panels import PANELS
 
 Row = tuple[float, str, str]          # ts, labels (JSON text, "" for none), vals (JSON text)
 
@@ -77,7 +78,6 @@ def busiest_queues(latest: Iterable[Any]) -> list[str]:
 
 
 def live_view(host: str | None, queues: Iterable[str] | None = None) -> LiveView:
-    from dashboard.web.panels import PANELS
     return LiveView(frozenset(m for p in PANELS for m in p.metrics), host,
                     None if queues is None else frozenset(queues))
 

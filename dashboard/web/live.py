@@ -31,7 +31,6 @@ from flask_socketio import SocketIO
 
 from dashboard.web import live_gate, live_logins
 
-
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
 

@@ -23,6 +23,8 @@ from typing import Any
 from flask_socketio import Namespace
 from socketio import Server
 
+from dashboard.auth.guard import socket_connect_guard
+
 log = logging.getLogger(__name__)
 
 LOGIN_WINDOW_S = 10.0
@@ -54,7 +56,6 @@ class DefaultNamespace(LifecycleOnly):
         super().__init__("/")
 
     def on_connect(self, auth: Any = None) -> None:
-        from dashboard.auth.guard import socket_connect_guard
         socket_connect_guard(auth)
 
 

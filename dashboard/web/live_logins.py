@@ -25,6 +25,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from dashboard.auth import guard as auth_mod
+
 if TYPE_CHECKING:
     from dashboard.auth.accounts import Accounts
 
@@ -46,7 +48,6 @@ def from_handshake(auth: Any) -> SocketLogin | None:
     """The login of a connecting socket (inside the connect handler), or None."""
     from flask import session
 
-    from dashboard.auth import guard as auth_mod
     p = auth_mod.socket_principal(auth)
     if p is None or p.id is None:
         return None

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
+from dashboard.store.alerts import AlertStateRepo
 
 bp = Blueprint("prometheus", __name__)
 
@@ -83,7 +84,6 @@ class StoreCollector:
         return STALE_INTERVALS * max(interval, 1.0) + STALE_GRACE_S
 
     def firing_alerts(self) -> list[dict[str, Any]]:
-        from dashboard.store.alerts import AlertStateRepo
         conn = self.runtime.store.connect()
         try:
             return AlertStateRepo(conn).episodes(status="firing", limit=10_000)

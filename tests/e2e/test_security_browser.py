@@ -10,8 +10,6 @@ import html
 import re
 import secrets
 import threading
-import time
-from pathlib import Path
 
 import pymysql
 import pytest

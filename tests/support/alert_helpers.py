@@ -15,9 +15,9 @@ from typing import Any, Callable
 from alerts.outbox import Policy
 from alerts.service import AlertService
 from dashboard import alerting
+from dashboard.auth import signing
 from dashboard.config import load as config
 from dashboard.config.settings import Settings
-from dashboard.auth import signing
 from dashboard.model import Sample
 from dashboard.store import Store
 from dashboard.web import panels

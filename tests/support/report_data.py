@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from dashboard.model import Sample

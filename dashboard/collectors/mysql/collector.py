@@ -20,9 +20,9 @@ from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
 from dashboard.collectors.mysql.statements import StatementBook
 from dashboard.collectors.mysql.text import normalize_sql
+from dashboard.collectors.rates import RateTracker, WindowedCounters
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
-from dashboard.collectors.rates import RateTracker, WindowedCounters
 from dashboard.store.statements import StatementsRepo
 
 METRICS: Sequence[MetricSpec] = (

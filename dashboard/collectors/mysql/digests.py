@@ -24,8 +24,8 @@ from typing import Callable
 from dashboard.collectors.mysql.conn import MySQLConnection, QueryError
 from dashboard.collectors.mysql.statements import Inc, StatementBook
 from dashboard.collectors.mysql.text import normalize_sql
-from dashboard.model import CollectorError
 from dashboard.collectors.rates import RateTracker
+from dashboard.model import CollectorError
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from dashboard.collectors.queues.base import BackendDown, QueueRead, Reader
 from dashboard.collectors.queues.redis import RedisQueues
 from dashboard.collectors.queues.sql import SqlQueues
+from dashboard.collectors.rates import WindowedCounters
 from dashboard.config.settings import MySQLSettings, QueueSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
-from dashboard.collectors.rates import WindowedCounters
 
 if TYPE_CHECKING:
     from dashboard.collectors.mysql.conn import MySQLConnection

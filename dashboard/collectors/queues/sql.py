@@ -22,8 +22,8 @@ from typing import Callable, Sequence
 
 from dashboard.collectors.mysql.conn import MySQLConnection, QueryError
 from dashboard.collectors.queues.base import BackendDown, QueueRead
-from dashboard.config.settings import ConfigError, MySQLSettings, QueueSettings
 from dashboard.config.load import parse_mysql
+from dashboard.config.settings import ConfigError, MySQLSettings, QueueSettings
 from dashboard.model import CollectorError
 
 RETRY_AFTER_S = 60.0
