@@ -11,9 +11,12 @@ import sys
 import threading
 from pathlib import Path
 
+from dashboard.auth.cli import add_commands, first_admin
 from dashboard.config import load as config_mod
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import ConfigError, Settings
+from dashboard.demo.cli import add_command as add_demo
+from dashboard.report.cli import add_command
 from dashboard.store.datadir import private_umask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +37,10 @@ def cmd_serve(args) -> int:
         os.environ["DASHBOARD_CONFIG"] = str(Path(args.config).resolve())
     bind = args.bind or settings.bind
     mode = settings.async_mode
-    from dashboard.auth.cli import first_admin
     first_admin(settings)     # very first start only: an admin with a random password, shown once
     if mode == "threading":
         # Development server without gunicorn (no WebSocket upgrade under plain threading).
+        # lazy: only the command that runs loads its modules (an agent or `check` loads no web app)
         from dashboard.app import create_app
         app = create_app(settings)
         app.extensions["dashboard"].start()
@@ -74,6 +77,7 @@ def cmd_collect(args) -> int:
         return 2
     import signal
 
+    # lazy: the collector's modules load with this command only
     from dashboard.app import create_app
     from dashboard.process import cluster
     app = create_app(settings, role="collector", async_mode="threading")
@@ -102,6 +106,7 @@ def cmd_agent(args) -> int:
 
     import redis
 
+    # lazy: the agent loads its two collectors and nothing of the web app (app servers)
     from dashboard.collectors.host import HostCollector
     from dashboard.process.agent import Agent, stream_key
     from dashboard.process.agent_acl import host_of
@@ -118,10 +123,12 @@ def cmd_agent(args) -> int:
         return 2
     collectors = [HostCollector(interval_s=settings.interval_s)]
     if settings.phpfpm_url:
+        # lazy: PHP-FPM only where configured
         from dashboard.collectors.phpfpm import PhpFpmCollector
         collectors.append(PhpFpmCollector(settings.phpfpm_url, settings.phpfpm_max_children))
     client = redis.Redis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
     if args.retire:
+        # lazy: as above
         from dashboard.process.agent import retire
         retire(client, host)
         print(f"dashboard agent: {host} retired (host_down resolved, removed from the fleet view)",
@@ -146,6 +153,7 @@ def cmd_agent_credentials(args) -> int:
         return 2
     import redis
 
+    # lazy: this command's module only
     from dashboard.process.agent_acl import create, user_name
     try:
         user_name(args.host)
@@ -173,6 +181,7 @@ def cmd_agent_credentials(args) -> int:
 
 def _agent_user_check(url: str, host: str) -> int:
     """``check`` with an agent's URL: what that user can and cannot do, one line each."""
+    # lazy: `check` with an agent's URL loads what it probes only
     from dashboard.process import cluster
     from dashboard.process.agent_acl import probe
     from dashboard.web import live
@@ -212,6 +221,7 @@ def cmd_check(args) -> int:
     settings = _load(args)
     print("effective settings (secrets masked):")
     print(json.dumps(settings.masked(), indent=2, default=str))
+    # lazy: `check` loads the collectors it tries only
     from dashboard.collectors import registry
     from dashboard.config.redact import scrub  # a driver's message may quote a DSN (issue 7)
     from dashboard.process.agent_acl import host_of
@@ -260,11 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ac.set_defaults(func=cmd_agent_credentials)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
-    from dashboard.auth.cli import add_commands
     add_commands(sub, _load)           # create-user, create-token, revoke-token
-    from dashboard.report.cli import add_command
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
-    from dashboard.demo.cli import add_command as add_demo
     add_demo(sub)                      # demo [--fast] [--bind H:P] (issue 8)
     args = p.parse_args(argv)
     return args.func(args)

@@ -117,3 +117,42 @@ def test_the_cycle_finder_sees_a_circle_made_of_imports_inside_functions(tmp_pat
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_every_module_imports_on_its_own(name):
     importlib.import_module(name)
+
+
+def unmarked_function_imports(path: Path) -> list[str]:
+    """Imports of the project's modules inside functions without a ``lazy`` comment on their
+    line or just above their block: an import is put inside a function only to keep its cost
+    off start-up (and says so), never to dodge a circle."""
+    lines = path.read_text().splitlines()
+    out = []
+    for fn in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if not any(n.split(".")[0] in PACKAGES for n in names):
+                continue
+            i = node.lineno - 1
+            while i > 0 and lines[i - 1].strip().startswith(("from ", "import ")):
+                i -= 1                       # the first line of this block of imports
+            said = [lines[node.lineno - 1], lines[i - 1] if i > 0 else ""]
+            if not any("lazy" in line.partition("#")[2].lower() for line in said):
+                out.append(f"{path}:{node.lineno}")
+    return out
+
+
+def test_imports_inside_functions_are_only_the_lazy_ones_that_say_so():
+    assert [where for path in modules().values() for where in unmarked_function_imports(path)] == []
+
+
+def test_the_import_check_sees_an_unmarked_import_inside_a_function(tmp_path):
+    m = tmp_path / "m.py"
+    m.write_text("def f():\n    from dashboard import model\n\n\n"
+                 "def g():\n    # lazy: start-up cost\n    from dashboard import model\n"
+                 "    from dashboard import runtime\n")
+    assert unmarked_function_imports(m) == [f"{m}:2"]

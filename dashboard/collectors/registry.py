@@ -73,6 +73,7 @@ def _cache_queue_app(settings: Settings,
     if settings.probes:
         out.append(collector_class("probes")(settings.probes, settings.data_dir, settings.tz))
     if settings.statsd_bind:
+        # lazy: like COLLECTORS, loaded only where configured
         from dashboard.collectors.statsd import StatsdListener
         out.append(collector_class("statsd")(StatsdListener(settings.statsd_bind),
                                              interval_s=settings.interval_s, window_s=10.0))

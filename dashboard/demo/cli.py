@@ -7,11 +7,15 @@ import re
 import sys
 from pathlib import Path
 
+from dashboard.config import load as config
+from dashboard.config.settings import ConfigError
+
 DEFAULT_DIR = Path("data") / "demo"
 DEFAULT_BIND = "127.0.0.1:8050"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # lazy: the demo's servers and workload load with `demo` only
     from dashboard.demo.runner import Options, port_free, run
     from dashboard.demo.services import free_port
     data_dir = Path(args.data_dir or os.environ.get("DASHBOARD_DATA_DIR") or DEFAULT_DIR).resolve()
@@ -51,8 +55,6 @@ def has_targets(env: dict[str, str] | None = None) -> bool:
     if not any(env.get(k) for k in ("DASHBOARD_CONFIG", "DASHBOARD_MYSQL_URL", "DASHBOARD_REDIS_URL",
                                      "DASHBOARD_MESSAGE_QUEUE")):
         return False
-    from dashboard.config import load as config
-    from dashboard.config.settings import ConfigError
     try:
         s = config.load(env=env)
     except ConfigError:

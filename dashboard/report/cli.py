@@ -14,6 +14,7 @@ from typing import Callable
 
 def cmd_report(args, load: Callable) -> int:
     settings = load(args)
+    # lazy: the report's build and rendering load with `report` only
     from dashboard.report import render
     from dashboard.report.build import build_report
     from dashboard.report.days import BadDate
@@ -37,6 +38,7 @@ def cmd_report(args, load: Callable) -> int:
         else:
             sys.stdout.write(render.text(doc))
         if args.send:
+            # lazy: as above
             from dashboard.report.mailer import send
             now = time.time()
             try:

@@ -34,6 +34,7 @@ CLAIM_STALE_S = 300                   # a claim this old without a result was a 
 
 
 def message(settings: Settings, doc: dict[str, Any], sent_at: float) -> dict[str, Any]:
+    # lazy: rendering loads when a summary is sent, not in every web worker (footprint)
     from dashboard.report import render
     """The notifier's body: subject, text and HTML (the verdict table and the page link)."""
     return {"subject": render.subject(doc), "text": render.text(doc),
@@ -66,6 +67,7 @@ class DailyMailer:
 
     def run(self, now: float | None = None, skip_empty: bool = False) -> str:
         """Send yesterday's summary unless already sent. Returns what happened (for logs, tests)."""
+        # lazy: as above
         from dashboard.report.build import build_report
         now = self._clock() if now is None else now
         if not self.settings.report.recipients:

@@ -28,6 +28,7 @@ def _document(route: str) -> tuple[dict[str, Any], str]:
     fmt = request.args.get("format", allowed[0])
     if fmt not in allowed:
         raise BadRequest(f"format: expected {' or '.join(allowed)}, got {fmt[:20]!r}")
+    # lazy: the report's build loads on the first report request, not in every web worker
     from dashboard.report.build import build_report
     rt = current_app.extensions["dashboard"]
     try:
@@ -46,6 +47,7 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _csv(doc: dict[str, Any]) -> Response:
+    # lazy: as above
     from dashboard.report import render
     return Response(render.to_csv(doc), mimetype="text/csv",
                     headers={"Content-Disposition":
@@ -63,6 +65,7 @@ def daily_page():
     doc, fmt = _document("/reports/daily")
     if fmt == "csv":
         return _csv(doc)
+    # lazy: plotly (charts) loads on the first report page only
     from dashboard.report import charts, render
     d = date.fromisoformat(doc["date"])
     nav = {"prev": (d - timedelta(days=1)).isoformat() if d > MIN_DATE else None,
