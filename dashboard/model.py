@@ -6,7 +6,6 @@ reports) works on ``Sample``s.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -39,9 +38,6 @@ class Sample:
     labels: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     seq: int | None = None
-
-    def with_seq(self, seq: int) -> "Sample":
-        return dataclasses.replace(self, seq=seq)
 
     def to_wire(self) -> dict:
         """The shape of the Socket.IO ``samples`` event and of ``/api`` responses."""
