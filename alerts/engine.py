@@ -76,16 +76,16 @@ class AlertState:
     acked_until: float | None = None        # None with acked: until resolved
     value: float | None = None
     peak: float | None = None
-    window: deque = field(default_factory=deque, repr=False)   # (minute, n, sum) buckets
+    window: deque[tuple[float, int, float]] = field(default_factory=deque, repr=False)  # (minute, n, sum)
 
-    def key_fields(self) -> tuple:
+    def key_fields(self) -> tuple[Any, ...]:
         """The fields that must survive a restart (value and window are re-learnt)."""
         return (self.status, self.severity, self.pending_since, self.critical_since,
                 self.ok_since, self.lower_since, self.alert_id, self.last_notified_at, self.seq,
                 self.acked, self.acked_until)
 
 
-_KEYS: dict[tuple, str] = {}       # (rule, labels as given) -> key: the same few per tick
+_KEYS: dict[tuple[Any, ...], str] = {}       # (rule, labels as given) -> key: the same few per tick
 _KEYS_MAX = 100_000
 
 
@@ -200,7 +200,7 @@ class Engine:
         if t - st.window[0][0] < rule.min_window_s:
             return None
         n = sum(b[1] for b in st.window)
-        return sum(b[2] for b in st.window) / n * rule.scale
+        return float(sum(b[2] for b in st.window) / n * rule.scale)
 
     def _target(self, rule: Rule, value: float, fired: str | None) -> str | None:
         if rule.breaches(value, rule.critical):

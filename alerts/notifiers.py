@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from alerts import messages
 from dashboard.config.secrets import mask_url
@@ -59,7 +59,7 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None          # a 3xx is the receiver's answer (a permanent failure), not followed
 
 
@@ -100,7 +100,8 @@ class WebhookNotifier:
     tz: str = "UTC"
     kind: str = "webhook"
 
-    def render(self, items, key, channel, sent_at, digest) -> dict[str, Any]:
+    def render(self, items: Sequence[Mapping[str, Any]], key: str, channel: str, sent_at: float,
+               digest: bool) -> dict[str, Any]:
         body = messages.webhook_body(items, key, channel, sent_at, digest, self.tz)
         return {"json": json.dumps(body, separators=(",", ":"), sort_keys=False)}
 
@@ -119,7 +120,8 @@ class SlackNotifier:
     tz: str = "UTC"
     kind: str = "slack"
 
-    def render(self, items, key, channel, sent_at, digest) -> dict[str, Any]:
+    def render(self, items: Sequence[Mapping[str, Any]], key: str, channel: str, sent_at: float,
+               digest: bool) -> dict[str, Any]:
         return {"json": json.dumps(messages.slack_body(items, self.tz, digest))}
 
     def send(self, body: Mapping[str, Any], key: str) -> None:
@@ -136,7 +138,8 @@ class EmailNotifier:
     tz: str = "UTC"
     kind: str = "email"
 
-    def render(self, items, key, channel, sent_at, digest) -> dict[str, Any]:
+    def render(self, items: Sequence[Mapping[str, Any]], key: str, channel: str, sent_at: float,
+               digest: bool) -> dict[str, Any]:
         return {"subject": messages.subject(items, digest),
                 "text": messages.render_text(items, self.tz, digest),
                 "html": messages.render_html(items, self.tz, digest), "date": sent_at}
@@ -182,10 +185,14 @@ class EmailNotifier:
             raise DeliveryError(f"{where}: {type(e).__name__}: {e}", False) from None
 
 
-NOTIFIERS = {"webhook": WebhookNotifier, "slack": SlackNotifier, "email": EmailNotifier}
+# Every channel kind and how its notifier is made from its [[notify]] table (and [smtp]).
+NOTIFIERS: dict[str, Callable[[NotifySettings, SMTPSettings, str], Notifier]] = {
+    "webhook": lambda n, smtp, tz: WebhookNotifier(n, tz),
+    "slack": lambda n, smtp, tz: SlackNotifier(n, tz),
+    "email": EmailNotifier,
+}
 
 
 def build(settings: NotifySettings, smtp: SMTPSettings, tz: str) -> Notifier:
-    if settings.kind == "email":
-        return EmailNotifier(settings, smtp, tz)
-    return NOTIFIERS[settings.kind](settings, tz)
+    """The notifier of one ``[[notify]]`` channel, by its kind."""
+    return NOTIFIERS[settings.kind](settings, smtp, tz)

@@ -173,14 +173,16 @@ def _check(rule: Rule, pre: str, changed: frozenset[str] | set[str] = frozenset(
     w, c, cl = rule.warning, rule.critical, rule.clear
     if w is None and c is None:
         raise ConfigError(f"{pre}warning", "a rule needs a warning or a critical level")
-    worse = (lambda a, b: a > b) if rule.direction == "above" else (lambda a, b: a < b)
+    def worse(a: float, b: float) -> bool:
+        return a > b if rule.direction == "above" else a < b
+
     side = "above" if rule.direction == "above" else "below"
     if w is not None and c is not None and not worse(c, w):
         key = "critical" if "critical" in changed and "warning" not in changed else "warning"
         raise ConfigError(f"{pre}{key}", f"warning {w:g} must be less severe than critical {c:g} "
                           f"(this rule fires when the value is {side} the level)")
     first = w if w is not None else c
-    if cl is not None and worse(cl, first):  # type: ignore[arg-type]
+    if cl is not None and first is not None and worse(cl, first):
         raise ConfigError(f"{pre}clear", f"{cl:g} is past the level {first:g} it should clear; "
                           f"for a rule that fires {side} a level, clear must be on the good side")
     if rule.window_s and rule.min_window_s > rule.window_s:

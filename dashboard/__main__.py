@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from dashboard.auth.cli import add_commands, first_admin
+from dashboard.collectors.base import Collector
 from dashboard.config import load as config_mod
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import ConfigError, Settings
@@ -121,7 +122,7 @@ def cmd_agent(args) -> int:
         print(f"not allowed: message_queue logs in as the agent user of {own}, which may publish "
               f"and retire as {own} only", file=sys.stderr)
         return 2
-    collectors = [HostCollector(interval_s=settings.interval_s)]
+    collectors: list[Collector] = [HostCollector(interval_s=settings.interval_s)]
     if settings.phpfpm_url:
         # lazy: PHP-FPM only where configured
         from dashboard.collectors.phpfpm import PhpFpmCollector
@@ -242,7 +243,7 @@ def cmd_check(args) -> int:
             c.close()
         except Exception:  # noqa: BLE001
             pass
-    if agent_host is not None:
+    if agent_host is not None and settings.message_queue:
         failures += _agent_user_check(settings.message_queue, agent_host)
     return 1 if failures else 0
 

@@ -89,7 +89,6 @@ def service_for(runtime: Runtime, emit: Callable[..., Any] | None = None,
     signer = signing.for_runtime(runtime)
     service = build(settings, runtime.store, intervals, policy=policy,
                     ack_link=ack_link_maker(settings, signer), panel_for=panel_for)
-    service.signer = signer                # type: ignore[attr-defined]  (for the ack link page)
     if emit is not None:
         service.listeners.append(
             lambda trs, counts: emit("alert", wire_event(trs, counts, service), namespace=NAMESPACE))

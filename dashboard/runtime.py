@@ -69,10 +69,11 @@ class Runtime:
         self.runner.add_job(self.store.prune, trigger="interval", seconds=self.store.prune_every_s)
         # Collectors with a background part (the StatsD listener) start and stop with us.
         for c in self.runner.collectors:
-            if callable(getattr(c, "start", None)):
-                self.on_start.append(c.start)
-            if callable(getattr(c, "stop", None)):
-                self.on_stop.append(c.stop)
+            start, stop = getattr(c, "start", None), getattr(c, "stop", None)
+            if callable(start):
+                self.on_start.append(start)
+            if callable(stop):
+                self.on_stop.append(stop)
         # A collector may declare side jobs that keep their own tables in the store's file (the
         # MySQL collector's top-statements reader, every 15 s on its second connection).
         for c in self.runner.collectors:

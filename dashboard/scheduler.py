@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)
 
-Publish = Callable[[list[Sample]], None]
+Publish = Callable[[list[Sample]], object]       # what it returns is not used
 
 
 class _Call:
@@ -180,7 +180,7 @@ class CollectorRunner:
         if plain is None:
             out.insert(0, Sample(source, ts, {up_key: 1.0}))
         elif up_key not in plain.values:
-            plain.values[up_key] = 1.0  # type: ignore[index]  (our own fresh dict)
+            plain.values[up_key] = 1.0  # type: ignore[index]  # our own fresh dict
         self._status[source].update(status="ok", last_sample_ts=ts, error=None)
         return out
 

@@ -142,7 +142,9 @@ def test_a_transition_emits_the_alert_event_on_live(app):
 def ack_link(app, alert_id: str) -> str:
     """The link a notification to channel "hook" carries (made by the collector side's signer)."""
     from dashboard import alerting
-    return alerting.ack_link_maker(app.config["SETTINGS"], service(app).signer)(alert_id, "hook")
+    from dashboard.auth import signing
+    signer = signing.for_runtime(app.extensions["dashboard"])
+    return alerting.ack_link_maker(app.config["SETTINGS"], signer)(alert_id, "hook")
 
 
 def test_the_signed_link_shows_a_form_on_get_and_acknowledges_once_on_post(app, anon_client):

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -236,7 +236,7 @@ class Accounts:
                     (name, role, pw_hash, time.time()))
         except sqlite3.IntegrityError:
             raise AccountError(f"a user named {name!r} exists already") from None
-        user = self.user(cur.lastrowid)
+        user = self.user(cast(int, cur.lastrowid))
         assert user is not None
         return user
 
@@ -408,7 +408,7 @@ class Accounts:
             cur = self._conn.execute(
                 "INSERT INTO auth_tokens (name, role, token_hash, created, created_by) "
                 "VALUES (?, ?, ?, ?, ?)", (name, role, _token_hash(text), time.time(), created_by))
-        token = self.token(cur.lastrowid)
+        token = self.token(cast(int, cur.lastrowid))
         assert token is not None
         return token, text
 

@@ -14,6 +14,7 @@ check behind TLS compares the Referer with the host, and same-origin requests ke
 from __future__ import annotations
 
 import logging
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, render_template, request
@@ -78,10 +79,10 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
 
     limiter.init_app(app)
     app.extensions["dashboard.login_throttle"] = LoginThrottle(
-        limiter.storage, app.extensions["dashboard.accounts"], app.secret_key,
+        limiter.storage, app.extensions["dashboard.accounts"], cast(bytes, app.secret_key),
         settings.auth.login_account_failures)
     # Per app (tests build many): wrap this app's login view; the wrapper does the counting.
-    app.view_functions["auth.login"] = limiter.limit(
+    app.view_functions["auth.login"] = limiter.limit(  # type: ignore[assignment]  # sync view
         settings.auth.login_rate_limit, methods=["POST"])(app.view_functions["auth.login"])
     app.extensions["dashboard.limiter"] = limiter
 

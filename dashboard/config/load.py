@@ -43,7 +43,7 @@ RULE_KEYS = {"warning", "critical", "for_s", "clear", "enabled", "keep_firing_fo
              "repeat_s", "severity_channels"}
 
 
-def _num(d: Mapping, key: str, prefix: str, default: float | None, lo: float, hi: float,
+def _num(d: Mapping[str, Any], key: str, prefix: str, default: float | None, lo: float, hi: float,
          integer: bool = False) -> Any:
     name = f"{prefix}{key}"
     if key not in d:
@@ -66,14 +66,14 @@ def _num(d: Mapping, key: str, prefix: str, default: float | None, lo: float, hi
     return v
 
 
-def _positive(d: Mapping, key: str, prefix: str, default: float, hi: float) -> float:
-    v = _num(d, key, prefix, default, 0, hi)
+def _positive(d: Mapping[str, Any], key: str, prefix: str, default: float, hi: float) -> float:
+    v = float(_num(d, key, prefix, default, 0, hi))
     if not v > 0:
         raise ConfigError(f"{prefix}{key}", f"must be a positive number, got {v!r}")
     return v
 
 
-def _str(d: Mapping, key: str, prefix: str, default: str | None = None, required: bool = False) -> Any:
+def _str(d: Mapping[str, Any], key: str, prefix: str, default: str | None = None, required: bool = False) -> Any:
     name = f"{prefix}{key}"
     if key not in d:
         if required:
@@ -85,7 +85,7 @@ def _str(d: Mapping, key: str, prefix: str, default: str | None = None, required
     return v
 
 
-def _bool(d: Mapping, key: str, prefix: str, default: bool) -> bool:
+def _bool(d: Mapping[str, Any], key: str, prefix: str, default: bool) -> bool:
     if key not in d:
         return default
     v = d[key]
@@ -96,20 +96,20 @@ def _bool(d: Mapping, key: str, prefix: str, default: bool) -> bool:
     return v
 
 
-def _unknown(d: Mapping, allowed: set[str], prefix: str) -> None:
+def _unknown(d: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
     for k in d:
         if k not in allowed:
             raise ConfigError(f"{prefix}{k}", "unknown key (see dashboard.example.toml)")
 
 
-def _table(d: Mapping, key: str) -> Mapping:
+def _table(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     v = d.get(key, {})
     if not isinstance(v, Mapping):
         raise ConfigError(key, "expected a table")
     return v
 
 
-def _array_of_tables(d: Mapping, key: str) -> list[Mapping]:
+def _array_of_tables(d: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     v = d.get(key, [])
     if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
         raise ConfigError(key, f"expected an array of tables ([[{key}]])")
@@ -141,7 +141,7 @@ def _host_port(v: str, name: str) -> str:
     return v
 
 
-def parse_mysql(d: Mapping) -> MySQLSettings | None:
+def parse_mysql(d: Mapping[str, Any]) -> MySQLSettings | None:
     if not d:
         return None
     _unknown(d, {"url", "pool_capacity", "connections_per_hour_limit", "slow_ms",
@@ -181,15 +181,16 @@ def _redis_url(url: str | None, key: str) -> str | None:
     return url
 
 
-def parse_redis(d: Mapping) -> RedisSettings | None:
+def parse_redis(d: Mapping[str, Any]) -> RedisSettings | None:
     if not d:
         return None
     _unknown(d, {"url", "hit_rate_window_s"}, "redis.")
     url = _redis_url(_str(d, "url", "redis.", required=True), "redis.url")
+    assert url is not None                   # required=True: a missing url raised above
     return RedisSettings(url=url, hit_rate_window_s=_num(d, "hit_rate_window_s", "redis.", 60.0, 5, 86400))
 
 
-def parse_queue(i: int, d: Mapping) -> QueueSettings:
+def parse_queue(i: int, d: Mapping[str, Any]) -> QueueSettings:
     pre = f"queues[{i}]."
     name = _str(d, "name", pre, required=True)
     kind = _str(d, "kind", pre, required=True)
@@ -202,7 +203,7 @@ def parse_queue(i: int, d: Mapping) -> QueueSettings:
     return QueueSettings(name=name, kind=kind, key=key, options=queue_options.validate(i, kind, key, options))
 
 
-def parse_probe(i: int, d: Mapping) -> ProbeSettings:
+def parse_probe(i: int, d: Mapping[str, Any]) -> ProbeSettings:
     pre = f"probes[{i}]."
     _unknown(d, {"name", "url", "interval_s", "timeout_s"}, pre)
     return ProbeSettings(
@@ -213,7 +214,7 @@ def parse_probe(i: int, d: Mapping) -> ProbeSettings:
     )
 
 
-def parse_notify(i: int, d: Mapping) -> NotifySettings:
+def parse_notify(i: int, d: Mapping[str, Any]) -> NotifySettings:
     pre = f"notify[{i}]."
     _unknown(d, {"kind", "url", "to", "min_severity", "rules", "secret", "name",
                  "group_window_s", "max_per_hour"}, pre)
@@ -250,7 +251,7 @@ def _check_rule_name(name: str, key: str) -> None:
     raise ConfigError(key, f"unknown rule {name!r}")
 
 
-def parse_rules(d: Mapping) -> dict[str, dict[str, Any]]:
+def parse_rules(d: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, body in d.items():
         _check_rule_name(name, f"rules.{name}")
@@ -273,7 +274,7 @@ def parse_rules(d: Mapping) -> dict[str, dict[str, Any]]:
     return out
 
 
-def parse_smtp(d: Mapping) -> SMTPSettings:
+def parse_smtp(d: Mapping[str, Any]) -> SMTPSettings:
     if not d:
         return SMTPSettings()
     _unknown(d, {"host", "port", "user", "password", "starttls", "sender", "timeout_s"}, "smtp.")
@@ -287,8 +288,8 @@ def parse_smtp(d: Mapping) -> SMTPSettings:
     )
 
 
-def _rate_limit(d: Mapping, key: str, default: str) -> str:
-    v = _str(d, key, "auth.", default)
+def _rate_limit(d: Mapping[str, Any], key: str, default: str) -> str:
+    v: str = _str(d, key, "auth.", default)
     from limits import parse_many
     try:
         parse_many(v)
@@ -297,7 +298,7 @@ def _rate_limit(d: Mapping, key: str, default: str) -> str:
     return v
 
 
-def parse_auth(d: Mapping) -> AuthSettings:
+def parse_auth(d: Mapping[str, Any]) -> AuthSettings:
     _unknown(d, {"session_idle_h", "session_max_h", "login_rate_limit", "api_rate_limit",
                  "login_account_failures"}, "auth.")
     return AuthSettings(
@@ -311,7 +312,7 @@ def parse_auth(d: Mapping) -> AuthSettings:
     )
 
 
-def parse_report(d: Mapping) -> ReportSettings:
+def parse_report(d: Mapping[str, Any]) -> ReportSettings:
     if not d:
         return ReportSettings()
     _unknown(d, {"send_at", "recipients"}, "report.")
@@ -347,7 +348,7 @@ ENV_KEYS = {
 }
 
 
-def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the file named by ``path`` (or ``$DASHBOARD_CONFIG``), apply the environment, validate."""
     env = os.environ if env is None else env
     path = path or env.get("DASHBOARD_CONFIG") or None

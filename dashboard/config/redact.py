@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import quote
 
 MASK = "***"
@@ -36,7 +36,7 @@ def register(secrets: Iterable[str]) -> None:
         if not _installed:
             previous = logging.getLogRecordFactory()
 
-            def factory(*args, **kwargs) -> logging.LogRecord:
+            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
                 record = previous(*args, **kwargs)
                 if _secrets:
                     _scrub_record(record)

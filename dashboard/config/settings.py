@@ -195,7 +195,7 @@ class Settings:
             if isinstance(v, Path):
                 return str(v)
             return v
-        d = conv(self)
+        d: dict[str, Any] = conv(self)
         if self.mysql:
             d["mysql"]["url"] = mask_url(self.mysql.url)
             d["mysql"]["password"] = "***" if self.mysql.password else ""

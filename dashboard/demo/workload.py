@@ -20,7 +20,7 @@ import math
 import random
 import threading
 import time
-from typing import Callable
+from typing import Callable, cast
 from urllib.parse import urlsplit
 
 import pymysql
@@ -175,7 +175,7 @@ class Workload:
                 cycle, due = self.schedule.reached("failure")
                 if due and cycle != failed_cycle:
                     failed_cycle = cycle
-                    job = json.loads(item)
+                    job = json.loads(cast(bytes, item))
                     job.update(error="550 mailbox unavailable", failed_at=time.time())
                     self.redis.rpush(FAILED_QUEUE, json.dumps(job))
                     self.redis.ltrim(FAILED_QUEUE, -100, -1)

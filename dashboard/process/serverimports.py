@@ -24,6 +24,7 @@ def skip_client_libraries() -> list[str]:
     skipped = []
     for name in CLIENT_LIBRARIES:
         if name not in sys.modules:
-            sys.modules[name] = None   # type: ignore[assignment]  (the documented import block)
+            # None blocks the import: Python's documented way to keep a module out.
+            sys.modules[name] = None   # type: ignore[assignment]
             skipped.append(name)
     return skipped

@@ -50,7 +50,7 @@ def series_figures(agg: Agg, area: Area, rule: Any, limit: float | None, day: Da
         level = getattr(rule, name)
         if level is not None and level != limit:
             room.append({"against": name, "level": level, **headroom(worst * k, level, rule.direction)})
-    out = {
+    out: dict[str, Any] = {
         "minutes": agg.minutes,
         "coverage_pct": 100.0 * agg.minutes / day.elapsed_minutes if day.elapsed_minutes else 0.0,
         "samples": agg.n,
@@ -67,7 +67,10 @@ def series_figures(agg: Agg, area: Area, rule: Any, limit: float | None, day: Da
 
 def chart_points(agg: Agg, day: Day, k: float) -> dict[str, list]:
     """5-minute buckets on an axis of hours since local midnight (right on 23/25 h days)."""
-    x, mean, mins, maxs = [], [], [], []
+    x: list[float] = []
+    mean: list[float | None] = []
+    mins: list[float | None] = []
+    maxs: list[float | None] = []
     prev = None
     for b in sorted(agg.buckets):
         n, total, lo, hi = agg.buckets[b]

@@ -276,7 +276,7 @@ class Store:
         rows = []
         sources = []
         labels = []
-        new_sources = []
+        new_sources: list[tuple[str, str]] = []
         known, shapes = self._known_sources, self._known_shapes
         new_shapes: list[tuple] = []
         cleans = _clean_tick([s.values for s in samples])

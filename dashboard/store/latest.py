@@ -63,7 +63,7 @@ class LatestWriter:
                 ranges[src] = [seq, seq]
             keys[lab] = seq
             ranges[src][1] = seq
-        dropped = []
+        dropped: list[tuple[str, str, int]] = []
         for src, keys in now.items():
             before = prev.get(src)
             if before is None:

@@ -57,6 +57,11 @@ def env_seconds(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
+def _sid() -> str:
+    """This socket's id: Flask-SocketIO sets ``request.sid`` inside its event handlers."""
+    return str(request.sid)  # type: ignore[attr-defined]
+
+
 class LiveNamespace(live_gate.LifecycleOnly):
     def __init__(self, runtime: "Runtime") -> None:
         super().__init__(NAMESPACE)
@@ -71,15 +76,15 @@ class LiveNamespace(live_gate.LifecycleOnly):
         if login is None:
             raise ConnectionRefusedError("login required")
         if self.logins is not None:
-            self.logins.connected(request.sid, login)
-        self.enter_room(request.sid, LOGGED_IN)
+            self.logins.connected(_sid(), login)
+        self.enter_room(_sid(), LOGGED_IN)
         return None
 
     def on_disconnect(self, reason: Any = None) -> None:
         if self.logins is not None:
-            self.logins.gone(request.sid)
+            self.logins.gone(_sid())
         with self._resume_lock:
-            self._resumed.pop(request.sid, None)
+            self._resumed.pop(_sid(), None)
 
     def _too_soon(self, sid: str) -> bool:
         now = time.monotonic()
@@ -95,9 +100,9 @@ class LiveNamespace(live_gate.LifecycleOnly):
         if not isinstance(data, dict) or not isinstance(data.get("after_seq"), int) \
                 or isinstance(data.get("after_seq"), bool) or not 0 <= data["after_seq"] <= SEQ_MAX:
             return {"error": "resume expects {after_seq: non-negative integer}"}
-        if self.logins is not None and not self.logins.check(request.sid):
+        if self.logins is not None and not self.logins.check(_sid()):
             return {"error": "login no longer valid"}
-        if self._too_soon(request.sid):
+        if self._too_soon(_sid()):
             # Not a reason to reload history: the page asks again after retry_after_s.
             return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
                     "retry_after_s": RESUME_EVERY_S}

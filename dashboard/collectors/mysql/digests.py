@@ -141,17 +141,18 @@ class StatementReader:
 
     def _read_digests(self) -> None:
         now_mono, ts = self._mono(), self._clock()
-        full = self._cursor is None or now_mono - self._full_at >= FULL_READ_EVERY_S
+        cursor = self._cursor
+        full = cursor is None or now_mono - self._full_at >= FULL_READ_EVERY_S
         sql = ("SELECT SCHEMA_NAME, DIGEST, COUNT_STAR, SUM_TIMER_WAIT, MAX_TIMER_WAIT,"
                " SUM_ROWS_EXAMINED, SUM_ROWS_SENT, LAST_SEEN FROM " + DIGEST_TABLE)
-        if full:
+        if full or cursor is None:
             rows = self.conn.query(sql)
             self._full_at = now_mono
         else:
             # LAST_SEEN is set when a statement ends; one second of overlap covers the read's
             # own second (re-reading an unchanged row gives a zero increment).
             rows = self.conn.query(sql + " WHERE LAST_SEEN >= %s",
-                                   (self._cursor - timedelta(seconds=1),))
+                                   (cursor - timedelta(seconds=1),))
         incs: dict[str, Inc] = {}
         unknown: list[str] = []
         present: set[str] = set()
@@ -199,7 +200,7 @@ class StatementReader:
         self._baseline_done = True
 
     def _digest_texts(self, keys: list[str]) -> list[tuple[str, str | None, str]]:
-        out = []
+        out: list[tuple[str, str | None, str]] = []
         if LOST_KEY in keys:
             out.append((LOST_KEY, None, "(statements the full digest table could not hold)"))
         digests = sorted({k.split("@", 1)[0] for k in keys if k != LOST_KEY})
