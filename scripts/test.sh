@@ -16,6 +16,15 @@ for arg in "$@"; do
     fi
 done
 
+# Lint, import order and types, on a full run (ruff.toml, mypy.ini), so CI keeps them; the
+# tests run either way, and the run fails if any of the three did.
+checks=0
+if ((${#targets[@]})); then
+    .venv/bin/ruff check --quiet . || { echo "test.sh: ruff found problems (above)" >&2; checks=1; }
+    .venv/bin/mypy --no-error-summary || { echo "test.sh: mypy found problems (above)" >&2; checks=1; }
+    ((checks)) || echo "test.sh: ruff and mypy: clean"
+fi
+
 # Per-test limit: a hung test fails instead of eating CI's time. Override with PYTEST_TIMEOUT.
 TIMEOUT=${PYTEST_TIMEOUT:-300}
 set +e
@@ -25,5 +34,8 @@ rc=$?
 set -e
 if ((rc == 5)); then
     echo "test.sh: pytest collected no tests (exit 5); that is an error here" >&2
+fi
+if ((rc == 0 && checks)); then
+    rc=1
 fi
 exit "$rc"
