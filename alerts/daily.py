@@ -11,7 +11,6 @@ import statistics
 from typing import Any
 
 from dashboard.store.alerts import AlertStateRepo
-from dashboard.store.txn import Connection
 
 
 def _spread(values: list[float]) -> dict[str, float | None]:
@@ -20,9 +19,8 @@ def _spread(values: list[float]) -> dict[str, float | None]:
     return {"count": len(values), "median_s": statistics.median(values), "max_s": max(values)}
 
 
-def day_summary(conn: Connection, start: float, end: float, now: float) -> dict[str, Any]:
+def day_summary(repo: AlertStateRepo, start: float, end: float, now: float) -> dict[str, Any]:
     """Alerts fired in ``[start, end)``: counts by severity, time to ack / resolve, the longest."""
-    repo = AlertStateRepo(conn)
     if not repo.exists():
         return {"available": False, "count": 0, "by_severity": {}, "alerts": [],
                 "carried_over": 0, "time_to_ack": _spread([]), "time_to_resolve": _spread([]),

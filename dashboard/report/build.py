@@ -21,6 +21,7 @@ from dashboard.report.days import Day, day_of, parse_date, previous_days
 from dashboard.report.reader import Agg, Level, labels_dict, raw_aggs, rolled_agg
 from dashboard.report.stats import levels_of, series_figures
 from dashboard.store import Store
+from dashboard.store import alerts as alert_state
 from dashboard.store.reports import ReportsRepo
 
 SCHEMA = "dashboard.daily_report/v1"
@@ -117,10 +118,8 @@ def _build(store: Store, repo: ReportsRepo, settings: Settings, rules: dict,
 
 
 def _alerts(store: Store, day: Day) -> dict[str, Any]:
-    # alerts.daily reads the alert state's tables on a connection it is given, until that area
-    # has its repository in dashboard.store too.
-    with closing(store.connect()) as conn:
-        return day_summary(conn, day.start, day.end, day.now)
+    with alert_state.reading(store.connect) as repo:
+        return day_summary(repo, day.start, day.end, day.now)
 
 
 def _area(area: Area, rule: Any, settings: Settings, day: Day, prev: list[Day], totals: list[dict],

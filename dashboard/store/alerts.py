@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
-from typing import Any, Iterable, Mapping, Protocol, cast
+import sqlite3
+from contextlib import AbstractContextManager, closing, contextmanager
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, cast
 
 from dashboard.store.txn import Connection, immediate
 
@@ -200,6 +201,14 @@ class AlertStateRepo:
                                 (alert_id,)).fetchone()
         return _episode(row) if row else None
 
+    def firing(self, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The firing episodes; none while the alert tables do not exist yet (the engine never
+        ran on this file: a web-only instance, a fresh data dir)."""
+        try:
+            return self.episodes(status="firing", limit=limit)
+        except sqlite3.OperationalError:
+            return []
+
     def episodes(self, *, status: str | None = None, since: float | None = None,
                  limit: int = 200) -> list[dict[str, Any]]:
         """Newest fired first; ``since``: still open or resolved at or after it."""
@@ -317,3 +326,11 @@ class AlertStateRepo:
     def mark_released(self, silence_ids: Iterable[int]) -> None:
         self.conn.executemany("UPDATE alert_silences SET released = 1 WHERE id = ?",
                               [(i,) for i in silence_ids])
+
+
+@contextmanager
+def reading(connect: Callable[[], Connection]) -> Iterator[AlertStateRepo]:
+    """An ``AlertStateRepo`` on a connection of its own, closed afterwards: for readers outside
+    the alert service (``/metrics``, the daily summary)."""
+    with closing(connect()) as conn:
+        yield AlertStateRepo(conn)

@@ -20,7 +20,6 @@ Auth is dashboard.auth's: login or ``Authorization: Bearer <token>``, unless ``m
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
-from dashboard.store.alerts import AlertStateRepo
+from dashboard.store import alerts as alert_state
 
 bp = Blueprint("prometheus", __name__)
 
@@ -84,13 +83,8 @@ class StoreCollector:
         return STALE_INTERVALS * max(interval, 1.0) + STALE_GRACE_S
 
     def firing_alerts(self) -> list[dict[str, Any]]:
-        conn = self.runtime.store.connect()
-        try:
-            return AlertStateRepo(conn).episodes(status="firing", limit=10_000)
-        except sqlite3.OperationalError:    # no alert tables yet (the engine never ran here)
-            return []
-        finally:
-            conn.close()
+        with alert_state.reading(self.runtime.store.connect) as repo:
+            return repo.firing()
 
     # --- the families -------------------------------------------------------------------------------
 
