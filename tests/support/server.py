@@ -53,7 +53,11 @@ class DashboardServer:
                                      start_new_session=True)
         log.close()
         if wait:
-            self.wait_healthy()
+            try:
+                self.wait_healthy()
+            except BaseException:
+                self.kill()          # never left running by a test that fails here
+                raise
         return self
 
     def healthz(self) -> dict | None:
@@ -76,7 +80,9 @@ class DashboardServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def _signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        # The whole process group, even when its leader is gone: a gunicorn worker can outlive
+        # its master for a moment and must not be left behind.
+        if self.proc is not None:
             try:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
