@@ -7,7 +7,7 @@ os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # before anything imports socket or threading (see DESIGN.md)
+eventlet.monkey_patch()  # before anything imports socket or threading (see docs/design.md)
 
 import ipaddress  # noqa: E402
 import socket  # noqa: E402

@@ -1,4 +1,4 @@
-"""Alert rules: the thresholds of ``shared/THRESHOLDS.md`` under the contract's rule names.
+"""Alert rules: the thresholds of ``docs/thresholds.md`` under the contract's rule names.
 
 Each rule judges one metric, one alert per label set (per queue, mount, probe...). A rule has a
 warning and/or a critical level, a direction (``above``: bad when the value is higher), a hold
@@ -93,7 +93,7 @@ def _rule(name: str, metric: str, title: str, unit: str, direction: str, warning
 
 
 def default_rules(settings: Settings) -> dict[str, Rule]:
-    """The shipped defaults (THRESHOLDS.md row numbers in ``source_doc``)."""
+    """The shipped defaults (docs/thresholds.md row numbers in ``source_doc``)."""
     limit = float(settings.mysql.connections_per_hour_limit if settings.mysql else 500)
     rules = [
         _rule("db_pool_utilization", "db.pool_utilization", "DB connection pool utilisation", "%",

@@ -1,4 +1,4 @@
-"""Rate limits (issue 7): login 10 per 5 minutes per IP (THRESHOLDS.md row 18), API 100 per
+"""Rate limits (issue 7): login 10 per 5 minutes per IP (docs/thresholds.md row 18), API 100 per
 minute per IP; kept in the dashboard's own Redis (message_queue) when configured, else in
 memory (also while that Redis is down); never in the monitored [redis]."""
 from __future__ import annotations

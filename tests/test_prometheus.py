@@ -10,7 +10,7 @@ from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
 from tests.support.auth_helpers import add_token
 
-# The contract's metric names (shared/DESIGN.md), with the labels each one carries.
+# The contract's metric names (docs/design.md), with the labels each one carries.
 CONTRACT = {
     "host.cpu_percent": (), "host.load1": (), "host.mem_percent": (), "host.swap_percent": (),
     "host.disk_percent": ("mount",), "host.net_rx_bps": (), "host.net_tx_bps": (),

@@ -28,7 +28,7 @@ TZ = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 10, 20)
 HISTORY_DAYS = 14
 
-# (area key, metric, direction, inclusive, warning, critical, scale): THRESHOLDS.md defaults
+# (area key, metric, direction, inclusive, warning, critical, scale): docs/thresholds.md defaults
 AREAS = [
     ("pool", "db.pool_utilization", "above", False, 80, 95, 1),
     ("connections_per_hour", "db.connections_per_hour", "above", False, 400, 500, 1),

@@ -107,7 +107,7 @@ class AuthSettings:
     """Logins and rate limits (issue 7). Limits use the ``limits`` notation ("10 per 5 minutes")."""
     session_idle_h: float = 12.0             # a session unused this long must log in again
     session_max_h: float = 168.0             # any session this old must log in again, busy or not
-    login_rate_limit: str = "10 per 5 minutes"   # per client IP (THRESHOLDS.md row 18)
+    login_rate_limit: str = "10 per 5 minutes"   # per client IP (docs/thresholds.md row 18)
     login_account_failures: int = 5          # failed logins per name before each one waits
     api_rate_limit: str = "100 per minute"        # per client IP, over all of /api/
 

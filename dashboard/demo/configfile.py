@@ -2,7 +2,7 @@
 (the ports and passwords are new each time), loaded by ``python -m dashboard serve`` through
 ``DASHBOARD_CONFIG`` like any other.
 
-Thresholds are the shipped defaults (THRESHOLDS.md). Only the timings of the rules the demo
+Thresholds are the shipped defaults (docs/thresholds.md). Only the timings of the rules the demo
 drives are shortened -- ``for_s`` and ``keep_firing_for_s`` of tens of seconds instead of one
 to five minutes -- so that alerts fire and resolve while someone watches; the page says so.
 No ``[[notify]]`` channel: the demo sends nothing anywhere.

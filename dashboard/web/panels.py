@@ -80,7 +80,7 @@ DB_PANELS: tuple[Panel, ...] = (
 )
 
 # Issue 4: the cache, the job queues and the application's own signals. Lines are the docs'
-# targets and THRESHOLDS.md rows 6-14 (the alert rules' defaults).
+# targets and docs/thresholds.md rows 6-14 (the alert rules' defaults).
 CACHE_PANELS: tuple[Panel, ...] = (
     Panel("cache-hit", "Cache hit rate (over the last minute)", ["cache.hit_rate"], "%", "cache",
           [Line(80, "goal 80 %", "target")], 100, "cache_hit_rate",

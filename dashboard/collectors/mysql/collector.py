@@ -276,7 +276,7 @@ class MySQLCollector:
         return notes
 
     def _buffer_pool_advice(self) -> list[str]:
-        # THRESHOLDS row 17: advice only, and only when the server runs on this host.
+        # docs/thresholds.md row 17: advice only, and only when the server runs on this host.
         if self.settings.host not in ("127.0.0.1", "localhost", "::1") and not self.settings.unix_socket:
             return []
         import psutil
