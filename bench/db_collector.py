@@ -39,7 +39,7 @@ import pymysql  # noqa: E402
 
 from dashboard.collectors.mysql.collector import MySQLCollector  # noqa: E402
 from dashboard.collectors.mysql.digests import FULL_READ_EVERY_S  # noqa: E402
-from dashboard.config import load as config
+from dashboard.config import load as config  # noqa: E402
 from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.store import Store  # noqa: E402
 from dashboard.web.db import live_payload  # noqa: E402
