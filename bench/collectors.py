@@ -42,7 +42,7 @@ from bench.harness import machine_line, percentile  # noqa: E402
 from dashboard.collectors.cache import CacheCollector  # noqa: E402
 from dashboard.collectors.queues.collector import QueueCollector  # noqa: E402
 from dashboard.collectors.statsd import StatsdCollector, StatsdListener  # noqa: E402
-from dashboard.config import load as config
+from dashboard.config import load as config  # noqa: E402
 from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.scheduler import CollectorRunner  # noqa: E402
 

@@ -39,7 +39,7 @@ import pymysql  # noqa: E402
 
 from dashboard.collectors.mysql.collector import MySQLCollector  # noqa: E402
 from dashboard.collectors.mysql.digests import FULL_READ_EVERY_S  # noqa: E402
-from dashboard.config import load as config
+from dashboard.config import load as config  # noqa: E402
 from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.store import Store  # noqa: E402
 from dashboard.web.db import live_payload  # noqa: E402
@@ -160,14 +160,16 @@ def main() -> int:
         t0, w0 = time.thread_time(), time.perf_counter()
         c.reader.run()                               # first read: every digest and its text
         print(f"first digest read (baseline, {n_digests} rows with texts): "
-              f"CPU {1000 * (time.thread_time() - t0):.1f} ms, wall {1000 * (time.perf_counter() - w0):.1f} ms"
+              f"CPU {1000 * (time.thread_time() - t0):.1f} ms, "
+              f"wall {1000 * (time.perf_counter() - w0):.1f} ms"
               f" -- once per start")
         c.collect()
         c.reader._full_at = float("-inf")          # force the 5-minutely full re-read (no texts)
         t0, w0 = time.thread_time(), time.perf_counter()
         c.reader.run()
         full_ms = 1000 * (time.thread_time() - t0)
-        print(f"full re-read (every {FULL_READ_EVERY_S:.0f} s, {n_digests} rows, no texts): CPU {full_ms:.1f} ms, "
+        print(f"full re-read (every {FULL_READ_EVERY_S:.0f} s, {n_digests} rows, no texts): "
+              f"CPU {full_ms:.1f} ms, "
               f"wall {1000 * (time.perf_counter() - w0):.1f} ms = {full_ms / 10 / FULL_READ_EVERY_S:.3f} % "
               "of one core amortised (included in the totals below)")
         idle = phase("idle", c, root, args.seconds)

@@ -69,8 +69,8 @@ def main() -> None:
         span = time.perf_counter() - t0
         idle = probe(server.url, span)
         for name, lat in (("idle", idle), (f"{LOGINS} logins at once", busy)):
-            print(f"/healthz {name:<18} max {lat[-1] * 1000:6.0f} ms   p50 {lat[len(lat) // 2] * 1000:4.0f} ms"
-                  f"   n={len(lat)}")
+            print(f"/healthz {name:<18} max {lat[-1] * 1000:6.0f} ms   "
+                  f"p50 {lat[len(lat) // 2] * 1000:4.0f} ms   n={len(lat)}")
     finally:
         server.stop()
 

@@ -46,7 +46,9 @@ window.dashboardPerf = true;
 (function () {
   var s = window.__endurance = { longtasks: [], applies: [], draws: [], spans: [] };
   // What ran inside a long task: the page's own work is recorded as spans [start, end, kind].
-  s.span = function (t0, t1, kind) { s.spans.push([t0, t1, kind]); if (s.spans.length > 3000) s.spans.splice(0, 1000); };
+  s.span = function (t0, t1, kind) {
+    s.spans.push([t0, t1, kind]); if (s.spans.length > 3000) s.spans.splice(0, 1000);
+  };
   function cause(e) {
     var end = e.startTime + e.duration, kinds = {};
     s.spans.forEach(function (sp) { if (sp[0] < end && sp[1] > e.startTime) kinds[sp[2]] = 1; });
@@ -149,7 +151,8 @@ def reading(t0: float, page, cdp, store_path: Path) -> Minute:
     d = page.evaluate(DRAIN)
     if d.get("error"):
         raise RuntimeError(f"performance observers: {d['error']}")
-    return Minute(time.monotonic() - t0, harness.cpu_pressure_s(), stored_rows(store_path), m["JSHeapUsedSize"], int(m["Nodes"]),
+    return Minute(time.monotonic() - t0, harness.cpu_pressure_s(), stored_rows(store_path),
+                  m["JSHeapUsedSize"], int(m["Nodes"]),
                   int(m.get("JSEventListeners", 0)), m["LayoutCount"], m["TaskDuration"],
                   d["events"], d["applies"], d["draws"], d["longtasks"], d["traces"], d["maxPts"], d["cap"],
                   d["points"], d["chip"],
@@ -157,7 +160,8 @@ def reading(t0: float, page, cdp, store_path: Path) -> Minute:
 
 
 HEADER = (f"{'t min':>6} {'heap MB':>8} {'nodes':>6} {'listen':>6} {'layouts':>7} {'main %':>6} "
-          f"{'rows/s':>6} {'events':>6} {'updates':>7} {'upd p95':>7} {'frames':>6} {'frm p50':>7} {'frm p95':>7} {'frm max':>7} "
+          f"{'rows/s':>6} {'events':>6} {'updates':>7} {'upd p95':>7} {'frames':>6} "
+          f"{'frm p50':>7} {'frm p95':>7} {'frm max':>7} "
           f"{'long':>4} {'long max':>8} {'traces':>6} {'max pts':>7} {'points':>8} {'chip':>6} {'psi %':>5}")
 
 
@@ -168,9 +172,11 @@ def fmt(r: Minute, prev: Minute | None) -> str:
     a, f = sorted(r.applies), sorted(r.draws)
     p = lambda xs, q: harness.percentile(xs, q) if xs else float("nan")  # noqa: E731
     return (f"{r.t_s / 60:6.1f} {r.heap / 2**20:8.2f} {r.nodes:6d} {r.listeners:6d} {layouts:7.0f} "
-            f"{main:6.1f} {(r.stored - prev.stored) / dt if prev else float('nan'):6.1f} {r.events:6d} {len(a):7d} {p(a, 95):7.2f} {len(f):6d} {p(f, 50):7.2f} {p(f, 95):7.2f} "
+            f"{main:6.1f} {(r.stored - prev.stored) / dt if prev else float('nan'):6.1f} {r.events:6d} "
+            f"{len(a):7d} {p(a, 95):7.2f} {len(f):6d} {p(f, 50):7.2f} {p(f, 95):7.2f} "
             f"{max(f, default=float('nan')):7.2f} "
-            f"{len(r.longtasks):4d} {max((d for d, _ in r.longtasks), default=0):8.0f} {r.traces:6d} {r.max_pts:7d} "
+            f"{len(r.longtasks):4d} {max((d for d, _ in r.longtasks), default=0):8.0f} "
+            f"{r.traces:6d} {r.max_pts:7d} "
             f"{r.points:8d} {r.chip:>6} {psi(r, prev):5.0f}")
 
 
@@ -187,7 +193,8 @@ def verdict(rows: list[Minute], warm_s: float) -> bool:
         return False
     ok = True
     print(f"\nwarm-up: the first {warm_s / 60:g} min (the traces fill up to the chart window); "
-          f"steady state: {len(steady)} readings from {steady[0].t_s / 60:.1f} to {steady[-1].t_s / 60:.1f} min")
+          f"steady state: {len(steady)} readings from {steady[0].t_s / 60:.1f} "
+          f"to {steady[-1].t_s / 60:.1f} min")
     base = steady[0]
     print("growth: median of the last 3 readings against the median of the first 3 after the "
           "warm-up (one reading alone is noisy: GC timing, V8 flushing old code)")

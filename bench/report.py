@@ -62,9 +62,11 @@ SERIES: list[tuple[str, str, dict, str, float]] = [
     ("db", "db.up", {}, "flag", 1), ("db", "db.threads_connected", {}, "int", 60),
     ("db", "db.threads_running", {}, "int", 5), ("db", "db.pool_capacity", {}, "const", 100),
     ("db", "db.pool_utilization", {}, "int", 60), ("db", "db.max_used_connections", {}, "const", 88),
-    ("db", "db.refused_connections", {}, "const", 0), ("db", "db.aborted_connects_per_min", {}, "smooth", 0.2),
+    ("db", "db.refused_connections", {}, "const", 0),
+    ("db", "db.aborted_connects_per_min", {}, "smooth", 0.2),
     ("db", "db.queries_per_s", {}, "noisy", 800), ("db", "db.connections_per_hour", {}, "smooth", 350),
-    ("db", "db.connections_per_hour_limit", {}, "const", 500), ("db", "db.slow_queries_per_min", {}, "smooth", 0.5),
+    ("db", "db.connections_per_hour_limit", {}, "const", 500),
+    ("db", "db.slow_queries_per_min", {}, "smooth", 0.5),
     ("db", "db.avg_query_ms", {}, "noisy", 25), ("db", "db.long_running", {}, "int", 1),
     ("cache", "cache.up", {}, "flag", 1), ("cache", "cache.hit_rate", {}, "smooth", 86),
     ("cache", "cache.hits_per_s", {}, "noisy", 900), ("cache", "cache.misses_per_s", {}, "noisy", 150),
@@ -76,10 +78,12 @@ SERIES: list[tuple[str, str, dict, str, float]] = [
         ("queue.oldest_pending_age_s", "smooth", 90), ("queue.enqueued_per_s", "noisy", 4),
         ("queue.dequeued_per_s", "noisy", 4), ("queue.net_dequeue_per_s", "noisy", 0.5),
         ("queue.drain_eta_s", "smooth", 30))],
-    ("app", "app.up", {"probe": "home"}, "flag", 1), ("app", "app.response_ms", {"probe": "home"}, "noisy", 150),
+    ("app", "app.up", {"probe": "home"}, "flag", 1),
+    ("app", "app.response_ms", {"probe": "home"}, "noisy", 150),
     ("app", "app.status", {"probe": "home"}, "const", 200),
     ("statsd", "statsd.up", {}, "flag", 1), ("statsd", "app.error_rate", {}, "smooth", 0.05),
-    ("statsd", "app.checkout_success_rate", {}, "smooth", 99.5), ("statsd", "app.response_ms_p95", {}, "noisy", 300),
+    ("statsd", "app.checkout_success_rate", {}, "smooth", 99.5),
+    ("statsd", "app.response_ms_p95", {}, "noisy", 300),
     ("statsd", "app.requests_per_s", {}, "noisy", 200), ("statsd", "statsd.packets_per_s", {}, "noisy", 400),
 ]
 assert len(SERIES) == 60
@@ -190,7 +194,8 @@ def timed(fn, repeat: int) -> tuple[float, list[float], object]:
 
 def show(label: str, first: float, runs: list[float], target: float | None = None) -> None:
     med = statistics.median(runs)
-    verdict = "" if target is None else f"  (target <= {target * 1000:.0f} ms: {'met' if med <= target else 'MISSED'})"
+    verdict = ("" if target is None
+               else f"  (target <= {target * 1000:.0f} ms: {'met' if med <= target else 'MISSED'})")
     print(f"  {label:<58} first {first * 1000:7.1f} ms  median {med * 1000:7.1f} ms  "
           f"max {max(runs) * 1000:7.1f} ms{verdict}")
 
@@ -215,7 +220,8 @@ def main() -> int:
         n_hist = write_history(store, hist, rnd)
         n_roll = write_rollups(store, y_start, local(today, 17, tz), y_start, rnd)
         conn = store.connect()
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_done_until', ?)", (str(int(local(today, 17, tz))),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_done_until', ?)",
+                     (str(int(local(today, 17, tz))),))
         conn.close()
         kept = append_raw(store, local(today, 17, tz), now_18, t_start, rnd)
         print(f"data: 60 series at 1 s; {n_hist} history rollup rows (14 days), {n_roll} rollup rows "
@@ -223,7 +229,8 @@ def main() -> int:
               f"(17:00-18:00) written in {time.perf_counter() - t:.1f} s")
 
         print("\n1. a past day from rollups (1440 minutes x 60 series; the report reads 26 series)")
-        first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(), now=now_18), args.repeat)
+        first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(), now=now_18),
+                                 args.repeat)
         show("summary (JSON/CSV/e-mail content, trend, runway)", first, runs, 0.2)
         print("     (the first call also totals the 14 earlier days once: a day completely rolled up is\n"
               "      kept in report_day_series; every later report reads those totals)")
@@ -231,7 +238,8 @@ def main() -> int:
         print(f"     {sketched:,} one-second values behind the figures; coverage {doc['coverage']['status']}")
 
         print("\n2. today so far at 18:00, rollup job stalled since 17:00 (last hour from raw samples)")
-        first, runs, _ = timed(lambda: build_report(store, settings, "today", now=now_18), max(3, args.repeat // 2))
+        first, runs, _ = timed(lambda: build_report(store, settings, "today", now=now_18),
+                               max(3, args.repeat // 2))
         show("summary, 17 h of rollups + 60 min of raw samples", first, runs, 1.0)
 
         t = time.perf_counter()
@@ -244,7 +252,8 @@ def main() -> int:
         # The direct path writes what Store.rollup writes: compare the raw hour's rows.
         conn = store.connect()
         got = {(m, lab, minute): (n, s, lo, hi, sk) for m, lab, minute, n, s, lo, hi, sk in conn.execute(
-            "SELECT * FROM rollup_1m WHERE minute >= ? AND minute < ?", (int(local(today, 17, tz)), int(now_18)))}
+            "SELECT * FROM rollup_1m WHERE minute >= ? AND minute < ?",
+            (int(local(today, 17, tz)), int(now_18)))}
         conn.close()
         want = {(m, lab, minute): (n, s, lo, hi, sk) for minute, per in kept.items()
                 for m, lab, minute, n, s, lo, hi, sk in rollup_rows(minute, per)}
@@ -253,7 +262,8 @@ def main() -> int:
               f"{len(got) // 60} complete minutes) {same} equal the direct writer's")
 
         print("\n4. the page's extra work for the past day")
-        first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(), now=now_18, charts=True), args.repeat)
+        first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(),
+                                                      now=now_18, charts=True), args.repeat)
         show("summary with 5-minute chart points", first, runs)
         from dashboard.report import charts
         first, runs, figs = timed(lambda: charts.figures(doc), max(3, args.repeat // 2))

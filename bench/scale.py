@@ -275,7 +275,8 @@ def bench_store(tmp: Path, tick: list, n: int = 300) -> tuple[float, float]:
     print(f"\n2. the store's write per tick: {len(tick)} samples, {values} values per tick, {n} ticks")
     print(f"   Store.append wall p50 {p(wall, 50):.2f} ms, p95 {p(wall, 95):.2f} ms, "
           f"max {max(wall):.2f} ms; CPU p50 {p(cpu, 50):.2f} ms "
-          f"(target <= {TARGET_WRITE_MS:g} ms: {'met' if p(wall, 50) <= TARGET_WRITE_MS else 'MISSED'} at p50, "
+          f"(target <= {TARGET_WRITE_MS:g} ms: "
+          f"{'met' if p(wall, 50) <= TARGET_WRITE_MS else 'MISSED'} at p50, "
           f"{'met' if p(wall, 95) <= TARGET_WRITE_MS else 'missed'} at p95)")
     return p(wall, 50), p(wall, 95)
 

@@ -104,9 +104,11 @@ def verdict(ts: list[float], rs: list[StoreReading], retention_s: float, path: P
     last = rs[-1]
     raw_bpr = per_table.get("samples", 0) / max(last.raw_rows, 1)
     expected = raw_bpr * bound_rows + sum(b for t, b in per_table.items() if t != "samples")
-    print(f"  bytes per raw row (table + 2 indexes): {raw_bpr:.0f}; rollups {mb(per_table.get('rollup_1m', 0)):.1f} MB "
+    print(f"  bytes per raw row (table + 2 indexes): {raw_bpr:.0f}; "
+          f"rollups {mb(per_table.get('rollup_1m', 0)):.1f} MB "
           f"for {last.rollup_rows:,} rows (one per series per minute, kept "
-          f"400 days: they grow through a short soak); other tables {mb(sum(b for t, b in per_table.items() if t not in ('samples', 'rollup_1m'))):.1f} MB; "
+          f"400 days: they grow through a short soak); other tables "
+          f"{mb(sum(b for t, b in per_table.items() if t not in ('samples', 'rollup_1m'))):.1f} MB; "
           f"freelist {mb(free_bytes):.1f} MB")
     met = last.db_bytes <= expected * SIZE_SLACK
     ok &= met

@@ -82,7 +82,8 @@ class Runtime:
         self._started = False
         self._lock = threading.Lock()
         # Set by whoever hosts us, never invented elsewhere:
-        self.status_reader: Callable[[], dict] | None = None   # web-only: the leader's status (process.cluster)
+        self.status_reader: Callable[[], dict] | None = None   # web-only: the leader's status
+                                                               # (process.cluster)
         self.leader_lock: LeaderLock | None = None             # when collecting under a message queue
         self.alerting: AlertService | None = None              # create_app: the alert service
         self.report_mailer: DailyMailer | None = None          # create_app: the morning e-mail

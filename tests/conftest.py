@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dashboard.demo import services as devservices
+from tests.support.auth_helpers import add_token, add_user, logged_in_client
 from tests.support.receivers import SmtpSink, WebhookReceiver
 
 # =============================================================================================
@@ -141,11 +142,6 @@ def make_memcached(tmp_path: Path) -> Iterator[Callable[..., devservices.Memcach
 
 # ---- 2a. Authenticated app fixtures (issue 7, security). Helpers: tests/support/auth_helpers.py;
 # ---- how-to: /work/notes/auth-fixtures.md. Every route needs a login now.
-from tests.support.auth_helpers import (
-    add_token,
-    add_user,
-    logged_in_client,
-)
 
 
 @pytest.fixture

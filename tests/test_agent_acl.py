@@ -114,7 +114,8 @@ def test_without_an_acl_file_the_rule_to_persist_is_printed_without_the_password
     try:
         assert done.returncode == 0, done.stderr
         password = urlsplit(done.stdout.strip().splitlines()[-1]).password
-        [line] = [x for x in done.stderr.splitlines() if x.startswith("user dashboard-agent-web-1.example on ")]
+        [line] = [x for x in done.stderr.splitlines()
+                  if x.startswith("user dashboard-agent-web-1.example on ")]
         assert "#" + hashlib.sha256(password.encode()).hexdigest() in line.split()
         assert "%W~dashboard:agent:web-1.example" in line.split() and "+xadd" in line.split()
         assert password not in done.stderr and ADMIN_PASSWORD not in done.stdout + done.stderr

@@ -60,7 +60,8 @@ def children():
         c.kill()
 
 
-def test_kill_9_between_firing_and_delivery_delivers_exactly_once_after_restart(tmp_path, webhook_receiver, children):
+def test_kill_9_between_firing_and_delivery_delivers_exactly_once_after_restart(
+        tmp_path, webhook_receiver, children):
     data = tmp_path / "data"
     webhook_receiver.default_status = 503             # the firing stays undelivered...
     first = children(data, webhook_receiver.url, 90)

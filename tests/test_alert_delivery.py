@@ -40,7 +40,8 @@ def quick(**kw):
     return {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0, **kw}}
 
 
-def test_webhook_message_has_the_documented_fields_and_a_valid_signature(tmp_path, webhook_receiver, services):
+def test_webhook_message_has_the_documented_fields_and_a_valid_signature(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
     services.append(svc)
@@ -78,7 +79,8 @@ def test_it_retries_on_503_and_delivers_once_on_the_third_attempt(tmp_path, webh
     assert len(webhook_receiver.requests) == 3                  # nothing after the 200
 
 
-def test_a_4xx_marks_the_channel_as_failing_permanently_without_retrying(tmp_path, webhook_receiver, services):
+def test_a_4xx_marks_the_channel_as_failing_permanently_without_retrying(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
     services.append(svc)
@@ -146,7 +148,8 @@ def test_past_twenty_messages_an_hour_a_channel_gets_a_digest(tmp_path, webhook_
     assert len(keys) == len(set(keys)) == 24           # nothing lost, nothing twice
 
 
-def test_email_has_text_and_html_parts_links_and_the_idempotency_key_as_message_id(tmp_path, smtp_server, services):
+def test_email_has_text_and_html_parts_links_and_the_idempotency_key_as_message_id(
+        tmp_path, smtp_server, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [{"kind": "email", "to": ["oncall@example.com"], "name": "mail"}],
                           quick(), clock=clock,
@@ -215,7 +218,8 @@ def test_an_ack_made_by_a_web_instance_is_never_overtaken_by_a_repeat_in_the_tic
     assert [r.json()["alerts"][0]["event"] for r in webhook_receiver.requests] == ["firing"]
 
 
-def test_an_acknowledged_alert_stops_repeating_but_its_resolved_still_goes_out(tmp_path, webhook_receiver, services):
+def test_an_acknowledged_alert_stops_repeating_but_its_resolved_still_goes_out(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
     services.append(svc)
@@ -237,7 +241,8 @@ def test_an_acknowledged_alert_stops_repeating_but_its_resolved_still_goes_out(t
     assert (last["event"], last["acknowledged"]) == ("resolved", True)
 
 
-def test_a_critical_only_channel_hears_critical_and_the_resolved_of_what_it_heard(tmp_path, webhook_receiver, services):
+def test_a_critical_only_channel_hears_critical_and_the_resolved_of_what_it_heard(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver, min_severity="critical", name="pager")],
                           quick(), clock=clock)
@@ -268,7 +273,8 @@ def test_a_rule_can_route_each_severity_to_named_channels(tmp_path, webhook_rece
     assert len(webhook_receiver.requests) == 1 and len(smtp_server.messages) == 1
 
 
-def test_a_silenced_alert_sends_nothing_and_its_resolved_is_not_lost_when_the_silence_ends(tmp_path, webhook_receiver, services):
+def test_a_silenced_alert_sends_nothing_and_its_resolved_is_not_lost_when_the_silence_ends(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
     services.append(svc)
@@ -293,7 +299,8 @@ def test_a_silenced_alert_sends_nothing_and_its_resolved_is_not_lost_when_the_si
     assert len(webhook_receiver.requests) == 2         # released once, not again
 
 
-def test_an_alert_that_fired_during_a_silence_is_announced_when_the_silence_is_deleted(tmp_path, webhook_receiver, services):
+def test_an_alert_that_fired_during_a_silence_is_announced_when_the_silence_is_deleted(
+        tmp_path, webhook_receiver, services):
     clock = Clock()
     svc, _ = make_service(tmp_path, [hook(webhook_receiver)], quick(), clock=clock)
     services.append(svc)

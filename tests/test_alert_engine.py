@@ -113,7 +113,8 @@ def test_warning_repeats_every_four_hours_and_an_expired_ack_resumes_repeats():
 
 
 def test_a_silent_source_counts_as_down_never_as_ok():
-    e = Engine(rules(db_down={"for_s": 5, "keep_firing_for_s": 0}), source_intervals={"db": 1.0}, started_at=T0)
+    e = Engine(rules(db_down={"for_s": 5, "keep_firing_for_s": 0}), source_intervals={"db": 1.0},
+               started_at=T0)
     run(e, [(0, 50)])
     assert e.tick(T0 + 3) == []                                      # 3 intervals: not yet
     assert e.tick(T0 + 3.5) == []                                    # down, pending for 5 s

@@ -218,7 +218,8 @@ def test_probes_report_response_time_status_and_up_for_200_500_and_a_timeout(sit
 
 def test_probe_availability_counts_the_day_and_survives_a_restart(site, tmp_path):
     probes = config.from_dict({"probes": [{"name": "home", "url": f"{site.base}/ok", "interval_s": 1},
-                                          {"name": "api", "url": f"{site.base}/broken", "interval_s": 1}]}).probes
+                                          {"name": "api", "url": f"{site.base}/broken",
+                                           "interval_s": 1}]}).probes
     clock = FakeClock()
     first = ProbeCollector(probes, tmp_path, clock=clock)
     try:

@@ -299,7 +299,8 @@ def test_every_answer_carries_the_security_headers(client, anon_client):
     for r in (client.get("/"), client.get("/api/latest"), anon_client.get("/login"),
               anon_client.get("/healthz"), anon_client.get("/api/latest")):
         csp = r.headers["Content-Security-Policy"]
-        assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+        assert ("script-src 'self';" in csp
+                and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0])
         assert "frame-ancestors 'none'" in csp
         assert r.headers["X-Content-Type-Options"] == "nosniff"
         assert r.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"

@@ -143,7 +143,8 @@ url = "{webhook_receiver.url}"
     wait_until(lambda: len([s for s in store.between(killed_at, sources=["host"]) if not s.labels]) >= 6,
                timeout=20)
     assert memory_events(webhook_receiver) == ["firing"], [   # paged once, not again
-        (r.header("Idempotency-Key"), r.json()["sent_at"], [(a["id"], a["event"], a["at"]) for a in r.json()["alerts"]])
+        (r.header("Idempotency-Key"), r.json()["sent_at"],
+         [(a["id"], a["event"], a["at"]) for a in r.json()["alerts"]])
         for r in webhook_receiver.requests]
     host_ts = [s.ts for s in store.between(killed_at - 5, sources=["host"]) if not s.labels]
     gaps = [b - a for a, b in zip(host_ts, host_ts[1:])]

@@ -193,7 +193,8 @@ def test_database_down_reports_up_zero_while_host_keeps_sampling_then_recovers(m
         rt.stop()
 
 
-def test_without_performance_schema_the_fallback_in_use_is_said_with_the_setting_to_enable(make_mariadb, tmp_path):
+def test_without_performance_schema_the_fallback_in_use_is_said_with_the_setting_to_enable(
+        make_mariadb, tmp_path):
     db = make_mariadb(performance_schema=False)
     url = monitor(db)
     c = make_collector(url, mysql={"slow_ms": 500})

@@ -58,7 +58,8 @@ def test_a_statement_twice_as_slow_as_over_the_previous_day_is_flagged_regressed
 def test_statements_from_the_process_list_lose_their_values_and_are_cut():
     sql = ("SELECT * FROM users /* admin */ WHERE email = 'ann@example.com' AND id IN (1, 2, 3)"
            " AND token = \"s3cr'et\" AND x = 0x1F -- trailing\n LIMIT 10")
-    assert normalize_sql(sql) == "SELECT * FROM users WHERE email = ? AND id IN (...) AND token = ? AND x = ? LIMIT ?"
+    assert normalize_sql(sql) == ("SELECT * FROM users WHERE email = ? AND id IN (...) AND token = ? "
+                                  "AND x = ? LIMIT ?")
     assert normalize_sql("INSERT INTO t VALUES (1, 'a'), (2, 'b')") == "INSERT INTO t VALUES (...)"
     assert normalize_sql("SELECT t1.c2 FROM `t 3`") == "SELECT t1.c2 FROM `t 3`"
     assert normalize_sql("SELECT 'unterminated because the server cut it") == "SELECT ?"

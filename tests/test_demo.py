@@ -177,7 +177,7 @@ def test_the_demo_moves_every_contract_metric_fires_and_resolves_alerts_and_ctrl
 
         wait_until(progress, timeout=150, interval=2.0, message=lambda: (
             f"missing metrics {sorted(set(CONTRACT) - seen)}; alerts "
-            f"{sorted((e['rule'], round(e['fired_at'] - t0), e['resolved_at'] and round(e['resolved_at'] - t0)) for e in episodes.values())}"
+            f"{sorted((e['rule'], round(e['fired_at'] - t0), e['resolved_at'] and round(e['resolved_at'] - t0)) for e in episodes.values())}"  # noqa: E501 (an f-string expression cannot span lines before 3.12)
             f"; demo output:\n{demo.out()[-2000:]}"))
         for rule in DRIVEN:
             ep = caused(rule)
@@ -185,7 +185,8 @@ def test_the_demo_moves_every_contract_metric_fires_and_resolves_alerts_and_ctrl
             start, end = phases[PHASE_OF[rule]]
             print(f"{rule}: fired {ep['fired_at'] - t0:.0f} s into the cycle "
                   f"({ep['fired_at'] - t0 - start:.0f} s after its phase began), resolved "
-                  f"{ep['resolved_at'] - t0:.0f} s ({ep['resolved_at'] - t0 - end:+.0f} s from its phase's end)")
+                  f"{ep['resolved_at'] - t0:.0f} s "
+                  f"({ep['resolved_at'] - t0 - end:+.0f} s from its phase's end)")
         assert any(e["rule"] == "queue_failed" for e in episodes.values()), "a failed job raised no alert"
 
         demo.record_tree()

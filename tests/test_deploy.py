@@ -108,7 +108,7 @@ def test_the_db_collector_with_the_scripted_account_reports_every_grant_ok(monit
             for r in collector.collect():
                 values.update(r.values)
             return values if "db.pool_utilization" in values else None
-        values = wait_until(pool_read, timeout=10)
+        wait_until(pool_read, timeout=10)
         notes = collector.check_notes()
     finally:
         collector.close()

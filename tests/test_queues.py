@@ -45,7 +45,7 @@ def test_a_million_item_list_is_measured_with_llen_and_never_read(make_redis):
     oldest = json.dumps({"created_at": now - 1234.0, "job": "send_email"})
     r.rpush("queue:emails", oldest)
     pipe = r.pipeline(transaction=False)
-    for start in range(1, 1_000_000, 50_000):
+    for _start in range(1, 1_000_000, 50_000):
         pipe.rpush("queue:emails", *(b'{"created_at": %d}' % int(now) for _ in range(50_000)))
     pipe.execute()
     r.rpop("queue:emails")              # exactly 1,000,000 items, the oldest first in line

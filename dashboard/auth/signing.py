@@ -68,7 +68,7 @@ def secret_key(data_dir: Path | str) -> bytes:
             if len(key) >= 32:
                 return key
             time.sleep(0.02)
-        raise RuntimeError(f"{path} is shorter than 32 bytes; delete it to make a new key")
+        raise RuntimeError(f"{path} is shorter than 32 bytes; delete it to make a new key") from None
     try:
         os.write(fd, secrets.token_bytes(32))
     finally:

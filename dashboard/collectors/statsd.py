@@ -104,7 +104,8 @@ class StatsdListener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.bind(self.requested)
         except OSError as e:
-            self.error = f"statsd: cannot listen on udp {self.requested[0]}:{self.requested[1]}: {e.strerror or e}"
+            self.error = (f"statsd: cannot listen on udp {self.requested[0]}:{self.requested[1]}: "
+                          f"{e.strerror or e}")
             raise CollectorError(self.error) from None
         self.error = None
         self._sock, self.address, self._stopping = sock, sock.getsockname(), False

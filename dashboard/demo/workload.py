@@ -207,5 +207,6 @@ class Workload:
                 now = p.active(t)
                 if now != was.get(p.name, False) and p.end - p.start > 1:
                     what = p.what.split(" -> ")[0]
-                    self.say(f"cycle {cycle + 1} at {fmt(t)}: " + (f"begins: {what}" if now else f"ends: {p.name}"))
+                    self.say(f"cycle {cycle + 1} at {fmt(t)}: "
+                             + (f"begins: {what}" if now else f"ends: {p.name}"))
                 was[p.name] = now

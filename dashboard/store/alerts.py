@@ -46,7 +46,8 @@ CREATE INDEX IF NOT EXISTS alert_episodes_status ON alert_episodes(status);
 CREATE TABLE IF NOT EXISTS alert_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL,
-    kind TEXT NOT NULL,                  -- firing | escalated | deescalated | repeat | resolved | acknowledged
+    kind TEXT NOT NULL,                  -- firing | escalated | deescalated | repeat | resolved
+                                         -- | acknowledged
     severity TEXT,
     value REAL,
     at REAL NOT NULL,

@@ -9,7 +9,8 @@ the shared store, whichever process collected.
   (``host.disk_percent{mount}`` -> ``dashboard_host_disk_percent{mount="/"}``), all gauges (the
   collectors already turned counters into rates), HELP from each collector's ``MetricSpec``.
 * A sample older than three of its collector's intervals (plus the 5 s of slack /healthz
-  allows before it says "stale") is not current: its values are left out (Prometheus then sees the series go stale instead of a frozen line), while
+  allows before it says "stale") is not current: its values are left out (Prometheus then sees
+  the series go stale instead of a frozen line), while
   ``dashboard_sample_age_seconds{source}`` keeps growing and ``dashboard_collector_up{source}``
   is 0, so "the collector stopped" can be alerted on.
 * ``dashboard_alert_state{rule, severity, ...labels}`` is 1 for each firing alert, read from the

@@ -65,7 +65,8 @@ def test_the_page_draws_every_area_chart_under_the_csp_and_prints_one_area_per_p
             .filter(el => el.querySelector('svg.main-svg') && el.data && el.data.length).length""")
         assert drawn == 15
         assert page.evaluate("() => window.__csp || []") == [] and problems == []
-        verdicts = page.eval_on_selector_all("table.verdicts tbody tr", "rows => rows.map(r => r.dataset.verdict)")
+        verdicts = page.eval_on_selector_all("table.verdicts tbody tr",
+                                             "rows => rows.map(r => r.dataset.verdict)")
         assert len(verdicts) == 14 and verdicts.count("missed") == 6
         assert page.text_content("#coverage").startswith("Complete")
         page.emulate_media(media="print")

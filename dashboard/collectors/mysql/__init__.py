@@ -1,1 +1,2 @@
-"""The MySQL/MariaDB collector: its connection, status figures, statement digests and the top-statements reader."""
+"""The MySQL/MariaDB collector: its connection, status figures, statement digests and the
+top-statements reader."""

@@ -31,14 +31,19 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("db.threads_running", "count", "Connections running a statement, not counting ours"),
     MetricSpec("db.pool_capacity", "count", "Configured pool capacity, else the server's max_connections"),
     MetricSpec("db.pool_utilization", "%", "Open connections as a share of the pool capacity"),
-    MetricSpec("db.max_used_connections", "count", "Most connections open at once since the server started"),
-    MetricSpec("db.refused_connections", "count", "Connections refused by a connection limit since the previous sample"),
+    MetricSpec("db.max_used_connections", "count",
+               "Most connections open at once since the server started"),
+    MetricSpec("db.refused_connections", "count",
+               "Connections refused by a connection limit since the previous sample"),
     MetricSpec("db.aborted_connects_per_min", "/min", "Failed connection attempts per minute"),
     MetricSpec("db.queries_per_s", "/s", "Statements from clients per second (the dashboard's own excluded)"),
-    MetricSpec("db.connections_per_hour", "/h", "New connections over the last hour (extrapolated during the first hour)"),
+    MetricSpec("db.connections_per_hour", "/h",
+               "New connections over the last hour (extrapolated during the first hour)"),
     MetricSpec("db.connections_per_hour_limit", "/h", "The hosting limit of new connections per hour"),
-    MetricSpec("db.slow_queries_per_min", "/min", "Statements slower than long_query_time per minute (Slow_queries)"),
-    MetricSpec("db.avg_query_ms", "ms", "Average statement time over the last minute (performance_schema digests)"),
+    MetricSpec("db.slow_queries_per_min", "/min",
+               "Statements slower than long_query_time per minute (Slow_queries)"),
+    MetricSpec("db.avg_query_ms", "ms",
+               "Average statement time over the last minute (performance_schema digests)"),
     MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
 )
 
@@ -110,7 +115,8 @@ class MySQLCollector:
         if now - self._info_at < INFO_EVERY_S and self._info_connects == self.conn.connects:
             return
         (mc, lqt, bp, ps), = self.conn.query(
-            "SELECT @@max_connections, @@GLOBAL.long_query_time, @@innodb_buffer_pool_size, @@performance_schema")
+            "SELECT @@max_connections, @@GLOBAL.long_query_time, @@innodb_buffer_pool_size, "
+            "@@performance_schema")
         self.variables = {"max_connections": int(mc), "long_query_time": float(lqt),
                           "innodb_buffer_pool_size": int(bp), "performance_schema": int(ps or 0)}
         lines = [r[0] for r in self.conn.query("SHOW GRANTS")]
@@ -176,7 +182,8 @@ class MySQLCollector:
         lost = status.get("Performance_schema_digest_lost")
         if lost is not None and self._rates.delta(("lost", "digests"), lost):
             self.book.notices["digest_lost"] = (
-                f"performance_schema's digest table is full: since {datetime.fromtimestamp(wall, self._tz):%H:%M} "
+                "performance_schema's digest table is full: "
+                f"since {datetime.fromtimestamp(wall, self._tz):%H:%M} "
                 "statements are folded into one '(lost)' row. Raise performance_schema_digests_size "
                 "in the server configuration and restart the server.")
         v["db.long_running"] = self._running_now(wall, running)
@@ -253,7 +260,8 @@ class MySQLCollector:
                      f"pool capacity {self.variables.get('max_connections')} (the server's "
                      "max_connections; set mysql.pool_capacity to your application's pool size)")
         for attr, grant, unlocks in GRANT_NOTES:
-            name = grant if self.conn.flavor == "mariadb" or attr != "binlog_monitor" else "REPLICATION CLIENT"
+            name = (grant if self.conn.flavor == "mariadb" or attr != "binlog_monitor"
+                    else "REPLICATION CLIENT")
             if getattr(self.grants, attr):
                 notes.append(f"grant ok: {name} ({unlocks})")
             else:

@@ -180,7 +180,7 @@ class StatementBook:
         span_covered = min(span, now - self._since) if self._since is not None else 0.0
         if window == "1h":
             acc = {k: [t[0], t[1], 0.0, t[2], t[3]] for k, t in self._hour.items()}
-            for ts, incs in self._intervals:
+            for _ts, incs in self._intervals:
                 for k, i in incs.items():
                     if k in acc and i.max_ms > acc[k][2]:
                         acc[k][2] = i.max_ms

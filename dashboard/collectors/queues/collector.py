@@ -195,7 +195,8 @@ def build_readers(queues: Sequence[QueueSettings], redis_url: str | None,
         else:
             url = q.options.get("url") or redis_url
             if not url:
-                raise CollectorError(f"queue {q.name}: kind {q.kind} needs redis.url or the queue's url option")
+                raise CollectorError(f"queue {q.name}: kind {q.kind} needs redis.url "
+                                     "or the queue's url option")
             by_redis.setdefault(url, []).append(q)
     readers: list[Reader] = []
     if by_redis:

@@ -176,7 +176,8 @@ class RedisQueues:
         o = q.options
         plan.append((("LLEN", q.key), self._set(r, "pending", q.key)))
         if o.get("processing_key"):
-            plan.append((("LLEN", o["processing_key"]), self._set(r, "queue.processing", o["processing_key"])))
+            plan.append((("LLEN", o["processing_key"]),
+                         self._set(r, "queue.processing", o["processing_key"])))
         if o.get("age_field"):
             end = 0 if o.get("consume_from", "left") == "left" else -1
             plan.append((("LINDEX", q.key, end), self._oldest(r, o["age_field"], now)))
