@@ -175,7 +175,8 @@ class EmailNotifier:
             raise DeliveryError(f"{where}: recipients refused {codes}",
                                 all(c >= 500 for c in codes)) from None
         except smtplib.SMTPResponseException as e:
-            text = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+            text = (e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes)
+                    else str(e.smtp_error))
             raise DeliveryError(f"{where}: {e.smtp_code} {text[:120]}", e.smtp_code >= 500) from None
         except smtplib.SMTPNotSupportedError as e:
             raise DeliveryError(f"{where}: {e}", True) from None

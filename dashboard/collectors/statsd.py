@@ -99,7 +99,8 @@ class StatsdListener:
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:   # root (or CAP_NET_ADMIN) may exceed net.core.rmem_max; others get the cap
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, self.rcvbuf)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE,  # type: ignore[attr-defined]
+                                self.rcvbuf)                               # Linux only
             except (OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.bind(self.requested)
@@ -113,12 +114,12 @@ class StatsdListener:
         self._thread.start()
 
     def stop(self) -> None:
-        sock, self._stopping = self._sock, True
-        if sock is None:
+        sock, address, self._stopping = self._sock, self.address, True
+        if sock is None or address is None:
             return
         try:   # wake the blocking recv with an empty datagram, then let the loop end
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.sendto(b"", self.address)
+                s.sendto(b"", address)
         except OSError:
             pass
         if self._thread is not None:

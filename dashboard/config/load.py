@@ -73,7 +73,8 @@ def _positive(d: Mapping[str, Any], key: str, prefix: str, default: float, hi: f
     return v
 
 
-def _str(d: Mapping[str, Any], key: str, prefix: str, default: str | None = None, required: bool = False) -> Any:
+def _str(d: Mapping[str, Any], key: str, prefix: str, default: str | None = None,
+         required: bool = False) -> Any:
     name = f"{prefix}{key}"
     if key not in d:
         if required:
@@ -175,7 +176,7 @@ def _redis_url(url: str | None, key: str) -> str | None:
     if p.scheme not in ("redis", "rediss", "unix") or (p.scheme != "unix" and not p.hostname):
         raise ConfigError(key, "expected redis://host:port/db")
     try:
-        p.port
+        _ = p.port                     # urlsplit raises ValueError on reading a port that is no number
     except ValueError:
         raise ConfigError(key, "the port is not a number") from None
     return url
@@ -401,9 +402,12 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         async_mode=async_mode,
         mysql=parse_mysql(_table(raw, "mysql")),
         redis=parse_redis(_table(raw, "redis")),
-        memcached=_host_port(_str(memcached, "url", "memcached."), "memcached.url") if memcached else None,
-        statsd_bind=_host_port(_str(statsd, "bind", "statsd.", "127.0.0.1:8125"), "statsd.bind") if statsd else None,
-        phpfpm_url=_http_url(_str(phpfpm, "url", "phpfpm.", required=True), "phpfpm.url") if phpfpm else None,
+        memcached=(_host_port(_str(memcached, "url", "memcached."), "memcached.url")
+                   if memcached else None),
+        statsd_bind=(_host_port(_str(statsd, "bind", "statsd.", "127.0.0.1:8125"), "statsd.bind")
+                     if statsd else None),
+        phpfpm_url=(_http_url(_str(phpfpm, "url", "phpfpm.", required=True), "phpfpm.url")
+                    if phpfpm else None),
         phpfpm_max_children=_num(phpfpm, "max_children", "phpfpm.", None, 1, 1_000_000, integer=True),
         queues=tuple(parse_queue(i, q) for i, q in enumerate(_array_of_tables(raw, "queues"))),
         probes=tuple(parse_probe(i, p) for i, p in enumerate(_array_of_tables(raw, "probes"))),

@@ -1,10 +1,11 @@
 """Keep configured secrets out of logs and error texts.
 
 The settings know every secret (``Settings.secrets()``: DSN passwords, including queues' own
-URLs, credentials in probe and PHP-FPM URLs, the SMTP password, webhook secrets and hook URLs). Messages are built in many places (driver exceptions, tracebacks, third-party
-loggers), so instead of trusting each call site, every log record is scrubbed when it is made
-(a log-record factory, which also pre-formats the traceback so the scrubbed text is what any
-handler prints), and error texts of samples are scrubbed before they are stored, shown on the
+URLs, credentials in probe and PHP-FPM URLs, the SMTP password, webhook secrets and hook URLs).
+Messages are built in many places (driver exceptions, tracebacks, third-party loggers), so
+instead of trusting each call site, every log record is scrubbed when it is made (a log-record
+factory, which also pre-formats the traceback so the scrubbed text is what any handler
+prints), and error texts of samples are scrubbed before they are stored, shown on the
 page or in ``/healthz``.
 """
 from __future__ import annotations

@@ -42,7 +42,8 @@ def mask_url(url: str) -> str:
             netloc = f"***@{host}" if parts.scheme in ("http", "https") else f"{user}@{host}"
     path = parts.path
     # Slack-style hook URLs carry their secret in the path: keep the host, hide the rest.
-    if parts.scheme in ("http", "https") and len(path) > 1 and ("hooks" in parts.netloc or "/services/" in path):
+    if (parts.scheme in ("http", "https") and len(path) > 1
+            and ("hooks" in parts.netloc or "/services/" in path)):
         path = "/***"
     items = []
     for item in parts.query.split("&") if parts.query else []:

@@ -91,7 +91,7 @@ class MySQLCollector:
         self._info_connects = -1
         self.grants: Grants | None = None
         self.grant_lines_account: str | None = None
-        self.variables: dict[str, object] = {}
+        self.variables: dict[str, float] = {}   # server variables read at connect, as numbers
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -206,10 +206,11 @@ class MySQLCollector:
             "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
             "Access_denied_errors") if k in status}
         errors = d.get("Connection_errors_max_connections")
-        if self.conn.flavor != "mariadb" or any(d.get(k) is None for k in (
-                "Aborted_connects", "Aborted_connects_preauth", "Access_denied_errors")):
+        aborted, preauth, denied = (d.get(k) for k in (
+            "Aborted_connects", "Aborted_connects_preauth", "Access_denied_errors"))
+        if self.conn.flavor != "mariadb" or aborted is None or preauth is None or denied is None:
             return errors
-        after_auth = d["Aborted_connects"] - d["Aborted_connects_preauth"] - d["Access_denied_errors"]
+        after_auth = aborted - preauth - denied
         return max(after_auth, errors or 0.0, 0.0)
 
     def _rate(self, name: str, status: dict[str, float], now: float, per: float) -> float | None:

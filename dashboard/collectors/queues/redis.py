@@ -88,7 +88,7 @@ class RedisQueues:
 
     # --- one pipelined round trip, counted in the ledger ---------------------------------------
 
-    def _run(self, plan: list[tuple[tuple, Handler]]) -> None:
+    def _run(self, plan: list[tuple[tuple[Any, ...], Handler]]) -> None:
         if not plan:
             return
         locked = self._ledger.lock.acquire(timeout=1.0)
@@ -162,7 +162,7 @@ class RedisQueues:
         return handle
 
     @staticmethod
-    def _set(r: QueueRead, attr: str, key: bytes | str) -> Handler:
+    def _set(r: QueueRead, attr: str, key: bytes | str | None) -> Handler:
         def handle(v: Any) -> None:
             if isinstance(v, Exception):
                 r.error = f"{key!r}: {v}"[:300]
@@ -251,7 +251,7 @@ class RedisQueues:
 
     def _discover_rq(self, now: float) -> None:
         """Refresh the RQ queue names of every auto-discovering rq queue (every 30 s)."""
-        plan = []
+        plan: list[tuple[tuple[Any, ...], Handler]] = []
         for q in self.queues:
             prefix = q.options.get("prefix", "rq")
             if q.kind != "rq" or q.key or now - self._rq_names.get(prefix, (-1e18, []))[0] < RQ_REDISCOVER_S:
