@@ -1,4 +1,4 @@
-"""Users, roles and API tokens, in the store's SQLite file (tables of this module's own).
+"""Users, roles and API tokens: the policy (their tables: ``dashboard/store/accounts.py``).
 
 * Passwords: werkzeug scrypt (``scrypt:32768:8:1``). A login for a name that does not exist
   still runs one scrypt check against a dummy hash, so "no such user" and "wrong password"
@@ -24,15 +24,17 @@ import hmac
 import importlib
 import logging
 import secrets
-import sqlite3
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, cast
+from typing import Callable
 
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from dashboard.store.accounts import AccountsRepo
+from dashboard.store.txn import Connection, Duplicate
 
 ROLES = ("viewer", "operator", "admin")
 RANK = {r: i for i, r in enumerate(ROLES)}
@@ -43,40 +45,6 @@ TOKEN_TOUCH_S = 60.0                 # last_used is written at most once a minut
 SESSION_TOUCH_S = 60.0               # so is a session's last_seen (idle clock resolution)
 KNOWN_ADDRESSES = 20
 KNOWN_ADDRESS_DAYS = 90
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_users (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    name       TEXT NOT NULL UNIQUE,
-    role       TEXT NOT NULL,
-    pw_hash    TEXT NOT NULL,
-    created    REAL NOT NULL,
-    last_login REAL
-);
-CREATE TABLE IF NOT EXISTS auth_tokens (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    name       TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created    REAL NOT NULL,
-    created_by TEXT NOT NULL,
-    last_used  REAL,
-    revoked    REAL
-);
-CREATE TABLE IF NOT EXISTS auth_sessions (
-    id_hash    TEXT PRIMARY KEY,
-    user_id    INTEGER NOT NULL,
-    created    REAL NOT NULL,
-    last_seen  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS auth_sessions_user ON auth_sessions(user_id);
-CREATE TABLE IF NOT EXISTS auth_known_addresses (
-    user_id    INTEGER NOT NULL,
-    addr_hash  TEXT NOT NULL,
-    last_login REAL NOT NULL,
-    PRIMARY KEY (user_id, addr_hash)
-);
-"""
 
 
 class AccountError(ValueError):
@@ -184,15 +152,13 @@ def _token_hash(token: str) -> str:
 
 
 class Accounts:
-    """Users, tokens and sessions. ``connect`` gives a sqlite3 connection to the store's file."""
+    """Users, tokens and sessions. ``connect`` gives a connection to the store's file."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], session_idle_h: float = 12.0,
+    def __init__(self, connect: Callable[[], Connection], session_idle_h: float = 12.0,
                  session_max_h: float = 168.0) -> None:
         self.session_idle_s = session_idle_h * 3600
         self.session_max_s = session_max_h * 3600
-        self._conn = connect()
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        self._repo = AccountsRepo(connect)
         self._touched: dict[int, float] = {}
         self._dummy_hash: str | None = None
         # Called with ("token", id) after a revocation and ("user", id) after a deletion, a
@@ -207,17 +173,12 @@ class Accounts:
                 logging.getLogger(__name__).exception("accounts listener failed")
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._repo.close()
 
     def data_dir(self) -> Path:
         """The directory of the SQLite file (the store's data dir), for files kept beside it."""
-        files = [r[2] for r in self._q("PRAGMA database_list") if r[1] == "main"]
-        return Path(files[0]).parent if files and files[0] else Path(".")
-
-    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        file = self._repo.database_file()
+        return Path(file).parent if file else Path(".")
 
     # --- users ---------------------------------------------------------------------------------
 
@@ -230,13 +191,10 @@ class Accounts:
                 raise AccountError("a password has at least 8 characters")
             pw_hash = hash_password(password)
         try:
-            with self._lock:
-                cur = self._conn.execute(
-                    "INSERT INTO auth_users (name, role, pw_hash, created) VALUES (?, ?, ?, ?)",
-                    (name, role, pw_hash, time.time()))
-        except sqlite3.IntegrityError:
+            user_id = self._repo.create_user(name, role, pw_hash, time.time())
+        except Duplicate:
             raise AccountError(f"a user named {name!r} exists already") from None
-        user = self.user(cast(int, cur.lastrowid))
+        user = self.user(user_id)
         assert user is not None
         return user
 
@@ -246,39 +204,24 @@ class Accounts:
         Returns the password (to be shown once) or None when users exist. The check and the
         insert share one write transaction, so concurrent first starts create one admin.
         """
-        if self._q("SELECT count(*) FROM auth_users")[0][0]:
+        if self._repo.has_users():
             return None                      # the usual case: no scrypt work at each start
         password = new_password()
         pw_hash = hash_password(password)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self._conn.execute("SELECT count(*) FROM auth_users").fetchone()[0]:
-                    self._conn.execute("ROLLBACK")
-                    return None
-                self._conn.execute(
-                    "INSERT INTO auth_users (name, role, pw_hash, created) VALUES (?, 'admin', ?, ?)",
-                    (name, pw_hash, time.time()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        if not self._repo.create_first_admin(name, pw_hash, time.time()):
+            return None
         return password
 
-    def _user(self, where: str, arg: object) -> User | None:
-        rows = self._q("SELECT id, name, role, pw_hash, created, last_login FROM auth_users "
-                       f"WHERE {where}", (arg,))
-        return User(*rows[0]) if rows else None
-
     def user(self, user_id: int) -> User | None:
-        return self._user("id = ?", user_id)
+        row = self._repo.user(user_id)
+        return User(*row) if row else None
 
     def user_by_name(self, name: str) -> User | None:
-        return self._user("name = ?", name)
+        row = self._repo.user_by_name(name)
+        return User(*row) if row else None
 
     def users(self) -> list[User]:
-        return [User(*r) for r in self._q(
-            "SELECT id, name, role, pw_hash, created, last_login FROM auth_users ORDER BY name")]
+        return [User(*r) for r in self._repo.users()]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when name and password match, else None: one scrypt check either way."""
@@ -290,23 +233,18 @@ class Accounts:
             return None
         if not _check(user.pw_hash, password or ""):
             return None
-        with self._lock:
-            self._conn.execute("UPDATE auth_users SET last_login = ? WHERE id = ?",
-                               (time.time(), user.id))
+        self._repo.record_login(user.id, time.time())
         return user
 
     def set_password(self, user_id: int, password: str) -> None:
         if len(password) < 8:
             raise AccountError("a password has at least 8 characters")
         pw_hash = hash_password(password)
-        with self._lock:
-            self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?", (pw_hash, user_id))
-            self._end_sessions_of(user_id)
+        self._repo.set_password(user_id, pw_hash)           # and ends the user's sessions
         self._changed("user", user_id)
 
     def _admins_left_without(self, user_id: int) -> int:
-        return self._q("SELECT count(*) FROM auth_users WHERE role = 'admin' AND id != ?",
-                       (user_id,))[0][0]
+        return self._repo.admins_other_than(user_id)
 
     def set_role(self, user_id: int, role: str) -> None:
         check_role(role)
@@ -315,9 +253,7 @@ class Accounts:
             raise AccountError("no such user")
         if user.role == "admin" and role != "admin" and not self._admins_left_without(user_id):
             raise AccountError("the last admin cannot lose the admin role")
-        with self._lock:
-            self._conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
-            self._end_sessions_of(user_id)
+        self._repo.set_role(user_id, role)                  # and ends the user's sessions
         self._changed("user", user_id)
 
     def delete_user(self, user_id: int) -> None:
@@ -326,10 +262,7 @@ class Accounts:
             raise AccountError("no such user")
         if user.role == "admin" and not self._admins_left_without(user_id):
             raise AccountError("the last admin cannot be deleted")
-        with self._lock:
-            self._conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
-            self._end_sessions_of(user_id)
-            self._conn.execute("DELETE FROM auth_known_addresses WHERE user_id = ?", (user_id,))
+        self._repo.delete_user(user_id)          # with its sessions and known addresses
         self._changed("user", user_id)
 
     # --- sessions (browser logins) --------------------------------------------------------------
@@ -339,11 +272,8 @@ class Accounts:
         kept). Sessions past their lifetime, anyone's, are pruned here: logins are rare."""
         sid = secrets.token_urlsafe(32)
         now = time.time()
-        with self._lock:
-            self._conn.execute("DELETE FROM auth_sessions WHERE created < ? OR last_seen < ?",
-                               (now - self.session_max_s, now - self.session_idle_s))
-            self._conn.execute("INSERT INTO auth_sessions (id_hash, user_id, created, last_seen) "
-                               "VALUES (?, ?, ?, ?)", (_token_hash(sid), user_id, now, now))
+        self._repo.prune_sessions(now - self.session_max_s, now - self.session_idle_s)
+        self._repo.add_session(_token_hash(sid), user_id, now)
         return sid
 
     def session_user(self, sid: object) -> int | None:
@@ -352,50 +282,32 @@ class Accounts:
         if not isinstance(sid, str) or not 0 < len(sid) <= 100:
             return None
         digest = _token_hash(sid)
-        rows = self._q("SELECT user_id, created, last_seen FROM auth_sessions WHERE id_hash = ?",
-                       (digest,))
-        if not rows:
+        row = self._repo.session(digest)
+        if row is None:
             return None
-        user_id, created, last_seen = rows[0]
+        user_id, created, last_seen = row
         now = time.time()
         if now - created > self.session_max_s or now - last_seen > self.session_idle_s:
             self.end_session(sid)
             return None
         if now - last_seen >= SESSION_TOUCH_S:
-            with self._lock:
-                self._conn.execute("UPDATE auth_sessions SET last_seen = ? WHERE id_hash = ?",
-                                   (now, digest))
+            self._repo.touch_session(digest, now)
         return user_id
 
     def end_session(self, sid: object) -> None:
         if isinstance(sid, str):
-            with self._lock:
-                self._conn.execute("DELETE FROM auth_sessions WHERE id_hash = ?",
-                                   (_token_hash(sid),))
-
-    def _end_sessions_of(self, user_id: int) -> None:
-        """Within the caller's lock, beside the change that ends them."""
-        self._conn.execute("DELETE FROM auth_sessions WHERE user_id = ?", (user_id,))
+            self._repo.end_session(_token_hash(sid))
 
     # --- addresses a user logged in from (dashboard/login_throttle.py hashes them) -----------
 
     def remember_address(self, user_id: int, addr_hash: str) -> None:
         now = time.time()
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO auth_known_addresses (user_id, addr_hash, last_login) VALUES (?, ?, ?) "
-                "ON CONFLICT (user_id, addr_hash) DO UPDATE SET last_login = excluded.last_login",
-                (user_id, addr_hash, now))
-            self._conn.execute(
-                "DELETE FROM auth_known_addresses WHERE last_login < ? OR (user_id = ? AND "
-                "addr_hash NOT IN (SELECT addr_hash FROM auth_known_addresses WHERE user_id = ? "
-                "ORDER BY last_login DESC LIMIT ?))",
-                (now - KNOWN_ADDRESS_DAYS * 86400, user_id, user_id, KNOWN_ADDRESSES))
+        self._repo.remember_address(user_id, addr_hash, now, now - KNOWN_ADDRESS_DAYS * 86400,
+                                    KNOWN_ADDRESSES)
 
     def knows_address(self, user_id: int, addr_hash: str) -> bool:
-        return bool(self._q("SELECT 1 FROM auth_known_addresses WHERE user_id = ? AND "
-                            "addr_hash = ? AND last_login >= ?",
-                            (user_id, addr_hash, time.time() - KNOWN_ADDRESS_DAYS * 86400)))
+        return self._repo.knows_address(user_id, addr_hash,
+                                        time.time() - KNOWN_ADDRESS_DAYS * 86400)
 
     # --- tokens --------------------------------------------------------------------------------
 
@@ -404,31 +316,23 @@ class Accounts:
         check_role(role)
         name = check_name(name) if name else f"{role}-token"
         text = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO auth_tokens (name, role, token_hash, created, created_by) "
-                "VALUES (?, ?, ?, ?, ?)", (name, role, _token_hash(text), time.time(), created_by))
-        token = self.token(cast(int, cur.lastrowid))
+        token_id = self._repo.create_token(name, role, _token_hash(text), time.time(), created_by)
+        token = self.token(token_id)
         assert token is not None
         return token, text
 
     def token(self, token_id: int) -> Token | None:
-        rows = self._q("SELECT id, name, role, created, created_by, last_used, revoked "
-                       "FROM auth_tokens WHERE id = ?", (token_id,))
-        return Token(*rows[0]) if rows else None
+        row = self._repo.token(token_id)
+        return Token(*row) if row else None
 
     def tokens(self) -> list[Token]:
-        return [Token(*r) for r in self._q(
-            "SELECT id, name, role, created, created_by, last_used, revoked FROM auth_tokens "
-            "ORDER BY revoked IS NOT NULL, id")]
+        return [Token(*r) for r in self._repo.tokens()]
 
     def revoke_token(self, token_id: int) -> None:
-        with self._lock:
-            cur = self._conn.execute("UPDATE auth_tokens SET revoked = ? WHERE id = ? "
-                                     "AND revoked IS NULL", (time.time(), token_id))
-        if not cur.rowcount and self.token(token_id) is None:
+        revoked = self._repo.revoke_token(token_id, time.time())
+        if not revoked and self.token(token_id) is None:
             raise AccountError("no such token")
-        if cur.rowcount:
+        if revoked:
             self._changed("token", token_id)
 
     def verify_token(self, text: str) -> Principal | None:
@@ -436,15 +340,12 @@ class Accounts:
         if not text or not text.startswith(TOKEN_PREFIX) or len(text) > 200:
             return None
         digest = _token_hash(text)
-        rows = self._q("SELECT id, name, role, token_hash, revoked FROM auth_tokens "
-                       "WHERE token_hash = ?", (digest,))
-        if not rows or rows[0][4] is not None or not hmac.compare_digest(rows[0][3], digest):
+        row = self._repo.token_by_hash(digest)
+        if row is None or row[4] is not None or not hmac.compare_digest(row[3], digest):
             return None
-        token_id, name, role = rows[0][0], rows[0][1], rows[0][2]
+        token_id, name, role = row[0], row[1], row[2]
         now = time.time()
         if now - self._touched.get(token_id, 0.0) > TOKEN_TOUCH_S:
             self._touched[token_id] = now
-            with self._lock:
-                self._conn.execute("UPDATE auth_tokens SET last_used = ? WHERE id = ?",
-                                   (now, token_id))
+            self._repo.touch_token(token_id, now)
         return Principal(name=f"token:{name}", role=role, kind="token", id=token_id)

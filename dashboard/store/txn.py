@@ -24,3 +24,8 @@ def immediate(conn: Connection) -> Iterator[None]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+class Duplicate(Exception):
+    """A write that would repeat a key that must be unique (a name, a token's hash). Raised by
+    the repositories instead of the backend's own error, which never leaves the store."""
