@@ -18,9 +18,7 @@ def api(tmp_path):
     settings = from_dict({"data_dir": str(tmp_path), "async_mode": "threading"})
     rt = Runtime(settings, [])
     app = create_app(settings, rt, async_mode="threading")
-    from tests import conftest
-    make = getattr(conftest, "logged_in_client", None)
-    client = make(app) if make else app.test_client()
+    client = logged_in_client(app)
     client.runtime = rt
     return client
 

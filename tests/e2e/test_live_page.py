@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.auth_helpers import browser_login
 from tests.support.browser import chromium
 from tests.support.server import DashboardServer
 from tests.support.util import wait_until
@@ -29,10 +30,7 @@ def server(tmp_path):
 
 def open_live_page(ctx, server):
     page = ctx.new_page()
-    from tests import conftest
-    login = getattr(conftest, "browser_login", None)
-    if login is not None:
-        login(page, server)
+    browser_login(page, server)
     errors: list[str] = []
     page.on("console", lambda m: m.type in ("error", "warning") and errors.append(m.text))
     page.on("pageerror", lambda e: errors.append(str(e)))
