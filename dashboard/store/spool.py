@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from itertools import chain
 from typing import Any, Callable, Sequence, TypeVar
 
 from dashboard.model import Sample
@@ -137,10 +136,15 @@ class Spool:
               limit: int = 50_000) -> list[Sample]:
         """``Store.after`` with the ticks still in memory: samples with ``seq > after_seq`` (and
         ``ts >= since_ts``), oldest first."""
+        kept: list[Sample] = []
         with self._lock:                 # before the store: a tick written meanwhile is in both
-            kept = [s for s in chain.from_iterable(t for _, t in self._ticks)
-                    if s.seq is not None and s.seq > after_seq
-                    and (since_ts is None or s.ts >= since_ts)]
+            for _, tick in self._ticks:
+                if (tick[-1].seq or 0) <= after_seq:
+                    continue
+                kept.extend(s for s in tick if (s.seq or 0) > after_seq
+                            and (since_ts is None or s.ts >= since_ts))
+                if len(kept) >= limit:
+                    break
         try:
             stored = self.store.after(after_seq, since_ts=since_ts, limit=limit)
         except sqlite3.Error:
