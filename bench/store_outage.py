@@ -12,6 +12,7 @@ failing write (tests/test_store_outage.py fills a real tmpfs).
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=300, help="ticks kept (store_buffer_s at 1 s)")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
-    print(f"{TICK}-sample ticks; {args.ticks} ticks kept while the disk is full", flush=True)
+    print(f"{TICK}-sample ticks; {args.ticks} ticks kept while the disk is full; load average"
+          f" {os.getloadavg()[0]:.2f}", flush=True)
     for n in range(args.runs):
         r = run(args.ticks)
         print(f"run {n + 1}: tick written (store up): {ms(r['up'])}")        # type: ignore[arg-type]
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"       resume from store + memory ({r['resumed']} samples):"
               f" {r['resume_s'] * 1e3:.1f} ms; write-back of the {args.ticks} ticks when space"
               f" returns: {r['back_s']:.2f} s", flush=True)
-    print(f"memory of {args.ticks} kept ticks: {run(args.ticks, trace=True)['kept_mb']:.1f} MiB")
+    print(f"memory of {args.ticks} kept ticks: {run(args.ticks, trace=True)['kept_mb']:.1f} MiB;"
+          f" load average {os.getloadavg()[0]:.2f}")
     return 0
 
 
