@@ -68,9 +68,12 @@ class Runtime:
         # other go out as one: the per-tick cost (store, alerts, Socket.IO) is paid once.
         self.runner = CollectorRunner(collectors, self.publish,
                                       gather_s=min(0.05, settings.interval_s / 10))
-        self.runner.add_job(self.spool.when_up(self.store.rollup), trigger="interval", seconds=60)
-        self.runner.add_job(self.spool.when_up(self.store.prune), trigger="interval",
-                            seconds=self.store.prune_every_s)
+        def writable() -> bool:          # rollup and prune wait while the store cannot write;
+            return self.spool.up         # rollups catch up afterwards
+
+        self.runner.add_job(self.store.rollup, trigger="interval", seconds=60, when=writable)
+        self.runner.add_job(self.store.prune, trigger="interval", seconds=self.store.prune_every_s,
+                            when=writable)
         # Collectors with a background part (the StatsD listener) start and stop with us.
         for c in self.runner.collectors:
             start, stop = getattr(c, "start", None), getattr(c, "stop", None)

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 from dashboard.model import Sample
 from dashboard.store.history import Store
@@ -27,7 +27,6 @@ from dashboard.store.history import Store
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 60.0
-T = TypeVar("T")
 
 
 class Spool:
@@ -152,14 +151,6 @@ class Spool:
         seqs = {s.seq for s in stored}
         merged = stored + [s for s in kept if s.seq not in seqs]
         return sorted(merged, key=lambda s: s.seq or 0)[:limit]
-
-    def when_up(self, job: Callable[[], T]) -> Callable[[], T | None]:
-        """``job`` (rollup, prune) skipped while the store cannot write: it would only fail with a
-        traceback each time; rollups catch up afterwards."""
-        def run() -> T | None:
-            return job() if self.up else None
-        run.__name__ = getattr(job, "__name__", "job")
-        return run
 
     def status(self) -> dict[str, Any]:
         """For /healthz: ``status`` (ok | error) and ``age_s`` (since the last write), and why."""
