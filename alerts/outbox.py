@@ -23,15 +23,26 @@ Storm control: the first message to a channel goes at once; transitions that arr
 ``group_window_s`` (30 s) of the previous message go out together as one message when that
 window ends. Once a channel has had ``max_per_hour`` (20) messages in the past hour, waiting
 items are sent as one digest every ``digest_every_s`` (5 min) instead.
+
+While the store cannot write (a full disk), step 1 cannot happen: the alert service hands the
+items to ``send_direct`` instead. They wait in memory (at most ``DIRECT_MAX`` per channel), go
+out before anything of the store's outbox (whatever waits at the same moment as one message,
+same retries and backoff), and the message, its items and its outcome are recorded once the
+store writes again (and never sent again). A message of the store's outbox that was sent but
+could not be marked delivered is kept in memory as done, not sent again every few seconds; it
+is marked when the store writes again. Killed before those records: what only memory knew is
+lost (docs/alerts.md, "When the store cannot write").
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from alerts.notifiers import DeliveryError, Notifier
 from dashboard.store.outbox import OutboxRepo, PendingMessage, WaitingItem
@@ -40,6 +51,9 @@ from dashboard.store.txn import Connection
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0
+DIRECT_MAX = 1_000          # per channel: items waiting in memory, and sent ones not yet recorded
+LOG_EVERY_S = 60.0
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -48,6 +62,35 @@ class Policy:
     group_window_s: float = 30.0
     max_per_hour: int = 20
     digest_every_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery attempt, as the store keeps it."""
+
+    state: str                  # delivered | failed | pending (again at next_attempt_at)
+    attempts: int
+    error: str | None
+    at: float
+    next_attempt_at: float
+    channel_state: str          # ok | retrying | failing | failed_permanently
+
+
+@dataclass
+class DirectMessage:
+    """A message sent from memory while the store could not write (``send_direct``)."""
+
+    key: str
+    body: dict[str, Any]
+    items: list[tuple[str, dict[str, Any]]]        # (idempotency key, item)
+    created_at: float
+    outcome: Outcome | None = None
+
+
+def group_key(keys: Sequence[str]) -> str:
+    """A message's idempotency key: its item's, or a hash of its items' keys."""
+    return keys[0] if len(keys) == 1 else (
+        "group-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32])
 
 
 class Outbox:
@@ -65,15 +108,39 @@ class Outbox:
         finally:
             conn.close()
         self._senders: dict[str, _Sender] = {}
+        # While the store cannot write (each channel's sender alone touches its entries, but
+        # for _waiting, which the alert service fills):
+        self._memory_lock = threading.Lock()
+        self._waiting: dict[str, deque[tuple[str, dict[str, Any]]]] = {}
+        self._direct: dict[str, DirectMessage] = {}             # being sent
+        self._sent: dict[str, deque[DirectMessage]] = {}        # done, to be recorded
+        self._unmarked: dict[str, tuple[int, Outcome]] = {}     # a stored message's outcome
+        self._logged_at: dict[str, float] = {}
+
+    def send_direct(self, channel: str, key: str, item: dict[str, Any]) -> None:
+        """Send ``item`` from memory (the store cannot take it), and record it afterwards."""
+        with self._memory_lock:
+            waiting = self._waiting.setdefault(channel, deque())
+            if len(waiting) >= DIRECT_MAX:
+                lost = waiting.popleft()[0]
+                log.error("channel %s: more than %d notifications wait in memory; %s is lost",
+                          channel, DIRECT_MAX, lost)
+            waiting.append((key, item))
+        self.wake()
 
     # --- one step of one channel's sender (also called directly by tests) -----------------------
 
     def step(self, conn: Connection, channel: str) -> float | None:
         """Do the next thing due on ``channel``. Returns 0 to go on at once, the seconds until
-        something is due, or None when nothing waits."""
+        something is due, or None when nothing waits. Raises while the store cannot record
+        what was done (the sender tries again a few seconds later)."""
+        due = self._step_direct(channel)
+        if due is not None:
+            return due
         now = self._clock()
         policy = self.policies.get(channel, self.policy)
         repo = OutboxRepo(conn)
+        self._record_memory(repo, channel)
         head = repo.head(channel)
         if head:
             if head.next_attempt_at > now:
@@ -94,39 +161,97 @@ class Outbox:
 
     def _compose(self, repo: OutboxRepo, channel: str, waiting: list[WaitingItem], digest: bool,
                  now: float) -> None:
-        keys = [w.key for w in waiting]
-        key = keys[0] if len(keys) == 1 else (
-            "group-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32])
+        key = group_key([w.key for w in waiting])
         items = [w.item for w in waiting]
         body = self.notifiers[channel].render(items, key, channel, now, digest)
         repo.add_message(channel, key, body, [w.id for w in waiting], digest, now)
 
     def _attempt(self, repo: OutboxRepo, channel: str, head: PendingMessage) -> None:
+        # Kept until the store has it: a send the store cannot mark is not sent again.
+        self._unmarked[channel] = (head.id, self._try(channel, head.body, head.key,
+                                                      head.attempts))
+        self._mark(repo, channel)
+
+    def _try(self, channel: str, body: Mapping[str, Any], key: str, attempts: int) -> Outcome:
+        """Send once; what came of it (after ``attempts`` earlier attempts)."""
         policy = self.policies.get(channel, self.policy)
         error: DeliveryError | None = None
         try:
-            self.notifiers[channel].send(head.body, head.key)
+            self.notifiers[channel].send(body, key)
         except DeliveryError as e:
             error = e
         except Exception as e:  # noqa: BLE001 - a bug in one channel must not stop the sender
             log.exception("channel %s: sending failed unexpectedly", channel)
             error = DeliveryError(f"{type(e).__name__}: {e}", permanent=False)
         now = self._clock()
-        attempts = head.attempts + 1
+        attempts += 1
         if error is None:
-            repo.finish(head.id, "delivered", attempts, None, now)
-            repo.set_channel_state(channel, "ok", None, now)
-            return
-        log.warning("channel %s: attempt %d of message %d failed: %s", channel, attempts, head.id,
+            return Outcome("delivered", attempts, None, now, now, "ok")
+        log.warning("channel %s: attempt %d of message %s failed: %s", channel, attempts, key,
                     error)
         if error.permanent or attempts > policy.retries:
-            repo.finish(head.id, "failed", attempts, str(error), now)
-            repo.set_channel_state(channel, "failed_permanently" if error.permanent else "failing",
-                                   str(error), now)
-            return
-        delay = policy.backoff_s * 2 ** (attempts - 1)
-        repo.retry_later(head.id, attempts, now + delay, str(error))
-        repo.set_channel_state(channel, "retrying", str(error), now)
+            return Outcome("failed", attempts, str(error), now, now,
+                           "failed_permanently" if error.permanent else "failing")
+        return Outcome("pending", attempts, str(error), now,
+                       now + policy.backoff_s * 2 ** (attempts - 1), "retrying")
+
+    def _mark(self, repo: OutboxRepo, channel: str) -> None:
+        """Write the outcome of the stored message last tried on ``channel``."""
+        msg_id, o = self._unmarked[channel]
+        if o.state == "pending":
+            repo.retry_later(msg_id, o.attempts, o.next_attempt_at, o.error or "")
+        else:
+            repo.finish(msg_id, o.state, o.attempts, o.error, o.at)
+        repo.set_channel_state(channel, o.channel_state, o.error, o.at)
+        del self._unmarked[channel]
+
+    # --- while the store cannot write -------------------------------------------------------------
+
+    def _step_direct(self, channel: str) -> float | None:
+        """Send what waits in memory for ``channel``; None when nothing does."""
+        with self._memory_lock:
+            msg = self._direct.get(channel)
+            if msg is None:
+                waiting = list(self._waiting.pop(channel, ()))
+                if not waiting:
+                    return None
+                now = self._clock()
+                key = group_key([k for k, _ in waiting])
+                body = self.notifiers[channel].render([i for _, i in waiting], key, channel, now,
+                                                      False)
+                msg = self._direct[channel] = DirectMessage(key, body, waiting, now)
+        if msg.outcome is not None and msg.outcome.next_attempt_at > self._clock():
+            return msg.outcome.next_attempt_at - self._clock()
+        msg.outcome = self._try(channel, msg.body, msg.key,
+                                msg.outcome.attempts if msg.outcome else 0)
+        if msg.outcome.state != "pending":
+            with self._memory_lock:
+                del self._direct[channel]
+                sent = self._sent.setdefault(channel, deque(maxlen=DIRECT_MAX))
+                sent.append(msg)
+        return 0
+
+    def _record_memory(self, repo: OutboxRepo, channel: str) -> None:
+        """What was done from memory, into the store (raises while it still cannot write)."""
+        if channel in self._unmarked:
+            self._mark(repo, channel)
+        sent = self._sent.get(channel)
+        while sent:
+            msg = sent[0]
+            assert msg.outcome is not None
+            repo.add_sent(channel, msg.key, msg.body, msg.items, msg.outcome.state,
+                          msg.outcome.attempts, msg.outcome.error, msg.created_at, msg.outcome.at)
+            repo.set_channel_state(channel, msg.outcome.channel_state, msg.outcome.error,
+                                   msg.outcome.at)
+            sent.popleft()
+
+    def failed_step(self, channel: str, e: Exception) -> None:
+        """A step that raised (the store busy or full): said once a minute per channel."""
+        now = time.monotonic()
+        if now - self._logged_at.get(channel, -math.inf) >= LOG_EVERY_S:
+            self._logged_at[channel] = now
+            log.warning("alert sender %s: %s: %s (trying again every %g s)", channel,
+                        type(e).__name__, e, IDLE_POLL_S)
 
     # --- what the page shows --------------------------------------------------------------------
 
@@ -188,9 +313,9 @@ class _Sender:
                 self.wake.clear()        # before the step: a wake during the step is not lost
                 try:
                     delay = self.outbox.step(conn, self.channel)
-                except Exception:  # noqa: BLE001 - e.g. the database busy for too long
-                    log.exception("alert sender %s", self.channel)
-                    delay = 5.0
+                except Exception as e:  # noqa: BLE001 - e.g. the database busy for too long
+                    self.outbox.failed_step(self.channel, e)
+                    delay = IDLE_POLL_S
                 if delay == 0:
                     continue
                 # Idle: look again every few seconds; another process (a web instance ending a

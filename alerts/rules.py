@@ -145,6 +145,13 @@ def default_rules(settings: Settings) -> dict[str, Rule]:
                            "its target", "", "below", None, 1, 1, 30,
                            "collector cannot reach its target, or no sample for 3 intervals",
                            labels=("probe",) if source == "app" else ()))
+    # The store itself (dashboard/store/spool.py; judged by the alert service's tick, the only
+    # rule not fed by a collector's samples): its writes failing for 30 s is critical, and it
+    # resolves at the first write that succeeds again.
+    rules.append(_rule("store_down", "store.up", "The store cannot write (history, alert state)",
+                       "", "below", None, 1, 1, 30,
+                       "dashboard default: a store that cannot write is loud, not silent",
+                       keep_firing_for_s=0))
     out = {r.name: r for r in rules}
     assert set(RULE_NAMES) <= out.keys()
     return out

@@ -2,8 +2,14 @@
 
 ``process(samples, now)`` runs the engine and, in ONE store transaction, saves the engine's
 new state, the alerts' history, and an outbox item per (transition, channel). The outbox's
-sender threads deliver later, outside the collection tick. If the transaction fails, the engine
-is reloaded from the last saved state, so the next tick produces the transition again.
+sender threads deliver later, outside the collection tick.
+
+When the store cannot write (a full disk: the outbox is in the same file), the engine keeps its
+state in memory and goes on judging; each transition is handed to the channels' senders
+directly (``Outbox.send_direct``, in memory) and kept, with the channels it went to, until a
+transaction succeeds again: that one records them all (history, who was told, the new state),
+never sending them a second time. ``tick`` also judges the store itself (rule ``store_down``)
+from ``store_status`` (dashboard/store/spool.py).
 
 Routing: a channel gets a transition when its ``min_severity`` and ``rules`` filters (or the
 rule's ``severity_channels``) accept the alert's severity; "resolved" and "de-escalated" go to
@@ -17,9 +23,11 @@ one still firing is announced at its current severity.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from alerts import overview
@@ -32,6 +40,9 @@ from dashboard.store.outbox import OutboxRepo
 from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
+
+UNSAVED_MAX = 10_000        # transitions kept for the history while the store cannot write
+LOG_EVERY_S = 60.0
 
 
 class AlertNotFound(LookupError):
@@ -48,6 +59,17 @@ class Channel:
     kind: str
     min_severity: str = "warning"
     rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """A transition judged while the store could not write, and what was done about it."""
+
+    t: Transition
+    now: float
+    peak: float | None
+    silence: int | None
+    told: list[str] = field(default_factory=list)      # the channels it was sent to
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,11 @@ class AlertService:
         self._outbox_repo = OutboxRepo(self.conn)     # items queued in this service's transactions
         self.state.create()
         self.engine.load(self.state.load_states())
+        # The store's health ({"status": "ok" | "error", "error"}), judged by ``tick``.
+        self.store_status: Callable[[], Mapping[str, Any]] | None = None
+        self._unsaved: deque[Unsaved] = deque(maxlen=UNSAVED_MAX)
+        self._told_unsaved: dict[tuple[str, str], tuple[str, str]] = {}
+        self._failed_logged_at = -math.inf
 
     # --- the tick path -------------------------------------------------------------------------
 
@@ -80,13 +107,24 @@ class AlertService:
         now = self.clock() if now is None else now
         samples = list(samples)
         with self.lock:
-            for s in samples:        # why a source is down: said in the <source>_down message
-                key = (s.source, alert_key("", s.labels))
-                if s.error:
-                    self._errors[key] = s.error[:300]
-                else:
-                    self._errors.pop(key, None)
+            self._note_errors(samples)
             return self._commit(self.engine.evaluate(samples), now)
+
+    def _note_errors(self, samples: list[Sample]) -> None:
+        for s in samples:        # why a source is down: said in the <source>_down message
+            key = (s.source, alert_key("", s.labels))
+            if s.error:
+                self._errors[key] = s.error[:300]
+            else:
+                self._errors.pop(key, None)
+
+    def _store_sample(self, now: float) -> list[Sample]:
+        """The store's health as a sample of source ``store`` (rule ``store_down``)."""
+        if self.store_status is None:
+            return []
+        st = self.store_status()
+        return [Sample("store", now, {"store.up": 1.0 if st["status"] == "ok" else 0.0},
+                       error=st.get("error"))]
 
     def reload(self, now: float | None = None) -> None:
         """Take over from the saved state (start-up, or a standby becoming the collector): what
@@ -101,8 +139,10 @@ class AlertService:
         now = self.clock() if now is None else now
         with self.lock:
             self._sync_acks(now)
-            out = self._commit(self.engine.tick(now), now)
-            if self.state.ended_unreleased(now):
+            store = self._store_sample(now)
+            self._note_errors(store)
+            out = self._commit(self.engine.evaluate(store) + self.engine.tick(now), now)
+            if not self._unsaved and self.state.ended_unreleased(now):
                 with self.state.transaction():
                     self._release(now)
                 self.outbox.wake()
@@ -118,17 +158,26 @@ class AlertService:
                 self.engine.acknowledge(alert_id, until)
 
     def _commit(self, transitions: list[Transition], now: float) -> list[Transition]:
-        if not transitions and not self.engine.dirty:
+        if not transitions and not self.engine.dirty and not self._unsaved:
             return []
         try:
             with self.state.transaction():
+                self._write_unsaved()
                 self._write(transitions, now)
-        except Exception:
-            # Nothing was recorded: go back to the saved state; the next samples redo the work.
-            log.exception("alert state could not be saved; reloading the last saved state")
-            self.engine.load(self.state.load_states())
-            return []
-        self.engine.dirty.clear()
+        except Exception as e:  # noqa: BLE001 - the store cannot write (a full disk): go on
+            # Nothing was recorded: keep the state in memory (dirty), send directly, and record
+            # it all at the next transaction that succeeds.
+            self._failed(e)
+            for t in transitions:
+                self._hold(t, now)
+        else:
+            if self._unsaved:
+                log.warning("alert state saved again; %d transitions judged while the store "
+                            "could not write are recorded", len(self._unsaved))
+                self._unsaved.clear()
+                self._told_unsaved.clear()
+                self._failed_logged_at = -math.inf
+            self.engine.dirty.clear()
         if transitions:
             self.outbox.wake()
             counts = self.counts()
@@ -149,6 +198,39 @@ class AlertService:
             if sid is None:
                 self._route(t, rule, now)
 
+    def _failed(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - self._failed_logged_at >= LOG_EVERY_S:       # once a minute, not every tick
+            self._failed_logged_at = now
+            log.warning("alert state cannot be saved (%s: %s); judging and sending go on from "
+                        "memory, %d transitions wait to be recorded", type(e).__name__, e,
+                        len(self._unsaved))
+
+    def _hold(self, t: Transition, now: float) -> None:
+        """A transition the store could not record: sent directly, recorded later."""
+        rule = self.rules[t.rule]
+        sid = self.state.active_silence(t.rule, t.labels, now)
+        st = next((s for s in self.engine.states.values() if s.alert_id == t.alert_id), None)
+        held = Unsaved(t, now, st.peak if st else None, sid)
+        if sid is None:
+            for ch in self._audience(t, rule):
+                key = self._key(t)
+                self.outbox.send_direct(ch.name, key, self.item(t, ch.name, key))
+                self._told_unsaved[(t.alert_id, ch.name)] = (t.kind, t.severity)
+                held.told.append(ch.name)
+        self._unsaved.append(held)
+
+    def _write_unsaved(self) -> None:
+        """Inside the transaction: what was judged and sent while the store could not write."""
+        for u in self._unsaved:
+            self.state.record(u.t, u.peak, u.silence)
+            for ch in u.told:
+                self.state.set_told(u.t.alert_id, ch, u.t.kind, u.t.severity, u.now)
+
+    def _told(self, alert_id: str, channel: str) -> tuple[str, str] | None:
+        told = self._told_unsaved.get((alert_id, channel))
+        return told if told is not None else self.state.told(alert_id, channel)
+
     # --- routing ---------------------------------------------------------------------------------
 
     def accepts(self, ch: Channel, rule: Rule, severity: str) -> bool:
@@ -159,8 +241,14 @@ class AlertService:
         return SEVERITY_RANK[severity] >= SEVERITY_RANK[ch.min_severity]
 
     def _route(self, t: Transition, rule: Rule, now: float) -> None:
+        for ch in self._audience(t, rule):
+            self._enqueue(t, ch, now)
+
+    def _audience(self, t: Transition, rule: Rule) -> list[Channel]:
+        """The channels ``t`` goes to."""
+        out = []
         for ch in self.channels:
-            told = self.state.told(t.alert_id, ch.name)
+            told = self._told(t.alert_id, ch.name)
             heard = told is not None and told[0] != "resolved"
             if t.kind == "resolved":
                 ok = heard
@@ -169,10 +257,16 @@ class AlertService:
             else:
                 ok = self.accepts(ch, rule, t.severity)
             if ok:
-                self._enqueue(t, ch, now)
+                out.append(ch)
+        return out
+
+    @staticmethod
+    def _key(t: Transition) -> str:
+        """The idempotency key of ``t``'s message, the same on every channel and every path."""
+        return f"{t.alert_id}-{t.kind}-{t.seq}"
 
     def _enqueue(self, t: Transition, ch: Channel, now: float) -> None:
-        key = f"{t.alert_id}-{t.kind}-{t.seq}"
+        key = self._key(t)
         if self._outbox_repo.enqueue(ch.name, key, self.item(t, ch.name, key), now):
             self.state.set_told(t.alert_id, ch.name, t.kind, t.severity, now)
 

@@ -5,7 +5,8 @@ namespace ``/live``, on every transition and ack); ``parts(service, settings)`` 
 adds to the runtime, which ``dashboard.app.create_app`` adds:
 * an evaluating sink (each stored tick goes through the engine),
 * a job that judges what time alone changes (a source silent for three intervals is down,
-  repeats, expired acknowledgements, ended silences), and a daily prune,
+  repeats, expired acknowledgements, ended silences) and the store's health (``store_down``),
+  and a daily prune,
 * the saved state reloaded and the outbox's sender threads started with the runtime
   (``on_start``), stopped with it.
 
@@ -89,6 +90,7 @@ def service_for(runtime: Runtime, emit: Callable[..., Any] | None = None,
     signer = signing.for_runtime(runtime)
     service = build(settings, runtime.store, intervals, policy=policy,
                     ack_link=ack_link_maker(settings, signer), panel_for=panel_for)
+    service.store_status = runtime.spool.status       # judged as rule store_down
     if emit is not None:
         service.listeners.append(
             lambda trs, counts: emit("alert", wire_event(trs, counts, service), namespace=NAMESPACE))

@@ -19,6 +19,7 @@ from dashboard.config.settings import Settings
 from dashboard.model import Sample
 from dashboard.scheduler import CollectorRunner
 from dashboard.store import Store
+from dashboard.store.spool import Spool
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
@@ -52,6 +53,8 @@ class Runtime:
         self.rules: dict[str, Rule] = build_rules(settings)
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
                                     settings.rollup_retention_d)
+        # Ticks the store cannot write (a full disk) still reach every sink, numbered on.
+        self.spool = Spool(self.store, settings.store_buffer_s)
         if collectors is None:
             collectors = registry.build(settings)
         self.sinks: list[Sink] = [self._relay]
@@ -65,8 +68,12 @@ class Runtime:
         # other go out as one: the per-tick cost (store, alerts, Socket.IO) is paid once.
         self.runner = CollectorRunner(collectors, self.publish,
                                       gather_s=min(0.05, settings.interval_s / 10))
-        self.runner.add_job(self.store.rollup, trigger="interval", seconds=60)
-        self.runner.add_job(self.store.prune, trigger="interval", seconds=self.store.prune_every_s)
+        def writable() -> bool:          # rollup and prune wait while the store cannot write;
+            return self.spool.up         # rollups catch up afterwards
+
+        self.runner.add_job(self.store.rollup, trigger="interval", seconds=60, when=writable)
+        self.runner.add_job(self.store.prune, trigger="interval", seconds=self.store.prune_every_s,
+                            when=writable)
         # Collectors with a background part (the StatsD listener) start and stop with us.
         for c in self.runner.collectors:
             start, stop = getattr(c, "start", None), getattr(c, "stop", None)
@@ -106,9 +113,10 @@ class Runtime:
             self.emit("samples", [s.to_wire() for s in samples])
 
     def publish(self, samples: list[Sample]) -> list[Sample]:
-        # One tick at a time, so sinks (and browsers) see samples in sequence order.
+        # One tick at a time, so sinks (and browsers) see samples in sequence order. A tick the
+        # store cannot write goes on all the same, numbered in memory (store/spool.py).
         with self._publish_lock:
-            stored = self.store.append(samples)
+            stored = self.spool.append(samples)
             for sink in self.sinks:
                 try:
                     sink(stored)

@@ -92,6 +92,13 @@ class _CollectorThread:
                 call.run(self._collector)
 
 
+def _only_when(func: Callable[[], object], when: Callable[[], bool]) -> Callable[[], object]:
+    def run() -> object:
+        return func() if when() else None
+    run.__name__ = getattr(func, "__name__", "job")
+    return run
+
+
 def _error_text(e: BaseException) -> str:
     if isinstance(e, CollectorError):
         return str(e)
@@ -232,7 +239,9 @@ class CollectorRunner:
     def add_job(self, func: Callable, **trigger: object) -> None:
         """Register a maintenance job (rollup, prune, reports...) to start with the collectors.
 
-        ``trigger`` takes APScheduler's arguments, e.g. ``trigger="interval", seconds=60``.
+        ``trigger`` takes APScheduler's arguments, e.g. ``trigger="interval", seconds=60``, and
+        ``when``: a callable; the job is skipped while it returns false (rollup and prune while
+        the store cannot write: they would only fail with a traceback each time).
         """
         self._extra_jobs.append((func, trigger))
         if self._scheduler is not None:
@@ -242,6 +251,9 @@ class CollectorRunner:
         assert self._scheduler is not None
         opts = dict(trigger)
         kind = opts.pop("trigger", "interval")
+        when = opts.pop("when", None)
+        if when is not None:
+            func = _only_when(func, when)
         opts.setdefault("max_instances", 1)
         opts.setdefault("coalesce", True)
         opts.setdefault("misfire_grace_time", 30)

@@ -61,6 +61,8 @@ min_severity = "warning"
     ('colour = "blue"', "colour"),
     ('[[probes]]\nname = "home"\nurl = "http://127.0.0.1:99999/health"', "probes[0].url"),
     ('[phpfpm]\nurl = "http://h:80a/status"', "phpfpm.url"),
+    ("store_buffer_s = -1", "store_buffer_s"),
+    ("store_buffer_s = 'long'", "store_buffer_s"),
 ])
 def test_a_bad_value_is_an_error_naming_its_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
@@ -74,6 +76,13 @@ def test_environment_overrides_the_file(tmp_path):
                   env={"DASHBOARD_INTERVAL_S": "2", "DASHBOARD_MYSQL_URL": "mysql://m:pw@db:3307/"})
     assert s.interval_s == 2.0
     assert (s.mysql.host, s.mysql.port, s.mysql.user) == ("db", 3307, "m")
+
+
+def test_store_buffer_s_defaults_to_300_and_comes_from_the_file_or_the_environment(tmp_path):
+    assert load_toml(tmp_path, "").store_buffer_s == 300
+    assert load_toml(tmp_path, "store_buffer_s = 60").store_buffer_s == 60
+    assert load_toml(tmp_path, "store_buffer_s = 60",
+                     env={"DASHBOARD_STORE_BUFFER_S": "0"}).store_buffer_s == 0
 
 
 def test_masked_settings_contain_no_secret(tmp_path):

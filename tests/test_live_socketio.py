@@ -21,7 +21,7 @@ def live_app(tmp_path):
 
 
 def socket_client(app):
-    return live_socket_client(app)
+    return live_socket_client(app)          # logged in: /live refuses anonymous sockets
 
 
 def received_samples(client):

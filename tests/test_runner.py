@@ -176,3 +176,22 @@ def test_maintenance_jobs_first_run_one_interval_after_the_start(runtime):
     rt.runner.start()
     wait_until(lambda: runs, timeout=15, message="the job never ran")
     assert runs[0] >= started + 1.9      # not at start-up (a prune pass on every restart)
+
+
+def test_a_job_with_when_is_skipped_while_when_is_false(runtime):
+    """Rollup and prune wait while the store cannot write (``when``), instead of failing with a
+    traceback each time; they run again once it can."""
+    rt = runtime([CountingCollector()])
+    asked: list[bool] = []
+    writable = threading.Event()
+    runs: list[int] = []
+
+    def when() -> bool:
+        asked.append(writable.is_set())
+        return writable.is_set()
+    rt.runner.add_job(lambda: runs.append(1), trigger="interval", seconds=0.1, when=when)
+    rt.runner.start()
+    wait_until(lambda: len(asked) >= 3, timeout=15, message="the job was never due")
+    assert runs == []
+    writable.set()
+    wait_until(lambda: runs, timeout=15, message="the job never ran once allowed")

@@ -16,7 +16,7 @@ RULE_NAMES = (
     "db_pool_utilization", "db_connections_per_hour", "db_refused_connections", "db_slow_queries",
     "db_avg_query_time", "cache_hit_rate", "queue_pending", "queue_failed", "queue_oldest_age",
     "app_response_time", "app_error_rate", "app_checkout_success", "app_availability",
-    "app_worker_utilization", "host_cpu", "host_memory", "host_disk", "host_load",
+    "app_worker_utilization", "host_cpu", "host_memory", "host_disk", "host_load", "store_down",
 )
 DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
@@ -123,6 +123,7 @@ class Settings:
     raw_retention_h: float = 48.0
     rollup_retention_d: float = 400.0
     collector_timeout_s: float = 10.0
+    store_buffer_s: float = 300.0            # ticks kept in memory while the store cannot write
     metrics_public: bool = False
     # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 = none.
     trusted_proxies: int = 0

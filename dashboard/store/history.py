@@ -143,6 +143,9 @@ _INSERT = {n: "INSERT INTO samples(ts, source, labels, vals, error) VALUES " + "
            for n in (1 << i for i in range(_INSERT_MAX.bit_length()))}
 
 
+_INSERT_NUMBERED = "INSERT INTO samples(seq, ts, source, labels, vals, error) VALUES (?,?,?,?,?,?)"
+
+
 def _insert_rows(c: sqlite3.Connection, rows: list[tuple]) -> None:
     """Multi-row INSERTs of 128, 64, ... 1 rows: a handful of statements per tick instead of one
     per row (AUTOINCREMENT's bookkeeping and the statement's reset are paid per statement:
@@ -262,11 +265,13 @@ class Store:
             text = self._labels_cache[key] = _labels_text(labels)
         return text
 
-    def append(self, samples: Sequence[Sample]) -> list[Sample]:
+    def append(self, samples: Sequence[Sample], first_seq: int | None = None) -> list[Sample]:
         """Store one tick's samples in one transaction; return them with sequence numbers.
 
         A sample without a finite time is left out (counted in ``dropped_samples``, logged at
-        most once a minute) and the rest of the tick is stored."""
+        most once a minute) and the rest of the tick is stored. ``first_seq``: the samples get
+        first_seq, first_seq + 1, ... instead of the next numbers (a tick numbered in memory
+        while the disk was full, written back with the numbers the page saw: store/spool.py)."""
         timed = _timed(samples)
         if len(timed) != len(samples):
             self._dropped(len(samples) - len(timed))
@@ -303,21 +308,32 @@ class Store:
                 # A few statements for the whole tick (issue 9: 300 samples a tick from 50 hosts
                 # and 200 queues). AUTOINCREMENT under the write lock numbers them consecutively,
                 # so their sequence numbers follow from the last one.
-                _insert_rows(c, rows)
-                first = c.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
+                if first_seq is None:
+                    _insert_rows(c, rows)
+                    first = c.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
+                else:
+                    c.executemany(_INSERT_NUMBERED, [(first_seq + i, *r) for i, r in enumerate(rows)])
+                    first = first_seq
                 remember = self._latest.record(c, sources, labels, first)
                 if new_sources:
                     c.executemany("INSERT OR IGNORE INTO metric_sources VALUES (?,?)", new_sources)
                 c.execute("COMMIT")
             except BaseException:
                 self._latest.forget()
-                c.execute("ROLLBACK")
+                if c.in_transaction:         # SQLITE_FULL has already rolled it back
+                    c.execute("ROLLBACK")
                 raise
             remember()
             self._known_sources.update(new_sources)
             if len(shapes) < LABELS_CACHE_MAX:
                 shapes.update(new_shapes)
         return _stored_samples(samples, cleans, first)
+
+    def as_stored(self, samples: Sequence[Sample], first_seq: int) -> list[Sample]:
+        """The samples as ``append(samples, first_seq)`` would store and return them, without
+        writing: what the page gets while the store cannot write."""
+        timed = _timed(samples)
+        return _stored_samples(timed, _clean_tick([s.values for s in timed]), first_seq)
 
     def _dropped(self, n: int) -> None:
         self.dropped_samples += n

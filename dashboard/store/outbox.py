@@ -129,6 +129,24 @@ class OutboxRepo:
             self.conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
                                   [(cur.lastrowid, i) for i in item_ids])
 
+    def add_sent(self, channel: str, key: str, body: Mapping[str, Any],
+                 items: Sequence[tuple[str, Mapping[str, Any]]], state: str, attempts: int,
+                 error: str | None, created_at: float, done_at: float) -> None:
+        """A message sent while the store could not write, recorded afterwards with its items
+        and outcome: one transaction. Items already on record keep their row."""
+        with immediate(self.conn):
+            cur = self.conn.execute(
+                "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
+                " created_at, state, attempts, next_attempt_at, last_error, done_at)"
+                " VALUES (?,?,?,?,0,?,?,?,?,?,?)",
+                (channel, key, json.dumps(body), len(items), created_at, state, attempts,
+                 done_at, error, done_at))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO outbox_items (channel, idempotency_key, alert_id, event,"
+                " item, created_at, message_id) VALUES (?,?,?,?,?,?,?)",
+                [(channel, k, it["alert_id"], it["event"], json.dumps(it), created_at,
+                  cur.lastrowid) for k, it in items])
+
     def retry_later(self, msg_id: int, attempts: int, at: float, error: str) -> None:
         self.conn.execute("UPDATE outbox_messages SET attempts = ?, next_attempt_at = ?,"
                           " last_error = ? WHERE id = ?", (attempts, at, error, msg_id))

@@ -22,7 +22,8 @@ def immediate(conn: Connection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:      # SQLITE_FULL (a full disk) has already rolled it back
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -1,6 +1,7 @@
 """Socket.IO namespace ``/live``: every stored tick is pushed to browsers as one ``samples``
 event (a list of ``{seq, ts, source, values, labels}``), and a (re)connecting browser asks for
-what it missed with ``resume`` (``{after_seq}``) and gets it from the store.
+what it missed with ``resume`` (``{after_seq}``) and gets it from the store (and, while the
+store cannot write, from the ticks kept in memory: dashboard/store/spool.py).
 
 Each tick is serialised once and broadcast; python-socketio encodes a broadcast packet once for
 all clients.
@@ -107,7 +108,7 @@ class LiveNamespace(live_gate.LifecycleOnly):
             return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
                     "retry_after_s": RESUME_EVERY_S}
         after, since = data["after_seq"], time.time() - MAX_RESUME_S
-        store = self.runtime.store
+        store = self.runtime.spool           # the store, and the ticks it could not write yet
         samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
         truncated = len(samples) > MAX_RESUME_SAMPLES
         if not truncated and (not samples or samples[0].seq != after + 1):

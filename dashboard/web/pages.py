@@ -32,7 +32,8 @@ def asset_version() -> str:
 
 @bp.get("/healthz")
 def healthz():
-    """No login: the overall status and each collector's status (ok / error / stale) and age.
+    """No login: the overall status, each collector's status (ok / error / stale) and age, and
+    the store's (``error`` while it cannot write: degraded, however well the collectors do).
 
     Always 200 while the process answers (the contract); ``status`` says whether all is well.
     Error texts name internal addresses and users (``monitor@10.0.0.5``, ``127.0.0.1:6379``):
@@ -40,12 +41,15 @@ def healthz():
     """
     rt = current_app.extensions["dashboard"]
     collectors = rt.collector_status()
+    store = rt.spool.status()
     if g.principal is None:
         collectors = {name: {k: c.get(k) for k in ANONYMOUS_HEALTH} for name, c in collectors.items()}
+        store = {k: store[k] for k in ANONYMOUS_HEALTH}
     remote = not rt.started and rt.status_reader is not None     # a web-only instance
-    ok = (rt.started or remote) and all(c["status"] == "ok" for c in collectors.values())
+    ok = ((rt.started or remote) and store["status"] == "ok"
+          and all(c["status"] == "ok" for c in collectors.values()))
     body = {"status": "ok" if ok else ("starting" if not (rt.started or remote) else "degraded"),
-            "ts": time.time(), "collectors": collectors}
+            "ts": time.time(), "collectors": collectors, "store": store}
     return jsonify(body)
 
 
