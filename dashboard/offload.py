@@ -10,8 +10,8 @@ a thread of its own. SQLite and zlib release the GIL, so the loop keeps going be
 
 The async library is only used when the worker already loaded and patched it (wsgi.py,
 wsgi_gevent.py); nothing here imports it otherwise. Work handed over must not touch the hub's
-own objects: green locks, green sockets, or a SQLite connection the hub uses (a store read runs
-on a connection of its own, ``Store.reading``).
+own objects: green locks, green sockets, or a SQLite connection the hub uses: ``read`` runs a
+store read on a connection of its own (``Store.reading``).
 """
 from __future__ import annotations
 
@@ -39,3 +39,12 @@ def run(fn: Callable[..., T], *args: Any) -> T:
     green thread waits (others run meanwhile) and gets the result or the exception."""
     pool = _pool()
     return fn(*args) if pool is None else pool(fn, args)
+
+
+def read(store: Any, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(view, *args)`` off the loop, ``view`` being ``store`` on a connection of its own
+    (``store.reading()``): the history, series, reports, fleet and resume reads (issue 15)."""
+    def work() -> T:
+        with store.reading() as view:
+            return fn(view, *args)
+    return run(work)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from flask import request
 from flask_socketio import SocketIO
 
+from dashboard import offload
 from dashboard.web import live_gate, live_logins
 
 if TYPE_CHECKING:
@@ -106,18 +107,25 @@ class LiveNamespace(live_gate.LifecycleOnly):
             # Not a reason to reload history: the page asks again after retry_after_s.
             return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
                     "retry_after_s": RESUME_EVERY_S}
-        after, since = data["after_seq"], time.time() - MAX_RESUME_S
-        store = self.runtime.store
-        samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
-        truncated = len(samples) > MAX_RESUME_SAMPLES
-        if not truncated and (not samples or samples[0].seq != after + 1):
-            # Samples after the cursor older than the window are not replayed: say so.
-            first = store.after(after, limit=1)
-            truncated = bool(first) and first[0].ts < since
+        after = data["after_seq"]
+        samples, truncated = offload.read(self.runtime.store, _missed, after,
+                                          time.time() - MAX_RESUME_S)
         samples = samples[:MAX_RESUME_SAMPLES]
         return {"samples": [s.to_wire() for s in samples],
                 "last_seq": samples[-1].seq if samples else after,
                 "truncated": truncated}
+
+
+def _missed(store: Any, after: int, since: float) -> tuple[list, bool]:
+    """The samples after ``after`` since ``since`` (at most ``MAX_RESUME_SAMPLES`` + 1), and
+    whether some were left out (older, or more): read off the event loop (issue 15)."""
+    samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
+    truncated = len(samples) > MAX_RESUME_SAMPLES
+    if not truncated and (not samples or samples[0].seq != after + 1):
+        # Samples after the cursor older than the window are not replayed: say so.
+        first = store.after(after, limit=1)
+        truncated = bool(first) and first[0].ts < since
+    return samples, truncated
 
 
 def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:
