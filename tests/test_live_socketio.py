@@ -7,6 +7,7 @@ from dashboard.app import create_app
 from dashboard.collectors.host import HostCollector
 from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
+from tests.support.auth_helpers import live_socket_client
 from tests.support.util import wait_until
 
 
@@ -20,11 +21,7 @@ def live_app(tmp_path):
 
 
 def socket_client(app):
-    from tests import conftest  # auth-aware helper when present
-    make = getattr(conftest, "live_socket_client", None)
-    if make is not None:
-        return make(app)
-    return app.extensions["dashboard.socketio"].test_client(app, namespace="/live")
+    return live_socket_client(app)
 
 
 def received_samples(client):
