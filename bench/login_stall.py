@@ -1,7 +1,8 @@
 """How much a burst of logins delays everyone else on the one eventlet worker.
 
-scrypt (~0.13 s of CPU per check) runs in a native thread, one at a time (dashboard/auth/accounts.py
-_off_the_hub); this prints /healthz latency with and without 8 simultaneous logins.
+scrypt (~0.13 s of CPU per check) runs in a native thread, one at a time (dashboard/offload.py,
+dashboard/auth/accounts.py _one_hash_at_a_time); this prints /healthz latency with and without 8
+simultaneous logins.
 
     .venv/bin/python bench/login_stall.py
 """

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import logging
 import secrets
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dashboard import offload
 from dashboard.store.accounts import AccountsRepo
 from dashboard.store.txn import Connection, Duplicate
 
@@ -45,6 +44,7 @@ TOKEN_TOUCH_S = 60.0                 # last_used is written at most once a minut
 SESSION_TOUCH_S = 60.0               # so is a session's last_seen (idle clock resolution)
 KNOWN_ADDRESSES = 20
 KNOWN_ADDRESS_DAYS = 90
+T = TypeVar("T")
 
 
 class AccountError(ValueError):
@@ -111,40 +111,30 @@ def new_password() -> str:
     return secrets.token_urlsafe(15)            # 20 characters, 120 bits
 
 
-def _off_the_hub(fn: Callable, *args):
-    """Run ``fn`` in a real OS thread when eventlet or gevent patched threading.
+def _one_hash_at_a_time(fn: Callable[..., T], *args) -> T:
+    """Run ``fn`` off the event loop (dashboard/offload.py), one hash at a time.
 
     scrypt costs ~0.13 s of CPU. On the event loop of the one eventlet worker every login would
     freeze all pages and Socket.IO for that long (8 logins at once stalled /healthz 1.3 s);
-    hashlib.scrypt releases the GIL, so in a native thread it runs beside the loop. The async
-    library is only used when the worker already loaded and patched it (wsgi.py); nothing here
-    imports it otherwise."""
-    ev = sys.modules.get("eventlet.patcher")
-    gm = sys.modules.get("gevent.monkey")
-    if ev is not None and ev.is_monkey_patched("thread"):
-        run = lambda: importlib.import_module("eventlet.tpool").execute(fn, *args)  # noqa: E731
-    elif gm is not None and gm.is_module_patched("threading"):
-        run = lambda: sys.modules["gevent"].get_hub().threadpool.apply(fn, args)  # noqa: E731
-    else:
-        return fn(*args)
-    # One hash at a time (a green semaphore: waiting logins yield): several at once would take
-    # both cores from the event loop (8 parallel: /healthz stalled 0.6-0.9 s instead of ~0.1).
+    hashlib.scrypt releases the GIL, so in a native thread it runs beside the loop. One at a time
+    (a green semaphore: waiting logins yield): several at once would take both cores from the
+    event loop (8 parallel: /healthz stalled 0.6-0.9 s instead of ~0.1)."""
     global _hash_gate
     if _hash_gate is None:
         _hash_gate = threading.Semaphore(1)     # made after monkey-patching, so it is green
     with _hash_gate:
-        return run()
+        return offload.run(fn, *args)
 
 
 _hash_gate: threading.Semaphore | None = None
 
 
 def hash_password(password: str) -> str:
-    return _off_the_hub(generate_password_hash, password, PASSWORD_METHOD)
+    return _one_hash_at_a_time(generate_password_hash, password, PASSWORD_METHOD)
 
 
 def _check(pw_hash: str, password: str) -> bool:
-    return _off_the_hub(check_password_hash, pw_hash, password)
+    return _one_hash_at_a_time(check_password_hash, pw_hash, password)
 
 
 def _token_hash(token: str) -> str:

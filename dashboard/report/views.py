@@ -12,7 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from dashboard import offload
 from dashboard.report.days import MIN_DATE, BadDate
+from dashboard.web import reads
 from dashboard.web.errors import BadRequest
 from dashboard.web.pages import asset_version
 
@@ -32,8 +34,9 @@ def _document(route: str) -> tuple[dict[str, Any], str]:
     from dashboard.report.build import build_report
     rt = current_app.extensions["dashboard"]
     try:
-        return build_report(rt.store, rt.settings, request.args.get("date"),
-                            charts=(fmt == "html")), fmt
+        # Off the event loop, on a connection of its own (issue 15): a day of many series.
+        return offload.read(rt.store, build_report, rt.settings, request.args.get("date"),
+                            None, fmt == "html"), fmt
     except BadDate as e:
         raise BadRequest(str(e)) from None
 
@@ -55,12 +58,14 @@ def _csv(doc: dict[str, Any]) -> Response:
 
 
 @bp.get("/api/reports/daily")
+@reads.heavy
 def api_daily():
     doc, fmt = _document("/api/reports/daily")
     return _csv(doc) if fmt == "csv" else jsonify(public(doc))
 
 
 @bp.get("/reports/daily")
+@reads.heavy
 def daily_page():
     doc, fmt = _document("/reports/daily")
     if fmt == "csv":
@@ -70,6 +75,7 @@ def daily_page():
     d = date.fromisoformat(doc["date"])
     nav = {"prev": (d - timedelta(days=1)).isoformat() if d > MIN_DATE else None,
            "next": None if doc["day"]["today"] else (d + timedelta(days=1)).isoformat()}
-    return render_template("report_daily.html", doc=doc, figures=charts.figures(doc), nav=nav,
+    return render_template("report_daily.html", doc=doc, figures=offload.run(charts.figures, doc),
+                           nav=nav,
                            settings=current_app.extensions["dashboard"].settings,
                            r=render, v=asset_version())

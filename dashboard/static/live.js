@@ -171,12 +171,15 @@
       var chart = { panel: panel, div: div, traces: {}, count: 0, pend: null, added: [],
                     lastDraw: 0, queued: false };
       watch(div);
-      var data = [];
+      var data = [], bands = [];
       Object.keys(history.series).sort().forEach(function (key) {
         var s = history.series[key];
         if (panel.metrics.indexOf(s.metric) < 0 || !wanted(s.metric, s.labels)) return;
         var tr = newTrace(panel, s.metric, s.labels, chart.count);
-        var gap = state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000;
+        var gap = Math.max(state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000,
+                           3 * (history.bucket_s || 0) * 1000);
+        var band = s.min && bandTrace(s, gap, tr.line.color);
+        if (band) bands.push(band);
         var lastX = null;
         for (var i = 0; i < s.t.length; i++) {
           var x = s.t[i] * 1000;
@@ -189,6 +192,8 @@
         data.push(tr);
         if (s.v.length) setPanelValue(panel, s.metric, s.v[s.v.length - 1]);
       });
+      // Bands after the lines: the lines keep their indexes (live samples extend them by index).
+      bands.forEach(function (b) { data.push(b); chart.count++; });
       charts[panel.id] = chart;
       if (data.length) {
         chart.initial = data;
@@ -209,6 +214,33 @@
     later = inView.concat(later);
     if (!viewLeft) document.body.setAttribute("data-charts-drawn", String(Date.now()));
     drawLater(state.generation);
+  }
+
+  /* Where a point of the history stands for a bucket of samples (long windows: the server
+     merges them, issue 15), the bucket's min..max as a shaded band around the mean, so a spike
+     shorter than a bucket stays in view. One closed shape per stretch without a gap; none when
+     every bucket is one value. */
+  function bandTrace(s, gap, color) {
+    var x = [], y = [], seg = [], wide = false, lastX = null;
+    function close() {
+      if (!seg.length) return;
+      if (x.length) { x.push(null); y.push(null); }
+      for (var i = 0; i < seg.length; i++) { x.push(seg[i][0]); y.push(seg[i][2]); }
+      for (var j = seg.length - 1; j >= 0; j--) { x.push(seg[j][0]); y.push(seg[j][1]); }
+      seg = [];
+    }
+    for (var i = 0; i < s.t.length; i++) {
+      var t = s.t[i] * 1000;
+      if (lastX !== null && t - lastX > gap) close();
+      seg.push([t, s.min[i], s.max[i]]);
+      if (s.min[i] !== s.max[i]) wide = true;
+      lastX = t;
+    }
+    close();
+    if (!wide) return null;
+    return { x: x, y: y, type: "scatter", mode: "lines", fill: "toself", fillcolor: color,
+             opacity: 0.25, line: { width: 0, color: color }, hoverinfo: "skip",
+             showlegend: false };
   }
 
   function nearView(div) {     // at least partly in view now

@@ -13,6 +13,7 @@ Other modules (alerts, outbox, users) keep their own tables in the same file thr
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -20,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -251,6 +253,21 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    @contextmanager
+    def reading(self) -> Iterator["Store"]:
+        """This store for reads in another OS thread (dashboard/offload.py), on a connection and
+        a lock of its own: the store's connection and lock belong to the event loop's thread
+        (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
+        runs the read beside the appends, which never wait for it. Reads only."""
+        view = copy.copy(self)
+        view._conn = self.connect()
+        view._lock = threading.Lock()            # used by this one thread: never contended
+        view._known_sources = set(self._known_sources)
+        try:
+            yield view
+        finally:
+            view._conn.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -517,6 +534,22 @@ class Store:
                 "SELECT metric, labels, minute, n, sum, min, max, sketch FROM rollup_1m"
                 " WHERE minute >= ? AND minute < ? ORDER BY minute", (since, until)):
             yield m, (json.loads(lab) if lab else {}), minute, n, total, lo, hi, sketch.decode(sk)
+
+    def rollup_buckets(self, since: float, until: float, bucket_s: int,
+                       metric: str | None = None) -> list[tuple]:
+        """The one-minute rollups in ``[since, until)`` (of ``metric``, or all) merged per series
+        into buckets of ``bucket_s`` seconds (a multiple of 60) counted from ``since``'s minute:
+        (metric, labels as stored, bucket start, n, sum, min, max, its last minute), by series
+        then time. Merged inside SQLite (long windows, issue 15): no per-minute Python objects."""
+        start, width = int(since // 60) * 60, int(bucket_s)
+        sql = (f"SELECT metric, labels, {start} + (minute - {start}) / {width} * {width},"
+               " SUM(n), SUM(sum), MIN(min), MAX(max), MAX(minute) FROM rollup_1m"
+               " WHERE minute >= ? AND minute < ?")
+        args: list = [start, until]
+        if metric is not None:
+            sql += " AND metric = ?"
+            args.append(metric)
+        return self._read(sql + " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", args)
 
     # --- retention -------------------------------------------------------------------------------
 

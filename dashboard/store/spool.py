@@ -135,8 +135,18 @@ class Spool:
               limit: int = 50_000) -> list[Sample]:
         """``Store.after`` with the ticks still in memory: samples with ``seq > after_seq`` (and
         ``ts >= since_ts``), oldest first."""
+        kept = self.kept_after(after_seq, since_ts, limit)   # first: a tick written meanwhile
+        try:                                                  # is in both, never in neither
+            stored = self.store.after(after_seq, since_ts=since_ts, limit=limit)
+        except sqlite3.Error:
+            stored = []
+        return merge(stored, kept, limit)
+
+    def kept_after(self, after_seq: int, since_ts: float | None = None,
+                   limit: int = 50_000) -> list[Sample]:
+        """The samples still in memory with ``seq > after_seq`` (and ``ts >= since_ts``)."""
         kept: list[Sample] = []
-        with self._lock:                 # before the store: a tick written meanwhile is in both
+        with self._lock:
             for _, tick in self._ticks:
                 if (tick[-1].seq or 0) <= after_seq:
                     continue
@@ -144,13 +154,7 @@ class Spool:
                             and (since_ts is None or s.ts >= since_ts))
                 if len(kept) >= limit:
                     break
-        try:
-            stored = self.store.after(after_seq, since_ts=since_ts, limit=limit)
-        except sqlite3.Error:
-            stored = []
-        seqs = {s.seq for s in stored}
-        merged = stored + [s for s in kept if s.seq not in seqs]
-        return sorted(merged, key=lambda s: s.seq or 0)[:limit]
+        return kept
 
     def status(self) -> dict[str, Any]:
         """For /healthz: ``status`` (ok | error) and ``age_s`` (since the last write), and why."""
@@ -163,3 +167,10 @@ class Spool:
                 "error": self.error, "since": self.down_since, "buffered_ticks": ticks,
                 "buffered_s": 0.0 if oldest is None else round(now - oldest, 3),
                 "buffer_s": self.keep_s, "dropped_samples": self.dropped_samples}
+
+
+def merge(stored: list[Sample], kept: list[Sample], limit: int) -> list[Sample]:
+    """Samples read from the store and those still in memory, each once, oldest first."""
+    seqs = {s.seq for s in stored}
+    merged = stored + [s for s in kept if s.seq not in seqs]
+    return sorted(merged, key=lambda s: s.seq or 0)[:limit]

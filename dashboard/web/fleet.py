@@ -5,6 +5,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from dashboard import offload
 from dashboard.web.pages import asset_version
 
 bp = Blueprint("fleet", __name__)
@@ -36,7 +37,7 @@ def fleet_rows(runtime, now: float | None = None) -> list[dict]:
         return hosts.setdefault(name, {"host": name, "up": None, "last_ts": None, "cpu": None,
                                        "mem": None, "load": None, "disk": None, "agent": True})
 
-    for s in runtime.store.latest(within_s=86400):
+    for s in offload.read(runtime.store, lambda view: view.latest(within_s=86400)):
         if s.source == "host":
             name = s.labels.get("host", settings.host_name)
             r = row(name)

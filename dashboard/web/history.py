@@ -11,6 +11,10 @@ now, or the ones named by ``queue=NAME``): 200 queues x 5 panels x 900 points wa
 answer (12 MB of JSON, 626 series) and of the page's drawing time; the rows of the other queues
 are skipped on their label text, once per label set. Alerting and /api/latest still see every
 queue; the page lists them all in a table.
+
+``history_doc`` builds the whole answer on a store view of its own (``Store.reading``), in an OS
+thread (dashboard/web/reads.py): windows over an hour come from the one-minute rollups merged in
+SQLite, and no series has more than ``downsample.MAX_POINTS`` points (issue 15).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from dashboard.model import series_key
+from dashboard.web import downsample
 from dashboard.web.panels import PANELS
 
 Row = tuple[float, str, str]          # ts, labels (JSON text, "" for none), vals (JSON text)
@@ -60,6 +65,8 @@ class LiveView:
 
 
 QUEUE_LIMIT = 10     # queues drawn on the live page; the rest are listed in its queue table
+RAW_MAX_WINDOW_S = 3600          # longer windows are drawn from one-minute rollups
+RANK_WINDOW_S = 300              # the busiest queues are ranked on samples this recent
 
 
 def busiest_queues(latest: Iterable[Any]) -> list[str]:
@@ -140,3 +147,101 @@ def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = (
         if must - got:
             return store.rows_between(since)
     return rows
+
+
+def round_value(v: float) -> float:
+    """A value as answered: four decimals are more than a chart or a script needs."""
+    return round(v, 4)
+
+
+def history_doc(store: Any, window: float, now: float, live: bool, host: str | None,
+                pinned: list[str]) -> dict[str, Any]:
+    """``/api/history``'s answer for the ``window`` seconds before ``now``: every series (with
+    ``live``: what the live page draws, ``host``'s host metrics, the ``pinned`` queues or the
+    busiest) in columns ``t``, ``v``, plus ``min`` and ``max`` where a point stands for a bucket
+    (``bucket_s`` seconds; one minute at least for rollups)."""
+    view = None
+    queues: dict[str, Any] | None = None
+    seen: dict[str, float] = {}        # queue -> time of its newest sample
+    if live:
+        # Ranked on the last few minutes, whatever the window: a queue removed days ago must not
+        # take a slot with its last depth (nor force live_rows' unfiltered read, as it has no rows).
+        latest = store.latest(within_s=min(window, RANK_WINDOW_S))
+        ranked = busiest_queues(latest)
+        shown = list(dict.fromkeys(pinned)) if pinned else ranked[:QUEUE_LIMIT]
+        for s in latest:
+            if s.source == "queue" and "queue" in s.labels and "priority" not in s.labels:
+                seen[s.labels["queue"]] = max(seen.get(s.labels["queue"], 0.0), s.ts)
+        queues = {"shown": shown, "total": len(ranked), "limit": QUEUE_LIMIT,
+                  "pinned": bool(pinned)}
+        view = live_view(host, shown if pinned or len(ranked) > QUEUE_LIMIT else None)
+    since = now - window
+    series: dict[str, dict[str, Any]] = {}
+    last_seq = store.last_seq()
+
+    def rows(after: float) -> list:
+        if view is None:
+            return store.rows_between(after)
+        # Only a queue with a sample since ``after`` must have rows in the read (else the
+        # label text differs and live_rows reads everything).
+        return live_rows(store, after, view, {q for q, ts in seen.items() if ts >= after})
+
+    if window <= RAW_MAX_WINDOW_S:
+        resolution, bucket_s = "raw", downsample.bucket_width(window, 1)
+        add_rows(series, rows(since), round_value, view)
+        for s in series.values():
+            if len(s["t"]) > downsample.MAX_POINTS:
+                downsample.merge(s, since, bucket_s)
+                _round(s)
+    else:
+        resolution, bucket_s = "1m", downsample.bucket_width(window, 60)
+        rolled_until = _add_buckets(series, store.rollup_buckets(since, now, bucket_s), bucket_s,
+                                    view, since)
+        recent: dict[str, dict[str, Any]] = {}
+        add_rows(recent, rows(rolled_until), round_value, view)   # not rolled up yet: raw, as they come
+        for key, s in recent.items():
+            if len(s["t"]) > downsample.MAX_POINTS:          # the rollups are far behind
+                downsample.merge(s, rolled_until, bucket_s)
+                _round(s)
+            else:
+                s["min"] = s["max"] = s["v"]
+            into = series.setdefault(key, {"metric": s["metric"], "labels": s["labels"], "t": [],
+                                           "v": [], "min": [], "max": []})
+            for col in ("t", "v", "min", "max"):
+                into[col].extend(s[col])
+    extra = {} if queues is None else {"queues": queues}
+    return dict(now=now, window_s=window, resolution=resolution, bucket_s=bucket_s,
+                last_seq=last_seq, series=series, **extra)
+
+
+def _add_buckets(series: dict[str, dict[str, Any]], buckets: Iterable[tuple], bucket_s: int,
+                 view: LiveView | None, since: float) -> float:
+    """Add ``Store.rollup_buckets`` rows to ``series``, each plotted at its bucket's middle
+    (its minute's, for a bucket of one minute); returns where the rollups end."""
+    labels_of: dict[str, dict[str, str]] = {}
+    targets: dict[tuple[str, str], dict[str, Any] | None] = {}   # None: not wanted
+    rolled_until = since
+    for metric, labels_text, start, n, total, lo, hi, last in buckets:
+        k = (metric, labels_text)
+        s = targets.get(k, ...)
+        if s is ...:
+            labels = labels_of.get(labels_text)
+            if labels is None:
+                labels = labels_of[labels_text] = json.loads(labels_text) if labels_text else {}
+            s = None
+            if view is None or view.keeps(metric, labels):
+                s = series[series_key(metric, labels)] = {
+                    "metric": metric, "labels": labels, "t": [], "v": [], "min": [], "max": []}
+            targets[k] = s
+        if s is not None:
+            s["t"].append(start + bucket_s / 2)
+            s["v"].append(round_value(total / n))
+            s["min"].append(round_value(lo))
+            s["max"].append(round_value(hi))
+        rolled_until = max(rolled_until, last + 60)
+    return rolled_until
+
+
+def _round(s: dict[str, Any]) -> None:
+    s["t"] = [round(t, 3) for t in s["t"]]
+    s["v"] = [round_value(v) for v in s["v"]]

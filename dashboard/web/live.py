@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 from flask import request
 from flask_socketio import SocketIO
 
+from dashboard import offload
+from dashboard.model import Sample
+from dashboard.store import spool
 from dashboard.web import live_gate, live_logins
 
 if TYPE_CHECKING:
@@ -108,17 +111,28 @@ class LiveNamespace(live_gate.LifecycleOnly):
             return {"error": f"at most one resume per {RESUME_EVERY_S:g} s",
                     "retry_after_s": RESUME_EVERY_S}
         after, since = data["after_seq"], time.time() - MAX_RESUME_S
-        store = self.runtime.spool           # the store, and the ticks it could not write yet
-        samples = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
-        truncated = len(samples) > MAX_RESUME_SAMPLES
-        if not truncated and (not samples or samples[0].seq != after + 1):
-            # Samples after the cursor older than the window are not replayed: say so.
-            first = store.after(after, limit=1)
-            truncated = bool(first) and first[0].ts < since
+        # The ticks the store could not write yet are in memory (read here, on the loop: cheap);
+        # the store's part is read off the loop (issue 15).
+        kept = self.runtime.spool.kept_after(after, since, MAX_RESUME_SAMPLES + 1)
+        samples, truncated = offload.read(self.runtime.store, _missed, after, since, kept)
         samples = samples[:MAX_RESUME_SAMPLES]
         return {"samples": [s.to_wire() for s in samples],
                 "last_seq": samples[-1].seq if samples else after,
                 "truncated": truncated}
+
+
+def _missed(store: Any, after: int, since: float, kept: list[Sample]) -> tuple[list, bool]:
+    """The samples after ``after`` since ``since`` (at most ``MAX_RESUME_SAMPLES`` + 1), the
+    store's merged with ``kept`` (those still in memory), and whether some were left out
+    (older, or more): read off the event loop (issue 15)."""
+    samples = spool.merge(store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1), kept,
+                          MAX_RESUME_SAMPLES + 1)
+    truncated = len(samples) > MAX_RESUME_SAMPLES
+    if not truncated and (not samples or samples[0].seq != after + 1):
+        # Samples after the cursor older than the window are not replayed: say so.
+        first = store.after(after, limit=1)
+        truncated = bool(first) and first[0].ts < since
+    return samples, truncated
 
 
 def init_app(app, runtime: "Runtime", async_mode: str) -> SocketIO:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.model import Sample
+from dashboard.store import Store
 from tests.support.auth_helpers import browser_login
 from tests.support.browser import chromium
 from tests.support.server import DashboardServer
@@ -104,3 +106,36 @@ def test_a_crash_outage_is_drawn_as_a_gap_not_bridged_by_a_line(server):
         points = page.evaluate(CPU_POINTS)
         breaks = [x / 1000 for x, y in points if y is None]
         assert any(last_before <= b <= killed_at + 5 for b in breaks), (breaks, last_before)
+
+
+SPIKE_CPU = 97.0
+AT_MINUTE = """(x) => {
+  const d = document.getElementById('chart-host-cpu');
+  if (!d || !d.data) return null;
+  const band = d.data.find(t => t.fill === 'toself');
+  if (!band) return null;
+  // The band's top and bottom edges at that minute, and the line's point there.
+  const edges = band.x.map((bx, i) => bx === x ? band.y[i] : null).filter(y => y !== null);
+  return {band: edges, line: d.data[0].y[d.data[0].x.indexOf(x)]};
+}"""
+
+
+def test_a_spike_shorter_than_a_minute_stays_in_view_on_the_24_h_chart(tmp_path):
+    """The 24 h window draws one-minute means; each minute's min..max is a band around them,
+    so a 10 s spike is still on the chart (issue 15)."""
+    now = time.time()
+    store = Store(tmp_path / "data")
+    start = (now - 3 * 3600) // 60 * 60
+    for i in range(6 * 170):                             # ~3 h at 10 s, rolled up below
+        store.append([Sample("host", start + 10 * i,
+                             {"host.cpu_percent": SPIKE_CPU if i == 6 * 60 else 1.0})])
+    store.rollup(now)
+    store.close()
+    minute_x = (start + 3600 + 30) * 1000                # drawn at the spike's minute's middle
+    with DashboardServer(tmp_path / "data") as server, chromium() as ctx:
+        page = open_live_page(ctx, server)
+        page.click('[data-window="86400"]')
+        drawn = wait_until(lambda: page.evaluate(AT_MINUTE, minute_x), timeout=20,
+                           message="no min..max band on the CPU chart of the 24 h window")
+        assert sorted(drawn["band"]) == [1.0, SPIKE_CPU]
+        assert drawn["line"] == round((SPIKE_CPU + 5 * 1.0) / 6, 4)

@@ -21,8 +21,9 @@ class DashboardServer:
 
     def __init__(self, data_dir: Path, *, env: Mapping[str, str] | None = None,
                  config: Path | None = None, port: int | None = None,
-                 command: str = "serve", args: tuple[str, ...] = ()) -> None:
+                 command: str = "serve", args: tuple[str, ...] = (), root: Path = ROOT) -> None:
         self.data_dir = Path(data_dir)
+        self.root = Path(root)           # the code that runs: another commit's tree (benches)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
@@ -48,7 +49,7 @@ class DashboardServer:
         argv.append(self.command)
         argv.extend(self.args)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=log,
+        self.proc = subprocess.Popen(argv, cwd=self.root, env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         log.close()
