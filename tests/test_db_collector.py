@@ -138,6 +138,28 @@ def test_a_slow_statement_is_listed_now_then_in_top_statements_and_the_slow_rate
         collector.close()
 
 
+def test_one_slow_statement_counts_1_slow_query_per_min_for_the_following_minute_then_0(mariadb):
+    """Issue 17: "per minute" is how many in the last minute. A 3.5 s statement used to read
+    60/min for one second and 0 three seconds later."""
+    now = [1000.0]
+    c = make_collector(monitor(mariadb), clock=lambda: now[0])
+    try:
+        before = values(c).get("db.slow_queries_per_min")
+        assert before is None                          # no count at the first sample
+        with mysql_connect(mariadb.root_url) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION long_query_time = 1")   # Slow_queries counts by the session's
+            cur.execute("SELECT SLEEP(3.5)")
+        seen = []
+        for step in (1, 3, 30, 59):                    # seconds after the statement ended
+            now[0] = 1000.0 + step
+            seen.append(values(c)["db.slow_queries_per_min"])
+        assert seen == [1, 1, 1, 1]
+        now[0] = 1062.0
+        assert values(c)["db.slow_queries_per_min"] == 0
+    finally:
+        c.close()
+
+
 def test_exhausting_max_connections_shows_refused_connections(make_mariadb):
     db = make_mariadb(extra_args=["--max-connections=10"])      # MariaDB's minimum
     c = make_collector(monitor(db))

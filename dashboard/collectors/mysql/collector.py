@@ -6,7 +6,8 @@ slow threshold. Every 5 minutes (and after a reconnect): server variables and ``
 The top-statements job (``mysql_digests``) runs every ``digest_interval_s`` on a second
 connection; that is all the dashboard ever opens (≤ 2 connections, ≈ 1–2 statements/s).
 
-Counters become rates through ``dashboard.rates``; ``db.connections_per_hour`` is the increase
+Counters become rates through ``dashboard.collectors.rates``; every ``..._per_min`` figure is the
+count over the trailing 60 s (``TrailingCounts``); ``db.connections_per_hour`` is the increase
 of ``Connections`` over the last hour, extrapolated while that hour fills (from 60 s on).
 A missing grant degrades one view with a message saying what to grant; it never fails the tick.
 """
@@ -20,7 +21,7 @@ from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
 from dashboard.collectors.mysql.statements import StatementBook
 from dashboard.collectors.mysql.text import normalize_sql
-from dashboard.collectors.rates import RateTracker, WindowedCounters
+from dashboard.collectors.rates import RateTracker, TrailingCounts, WindowedCounters
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.store.statements import StatementsRepo
@@ -35,13 +36,14 @@ METRICS: Sequence[MetricSpec] = (
                "Most connections open at once since the server started"),
     MetricSpec("db.refused_connections", "count",
                "Connections refused by a connection limit since the previous sample"),
-    MetricSpec("db.aborted_connects_per_min", "/min", "Failed connection attempts per minute"),
+    MetricSpec("db.aborted_connects_per_min", "/min",
+               "Failed connection attempts over the last 60 s (Aborted_connects)"),
     MetricSpec("db.queries_per_s", "/s", "Statements from clients per second (the dashboard's own excluded)"),
     MetricSpec("db.connections_per_hour", "/h",
                "New connections over the last hour (extrapolated during the first hour)"),
     MetricSpec("db.connections_per_hour_limit", "/h", "The hosting limit of new connections per hour"),
     MetricSpec("db.slow_queries_per_min", "/min",
-               "Statements slower than long_query_time per minute (Slow_queries)"),
+               "Statements slower than long_query_time over the last 60 s (Slow_queries)"),
     MetricSpec("db.avg_query_ms", "ms",
                "Average statement time over the last minute (performance_schema digests)"),
     MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
@@ -85,6 +87,7 @@ class MySQLCollector:
         self.sampler = ProcesslistSampler(self.book)
         self._tz = tz
         self._rates = RateTracker()
+        self._per_min = TrailingCounts(60.0)
         self._per_hour = WindowedCounters(3600.0)
         self._min_hour_span_s = min_hour_span_s
         self._info_at = float("-inf")
@@ -163,8 +166,8 @@ class MySQLCollector:
             "db.pool_capacity": capacity or None,
             "db.pool_utilization": 100.0 * connected / capacity if capacity else None,
             "db.max_used_connections": status.get("Max_used_connections"),
-            "db.aborted_connects_per_min": self._rate("Aborted_connects", status, now, 60),
-            "db.slow_queries_per_min": self._rate("Slow_queries", status, now, 60),
+            "db.aborted_connects_per_min": self._last_minute("Aborted_connects", status, now),
+            "db.slow_queries_per_min": self._last_minute("Slow_queries", status, now),
             "db.connections_per_hour_limit": float(self.settings.connections_per_hour_limit),
             "db.avg_query_ms": self.book.avg_query_ms(),
         }
@@ -213,8 +216,8 @@ class MySQLCollector:
         after_auth = aborted - preauth - denied
         return max(after_auth, errors or 0.0, 0.0)
 
-    def _rate(self, name: str, status: dict[str, float], now: float, per: float) -> float | None:
-        return self._rates.rate(name, status[name], now, per) if name in status else None
+    def _last_minute(self, name: str, status: dict[str, float], now: float) -> float | None:
+        return self._per_min.count(name, status[name], now) if name in status else None
 
     def _running_now(self, wall: float, threads_running: float) -> float | None:
         """Statements running ≥ slow_ms, for the "now" list. None when we cannot see them all."""
