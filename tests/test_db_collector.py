@@ -393,6 +393,37 @@ def test_the_dashboards_own_statements_stay_out_of_the_top_statements_with_the_t
         plain.close()
 
 
+OWN_TEXTS = ("performance_schema", "max_statement_time", "MAX_EXECUTION_TIME", "SET NAMES",
+             "SHOW GLOBAL STATUS", "@@max_connections", "SHOW GRANTS", "PROCESSLIST",
+             "SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS")
+
+
+def test_the_dashboards_own_statements_never_show_in_top_statements_with_every_grant(make_mariadb):
+    """Issue 17: the session set-up (SET NAMES, the statement time limit, the UPDATE that stops
+    instrumenting the session) runs before the threads grant can take effect; it must not show
+    either. Reconnects repeat it."""
+    db = make_mariadb()                      # private: no other test's collector on it
+    c = make_collector(monitor(db, ["ALL PRIVILEGES"], "allgrants"))
+    marker = f"app_{secrets.token_hex(4)}"
+    try:
+        c.collect()
+        c.reader.run()                                   # the baseline
+        for _ in range(3):
+            c.conn.close()
+            c.reader_conn.close()
+            c.collect()
+            c.reader.run()
+        with mysql_connect(db.root_url) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT 1 AS {marker}")
+        read_until(c, marker)                            # the application's statement shows
+        texts = [r["text"] for w in ("5m", "1h", "today")
+                 for r in c.book.top(w, limit=500)["rows"]]
+        ours = [t for t in texts if any(o.lower() in t.lower() for o in OWN_TEXTS)]
+        assert ours == [], ours
+    finally:
+        c.close()
+
+
 def test_the_reader_forgets_digests_the_server_dropped_and_counts_their_return_from_zero(
         make_mariadb):
     """2,500 distinct statements, then TRUNCATE of the digest table (private server): the

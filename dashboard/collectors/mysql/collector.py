@@ -83,7 +83,8 @@ class MySQLCollector:
         self.reader_conn = MySQLConnection(settings, "digests", limit, backoff_max_s=backoff_max_s,
                                            clock=clock)
         self.book = StatementBook(settings.slow_ms, tz, clock=wall)
-        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=wall, monotonic=clock)
+        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=wall,
+                                      monotonic=clock, own_shapes=self._own_shapes)
         self.sampler = ProcesslistSampler(self.book)
         self._tz = tz
         self._rates = RateTracker()
@@ -103,11 +104,14 @@ class MySQLCollector:
         self.book = StatementBook(self.settings.slow_ms, self._tz, StatementsRepo(store.connect),
                                   clock=self._wall)
         self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=self._wall,
-                                      monotonic=self._clock)
+                                      monotonic=self._clock, own_shapes=self._own_shapes)
         self.sampler = ProcesslistSampler(self.book)
         return [(self.reader.run, {"trigger": "interval", "seconds": self.settings.digest_interval_s,
                                    "next_run_time": datetime.now()}),
                 (self.book.prune, {"trigger": "interval", "seconds": 3600})]
+
+    def _own_shapes(self) -> set[str]:
+        return self.conn.shapes | self.reader_conn.shapes
 
     def account(self) -> str:
         return self.grant_lines_account or f"'{self.settings.user}'@'%'"
@@ -273,11 +277,12 @@ class MySQLCollector:
                 notes.append(f"grant MISSING: {name} -- unlocks {unlocks}: "
                              f"GRANT {name}{target} TO {self.account()};")
         if self.conn.hides_own_statements:
-            notes.append("grant ok: UPDATE ON performance_schema.threads (the dashboard's own "
-                         "statements are kept out of the top statements)")
+            notes.append("grant ok: UPDATE ON performance_schema.threads (the server does not "
+                         "digest the dashboard's own statements)")
         else:
             notes.append("grant MISSING: UPDATE ON performance_schema.threads -- without it the "
-                         "dashboard's own statements are listed among the top statements: "
+                         "server digests the dashboard's own statements too (left out of the top "
+                         "statements, but they take room in its digest table): "
                          f"GRANT UPDATE ON performance_schema.threads TO {self.account()};")
         if self.book.source == "starting":
             self.reader.run()

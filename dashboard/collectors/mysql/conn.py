@@ -22,9 +22,12 @@ from typing import Any, Callable, Sequence
 
 import pymysql
 
+from dashboard.collectors.mysql.text import statement_shape
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError
 
+# What PyMySQL itself sends on every connect, before any statement of ours.
+DRIVER_STATEMENTS = ("SET NAMES utf8mb4", "SET AUTOCOMMIT = 1")
 # MariaDB error 1969 / MySQL 3024: our own statement limit fired.
 STATEMENT_TIMEOUT_CODES = {1969, 3024}
 # Permission problems: the connection is fine, one view is degraded.
@@ -103,6 +106,9 @@ class MySQLConnection:
         self._next_attempt = float("-inf")
         self.last_error: str | None = None
         self.statements = 0          # every statement we sent, for the "our own load" figures
+        # The shape (text.statement_shape) of every statement this session sent, the driver's
+        # included: the top statements leave these out whatever the grants (issue 17).
+        self.shapes: set[str] = {statement_shape(s) for s in DRIVER_STATEMENTS}
         self.connects = 0
         self.flavor = "mariadb"      # or "mysql", from the handshake's version string
         self.version = ""
@@ -151,7 +157,7 @@ class MySQLConnection:
                  "SET SESSION MAX_EXECUTION_TIME = %d" % int(self.statement_limit_s * 1000))
         try:
             with conn.cursor() as cur:
-                self.statements += 1
+                self._count(limit)
                 cur.execute(limit)
                 self.hides_own_statements = self._stop_own_instrumentation(cur)
         except Exception as e:  # noqa: BLE001
@@ -169,13 +175,18 @@ class MySQLConnection:
         Needs ``GRANT UPDATE ON performance_schema.threads`` (deploy/mysql-grants.sql); without
         it (error 1142) the monitoring statements are counted like the application's.
         """
+        sql = ("UPDATE performance_schema.threads SET INSTRUMENTED = 'NO' "
+               "WHERE PROCESSLIST_ID = CONNECTION_ID()")
         try:
-            self.statements += 1
-            cur.execute("UPDATE performance_schema.threads SET INSTRUMENTED = 'NO' "
-                        "WHERE PROCESSLIST_ID = CONNECTION_ID()")
+            self._count(sql)
+            cur.execute(sql)
             return True
         except pymysql.MySQLError:
             return False
+
+    def _count(self, sql: str) -> None:
+        self.statements += 1
+        self.shapes.add(statement_shape(sql))
 
     def _failed(self, e: BaseException) -> None:
         self.last_error = self._error_text(e)
@@ -204,7 +215,7 @@ class MySQLConnection:
             conn = self._conn
             try:
                 with conn.cursor() as cur:
-                    self.statements += 1
+                    self._count(sql)
                     cur.execute(sql, args)
                     return list(cur.fetchall())
             except pymysql.err.MySQLError as e:
