@@ -77,6 +77,22 @@ DB_PANELS: tuple[Panel, ...] = (
           rule="db_refused_connections",
           names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"},
           levels=False),    # any refused connection
+    # Issue 17: InnoDB as every database monitor shows it; events are counts of the last minute.
+    Panel("db-innodb-hit", "InnoDB buffer pool hit rate (over the last minute)",
+          ["db.innodb_buffer_pool_hit_rate"], "%", "db", y_max=100,
+          names={"db.innodb_buffer_pool_hit_rate": "hit rate"}),
+    Panel("db-innodb-pages", "InnoDB buffer pool pages free and dirty",
+          ["db.innodb_pages_free", "db.innodb_pages_dirty"], "", "db",
+          names={"db.innodb_pages_free": "free", "db.innodb_pages_dirty": "dirty"}),
+    Panel("db-innodb-locks", "Row lock waits and deadlocks in the last minute",
+          ["db.innodb_row_lock_waits_per_min", "db.deadlocks_per_min"], "/min", "db",
+          names={"db.innodb_row_lock_waits_per_min": "lock waits",
+                 "db.deadlocks_per_min": "deadlocks"}),
+    Panel("db-innodb-lock-time", "Time spent waiting for row locks in the last minute",
+          ["db.innodb_row_lock_time_ms_per_min"], "ms", "db",
+          names={"db.innodb_row_lock_time_ms_per_min": "lock wait"}),
+    Panel("db-innodb-history", "InnoDB history list length", ["db.innodb_history_list_length"],
+          "", "db", names={"db.innodb_history_list_length": "history list"}),
 )
 
 # Issue 4: the cache, the job queues and the application's own signals. Lines are the docs'

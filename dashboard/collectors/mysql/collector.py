@@ -17,6 +17,9 @@ import time
 from datetime import datetime, timezone, tzinfo
 from typing import Callable, Sequence
 
+import psutil
+
+from dashboard.collectors.mysql import innodb
 from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
 from dashboard.collectors.mysql.statements import StatementBook
@@ -47,12 +50,13 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("db.avg_query_ms", "ms",
                "Average statement time over the last minute (performance_schema digests)"),
     MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
+    *innodb.METRICS,
 )
 
 STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
                "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
                "Access_denied_errors", "Questions", "Connections", "Slow_queries",
-               "Performance_schema_digest_lost")
+               "Performance_schema_digest_lost", *innodb.STATUS_VARS)
 INFO_EVERY_S = 300.0
 _SYSTEM_COMMANDS = ("Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO",
                     "Slave_SQL", "Slave_worker", "Register Slave")
@@ -90,6 +94,7 @@ class MySQLCollector:
         self._rates = RateTracker()
         self._per_min = TrailingCounts(60.0)
         self._per_hour = WindowedCounters(3600.0)
+        self._innodb = innodb.InnoDBFigures()
         self._min_hour_span_s = min_hour_span_s
         self._info_at = float("-inf")
         self._info_connects = -1
@@ -134,11 +139,13 @@ class MySQLCollector:
                 self.grant_lines_account = tail[1].split(" ", 1)[0].replace("`", "'")
                 break
         self._info_at, self._info_connects = now, self.conn.connects
-        mismatch = self._long_query_time_note()
-        if mismatch:
-            self.book.notices["long_query_time"] = mismatch
-        else:
-            self.book.notices.pop("long_query_time", None)
+        advice, follows = self._buffer_pool_advice()
+        for topic, note in (("long_query_time", self._long_query_time_note()),
+                            ("buffer_pool", None if follows else advice)):
+            if note:
+                self.book.notices[topic] = note
+            else:
+                self.book.notices.pop(topic, None)
 
     def _long_query_time_note(self) -> str | None:
         lqt = float(self.variables.get("long_query_time", 10.0))
@@ -175,6 +182,9 @@ class MySQLCollector:
             "db.connections_per_hour_limit": float(self.settings.connections_per_hour_limit),
             "db.avg_query_ms": self.book.avg_query_ms(),
         }
+        if self.conn.flavor == "mysql" and innodb.missing_from(status):
+            status.update(self._innodb_metrics())
+        v.update(self._innodb.values(status, now))
         v["db.refused_connections"] = self._refused(status)
         if "Questions" in status:
             # Questions counts our statements too; subtract them so an idle server shows 0.
@@ -195,6 +205,14 @@ class MySQLCollector:
                 "in the server configuration and restart the server.")
         v["db.long_running"] = self._running_now(wall, running)
         return [Reading({k: x for k, x in v.items() if x is not None})]
+
+    def _innodb_metrics(self) -> dict[str, float]:
+        """MySQL's deadlock and history-list counters (``innodb.MYSQL_METRICS``); none without
+        the PROCESS grant INNODB_METRICS needs (check says what PROCESS unlocks)."""
+        try:
+            return innodb.from_metrics(self.conn.query(innodb.MYSQL_METRICS_SQL))
+        except QueryError:
+            return {}
 
     def _refused(self, status: dict[str, float]) -> float | None:
         """Connections refused since the previous sample.
@@ -289,24 +307,15 @@ class MySQLCollector:
         notes.append(f"top statements from: {self.book.source}"
                      + (f" -- {self.book.source_note}" if self.book.source_note else ""))
         notes.extend(self.book.notices.values())
-        notes.extend(self._buffer_pool_advice())
+        notes.append(self._buffer_pool_advice()[0])
         return notes
 
-    def _buffer_pool_advice(self) -> list[str]:
-        # docs/thresholds.md row 17: advice only, and only when the server runs on this host.
-        if self.settings.host not in ("127.0.0.1", "localhost", "::1") and not self.settings.unix_socket:
-            return []
-        import psutil
-        bp = self.variables.get("innodb_buffer_pool_size")
-        total = psutil.virtual_memory().total
-        if not bp or not total:
-            return []
-        share = 100.0 * float(bp) / total
-        size = f"innodb_buffer_pool_size is {float(bp) / 2**20:.0f} MiB, {share:.0f} % of this host's " \
-               f"{total / 2**30:.1f} GiB"
-        if 70 <= share <= 80:
-            return [f"{size} (advice: 70-80 %)"]
-        return [f"advice: {size}; the platform docs recommend 70-80 % on a dedicated database host"]
+    def _buffer_pool_advice(self) -> tuple[str, bool]:
+        """docs/thresholds.md row 17, against this host's memory when the server runs here."""
+        local = self.settings.host in ("127.0.0.1", "localhost", "::1") or self.settings.unix_socket
+        return innodb.buffer_pool_advice(float(self.variables.get("innodb_buffer_pool_size", 0)),
+                                         psutil.virtual_memory().total if local else None,
+                                         "this host's")
 
     def close(self) -> None:
         self.conn.close()
