@@ -32,6 +32,7 @@ class Panel:
     rule: str | None = None         # the alert rule whose breaches shade and levels are drawn
     names: dict[str, str] = field(default_factory=dict)   # metric -> legend name
     levels: bool = True             # draw the rule's levels (False: drawn another way, or at 0)
+    match: dict[str, str] = field(default_factory=dict)   # only series with these labels
 
 
 HOST_PANELS: tuple[Panel, ...] = (
@@ -145,6 +146,23 @@ AREAS: dict[str, str] = {"host": "Host", "db": "Database", "cache": "Cache", "qu
                          "app": "Application"}
 
 PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS, *CACHE_PANELS, *QUEUE_PANELS, *APP_PANELS]
+
+
+def replica_panels(servers: Sequence[Any]) -> list[Panel]:
+    """Issue 17: a replication panel per monitored server (``MySQLSettings``), its lag against
+    the db_replica_lag levels and its two threads (1 = running); one unlabelled panel for a
+    single ``[mysql]`` without a name."""
+    out = []
+    for s in servers:
+        name = s.name
+        out.append(Panel(f"db-replica-{name}" if name else "db-replica",
+                         f"Replication: {name}" if name else "Replication",
+                         ["db.replica_lag_s", "db.replica_io_running", "db.replica_sql_running"],
+                         "s", "db", rule="db_replica_lag",
+                         names={"db.replica_lag_s": "lag", "db.replica_io_running": "IO thread",
+                                "db.replica_sql_running": "SQL thread"},
+                         match={"server": name} if name else {}))
+    return out
 
 
 def rule_panels() -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import psutil
 
-from dashboard.collectors.mysql import innodb
+from dashboard.collectors.mysql import innodb, replication
 from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
 from dashboard.collectors.mysql.statements import StatementBook
@@ -51,6 +51,7 @@ METRICS: Sequence[MetricSpec] = (
                "Average statement time over the last minute (performance_schema digests)"),
     MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
     *innodb.METRICS,
+    *replication.METRICS,
 )
 
 STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
@@ -67,6 +68,8 @@ GRANT_NOTES = (
                                          "REPLICATION CLIENT on MySQL; no panel needs it yet"),
     ("performance_schema", "SELECT ON performance_schema.*",
      "exact top statements and db.avg_query_ms from statement digests"),
+    ("replica_monitor", "SLAVE MONITOR", "replication status: role, db.replica_lag_s and the "
+                                         "replica threads (SHOW ALL SLAVES STATUS)"),
 )
 
 
@@ -101,6 +104,7 @@ class MySQLCollector:
         self.grants: Grants | None = None
         self.grant_lines_account: str | None = None
         self.variables: dict[str, float] = {}   # server variables read at connect, as numbers
+        self.replica: replication.ReplicaStatus | None = None   # None: a primary (or unknown)
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -204,7 +208,26 @@ class MySQLCollector:
                 "statements are folded into one '(lost)' row. Raise performance_schema_digests_size "
                 "in the server configuration and restart the server.")
         v["db.long_running"] = self._running_now(wall, running)
+        v.update(self._replication())
         return [Reading({k: x for k, x in v.items() if x is not None})]
+
+    def _replication(self) -> dict[str, float | None]:
+        """Role and replica state; nothing (and the grant to give, on the page) without the grant."""
+        try:
+            if self.grants is not None and not self.grants.replica_monitor:
+                raise QueryError("the account may not read it")     # no failing statement a second
+            rows = self.conn.query_named(replication.STATUS_SQL[self.conn.flavor])
+        except QueryError as e:
+            self.replica = None
+            self.book.notices["replication"] = (
+                f"Replication status unavailable: {e}. " + self._grant_advice("replica_monitor"))
+            return {}
+        self.replica = replication.parse(rows)
+        if self.replica is not None and self.replica.last_error:
+            self.book.notices["replication"] = replication.describe(self.replica)
+        else:
+            self.book.notices.pop("replication", None)
+        return self.replica.values() if self.replica else {"db.replica": 0.0}
 
     def _innodb_metrics(self) -> dict[str, float]:
         """MySQL's deadlock and history-list counters (``innodb.MYSQL_METRICS``); none without
@@ -286,14 +309,12 @@ class MySQLCollector:
                      f"pool capacity {self.variables.get('max_connections')} (the server's "
                      "max_connections; set mysql.pool_capacity to your application's pool size)")
         for attr, grant, unlocks in GRANT_NOTES:
-            name = (grant if self.conn.flavor == "mariadb" or attr != "binlog_monitor"
-                    else "REPLICATION CLIENT")
             if getattr(self.grants, attr):
-                notes.append(f"grant ok: {name} ({unlocks})")
+                notes.append(f"grant ok: {self._grant_name(attr, grant)} ({unlocks})")
             else:
-                target = "" if " ON " in name else " ON *.*"
-                notes.append(f"grant MISSING: {name} -- unlocks {unlocks}: "
-                             f"GRANT {name}{target} TO {self.account()};")
+                notes.append(f"grant MISSING: {self._grant_name(attr, grant)} -- unlocks "
+                             f"{unlocks}: {self._grant_advice(attr)}")
+        notes.append(replication.describe(self.replica))
         if self.conn.hides_own_statements:
             notes.append("grant ok: UPDATE ON performance_schema.threads (the server does not "
                          "digest the dashboard's own statements)")
@@ -309,6 +330,16 @@ class MySQLCollector:
         notes.extend(self.book.notices.values())
         notes.append(self._buffer_pool_advice()[0])
         return notes
+
+    def _grant_name(self, attr: str, grant: str) -> str:
+        """MySQL calls BINLOG MONITOR and SLAVE MONITOR both REPLICATION CLIENT."""
+        mysql = self.conn.flavor != "mariadb" and attr in ("binlog_monitor", "replica_monitor")
+        return "REPLICATION CLIENT" if mysql else grant
+
+    def _grant_advice(self, attr: str) -> str:
+        name = self._grant_name(attr, next(g for a, g, _ in GRANT_NOTES if a == attr))
+        target = "" if " ON " in name else " ON *.*"
+        return f"GRANT {name}{target} TO {self.account()};"
 
     def _buffer_pool_advice(self) -> tuple[str, bool]:
         """docs/thresholds.md row 17, against this host's memory when the server runs here."""

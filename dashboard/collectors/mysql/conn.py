@@ -54,6 +54,7 @@ class Grants:
     binlog_monitor: bool             # REPLICATION CLIENT on MySQL / MariaDB < 10.5
     performance_schema: bool
     slow_log: bool
+    replica_monitor: bool = False    # SLAVE/REPLICA MONITOR (MariaDB >= 10.5.9), else as binlog
 
     @classmethod
     def parse(cls, lines: Sequence[str]) -> "Grants":
@@ -83,7 +84,9 @@ class Grants:
                    or has("SUPER"),
                    performance_schema=has("SELECT", "performance_schema.*",
                                           "performance_schema.events_statements_summary_by_digest"),
-                   slow_log=has("SELECT", "mysql.*", "mysql.slow_log"))
+                   slow_log=has("SELECT", "mysql.*", "mysql.slow_log"),
+                   replica_monitor=has("SLAVE MONITOR") or has("REPLICA MONITOR") or has("SUPER")
+                   or has("REPLICATION CLIENT"))
 
 
 class MySQLConnection:
@@ -208,6 +211,15 @@ class MySQLConnection:
         Raises ``QueryError`` when the statement failed on a healthy connection (missing grant,
         statement limit) and ``CollectorError`` when the server cannot be reached.
         """
+        return self._execute(sql, args)[1]
+
+    def query_named(self, sql: str) -> list[dict[str, Any]]:
+        """``query``, each row as column name -> value (for SHOW statements whose columns
+        differ between servers and versions)."""
+        columns, rows = self._execute(sql, None)
+        return [dict(zip(columns, r)) for r in rows]
+
+    def _execute(self, sql: str, args: Sequence[Any] | None) -> tuple[list[str], list[tuple]]:
         with self._lock:
             if not self.connected:
                 self._close()
@@ -217,7 +229,7 @@ class MySQLConnection:
                 with conn.cursor() as cur:
                     self._count(sql)
                     cur.execute(sql, args)
-                    return list(cur.fetchall())
+                    return [d[0] for d in cur.description or ()], list(cur.fetchall())
             except pymysql.err.MySQLError as e:
                 text = self._error_text(e)
                 if conn.open:
