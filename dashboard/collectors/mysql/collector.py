@@ -2,7 +2,9 @@
 
 Each second: one ``SHOW GLOBAL STATUS WHERE Variable_name IN (...)`` and, only while another
 session is running a statement, one process-list query for statements running at least the
-slow threshold. Every 5 minutes (and after a reconnect): server variables and ``SHOW GRANTS``.
+slow threshold; the replication status (``replication``) each second on a replica, every 10 s
+on a primary. InnoDB figures come from the same status read (``innodb``).
+Every 5 minutes (and after a reconnect): server variables and ``SHOW GRANTS``.
 The top-statements job (``mysql_digests``) runs every ``digest_interval_s`` on a second
 connection; that is all the dashboard ever opens (≤ 2 connections, ≈ 1–2 statements/s).
 
@@ -325,7 +327,8 @@ class MySQLCollector:
             else:
                 notes.append(f"grant MISSING: {self._grant_name(attr, grant)} -- unlocks "
                              f"{unlocks}: {self._grant_advice(attr)}")
-        notes.append(replication.describe(self.replica))
+        if self.grants.replica_monitor:
+            notes.append(replication.describe(self.replica))
         if self.conn.hides_own_statements:
             notes.append("grant ok: UPDATE ON performance_schema.threads (the server does not "
                          "digest the dashboard's own statements)")
