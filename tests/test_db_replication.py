@@ -85,6 +85,15 @@ def test_each_server_reports_its_role_and_the_replica_its_threads_and_lag(pair, 
         assert (v["db.replica_sql_running"], v["db.replica_io_running"], v["db.replica_running"]) \
             == (0, 1, 0)
         assert "db.replica_lag_s" not in v                 # NULL while the SQL thread is stopped
+
+        # A row written on the replica, then on the primary: the SQL thread stops on the
+        # duplicate, and the page's notices say so with the server's own error text.
+        replica.sql("START SLAVE SQL_THREAD; INSERT INTO shop.orders VALUES (2);")
+        with mysql_connect(primary.root_url) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO shop.orders VALUES (2)")
+        wait_until(lambda: figures(c)["replica1"]["db.replica_sql_running"] == 0, timeout=20)
+        [note] = [n for n in c.book.status()["notices"] if n.startswith("replica1:")]
+        assert "SQL thread STOPPED" in note and "Duplicate entry" in note, note
     finally:
         c.close()
 

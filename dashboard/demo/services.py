@@ -627,7 +627,7 @@ def replica_args(server_id: int = 2) -> list[str]:
     return [f"--server-id={server_id}", "--relay-log=relay-bin", "--skip-slave-start"]
 
 
-def start_replication(primary: MariaDB, replica: MariaDB, delay_s: int = 0) -> None:
+def start_replication(primary: MariaDB, replica: MariaDB) -> None:
     """Make ``replica`` replicate ``primary`` from the primary's current position (both started
     with ``primary_args`` / ``replica_args``): a replication account on the primary, then
     ``CHANGE MASTER TO ...; START SLAVE`` on the replica."""
@@ -640,8 +640,7 @@ def start_replication(primary: MariaDB, replica: MariaDB, delay_s: int = 0) -> N
                 f" CHANGE MASTER TO MASTER_HOST = {_sql_str(primary.host)},"
                 f" MASTER_PORT = {int(primary.port)}, MASTER_USER = 'repl',"
                 f" MASTER_PASSWORD = {_sql_str(password)}, MASTER_LOG_FILE = {_sql_str(log_file)},"
-                f" MASTER_LOG_POS = {int(position)}, MASTER_CONNECT_RETRY = 1,"
-                f" MASTER_DELAY = {int(delay_s)};"
+                f" MASTER_LOG_POS = {int(position)}, MASTER_CONNECT_RETRY = 1;"
                 " START SLAVE;")
 
 

@@ -49,7 +49,20 @@ class MySQLServers:
                         for r in c.collect()]
             except CollectorError as e:
                 out.append(Reading({"db.up": 0.0}, labels, error=str(e)))
+            self._show_replication_note(c)
         return out
+
+    def _show_replication_note(self, c: MySQLCollector) -> None:
+        """Each server's replication state or error among the notices the page shows (the
+        first server's book): a replica is rarely the first server."""
+        if c is self.first:
+            return
+        note = c.book.notices.get("replication")
+        topic = f"replication:{c.settings.name}"
+        if note:
+            self.first.book.notices[topic] = f"{c.settings.name}: {note}"
+        else:
+            self.first.book.notices.pop(topic, None)
 
     def check_notes(self) -> list[str]:
         return [f"[{c.settings.name}] {n}" for c in self.servers for n in c.check_notes()]
