@@ -44,7 +44,7 @@ from dashboard.demo import services as devservices  # noqa: E402
 from dashboard.store import Store  # noqa: E402
 from dashboard.web.db import live_payload  # noqa: E402
 
-GRANTS = ["PROCESS", "BINLOG MONITOR", "SELECT ON performance_schema.*"]
+GRANTS = ["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR", "SELECT ON performance_schema.*"]
 STATUS_EVERY_S = 1.0
 DIGEST_EVERY_S = 15.0
 

@@ -221,3 +221,20 @@ def test_rules_are_frozen_dataclasses():
     r = rules()["db_pool_utilization"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.warning = 1  # type: ignore[misc]
+
+
+def slow(ts: float, value: float) -> Sample:
+    return Sample("db", ts, {"db.slow_queries_per_min": value})
+
+
+def test_one_isolated_slow_statement_does_not_page_but_slow_statements_in_consecutive_minutes_do():
+    """Issue 17: db.slow_queries_per_min is a trailing-60 s count, so one slow statement holds
+    it at 1 for a minute; the default hold is longer than that minute."""
+    e = Engine(rules())
+    # Held up to 61 s: the window is 60 s and a tick may come a second late.
+    isolated = [(t, 1) for t in range(0, 62)] + [(t, 0) for t in range(62, 400)]
+    assert run(e, isolated, slow) == []
+    e = Engine(rules())
+    # One slow statement at 0 s and one at 50 s (minute 1 and minute 2): above 0 for 110 s.
+    two = [(t, 1 if t <= 60 else 2 if t <= 61 else 1) for t in range(1, 111)]
+    assert kinds(run(e, two, slow)) == [("firing", "warning")]

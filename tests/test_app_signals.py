@@ -267,6 +267,25 @@ def test_php_fpm_utilisation_is_of_max_children_when_known(site):
         without.close()
 
 
+def test_one_max_children_reached_event_counts_1_for_the_following_minute_then_0(site):
+    """Issue 17: a per-minute figure is how many in the last minute, not a 1 s delta x 60
+    (which read 60/min for one second and 0 the next)."""
+    site.fpm = {"accepted conn": 10, "active processes": 5, "total processes": 5,
+                "max children reached": 4}
+    clock = FakeClock()
+    c = PhpFpmCollector(f"{site.base}/fpm-status", clock=clock)
+    try:
+        c.collect()
+        site.fpm = {**site.fpm, "max children reached": 5}
+        seen = []
+        for _ in range(62):
+            clock.t += 1
+            seen.append(c.collect()[0].values["app.max_children_reached_per_min"])
+        assert seen[:60] == [1.0] * 60 and seen[-1] == 0.0
+    finally:
+        c.close()
+
+
 def test_runtime_collects_probes_into_the_store_as_app_samples(site, tmp_path):
     settings = config.from_dict({"probes": [{"name": "home", "url": f"{site.base}/ok"}],
                                  "data_dir": str(tmp_path)})

@@ -110,3 +110,35 @@ def test_the_cli_stops_with_one_line_and_status_2_on_bad_config(tmp_path):
         assert r.returncode == 2
         assert r.stderr.strip().splitlines() == ["configuration error: mysql.url: the port is not a number"]
         assert "topsecret" not in r.stdout + r.stderr
+
+
+def test_mysql_may_list_several_named_servers_and_a_sql_queue_names_its_own():
+    """Issue 17: [[mysql]] with names; [mysql] alone keeps working unlabelled."""
+    one = config.from_dict({"mysql": {"url": "mysql://m:p@db1:3306/"}})
+    assert one.mysql is not None and one.mysql.name is None and one.mysql_servers == (one.mysql,)
+    s = config.from_dict({
+        "mysql": [{"name": "primary", "url": "mysql://m:p1@db1:3306/"},
+                  {"name": "replica1", "url": "mysql://m:p2@db2:3306/", "slow_ms": 500}],
+        "queues": [{"name": "jobs", "kind": "sql", "server": "replica1"},
+                   {"name": "mails", "kind": "sql"}]})
+    assert [m.name for m in s.mysql_servers] == ["primary", "replica1"]
+    assert s.mysql == s.mysql_servers[0] and s.mysql_servers[1].slow_ms == 500
+    assert s.queues[0].options["url"] == "mysql://m:p2@db2:3306/"
+    assert s.queues[1].options["url"] is None                   # the first server's, as before
+    assert {"p1", "p2"} <= set(s.secrets())
+    masked = s.masked()
+    assert [m["password"] for m in masked["mysql_servers"]] == ["***", "***"]
+    assert "p2" not in str(masked)
+    for raw, key in [
+        ([{"url": "mysql://m:p@db1/"}], "mysql[0].name"),
+        ([{"name": "a", "url": "mysql://m:p@db1/"}, {"name": "a", "url": "mysql://m:p@db2/"}],
+         "mysql[1].name"),
+        ([{"name": "a", "url": "http://db1/"}], "mysql[0].url"),
+        ([{"name": "a b", "url": "mysql://m:p@db1/"}], "mysql[0].name"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            config.from_dict({"mysql": raw})
+        assert e.value.key == key, (raw, str(e.value))
+    with pytest.raises(ConfigError, match="queues\\[0\\].server"):
+        config.from_dict({"mysql": [{"name": "a", "url": "mysql://m:p@db1/"}],
+                          "queues": [{"name": "q", "kind": "sql", "server": "b"}]})

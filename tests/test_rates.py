@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dashboard.collectors.rates import RateTracker, WindowedCounters
+from dashboard.collectors.rates import RateTracker, TrailingCounts, WindowedCounters
 
 
 def test_first_observation_has_no_rate_and_the_second_is_per_second():
@@ -52,3 +52,19 @@ def test_windowed_counters_restart_after_a_reset():
     w.observe(10, 1100, 1000)
     assert w.observe(20, 5, 5) is None               # counters went down: history dropped
     assert w.observe(30, 15, 5) == (10, 0)
+
+
+def test_a_trailing_count_holds_one_event_for_the_minute_after_it_then_drops_to_zero():
+    c = TrailingCounts(window_s=60)
+    assert c.count("slow", 7, ts=0.0) is None
+    assert c.count("slow", 8, ts=1.0) == 1            # one event: 1, not a 1 s delta x 60
+    for t in range(2, 61):
+        assert c.count("slow", 8, ts=float(t)) == 1, t
+    assert c.count("slow", 8, ts=62.0) == 0
+
+
+def test_a_trailing_count_is_not_extrapolated_while_its_window_fills():
+    c = TrailingCounts(window_s=60)
+    c.count("x", 0, ts=0.0)
+    assert c.count("x", 3, ts=10.0) == 3              # 3 in 10 s: 3, not 18 "per minute"
+    assert c.count("x", 1, ts=11.0) is None           # a reset restarts the window

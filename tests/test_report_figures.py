@@ -17,7 +17,7 @@ import pytest
 from alerts.engine import Transition
 from dashboard.collectors.mysql.statements import Inc, StatementBook
 from dashboard.config.load import from_dict
-from dashboard.model import series_key
+from dashboard.model import Sample, series_key
 from dashboard.report.build import build_report
 from dashboard.store import Store
 from dashboard.store.alerts import AlertStateRepo
@@ -265,3 +265,20 @@ def test_today_so_far_adds_the_raw_minutes_not_rolled_up_yet(tmp_path):
     # the peak of an unfinished day is not compared with whole days
     assert got["trend"]["peak"]["direction"] is None
     assert today - timedelta(days=1) == date.fromisoformat(got["trend"]["days"][-2]["date"])
+
+
+def test_the_day_reports_each_replicas_lag_p95_and_max(tmp_path):
+    """Issue 17: the daily summary's replica lag, per server: 45 s for ten minutes, else 1 s."""
+    store = Store(tmp_path)
+    start, end = day_bounds(DAY, TZ)
+    samples = [Sample("db", ts, {"db.replica_lag_s": 45.0 if 13 * 3600 <= ts - start < 13 * 3600 + 600
+                                 else 1.0}, {"server": "replica1"})
+               for ts in range(int(start), int(end), 30)]
+    store.append(samples)
+    store.rollup(now=end + 120)
+    doc = build_report(store, from_dict({"data_dir": str(tmp_path), "timezone": "Europe/Berlin"}),
+                       DAY.isoformat())
+    got = series(doc, "replica_lag", series_key("db.replica_lag_s", {"server": "replica1"}))
+    assert got["max"] == 45.0                             # ten minutes are under 5 % of the day:
+    assert got["p95"] == pytest.approx(1.0, rel=0.02)     # (a quantile sketch: within 1 %)
+    store.close()

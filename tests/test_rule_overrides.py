@@ -91,3 +91,21 @@ def test_the_daily_summary_reports_the_overridden_level(tmp_path):
     cpu = next(a for a in doc["areas"] if a["rule"] == "host_cpu")
     assert pool["levels"]["warning"] == 70
     assert (cpu["levels"]["warning"], cpu["levels"]["critical"]) == (50, 80)
+
+
+def test_each_configured_server_gets_a_replication_panel_with_the_effective_lag_levels(tmp_path):
+    """Issue 17: [[mysql]] servers, one replication panel each, its series picked by label."""
+    settings = from_dict({
+        "data_dir": str(tmp_path / "dash"), "async_mode": "threading",
+        "mysql": [{"name": "primary", "url": "mysql://m:p@127.0.0.1:1/"},
+                  {"name": "replica1", "url": "mysql://m:p@127.0.0.1:2/"}],
+        "rules": {"db_replica_lag": {"warning": 20}}})
+    client = logged_in_client(create_app(settings, async_mode="threading"))
+    html = client.get("/").get_data(as_text=True)
+    table = json.loads(re.search(r'id="page-config">(.*?)</script>', html, re.S).group(1))["panels"]
+    replica = {p["id"]: p for p in table if p["id"].startswith("db-replica")}
+    assert {i: p["match"] for i, p in replica.items()} == {
+        "db-replica-primary": {"server": "primary"}, "db-replica-replica1": {"server": "replica1"}}
+    assert replica["db-replica-replica1"]["title"] == "Replication: replica1"
+    assert page_lines(client, "db-replica-replica1") == {("warning 20 s", 20, "warning"),
+                                                         ("critical 5 min", 300, "critical")}

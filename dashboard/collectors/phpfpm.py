@@ -4,8 +4,8 @@
 (200) and the one a traffic spike hits. The status page does not report ``pm.max_children``,
 so it comes from ``phpfpm.max_children``; without it the denominator is the processes running
 now ("total processes"), which under ``pm = dynamic`` understates the headroom, and ``check``
-says so. The ``max children reached`` counter becomes a per-minute rate: any non-zero value
-means requests waited for a worker.
+says so. The ``max children reached`` counter becomes the count over the trailing 60 s: any
+non-zero value means requests waited for a worker within the last minute.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dashboard.collectors.httpget import HttpError, HttpGetter
-from dashboard.collectors.rates import RateTracker
+from dashboard.collectors.rates import RateTracker, TrailingCounts
 from dashboard.model import CollectorError, MetricSpec, Reading
 
 METRICS: Sequence[MetricSpec] = (
@@ -24,7 +24,8 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.workers_active", "count", "PHP-FPM processes serving a request"),
     MetricSpec("app.workers_total", "count", "PHP-FPM processes running"),
     MetricSpec("app.listen_queue", "count", "Requests waiting for a free PHP-FPM worker"),
-    MetricSpec("app.max_children_reached_per_min", "/min", "Times PHP-FPM hit pm.max_children, per minute"),
+    MetricSpec("app.max_children_reached_per_min", "/min",
+               "Times PHP-FPM hit pm.max_children over the last 60 s"),
     MetricSpec("app.accepted_per_s", "/s", "Requests accepted by PHP-FPM per second"),
 )
 
@@ -54,6 +55,7 @@ class PhpFpmCollector:
         self.timeout_s = timeout_s
         self._clock = clock
         self._rates = RateTracker()
+        self._per_min = TrailingCounts(60.0)
         self._http = HttpGetter(self.url)
 
     def collect(self) -> list[Reading]:
@@ -80,12 +82,13 @@ class PhpFpmCollector:
                   "app.listen_queue": float(s.get("listen queue", 0) or 0)}
         if limit > 0:
             values["app.worker_utilization"] = active / limit * 100.0
-        for key, name, per in (("max children reached", "app.max_children_reached_per_min", 60.0),
-                               ("accepted conn", "app.accepted_per_s", 1.0)):
+        counts = {"app.max_children_reached_per_min": (self._per_min.count, "max children reached"),
+                  "app.accepted_per_s": (self._rates.rate, "accepted conn")}
+        for name, (figure, key) in counts.items():
             if key in s:
-                rate = self._rates.rate(name, float(s[key]), now, per=per)
-                if rate is not None:
-                    values[name] = rate
+                value = figure(name, float(s[key]), now)
+                if value is not None:
+                    values[name] = value
         return [Reading(values)]
 
     def check_notes(self) -> list[str]:

@@ -86,3 +86,26 @@ class WindowedCounters:
         if len(self._snaps) < 2:
             return 0.0
         return self._snaps[-1][0] - self._snaps[0][0]
+
+
+class TrailingCounts:
+    """How many events a since-boot counter counted over the trailing window, per key.
+
+    What every ``..._per_min`` figure is (issue 17): a person reads "per minute" as "how many in
+    the last minute". A 1 s delta x 60 made one slow statement read 60/min for one second and 0
+    the next, so a chart sawed and a headline read 0; here one event counts 1 for the whole
+    minute after it. While the window fills the count is of the time seen so far, never
+    extrapolated. Built on ``WindowedCounters``, so a reset restarts the window.
+    """
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._windows: dict[Hashable, WindowedCounters] = {}
+
+    def count(self, key: Hashable, value: float, ts: float) -> float | None:
+        """Increase of ``key`` over the trailing window (None at its first observation)."""
+        w = self._windows.get(key)
+        if w is None:
+            w = self._windows[key] = WindowedCounters(self.window_s)
+        inc = w.observe(ts, value)
+        return None if inc is None else inc[0]

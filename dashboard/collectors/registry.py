@@ -21,6 +21,7 @@ COLLECTORS: Mapping[str, str] = {
     "cache": "dashboard.collectors.cache.CacheCollector",
     "host": "dashboard.collectors.host.HostCollector",
     "mysql": "dashboard.collectors.mysql.collector.MySQLCollector",
+    "mysql_servers": "dashboard.collectors.mysql.servers.MySQLServers",
     "phpfpm": "dashboard.collectors.phpfpm.PhpFpmCollector",
     "probes": "dashboard.collectors.probes.ProbeCollector",
     "queues": "dashboard.collectors.queues.collector.QueueCollector",
@@ -41,8 +42,11 @@ def build(settings: Settings) -> list[Collector]:
             timeout_s=min(settings.collector_timeout_s, max(settings.interval_s * 5, 2.0)))]
     db = None
     if settings.mysql is not None:
-        db = collector_class("mysql")(settings.mysql, interval_s=settings.interval_s,
-                                      timeout_s=settings.collector_timeout_s, tz=settings.tz)
+        # [[mysql]] (servers with names): one collector labelling each server's readings.
+        named = settings.mysql.name is not None
+        db = collector_class("mysql_servers" if named else "mysql")(
+            settings.mysql_servers if named else settings.mysql, interval_s=settings.interval_s,
+            timeout_s=settings.collector_timeout_s, tz=settings.tz)
         collectors.append(db)
     # SQL queues on the monitored server use its digests connection: two connections there.
     collectors += _cache_queue_app(settings, db.reader_conn if db is not None else None)

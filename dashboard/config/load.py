@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -142,11 +143,18 @@ def _host_port(v: str, name: str) -> str:
     return v
 
 
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 def parse_mysql(d: Mapping[str, Any]) -> MySQLSettings | None:
+    """One server: the ``[mysql]`` table, or one ``[[mysql]]`` entry (see parse_mysql_servers)."""
     if not d:
         return None
     _unknown(d, {"url", "pool_capacity", "connections_per_hour_limit", "slow_ms",
-                 "digest_interval_s"}, "mysql.")
+                 "digest_interval_s", "name"}, "mysql.")
+    name = _str(d, "name", "mysql.")
+    if name is not None and not _SERVER_NAME.match(name):
+        raise ConfigError("mysql.name", f"letters, digits, '.', '_' and '-' only, got {name!r}")
     url = _str(d, "url", "mysql.", required=True)
     p = urlsplit(url)
     if p.scheme not in ("mysql", "mariadb") or not (p.hostname or "unix_socket" in p.query):
@@ -166,7 +174,41 @@ def parse_mysql(d: Mapping[str, Any]) -> MySQLSettings | None:
                                         100_000_000, integer=True),
         slow_ms=_num(d, "slow_ms", "mysql.", 1000.0, 1, 3_600_000),
         digest_interval_s=_num(d, "digest_interval_s", "mysql.", 15.0, 1, 3600),
+        name=name,
     )
+
+
+def parse_mysql_servers(raw: Any) -> tuple[MySQLSettings, ...]:
+    """``[mysql]``: one server, unlabelled unless it has a ``name``. ``[[mysql]]``: several, each
+    with a ``name`` (their metrics and alerts carry ``{server=NAME}``)."""
+    if not isinstance(raw, list):
+        one = parse_mysql(_table({"mysql": raw or {}}, "mysql"))
+        return (one,) if one else ()
+    servers: list[MySQLSettings] = []
+    for i, d in enumerate(_array_of_tables({"mysql": raw}, "mysql")):
+        pre = f"mysql[{i}]."
+        try:
+            m = parse_mysql(d) if d else None
+        except ConfigError as e:             # the entry's own key: mysql[1].url, not mysql.url
+            raise ConfigError(pre + e.key.removeprefix("mysql."),
+                              str(e).split(": ", 1)[1]) from None
+        if m is None or m.name is None:
+            raise ConfigError(pre + "name", "is required for each [[mysql]] server")
+        if m.name in [s.name for s in servers]:
+            raise ConfigError(pre + "name", f"server name {m.name!r} is used twice")
+        servers.append(m)
+    return tuple(servers)
+
+
+def _queue_server(i: int, q: QueueSettings, servers: tuple[MySQLSettings, ...]) -> QueueSettings:
+    """A SQL queue's ``server = NAME`` becomes that server's URL (default: the first server)."""
+    name = q.options.get("server")
+    if name is None or q.options.get("url"):
+        return q
+    match = [m for m in servers if m.name == name]
+    if not match:
+        raise ConfigError(f"queues[{i}].server", f"no [[mysql]] server is named {name!r}")
+    return replace(q, options={**q.options, "url": match[0].url})
 
 
 def _redis_url(url: str | None, key: str) -> str | None:
@@ -368,6 +410,8 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
             target = raw
             for k in keypath[:-1]:
                 target = target.setdefault(k, {})
+                if not isinstance(target, dict):     # [[mysql]]: each server has its own url
+                    raise ConfigError(var, f"[[{k}]] lists several; set each one's url in the file")
             target[keypath[-1]] = env[var]
     return from_dict(raw, source_file=str(path) if path else None)
 
@@ -388,6 +432,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
     statsd = _table(raw, "statsd")
     phpfpm = _table(raw, "phpfpm")
     memcached = _table(raw, "memcached")
+    servers = parse_mysql_servers(raw.get("mysql"))
     s = Settings(
         interval_s=_num(raw, "interval_s", "", 1.0, *INTERVAL_S_RANGE),
         data_dir=Path(_str(raw, "data_dir", "", "data")),
@@ -403,7 +448,8 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         metrics_public=_bool(raw, "metrics_public", "", False),
         trusted_proxies=_num(raw, "trusted_proxies", "", 0, 0, 5, integer=True),
         async_mode=async_mode,
-        mysql=parse_mysql(_table(raw, "mysql")),
+        mysql=servers[0] if servers else None,
+        mysql_servers=servers,
         redis=parse_redis(_table(raw, "redis")),
         memcached=(_host_port(_str(memcached, "url", "memcached."), "memcached.url")
                    if memcached else None),
@@ -412,7 +458,8 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         phpfpm_url=(_http_url(_str(phpfpm, "url", "phpfpm.", required=True), "phpfpm.url")
                     if phpfpm else None),
         phpfpm_max_children=_num(phpfpm, "max_children", "phpfpm.", None, 1, 1_000_000, integer=True),
-        queues=tuple(parse_queue(i, q) for i, q in enumerate(_array_of_tables(raw, "queues"))),
+        queues=tuple(_queue_server(i, parse_queue(i, q), servers)
+                     for i, q in enumerate(_array_of_tables(raw, "queues"))),
         probes=tuple(parse_probe(i, p) for i, p in enumerate(_array_of_tables(raw, "probes"))),
         rules=parse_rules(_table(raw, "rules")),
         notify=tuple(parse_notify(i, n) for i, n in enumerate(_array_of_tables(raw, "notify"))),

@@ -17,6 +17,7 @@ RULE_NAMES = (
     "db_avg_query_time", "cache_hit_rate", "queue_pending", "queue_failed", "queue_oldest_age",
     "app_response_time", "app_error_rate", "app_checkout_success", "app_availability",
     "app_worker_utilization", "host_cpu", "host_memory", "host_disk", "host_load", "store_down",
+    "db_replica_lag", "db_replica_broken",
 )
 DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
@@ -35,6 +36,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class MySQLSettings:
+    """One monitored server. ``name`` is set for each ``[[mysql]]`` entry (its metrics and alerts
+    carry ``{server=NAME}``); a single ``[mysql]`` table has none and keeps unlabelled names."""
     url: str
     host: str
     port: int
@@ -48,6 +51,7 @@ class MySQLSettings:
     digest_interval_s: float = 15.0
     connect_timeout_s: float = 5.0            # the platform docs' figures
     read_timeout_s: float = 10.0
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,8 @@ class Settings:
     # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 = none.
     trusted_proxies: int = 0
     async_mode: str = "eventlet"             # eventlet | gevent | threading
-    mysql: MySQLSettings | None = None
+    mysql: MySQLSettings | None = None       # the first server: SQL queues' default, limits
+    mysql_servers: tuple[MySQLSettings, ...] = ()   # every server, the first one included
     redis: RedisSettings | None = None
     memcached: str | None = None             # "host:port"
     statsd_bind: str | None = None           # "127.0.0.1:8125"
@@ -157,7 +162,8 @@ class Settings:
 
     def urls(self) -> list[str]:
         """Every URL of the settings that may carry credentials (DSNs, queue, probe, PHP-FPM)."""
-        out = [self.mysql.url if self.mysql else None, self.redis.url if self.redis else None,
+        out: list[str | None] = [m.url for m in self.mysql_servers]
+        out += [self.mysql.url if self.mysql else None, self.redis.url if self.redis else None,
                self.message_queue, self.phpfpm_url]
         out += [q.options.get("url") for q in self.queues]
         out += [p.url for p in self.probes]
@@ -165,9 +171,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value in the settings, for masking and for tests that grep for leaks."""
-        out = []
-        if self.mysql and self.mysql.password:
-            out.append(self.mysql.password)
+        out: list[str] = []
+        out.extend(m.password for m in (self.mysql, *self.mysql_servers) if m and m.password)
         for url in self.urls():
             out.extend(url_secrets(url))
         if self.smtp.password:
@@ -197,9 +202,10 @@ class Settings:
                 return str(v)
             return v
         d: dict[str, Any] = conv(self)
-        if self.mysql:
-            d["mysql"]["url"] = mask_url(self.mysql.url)
-            d["mysql"]["password"] = "***" if self.mysql.password else ""
+        for shown, m in ((d["mysql"], self.mysql), *zip(d["mysql_servers"], self.mysql_servers)):
+            if m is not None:
+                shown["url"] = mask_url(m.url)
+                shown["password"] = "***" if m.password else ""
         if self.redis:
             d["redis"]["url"] = mask_url(self.redis.url)
         if self.message_queue:

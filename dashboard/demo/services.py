@@ -616,6 +616,34 @@ def start_mariadb(
     )
 
 
+def primary_args(server_id: int = 1) -> list[str]:
+    """``extra_args`` of a replication primary: a server id and a binary log (later arguments
+    win over the ``--skip-log-bin`` every private server starts with)."""
+    return [f"--server-id={server_id}", "--log-bin=mariadb-bin", "--binlog-format=ROW"]
+
+
+def replica_args(server_id: int = 2) -> list[str]:
+    """``extra_args`` of a replica: its own server id and relay log."""
+    return [f"--server-id={server_id}", "--relay-log=relay-bin", "--skip-slave-start"]
+
+
+def start_replication(primary: MariaDB, replica: MariaDB) -> None:
+    """Make ``replica`` replicate ``primary`` from the primary's current position (both started
+    with ``primary_args`` / ``replica_args``): a replication account on the primary, then
+    ``CHANGE MASTER TO ...; START SLAVE`` on the replica."""
+    password = secrets.token_urlsafe(12)
+    primary.sql("DROP USER IF EXISTS 'repl'@'127.0.0.1';"
+                f" CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY {_sql_str(password)};"
+                " GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';")
+    [[log_file, position, *_]] = primary.query("SHOW MASTER STATUS")
+    replica.sql("STOP SLAVE; RESET SLAVE ALL;"
+                f" CHANGE MASTER TO MASTER_HOST = {_sql_str(primary.host)},"
+                f" MASTER_PORT = {int(primary.port)}, MASTER_USER = 'repl',"
+                f" MASTER_PASSWORD = {_sql_str(password)}, MASTER_LOG_FILE = {_sql_str(log_file)},"
+                f" MASTER_LOG_POS = {int(position)}, MASTER_CONNECT_RETRY = 1;"
+                " START SLAVE;")
+
+
 # --------------------------------------------------------------------------------------------
 # Redis
 

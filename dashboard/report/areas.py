@@ -26,6 +26,7 @@ class Area:
     scale: float = 1.0              # availability: 0/1 -> percent
     runway: bool = False            # days until the limit, from the 14-day trend of peaks
     binary: bool = False            # an up/down signal: quantiles say nothing, the mean is all
+    optional: bool = False          # left out of a day without data (not every platform has it)
 
 
 AREAS: tuple[Area, ...] = (
@@ -35,6 +36,9 @@ AREAS: tuple[Area, ...] = (
          "db_connections_per_hour", "db", "connections_per_hour", runway=True),
     Area("slow_queries", "Slow queries", "db.slow_queries_per_min", "/min", "db_slow_queries", "db"),
     Area("avg_query_time", "Average query time", "db.avg_query_ms", "ms", "db_avg_query_time", "db"),
+    # Issue 17: per replica ({server}); the day's p95 and max say how stale its reads got.
+    Area("replica_lag", "Replica lag", "db.replica_lag_s", "s", "db_replica_lag", "db",
+         optional=True),
     Area("cache_hit_rate", "Cache hit rate", "cache.hit_rate", "%", "cache_hit_rate", "cache"),
     Area("queue_pending", "Queue depth (pending jobs)", "queue.pending", "jobs", "queue_pending",
          "queue"),

@@ -84,6 +84,8 @@ def _build(store: Store, repo: ReportsRepo, settings: Settings, rules: dict,
     prev = previous_days(day, history.RUNWAY_DAYS)
     totals = day_totals(repo, prev, [a.metric for a in AREAS], repo.history.rolled_until())
     areas = [_area(a, rules[a.rule], settings, day, prev, totals, aggs, charts) for a in AREAS]
+    # An area only some deployments have (replica lag) is left out of a day without its data.
+    areas = [x for a, x in zip(AREAS, areas) if x["series"] or not a.optional]
     by_key = {a["key"]: a for a in areas}
     # Coverage of the day: minutes in which any collector reported (its "<source>.up"); when
     # no collector's up-series is there, the best-covered area.

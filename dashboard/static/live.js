@@ -80,6 +80,12 @@
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 
+  /* A panel with "match" ({server: "replica1"}) draws only the series with those labels. */
+  function matches(panel, labels) {
+    var m = panel.match || {};
+    return Object.keys(m).every(function (k) { return labels && labels[k] === m[k]; });
+  }
+
   function traceName(panel, metric, labels) {
     var base = (panel.names && panel.names[metric]) || metric;
     var vals = Object.keys(labels || {}).sort().filter(function (k) { return k !== "host"; })
@@ -174,7 +180,8 @@
       var data = [], bands = [];
       Object.keys(history.series).sort().forEach(function (key) {
         var s = history.series[key];
-        if (panel.metrics.indexOf(s.metric) < 0 || !wanted(s.metric, s.labels)) return;
+        if (panel.metrics.indexOf(s.metric) < 0 || !wanted(s.metric, s.labels) ||
+            !matches(panel, s.labels)) return;
         var tr = newTrace(panel, s.metric, s.labels, chart.count);
         var gap = Math.max(state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000,
                            3 * (history.bucket_s || 0) * 1000);
@@ -313,7 +320,7 @@
         var key = seriesKey(metric, s.labels);
         ps.forEach(function (panel) {
           var chart = charts[panel.id];
-          if (!chart) return;
+          if (!chart || !matches(panel, s.labels)) return;
           var t = chart.traces[key];
           if (!t) {
             t = chart.traces[key] = { index: chart.count++, lastX: null };

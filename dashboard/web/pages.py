@@ -57,7 +57,8 @@ def healthz():
 def live_page():
     rt = current_app.extensions["dashboard"]
     sources = {c.source: c.interval_s for c in rt.runner.collectors}
-    return render_template("live.html", panels=panels.as_json(rt.rules), areas=panels.AREAS,
+    shown = [*panels.PANELS, *panels.replica_panels(rt.settings.mysql_servers)]
+    return render_template("live.html", panels=panels.as_json(rt.rules, shown), areas=panels.AREAS,
                            sources=sources, settings=rt.settings, v=asset_version())
 
 

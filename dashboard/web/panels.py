@@ -32,6 +32,7 @@ class Panel:
     rule: str | None = None         # the alert rule whose breaches shade and levels are drawn
     names: dict[str, str] = field(default_factory=dict)   # metric -> legend name
     levels: bool = True             # draw the rule's levels (False: drawn another way, or at 0)
+    match: dict[str, str] = field(default_factory=dict)   # only series with these labels
 
 
 HOST_PANELS: tuple[Panel, ...] = (
@@ -77,6 +78,22 @@ DB_PANELS: tuple[Panel, ...] = (
           rule="db_refused_connections",
           names={"db.refused_connections": "refused", "db.aborted_connects_per_min": "aborted/min"},
           levels=False),    # any refused connection
+    # Issue 17: InnoDB as every database monitor shows it; events are counts of the last minute.
+    Panel("db-innodb-hit", "InnoDB buffer pool hit rate (over the last minute)",
+          ["db.innodb_buffer_pool_hit_rate"], "%", "db", y_max=100,
+          names={"db.innodb_buffer_pool_hit_rate": "hit rate"}),
+    Panel("db-innodb-pages", "InnoDB buffer pool pages free and dirty",
+          ["db.innodb_pages_free", "db.innodb_pages_dirty"], "", "db",
+          names={"db.innodb_pages_free": "free", "db.innodb_pages_dirty": "dirty"}),
+    Panel("db-innodb-locks", "Row lock waits and deadlocks in the last minute",
+          ["db.innodb_row_lock_waits_per_min", "db.deadlocks_per_min"], "/min", "db",
+          names={"db.innodb_row_lock_waits_per_min": "lock waits",
+                 "db.deadlocks_per_min": "deadlocks"}),
+    Panel("db-innodb-lock-time", "Time spent waiting for row locks in the last minute",
+          ["db.innodb_row_lock_time_ms_per_min"], "ms", "db",
+          names={"db.innodb_row_lock_time_ms_per_min": "lock wait"}),
+    Panel("db-innodb-history", "InnoDB history list length", ["db.innodb_history_list_length"],
+          "", "db", names={"db.innodb_history_list_length": "history list"}),
 )
 
 # Issue 4: the cache, the job queues and the application's own signals. Lines are the docs'
@@ -129,6 +146,23 @@ AREAS: dict[str, str] = {"host": "Host", "db": "Database", "cache": "Cache", "qu
                          "app": "Application"}
 
 PANELS: list[Panel] = [*HOST_PANELS, *DB_PANELS, *CACHE_PANELS, *QUEUE_PANELS, *APP_PANELS]
+
+
+def replica_panels(servers: Sequence[Any]) -> list[Panel]:
+    """Issue 17: a replication panel per monitored server (``MySQLSettings``), its lag against
+    the db_replica_lag levels and its two threads (1 = running); one unlabelled panel for a
+    single ``[mysql]`` without a name."""
+    out = []
+    for s in servers:
+        name = s.name
+        out.append(Panel(f"db-replica-{name}" if name else "db-replica",
+                         f"Replication: {name}" if name else "Replication",
+                         ["db.replica_lag_s", "db.replica_io_running", "db.replica_sql_running"],
+                         "s", "db", rule="db_replica_lag",
+                         names={"db.replica_lag_s": "lag", "db.replica_io_running": "IO thread",
+                                "db.replica_sql_running": "SQL thread"},
+                         match={"server": name} if name else {}))
+    return out
 
 
 def rule_panels() -> dict[str, str]:

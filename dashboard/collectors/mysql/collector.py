@@ -2,11 +2,14 @@
 
 Each second: one ``SHOW GLOBAL STATUS WHERE Variable_name IN (...)`` and, only while another
 session is running a statement, one process-list query for statements running at least the
-slow threshold. Every 5 minutes (and after a reconnect): server variables and ``SHOW GRANTS``.
+slow threshold; the replication status (``replication``) each second on a replica, every 10 s
+on a primary. InnoDB figures come from the same status read (``innodb``).
+Every 5 minutes (and after a reconnect): server variables and ``SHOW GRANTS``.
 The top-statements job (``mysql_digests``) runs every ``digest_interval_s`` on a second
 connection; that is all the dashboard ever opens (≤ 2 connections, ≈ 1–2 statements/s).
 
-Counters become rates through ``dashboard.rates``; ``db.connections_per_hour`` is the increase
+Counters become rates through ``dashboard.collectors.rates``; every ``..._per_min`` figure is the
+count over the trailing 60 s (``TrailingCounts``); ``db.connections_per_hour`` is the increase
 of ``Connections`` over the last hour, extrapolated while that hour fills (from 60 s on).
 A missing grant degrades one view with a message saying what to grant; it never fails the tick.
 """
@@ -16,11 +19,14 @@ import time
 from datetime import datetime, timezone, tzinfo
 from typing import Callable, Sequence
 
+import psutil
+
+from dashboard.collectors.mysql import innodb, replication
 from dashboard.collectors.mysql.conn import Grants, MySQLConnection, QueryError
 from dashboard.collectors.mysql.digests import PROCESSLIST, ProcesslistSampler, StatementReader
 from dashboard.collectors.mysql.statements import StatementBook
 from dashboard.collectors.mysql.text import normalize_sql
-from dashboard.collectors.rates import RateTracker, WindowedCounters
+from dashboard.collectors.rates import RateTracker, TrailingCounts, WindowedCounters
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError, MetricSpec, Reading
 from dashboard.store.statements import StatementsRepo
@@ -35,23 +41,27 @@ METRICS: Sequence[MetricSpec] = (
                "Most connections open at once since the server started"),
     MetricSpec("db.refused_connections", "count",
                "Connections refused by a connection limit since the previous sample"),
-    MetricSpec("db.aborted_connects_per_min", "/min", "Failed connection attempts per minute"),
+    MetricSpec("db.aborted_connects_per_min", "/min",
+               "Failed connection attempts over the last 60 s (Aborted_connects)"),
     MetricSpec("db.queries_per_s", "/s", "Statements from clients per second (the dashboard's own excluded)"),
     MetricSpec("db.connections_per_hour", "/h",
                "New connections over the last hour (extrapolated during the first hour)"),
     MetricSpec("db.connections_per_hour_limit", "/h", "The hosting limit of new connections per hour"),
     MetricSpec("db.slow_queries_per_min", "/min",
-               "Statements slower than long_query_time per minute (Slow_queries)"),
+               "Statements slower than long_query_time over the last 60 s (Slow_queries)"),
     MetricSpec("db.avg_query_ms", "ms",
                "Average statement time over the last minute (performance_schema digests)"),
     MetricSpec("db.long_running", "count", "Statements running for at least the slow threshold now"),
+    *innodb.METRICS,
+    *replication.METRICS,
 )
 
 STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
                "Connection_errors_max_connections", "Aborted_connects", "Aborted_connects_preauth",
                "Access_denied_errors", "Questions", "Connections", "Slow_queries",
-               "Performance_schema_digest_lost")
+               "Performance_schema_digest_lost", *innodb.STATUS_VARS)
 INFO_EVERY_S = 300.0
+PRIMARY_RECHECK_S = 10.0     # a server found to be no replica: replication status read again
 _SYSTEM_COMMANDS = ("Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO",
                     "Slave_SQL", "Slave_worker", "Register Slave")
 GRANT_NOTES = (
@@ -61,6 +71,8 @@ GRANT_NOTES = (
                                          "REPLICATION CLIENT on MySQL; no panel needs it yet"),
     ("performance_schema", "SELECT ON performance_schema.*",
      "exact top statements and db.avg_query_ms from statement digests"),
+    ("replica_monitor", "SLAVE MONITOR", "replication status: role, db.replica_lag_s and the "
+                                         "replica threads (SHOW ALL SLAVES STATUS)"),
 )
 
 
@@ -81,17 +93,22 @@ class MySQLCollector:
         self.reader_conn = MySQLConnection(settings, "digests", limit, backoff_max_s=backoff_max_s,
                                            clock=clock)
         self.book = StatementBook(settings.slow_ms, tz, clock=wall)
-        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=wall, monotonic=clock)
+        self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=wall,
+                                      monotonic=clock, own_shapes=self._own_shapes)
         self.sampler = ProcesslistSampler(self.book)
         self._tz = tz
         self._rates = RateTracker()
+        self._per_min = TrailingCounts(60.0)
         self._per_hour = WindowedCounters(3600.0)
+        self._innodb = innodb.InnoDBFigures()
         self._min_hour_span_s = min_hour_span_s
         self._info_at = float("-inf")
         self._info_connects = -1
         self.grants: Grants | None = None
         self.grant_lines_account: str | None = None
         self.variables: dict[str, float] = {}   # server variables read at connect, as numbers
+        self.replica: replication.ReplicaStatus | None = None   # None: a primary (or unknown)
+        self._primary_until = float("-inf")   # until then, known to be no replica
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -100,11 +117,14 @@ class MySQLCollector:
         self.book = StatementBook(self.settings.slow_ms, self._tz, StatementsRepo(store.connect),
                                   clock=self._wall)
         self.reader = StatementReader(self.reader_conn, self.book, self.account, clock=self._wall,
-                                      monotonic=self._clock)
+                                      monotonic=self._clock, own_shapes=self._own_shapes)
         self.sampler = ProcesslistSampler(self.book)
         return [(self.reader.run, {"trigger": "interval", "seconds": self.settings.digest_interval_s,
                                    "next_run_time": datetime.now()}),
                 (self.book.prune, {"trigger": "interval", "seconds": 3600})]
+
+    def _own_shapes(self) -> set[str]:
+        return self.conn.shapes | self.reader_conn.shapes
 
     def account(self) -> str:
         return self.grant_lines_account or f"'{self.settings.user}'@'%'"
@@ -127,11 +147,13 @@ class MySQLCollector:
                 self.grant_lines_account = tail[1].split(" ", 1)[0].replace("`", "'")
                 break
         self._info_at, self._info_connects = now, self.conn.connects
-        mismatch = self._long_query_time_note()
-        if mismatch:
-            self.book.notices["long_query_time"] = mismatch
-        else:
-            self.book.notices.pop("long_query_time", None)
+        advice, follows = self._buffer_pool_advice()
+        for topic, note in (("long_query_time", self._long_query_time_note()),
+                            ("buffer_pool", None if follows else advice)):
+            if note:
+                self.book.notices[topic] = note
+            else:
+                self.book.notices.pop(topic, None)
 
     def _long_query_time_note(self) -> str | None:
         lqt = float(self.variables.get("long_query_time", 10.0))
@@ -163,11 +185,14 @@ class MySQLCollector:
             "db.pool_capacity": capacity or None,
             "db.pool_utilization": 100.0 * connected / capacity if capacity else None,
             "db.max_used_connections": status.get("Max_used_connections"),
-            "db.aborted_connects_per_min": self._rate("Aborted_connects", status, now, 60),
-            "db.slow_queries_per_min": self._rate("Slow_queries", status, now, 60),
+            "db.aborted_connects_per_min": self._last_minute("Aborted_connects", status, now),
+            "db.slow_queries_per_min": self._last_minute("Slow_queries", status, now),
             "db.connections_per_hour_limit": float(self.settings.connections_per_hour_limit),
             "db.avg_query_ms": self.book.avg_query_ms(),
         }
+        if self.conn.flavor == "mysql" and innodb.missing_from(status):
+            status.update(self._innodb_metrics())
+        v.update(self._innodb.values(status, now))
         v["db.refused_connections"] = self._refused(status)
         if "Questions" in status:
             # Questions counts our statements too; subtract them so an idle server shows 0.
@@ -187,7 +212,43 @@ class MySQLCollector:
                 "statements are folded into one '(lost)' row. Raise performance_schema_digests_size "
                 "in the server configuration and restart the server.")
         v["db.long_running"] = self._running_now(wall, running)
+        v.update(self._replication(now))
         return [Reading({k: x for k, x in v.items() if x is not None})]
+
+    def _replication(self, now: float) -> dict[str, float | None]:
+        """Role and replica state; nothing (and the grant to give, on the page) without the grant.
+
+        A replica is read every tick (its lag moves each second); a primary only every
+        ``PRIMARY_RECHECK_S``, so replica monitoring costs a primary 0.1 statement a second,
+        not one (bench/db_collector.py: the target is <= 3 statements a second in all)."""
+        if now < self._primary_until:
+            return {"db.replica": 0.0}
+        self._primary_until = float("-inf")
+        try:
+            if self.grants is not None and not self.grants.replica_monitor:
+                raise QueryError("the account may not read it")     # no failing statement a second
+            rows = self.conn.query_named(replication.STATUS_SQL[self.conn.flavor])
+        except QueryError as e:
+            self.replica = None
+            self.book.notices["replication"] = (
+                f"Replication status unavailable: {e}. " + self._grant_advice("replica_monitor"))
+            return {}
+        self.replica = replication.parse(rows)
+        if self.replica is None:
+            self._primary_until = now + PRIMARY_RECHECK_S
+        if self.replica is not None and self.replica.last_error:
+            self.book.notices["replication"] = replication.describe(self.replica)
+        else:
+            self.book.notices.pop("replication", None)
+        return self.replica.values() if self.replica else {"db.replica": 0.0}
+
+    def _innodb_metrics(self) -> dict[str, float]:
+        """MySQL's deadlock and history-list counters (``innodb.MYSQL_METRICS``); none without
+        the PROCESS grant INNODB_METRICS needs (check says what PROCESS unlocks)."""
+        try:
+            return innodb.from_metrics(self.conn.query(innodb.MYSQL_METRICS_SQL))
+        except QueryError:
+            return {}
 
     def _refused(self, status: dict[str, float]) -> float | None:
         """Connections refused since the previous sample.
@@ -213,8 +274,8 @@ class MySQLCollector:
         after_auth = aborted - preauth - denied
         return max(after_auth, errors or 0.0, 0.0)
 
-    def _rate(self, name: str, status: dict[str, float], now: float, per: float) -> float | None:
-        return self._rates.rate(name, status[name], now, per) if name in status else None
+    def _last_minute(self, name: str, status: dict[str, float], now: float) -> float | None:
+        return self._per_min.count(name, status[name], now) if name in status else None
 
     def _running_now(self, wall: float, threads_running: float) -> float | None:
         """Statements running ≥ slow_ms, for the "now" list. None when we cannot see them all."""
@@ -261,44 +322,45 @@ class MySQLCollector:
                      f"pool capacity {self.variables.get('max_connections')} (the server's "
                      "max_connections; set mysql.pool_capacity to your application's pool size)")
         for attr, grant, unlocks in GRANT_NOTES:
-            name = (grant if self.conn.flavor == "mariadb" or attr != "binlog_monitor"
-                    else "REPLICATION CLIENT")
             if getattr(self.grants, attr):
-                notes.append(f"grant ok: {name} ({unlocks})")
+                notes.append(f"grant ok: {self._grant_name(attr, grant)} ({unlocks})")
             else:
-                target = "" if " ON " in name else " ON *.*"
-                notes.append(f"grant MISSING: {name} -- unlocks {unlocks}: "
-                             f"GRANT {name}{target} TO {self.account()};")
+                notes.append(f"grant MISSING: {self._grant_name(attr, grant)} -- unlocks "
+                             f"{unlocks}: {self._grant_advice(attr)}")
+        if self.grants.replica_monitor:
+            notes.append(replication.describe(self.replica))
         if self.conn.hides_own_statements:
-            notes.append("grant ok: UPDATE ON performance_schema.threads (the dashboard's own "
-                         "statements are kept out of the top statements)")
+            notes.append("grant ok: UPDATE ON performance_schema.threads (the server does not "
+                         "digest the dashboard's own statements)")
         else:
             notes.append("grant MISSING: UPDATE ON performance_schema.threads -- without it the "
-                         "dashboard's own statements are listed among the top statements: "
+                         "server digests the dashboard's own statements too (left out of the top "
+                         "statements, but they take room in its digest table): "
                          f"GRANT UPDATE ON performance_schema.threads TO {self.account()};")
         if self.book.source == "starting":
             self.reader.run()
         notes.append(f"top statements from: {self.book.source}"
                      + (f" -- {self.book.source_note}" if self.book.source_note else ""))
         notes.extend(self.book.notices.values())
-        notes.extend(self._buffer_pool_advice())
+        notes.append(self._buffer_pool_advice()[0])
         return notes
 
-    def _buffer_pool_advice(self) -> list[str]:
-        # docs/thresholds.md row 17: advice only, and only when the server runs on this host.
-        if self.settings.host not in ("127.0.0.1", "localhost", "::1") and not self.settings.unix_socket:
-            return []
-        import psutil
-        bp = self.variables.get("innodb_buffer_pool_size")
-        total = psutil.virtual_memory().total
-        if not bp or not total:
-            return []
-        share = 100.0 * float(bp) / total
-        size = f"innodb_buffer_pool_size is {float(bp) / 2**20:.0f} MiB, {share:.0f} % of this host's " \
-               f"{total / 2**30:.1f} GiB"
-        if 70 <= share <= 80:
-            return [f"{size} (advice: 70-80 %)"]
-        return [f"advice: {size}; the platform docs recommend 70-80 % on a dedicated database host"]
+    def _grant_name(self, attr: str, grant: str) -> str:
+        """MySQL calls BINLOG MONITOR and SLAVE MONITOR both REPLICATION CLIENT."""
+        mysql = self.conn.flavor != "mariadb" and attr in ("binlog_monitor", "replica_monitor")
+        return "REPLICATION CLIENT" if mysql else grant
+
+    def _grant_advice(self, attr: str) -> str:
+        name = self._grant_name(attr, next(g for a, g, _ in GRANT_NOTES if a == attr))
+        target = "" if " ON " in name else " ON *.*"
+        return f"GRANT {name}{target} TO {self.account()};"
+
+    def _buffer_pool_advice(self) -> tuple[str, bool]:
+        """docs/thresholds.md row 17, against this host's memory when the server runs here."""
+        local = self.settings.host in ("127.0.0.1", "localhost", "::1") or self.settings.unix_socket
+        return innodb.buffer_pool_advice(float(self.variables.get("innodb_buffer_pool_size", 0)),
+                                         psutil.virtual_memory().total if local else None,
+                                         "this host's")
 
     def close(self) -> None:
         self.conn.close()

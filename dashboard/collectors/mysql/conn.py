@@ -22,9 +22,12 @@ from typing import Any, Callable, Sequence
 
 import pymysql
 
+from dashboard.collectors.mysql.text import statement_shape
 from dashboard.config.settings import MySQLSettings
 from dashboard.model import CollectorError
 
+# What PyMySQL itself sends on every connect, before any statement of ours.
+DRIVER_STATEMENTS = ("SET NAMES utf8mb4", "SET AUTOCOMMIT = 1")
 # MariaDB error 1969 / MySQL 3024: our own statement limit fired.
 STATEMENT_TIMEOUT_CODES = {1969, 3024}
 # Permission problems: the connection is fine, one view is degraded.
@@ -51,6 +54,7 @@ class Grants:
     binlog_monitor: bool             # REPLICATION CLIENT on MySQL / MariaDB < 10.5
     performance_schema: bool
     slow_log: bool
+    replica_monitor: bool = False    # SLAVE/REPLICA MONITOR (MariaDB >= 10.5.9), else as binlog
 
     @classmethod
     def parse(cls, lines: Sequence[str]) -> "Grants":
@@ -80,7 +84,9 @@ class Grants:
                    or has("SUPER"),
                    performance_schema=has("SELECT", "performance_schema.*",
                                           "performance_schema.events_statements_summary_by_digest"),
-                   slow_log=has("SELECT", "mysql.*", "mysql.slow_log"))
+                   slow_log=has("SELECT", "mysql.*", "mysql.slow_log"),
+                   replica_monitor=has("SLAVE MONITOR") or has("REPLICA MONITOR") or has("SUPER")
+                   or has("REPLICATION CLIENT"))
 
 
 class MySQLConnection:
@@ -103,6 +109,9 @@ class MySQLConnection:
         self._next_attempt = float("-inf")
         self.last_error: str | None = None
         self.statements = 0          # every statement we sent, for the "our own load" figures
+        # The shape (text.statement_shape) of every statement this session sent, the driver's
+        # included: the top statements leave these out whatever the grants (issue 17).
+        self.shapes: set[str] = {statement_shape(s) for s in DRIVER_STATEMENTS}
         self.connects = 0
         self.flavor = "mariadb"      # or "mysql", from the handshake's version string
         self.version = ""
@@ -151,7 +160,7 @@ class MySQLConnection:
                  "SET SESSION MAX_EXECUTION_TIME = %d" % int(self.statement_limit_s * 1000))
         try:
             with conn.cursor() as cur:
-                self.statements += 1
+                self._count(limit)
                 cur.execute(limit)
                 self.hides_own_statements = self._stop_own_instrumentation(cur)
         except Exception as e:  # noqa: BLE001
@@ -169,13 +178,18 @@ class MySQLConnection:
         Needs ``GRANT UPDATE ON performance_schema.threads`` (deploy/mysql-grants.sql); without
         it (error 1142) the monitoring statements are counted like the application's.
         """
+        sql = ("UPDATE performance_schema.threads SET INSTRUMENTED = 'NO' "
+               "WHERE PROCESSLIST_ID = CONNECTION_ID()")
         try:
-            self.statements += 1
-            cur.execute("UPDATE performance_schema.threads SET INSTRUMENTED = 'NO' "
-                        "WHERE PROCESSLIST_ID = CONNECTION_ID()")
+            self._count(sql)
+            cur.execute(sql)
             return True
         except pymysql.MySQLError:
             return False
+
+    def _count(self, sql: str) -> None:
+        self.statements += 1
+        self.shapes.add(statement_shape(sql))
 
     def _failed(self, e: BaseException) -> None:
         self.last_error = self._error_text(e)
@@ -197,6 +211,15 @@ class MySQLConnection:
         Raises ``QueryError`` when the statement failed on a healthy connection (missing grant,
         statement limit) and ``CollectorError`` when the server cannot be reached.
         """
+        return self._execute(sql, args)[1]
+
+    def query_named(self, sql: str) -> list[dict[str, Any]]:
+        """``query``, each row as column name -> value (for SHOW statements whose columns
+        differ between servers and versions)."""
+        columns, rows = self._execute(sql, None)
+        return [dict(zip(columns, r)) for r in rows]
+
+    def _execute(self, sql: str, args: Sequence[Any] | None) -> tuple[list[str], list[tuple]]:
         with self._lock:
             if not self.connected:
                 self._close()
@@ -204,9 +227,9 @@ class MySQLConnection:
             conn = self._conn
             try:
                 with conn.cursor() as cur:
-                    self.statements += 1
+                    self._count(sql)
                     cur.execute(sql, args)
-                    return list(cur.fetchall())
+                    return [d[0] for d in cur.description or ()], list(cur.fetchall())
             except pymysql.err.MySQLError as e:
                 text = self._error_text(e)
                 if conn.open:

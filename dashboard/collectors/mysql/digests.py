@@ -12,6 +12,12 @@
    running for at least the slow threshold; their durations are lower bounds.
 
 The page says which one is in use and the exact setting that enables the better one.
+
+The dashboard's own statements never count, whatever the grants: with ``UPDATE ON
+performance_schema.threads`` the server stops instrumenting our sessions, but only after the
+connect's ``SET NAMES``, the statement limit and that ``UPDATE`` itself have been digested, and
+without it everything we send is. So a digest whose text has the shape of a statement our
+connections sent (``MySQLConnection.shapes``) is left out of the book (issue 17).
 """
 from __future__ import annotations
 
@@ -19,11 +25,11 @@ import hashlib
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterable
 
 from dashboard.collectors.mysql.conn import MySQLConnection, QueryError
 from dashboard.collectors.mysql.statements import Inc, StatementBook
-from dashboard.collectors.mysql.text import normalize_sql
+from dashboard.collectors.mysql.text import normalize_sql, statement_shape
 from dashboard.collectors.rates import RateTracker
 from dashboard.model import CollectorError
 
@@ -46,8 +52,11 @@ class StatementReader:
 
     def __init__(self, conn: MySQLConnection, book: StatementBook, account: Callable[[], str],
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 own_shapes: Callable[[], set[str]] | None = None) -> None:
         self.conn = conn
+        self._own_shapes = own_shapes or (lambda: conn.shapes)
+        self._own: set[str] = set()           # digest keys of our own statements
         self.book = book
         self._account = account              # "'monitor'@'%'" for the GRANT advice
         self._clock = clock
@@ -196,8 +205,17 @@ class StatementReader:
                 for tracker in self._counters.values():
                     tracker.forget(key)
         texts = self._digest_texts(unknown) if unknown else []
+        stored = [] if self._baseline_done else [k for k in present if self.book.knows(k)]
+        self._mark_own([(k, t) for k, _, t in texts] + list(self.book.texts(stored).items()))
+        incs = {k: i for k, i in incs.items() if k not in self._own}
+        texts = [t for t in texts if t[0] not in self._own]
         self.book.add(ts, incs, texts, baseline=not self._baseline_done and not self.book.has_history())
         self._baseline_done = True
+
+    def _mark_own(self, texts: Iterable[tuple[str, str]]) -> None:
+        """Remember which digests are our connections' statements (their texts are read once)."""
+        own = self._own_shapes()
+        self._own.update(k for k, text in texts if statement_shape(text) in own)
 
     def _digest_texts(self, keys: list[str]) -> list[tuple[str, str | None, str]]:
         out: list[tuple[str, str | None, str]] = []

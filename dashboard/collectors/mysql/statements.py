@@ -95,6 +95,11 @@ class StatementBook:
     def has_history(self) -> bool:
         return bool(self._known)
 
+    def texts(self, keys: list[str]) -> dict[str, str]:
+        """The stored texts of ``keys`` (those the book knows)."""
+        with self._lock:
+            return {k: t for k, (_s, t, _f) in self._repo.texts(keys).items()} if keys else {}
+
     # --- feeding -------------------------------------------------------------------------------
 
     def start(self, ts: float) -> None:

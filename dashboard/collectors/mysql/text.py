@@ -6,6 +6,7 @@ customer data reaches a page, a log or a notification through a statement.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 NOW_TEXT_MAX = 500
@@ -37,3 +38,12 @@ def normalize_sql(sql: str, limit: int = NOW_TEXT_MAX) -> str:
     text = _ROWS.sub(r"\1", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@functools.lru_cache(maxsize=512)
+def statement_shape(sql: str) -> str:
+    """One form for a statement we send and for its performance_schema digest text, so the
+    reader can tell the dashboard's own digests (``SET NAMES `utf8mb4` `` is ``SET NAMES
+    utf8mb4``): literals and ``%s`` parameters as ``?``, no backticks, no whitespace, lower case."""
+    text = normalize_sql(sql.replace("%s", "?"), 4096).replace("`", "")
+    return "".join(text.split()).lower()

@@ -14,7 +14,8 @@ start-up with ``queues[i].<key>: what is wrong``. Standard library only (config 
     sql         table (default: key, else "jobs"), status_column, priority_column ("" = none),
                 created_column, id_column (auto-increment: enqueue rate from MAX(id)),
                 pending_values, processing_values, failed_values, statement_timeout_ms (500),
-                count_limit (100000), url (default: mysql.url)
+                count_limit (100000), server (a [[mysql]] name; default the first server),
+                url (default: that server's url)
     every kind  url (default redis.url / mysql.url), window_s (60: rates and new failures)
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sql": {"table": None, "status_column": "status", "priority_column": "priority",
             "created_column": "created_at", "id_column": "id", "pending_values": ["pending"],
             "processing_values": ["processing"], "failed_values": ["failed"],
-            "statement_timeout_ms": 500, "count_limit": 100_000},
+            "statement_timeout_ms": 500, "count_limit": 100_000, "server": None},
 }
 
 
@@ -116,4 +117,6 @@ def validate(i: int, kind: str, key: str | None, options: Mapping[str, Any]) -> 
         o["statement_timeout_ms"] = _number(i, "statement_timeout_ms", o["statement_timeout_ms"],
                                             10, 60_000)
         o["count_limit"] = int(_number(i, "count_limit", o["count_limit"], 100, 100_000_000))
+        if o["server"] is not None:
+            _text(i, "server", o["server"])
     return o
