@@ -149,7 +149,7 @@ def history():
     else:
         resolution = "1m"
         rolled_until = since
-        for m, labels, minute, n, total, _lo, _hi, _sk in rt.store.rollup_metrics_between(since, now):
+        for m, labels, minute, n, total, _lo, _hi in rt.store.rollup_metrics_between(since, now):
             add(m, labels, minute + 30, total / n)       # plotted at the minute's middle
             rolled_until = max(rolled_until, minute + 60)
         add_rows(series, rows(rolled_until), _r, view)   # not rolled up yet
