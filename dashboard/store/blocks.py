@@ -61,7 +61,9 @@ def encode_minutes(hour: int, m: Minutes) -> bytes:
     if lo is not None and hi is not None:
         scaled = columns.near_decimals(m.total, digits, _sum_slack(m.total, m.n))
         total = None if scaled is None else (digits, scaled)
-    body = b"".join((bytes((count,)), columns.pack_ints(offsets), columns.pack_ints(m.n),
+    # A whole hour (the usual block) needs no offsets: they are 0..59.
+    body = b"".join((bytes((count,)), b"" if count == 60 else columns.pack_ints(offsets),
+                     columns.pack_ints(m.n),
                      columns.pack_floats(m.total, total), columns.pack_floats(m.lo, lo),
                      columns.pack_floats(m.hi, hi)))
     return columns.deflate(body)
@@ -70,12 +72,16 @@ def encode_minutes(hour: int, m: Minutes) -> bytes:
 def decode_minutes(hour: int, blob: bytes) -> Minutes:
     body = columns.inflate(blob)
     count = body[0]
-    offsets, at = columns.unpack_ints(body, 1, count)
+    if count == 60:
+        minute, at = list(range(hour, hour + 3600, 60)), 1
+    else:
+        offsets, at = columns.unpack_ints(body, 1, count)
+        minute = [hour + 60 * o for o in offsets]
     n, at = columns.unpack_ints(body, at, count)
     total, at = columns.unpack_floats(body, at, count)
     lo, at = columns.unpack_floats(body, at, count)
     hi, at = columns.unpack_floats(body, at, count)
-    return Minutes([hour + 60 * o for o in offsets], n, total, lo, hi)
+    return Minutes(minute, n, total, lo, hi)
 
 
 def approx_sketch(m: Minutes) -> Counter[int]:

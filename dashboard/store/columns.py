@@ -18,7 +18,7 @@ import zlib
 from array import array
 from itertools import accumulate, repeat
 from operator import mul, sub, truediv
-from typing import Sequence
+from typing import Iterator, Sequence
 
 _WIDTHS = (("b", 1 << 7), ("h", 1 << 15), ("i", 1 << 31), ("q", 1 << 63))
 _CODES = "bhiq"
@@ -38,11 +38,15 @@ def pack_ints(values: Sequence[int]) -> bytes:
 
 def unpack_ints(buf: bytes, at: int, count: int) -> tuple[list[int], int]:
     """``count`` integers packed by ``pack_ints`` at ``buf[at:]``, and the offset after them."""
-    code = buf[at]
-    a = array(_CODES[code])
+    ints, end = _running(buf, at, count)
+    return list(ints), end
+
+
+def _running(buf: bytes, at: int, count: int) -> tuple[Iterator[int], int]:
+    a = array(_CODES[buf[at]])
     end = at + 1 + count * a.itemsize
     a.frombytes(buf[at + 1:end])
-    return list(accumulate(a)), end
+    return accumulate(a), end
 
 
 def decimals(values: Sequence[float]) -> tuple[int, list[int]] | None:
@@ -78,7 +82,7 @@ def unpack_floats(buf: bytes, at: int, count: int) -> tuple[list[float], int]:
         end = at + 1 + 8 * count
         a.frombytes(buf[at + 1:end])
         return a.tolist(), end
-    ints, end = unpack_ints(buf, at + 1, count)
+    ints, end = _running(buf, at + 1, count)
     if kind == 0:
         return list(map(float, ints)), end
     return list(map(truediv, ints, repeat(_POW[kind]))), end

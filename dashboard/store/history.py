@@ -210,14 +210,18 @@ class Store:
             for a, b in cuts])
         return first, self._latest.record(self._ticks, sources, labels, first)
 
-    def write_rollup_blocks(self, blocks: Iterable[HourBlock]) -> int:
+    def write_rollup_blocks(self, blocks: Iterable[HourBlock],
+                            rolled_until: float | None = None) -> int:
         """Write whole hours of one-minute rollups (a synthetic or converted history), replacing
-        those hours of those series, in one transaction. The rollup watermark is not moved:
-        the rollup job keeps rolling up from the raw ticks it has not done yet."""
+        those hours of those series, in one transaction; with ``rolled_until``, the minutes
+        before it count as rolled up (the rollup job goes on from there). Returns the blocks."""
         with self._lock:
             self._begin()
             try:
                 n = storerollups.replace_blocks(self._conn, self._catalog, blocks)
+                if rolled_until is not None:
+                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                       (HistoryReads.ROLLED_UNTIL, str(int(rolled_until))))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()

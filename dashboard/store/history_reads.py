@@ -98,8 +98,9 @@ class HistoryReads:
             return None
         lo, hi = min(m.lo), max(m.hi)
         means = list(map(truediv, m.total, m.n))
-        breaches = [sum(map(_OPS[(direction, inclusive)],
-                            map(operator.mul, means, repeat(scale)), repeat(value)))
+        if scale != 1.0:
+            means = list(map(operator.mul, means, repeat(scale)))
+        breaches = [sum(map(_OPS[(direction, inclusive)], means, repeat(value)))
                     for direction, inclusive, value in levels]
         n = sum(m.n)
         buckets = span.buckets

@@ -18,14 +18,19 @@ from dashboard.store.blocks import Minutes
 from dashboard.store.catalog import Catalog
 from dashboard.store.ticks import TickReads
 
+# A rowid table: a block rewritten (the rollup job adds a minute to the hour's block each
+# minute) is deleted and appended anew (REPLACE), so an hour's final blocks end up packed in
+# full pages at the end of the table. Keyed by (series, hour) in place, a block growing in the
+# middle of the tree split its pages: half of them was empty (21 against 9.4 B a series-minute).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollups (
+    id      INTEGER PRIMARY KEY,
     series  INTEGER NOT NULL,          -- series.id
     hour    INTEGER NOT NULL,          -- epoch seconds of the hour's start
     minutes BLOB NOT NULL,             -- blocks.encode_minutes
-    sketch  BLOB NOT NULL,             -- sketch.encode
-    PRIMARY KEY (series, hour)
-) WITHOUT ROWID;
+    sketch  BLOB NOT NULL              -- sketch.encode
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rollups_series_hour ON rollups(series, hour);
 """
 HOUR = 3600
 MinuteRow = tuple[int, float, float, float]          # n, sum, min, max
@@ -80,7 +85,8 @@ def merge_into(conn: sqlite3.Connection, hour: int,
             total.update(sketch.decode(old[sid][1]))
         rows.append((sid, hour, blocks.encode_minutes(hour, Minutes.of(merged)),
                      sketch.encode(total)))
-    conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?)", rows)
+    conn.executemany("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch)"
+                     " VALUES (?,?,?,?)", rows)
 
 
 def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[HourBlock]) -> int:
@@ -92,7 +98,8 @@ def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[H
         sid = catalog.add_series(conn, b.metric, b.labels)
         rows.append((sid, b.hour, blocks.encode_minutes(b.hour, Minutes.of(b.minutes)),
                      sketch.encode(b.buckets)))
-    conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?)", rows)
+    conn.executemany("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch)"
+                     " VALUES (?,?,?,?)", rows)
     return len(rows)
 
 
@@ -141,19 +148,26 @@ class BlockReads:
         their values: whole blocks' sketches merged, cut blocks' from their minutes."""
         lo, hi = int(since), int(until)
         cols = Minutes([], [], [], [], [])
-        buckets: Counter[int] = Counter()
+        keys: list[int] = []
+        counts: list[int] = []
         for hour, data, sk in self._rows(sid, lo, hi, quantiles):
             m = blocks.decode_minutes(hour, data)
             part = _clip(m, lo, hi)
             if quantiles:
                 if part is None and sk is not None:
-                    buckets.update(sketch.decode(sk))
+                    k, c = sketch.decode_columns(sk)
                 elif part is not None:
-                    buckets.update(blocks.approx_sketch(part))
+                    approx = blocks.approx_sketch(part)
+                    k, c = list(approx), list(approx.values())
+                keys += k
+                counts += c
             m = m if part is None else part
-            for name in ("minute", "n", "total", "lo", "hi"):
-                getattr(cols, name).extend(getattr(m, name))
-        return Span(cols, buckets)
+            cols.minute += m.minute
+            cols.n += m.n
+            cols.total += m.total
+            cols.lo += m.lo
+            cols.hi += m.hi
+        return Span(cols, sketch.merge_columns(keys, counts))
 
     def label_sets(self, metric: str) -> list[str]:
         """The label texts of ``metric``'s series that have rollups."""

@@ -96,8 +96,24 @@ def encode(sketch: Mapping[int, int]) -> bytes:
 
 
 def decode(blob: bytes) -> Counter[int]:
+    keys, counts = decode_columns(blob)
+    return Counter(dict(zip(keys, counts)))
+
+
+def decode_columns(blob: bytes) -> tuple[list[int], list[int]]:
+    """The bucket numbers and counts of an encoded sketch (``merge_columns`` adds up many)."""
     body = columns.inflate(blob)
     count = int.from_bytes(body[:4], "little")
     keys, at = columns.unpack_ints(body, 4, count)
     counts, _ = columns.unpack_ints(body, at, count)
-    return Counter(dict(zip(keys, counts)))
+    return keys, counts
+
+
+def merge_columns(keys: Iterable[int], counts: Iterable[int]) -> Counter[int]:
+    """Buckets and counts, repeated buckets added: one pass, cheaper than updating a Counter
+    per sketch (a day of a series is 24 of them)."""
+    out: dict[int, int] = {}
+    get = out.get
+    for k, c in zip(keys, counts):
+        out[k] = get(k, 0) + c
+    return Counter(out)
