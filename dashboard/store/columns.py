@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from itertools import accumulate, repeat
+from math import isfinite
 from operator import mul, sub, truediv
 from typing import Iterator, Sequence
 
@@ -67,6 +68,8 @@ def decimals(values: Sequence[float]) -> tuple[int, list[int]] | None:
 def pack_floats(values: Sequence[float], scaled: tuple[int, list[int]] | None = None) -> bytes:
     """A column of finite floats, exactly: scaled integers (``decimals``, or ``scaled`` when the
     caller found them another way) or float64. One byte of kind, then the column."""
+    if not all(map(isfinite, values)):
+        raise ValueError("only finite numbers are stored")
     found = decimals(values) if scaled is None else scaled
     if found is None:
         return bytes((RAW,)) + array("d", values).tobytes()

@@ -105,6 +105,7 @@ class Store:
         self._catalog = Catalog()
         self._ticks = storeticks.TickReads(self._conn, self._catalog)
         self._latest = storelatest.LatestWriter()
+        self._row_span: float | None = None          # None: read it from meta
         self._sources_read_at = float("-inf")
         self.dropped_samples = 0                 # samples refused for a non-finite time
         self._dropped_logged_at = float("-inf")
@@ -181,6 +182,7 @@ class Store:
     def _rollback(self) -> None:
         self._latest.forget()
         self._catalog.forget()
+        self._row_span = None
         self._conn.execute("ROLLBACK")
 
     def _write(self, samples: Sequence[Sample], cleans: list[dict[str, float]],
@@ -208,7 +210,19 @@ class Store:
              storeticks.encode(shapes[a:b], times[a:b], values[ends[a]:ends[b]],
                                {i - a: e for i, e in errors.items() if a <= i < b}))
             for a, b in cuts])
+        self._widen(max(max(times[a:b]) - min(times[a:b]) for a, b in cuts))
         return first, self._latest.record(self._ticks, sources, labels, first)
+
+    def _widen(self, spread: float) -> None:
+        """Record a row's time span if it is the widest yet (readers look that far)."""
+        if self._row_span is None:
+            self._row_span = self._ticks.span()
+        if spread > self._row_span:          # another writer may have widened it further
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
+                "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
+                (storeticks.SPAN_KEY, spread))
+            self._row_span = spread
 
     def write_rollup_blocks(self, blocks: Iterable[HourBlock],
                             rolled_until: float | None = None) -> int:

@@ -8,7 +8,8 @@ source, labels and metric names, stored once) and time, then the values as float
 
 A row also keeps the time of its latest sample (indexed: time ranges, pruning whole rows). An
 append whose samples span more than ``ROW_SPAN_S`` (a batch written back after an outage, a
-test's day) is cut into several rows, so a time range never has to look further than that.
+test's day) is cut into several rows; ``meta`` keeps the widest span written (``SPAN_KEY``,
+0 while every row is one collection's samples), and a time range looks that much further.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS ticks (
 CREATE INDEX IF NOT EXISTS ticks_ts ON ticks(ts);
 """
 ROW_SPAN_S = 300.0
+SPAN_KEY = "history.row_span"
 Row = tuple[float, str, dict[str, float]]     # ts, label text ("" for none), values
 
 
@@ -112,7 +114,7 @@ class TickReads:
         args: list[float] = [since]
         if until is not None:
             sql += " AND ts <= ?"
-            args.append(until + ROW_SPAN_S)
+            args.append(until + self.span())
         return self.conn.execute(sql + " ORDER BY seq", args).fetchall()
 
     def samples(self, since: float, until: float | None = None,
@@ -184,9 +186,14 @@ class TickReads:
                                 ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def span(self) -> float:
+        """The widest time span of a row's samples."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (SPAN_KEY,)).fetchone()
+        return 0.0 if row is None else float(row[0])
+
     def first_time(self) -> float | None:
-        """The time of the oldest sample (in a row whose latest one is at most ``ROW_SPAN_S``
-        after the earliest latest one)."""
+        """The time of the oldest sample (in a row whose latest one is at most a span after the
+        earliest latest one)."""
         rows = self.conn.execute("SELECT data FROM ticks WHERE ts <= (SELECT MIN(ts) FROM ticks)"
-                                 " + ?", (ROW_SPAN_S,)).fetchall()
+                                 " + ?", (self.span(),)).fetchall()
         return min((min(decode(d).times) for d, in rows), default=None)
