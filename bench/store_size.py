@@ -3,7 +3,7 @@
 Prints (figures, never assertions), on a temporary store removed afterwards:
   1. the tick write: ``Store.append`` of the large installation's tick (issue 9: the local host,
      50 agent hosts, 200 queues, db, cache: 306 samples, ~1,600 values), values moving a little
-     each tick, wall and CPU p50/p95 (target <= 2 ms);
+     each tick, wall and CPU p50/p95 (target <= 2 ms); then ``Store.latest()``;
   2. raw bytes per value: the raw rows and their index (``dbstat``) over the values stored
      (target <= 8 B); the catalog (series, label sets, shapes) is printed apart: it does not
      grow with time;
@@ -109,6 +109,8 @@ def bench_write(tmp: Path, ticks: int) -> None:
     print(f"   Store.append wall p50 {p(wall, 50):.2f} ms, p95 {p(wall, 95):.2f} ms, max "
           f"{max(wall):.2f} ms; CPU p50 {p(cpu, 50):.2f} ms (target <= 2 ms: "
           f"{'met' if p(wall, 50) <= 2 else 'MISSED'} at p50)")
+    med, first = timed(lambda: store.latest(within_s=1e9), 20)
+    print(f"   Store.latest() (/api/latest, /metrics, the fleet): median {med:.2f} ms")
     raw = table_bytes(store, ("ticks", "ticks_ts"))
     catalog = table_bytes(store, ("series", "label_sets", "shapes", "sqlite_autoindex_series_1",
                                   "sqlite_autoindex_label_sets_1", "sqlite_autoindex_shapes_1"))

@@ -87,8 +87,12 @@ def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
                            "data_dir elsewhere")
     conn.executescript(SCHEMA)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('history.schema', ?)", (str(SCHEMA_VERSION),))
-    old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone()
-    return int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0) if old else 0
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone() is None:
+        return 0
+    last = int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
+    if last:
+        log.warning("store: %s holds history of schema 1 that is not converted: not shown", path)
+    return last
 
 
 class Store:
