@@ -141,7 +141,7 @@ def stored_rows(store_path: Path) -> int:
     """Samples the server has stored so far (its sequence number): what the page should get."""
     conn = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=10)
     try:
-        return conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0
+        return conn.execute("SELECT MAX(seq + n - 1) FROM ticks").fetchone()[0] or 0
     finally:
         conn.close()
 

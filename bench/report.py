@@ -1,4 +1,4 @@
-"""Daily summary (issue 6): time to build it for a day of 1 s samples of 60 metrics.
+"""Daily summary (issue 6): time to build it for a day of 1 s samples of 60 metrics or more.
 
 Prints (figures, never assertions):
   1. a past day from the one-minute rollups (target <= 200 ms): first call, then median / max;
@@ -13,15 +13,17 @@ Data (a temporary store, removed afterwards), 60 series sampled each second: hos
 realistic shapes (diurnal drift, noise, integer counts, constants).
  - The raw hour 17:00-18:00 of "today" goes through Store.append and Store.rollup, as in
    production.
- - The rollup rows of the past day and of today 00:00-17:00 are written directly: for each
-   minute and series the 60 one-second values are generated and reduced with the store's own
-   code (n, sum, min, max, sketch.build + sketch.encode) into the same rollup_1m rows
-   Store.rollup writes. Appending 1.6 days of raw samples (1.4 M rows) and rolling them up would
-   take minutes here; the bench checks that both paths give identical rows for the raw hour.
+ - The rollups of the past day and of today 00:00-17:00 are written through
+   Store.write_rollup_blocks: for each minute and series the 60 one-second values are generated
+   and reduced as Store.rollup reduces them (n, sum, min, max; the hour's sketch.build). Appending
+   1.6 days of raw samples and rolling them up would take minutes here; the bench checks that
+   both paths give identical minutes and sketches for the raw hour.
  - The 14 earlier days (trend and runway) only have their count / sum / min / max read by the
-   report, so their rows are written from the same shapes with a one-bucket sketch.
+   report, so their minutes are written from the same shapes with a one-bucket sketch.
+ - ``--queues N`` adds queues beyond the two of the 60 series, with the 3 series of each that
+   the summary reads: ``--queues 96`` makes it read 301 series (348 in the store).
 
-    .venv/bin/python bench/report.py [--repeat 7]
+    .venv/bin/python bench/report.py [--repeat 7] [--queues 0]
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -42,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.config.load import from_dict  # noqa: E402
 from dashboard.model import Sample  # noqa: E402
+from dashboard.report.areas import AREAS  # noqa: E402
 from dashboard.report.build import build_report  # noqa: E402
 from dashboard.report.reader import labels_text  # noqa: E402
-from dashboard.store import (
-    Store,  # noqa: E402
-    sketch,  # noqa: E402
-)
+from dashboard.store import Store, sketch  # noqa: E402
+from dashboard.store.history_reads import HistoryReads  # noqa: E402
+from dashboard.store.rollups import HourBlock  # noqa: E402
 
 TZ = "Europe/Berlin"
 # (source, metric, labels, kind, level): kinds are drawn by value() below
@@ -89,6 +92,14 @@ SERIES: list[tuple[str, str, dict, str, float]] = [
 assert len(SERIES) == 60
 
 
+def more_queues(n: int) -> list[tuple[str, str, dict, str, float]]:
+    """``n`` more queues: their series the summary reads (pending, oldest age, new failures),
+    shaped like the first two queues'."""
+    read = {a.metric for a in AREAS}
+    two = [x for x in SERIES if x[2].get("queue") == "emails" and x[1] in read]
+    return [(src, m, {"queue": f"q{i:03d}"}, kind, lvl) for i in range(n) for src, m, _, kind, lvl in two]
+
+
 def value(kind: str, level: float, hour: float, rnd: random.Random) -> float:
     day = 1 + 0.3 * math.sin(2 * math.pi * (hour - 9) / 24)          # busier by day
     if kind == "noisy":
@@ -107,50 +118,43 @@ def minute_values(minute: float, start: float, rnd: random.Random) -> list[list[
     return [[value(kind, lvl, hour + s / 3600, rnd) for s in range(60)] for _, _, _, kind, lvl in SERIES]
 
 
-def rollup_rows(minute: int, per_series: list[list[float]]) -> list[tuple]:
-    """What Store.rollup writes for one minute: n, sum, min, max and the encoded sketch."""
-    return [(metric, labels_text(labels), minute, len(vs), sum(vs), min(vs), max(vs),
-             sketch.encode(sketch.build(vs)))
-            for (_, metric, labels, _, _), vs in zip(SERIES, per_series)]
+def minute_row(vs: list[float]) -> tuple[int, float, float, float]:
+    """What Store.rollup keeps of a minute: n, sum, min, max."""
+    return len(vs), sum(vs), min(vs), max(vs)
 
 
 def write_rollups(store: Store, since: float, until: float, start: float, rnd: random.Random) -> int:
-    conn = store.connect()
+    """One-second values reduced to minutes and hour sketches, an hour of blocks at a time."""
     n = 0
-    minute = int(since)
-    while minute < until:
-        rows = []
-        for _ in range(60):
-            if minute >= until:
-                break
-            rows += rollup_rows(minute, minute_values(minute, start, rnd))
-            minute += 60
-        conn.execute("BEGIN")
-        conn.executemany("INSERT OR REPLACE INTO rollup_1m VALUES (?,?,?,?,?,?,?,?)", rows)
-        conn.execute("COMMIT")
-        n += len(rows)
-    conn.close()
-    return n
+    for hour in range(int(since), int(until), 3600):
+        minutes: list[dict[int, tuple[int, float, float, float]]] = [{} for _ in SERIES]
+        buckets: list[Counter[int]] = [Counter() for _ in SERIES]
+        for minute in range(hour, min(hour + 3600, int(until)), 60):
+            for i, vs in enumerate(minute_values(minute, start, rnd)):
+                minutes[i][minute] = minute_row(vs)
+                buckets[i].update(sketch.build(vs))
+        n += store.write_rollup_blocks(
+            (HourBlock(metric, labels, hour, minutes[i], buckets[i])
+             for i, (_, metric, labels, _, _) in enumerate(SERIES)),
+            rolled_until=min(hour + 3600, int(until)))
+    return n * 60
 
 
 def write_history(store: Store, days: list[tuple[float, float]], rnd: random.Random) -> int:
-    conn = store.connect()
     n = 0
     for i, (start, end) in enumerate(days):
-        rows = []
-        for minute in range(int(start), int(end), 60):
-            hour = (minute - start) / 3600
+        for hour in range(int(start), int(end), 3600):
+            given = []
             for _, metric, labels, kind, lvl in SERIES:
-                v = value(kind, lvl * (1 + 0.01 * i), hour, rnd)
-                spread = v * 0.1 if kind == "noisy" else 0.0
-                rows.append((metric, labels_text(labels), minute, 60, 60 * v, v - spread, v + spread,
-                             sketch.encode(sketch.build([v]))))
-        conn.execute("BEGIN")
-        conn.executemany("INSERT OR REPLACE INTO rollup_1m VALUES (?,?,?,?,?,?,?,?)", rows)
-        conn.execute("COMMIT")
-        n += len(rows)
-    conn.close()
-    return n
+                minutes, buckets = {}, Counter()
+                for minute in range(hour, hour + 3600, 60):
+                    v = value(kind, lvl * (1 + 0.01 * i), (minute - start) / 3600, rnd)
+                    spread = v * 0.1 if kind == "noisy" else 0.0
+                    minutes[minute] = (60, 60 * v, v - spread, v + spread)
+                    buckets[sketch.bucket_of(v)] += 60
+                given.append(HourBlock(metric, labels, hour, minutes, buckets))
+            n += store.write_rollup_blocks(given)
+    return n * 60
 
 
 def append_raw(store: Store, since: float, until: float, start: float, rnd: random.Random) -> dict:
@@ -174,6 +178,11 @@ def append_raw(store: Store, since: float, until: float, start: float, rnd: rand
         minute += 60
     store.append(batch)
     return kept
+
+
+def store_rolled(store: Store) -> float:
+    with HistoryReads(store.connect()) as reads:
+        return reads.rolled_until() or 0.0
 
 
 def local(d: date, hh: int, tz: ZoneInfo) -> float:
@@ -203,7 +212,9 @@ def show(label: str, first: float, runs: list[float], target: float | None = Non
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--queues", type=int, default=0, help="queues beyond the first two")
     args = ap.parse_args()
+    SERIES.extend(more_queues(args.queues))
     tz = ZoneInfo(TZ)
     today = date(2026, 10, 20)                       # "today" is given to the report as `now`
     yesterday = today - timedelta(days=1)
@@ -219,16 +230,15 @@ def main() -> int:
                 for i in range(14, 0, -1)]
         n_hist = write_history(store, hist, rnd)
         n_roll = write_rollups(store, y_start, local(today, 17, tz), y_start, rnd)
-        conn = store.connect()
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_done_until', ?)",
-                     (str(int(local(today, 17, tz))),))
-        conn.close()
         kept = append_raw(store, local(today, 17, tz), now_18, t_start, rnd)
-        print(f"data: 60 series at 1 s; {n_hist} history rollup rows (14 days), {n_roll} rollup rows "
+        print(f"data: {len(SERIES)} series at 1 s; {n_hist} history series-minutes (14 days), "
+              f"{n_roll} series-minutes "
               f"(yesterday + today to 17:00), {len(kept) * 3600} raw samples x 60 series-values "
               f"(17:00-18:00) written in {time.perf_counter() - t:.1f} s")
 
-        print("\n1. a past day from rollups (1440 minutes x 60 series; the report reads 26 series)")
+        read = sum(1 for _, m, *_ in SERIES if m in {a.metric for a in AREAS})
+        print(f"\n1. a past day from rollups (1440 minutes x {len(SERIES)} series; the report reads "
+              f"{read} series)")
         first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(), now=now_18),
                                  args.repeat)
         show("summary (JSON/CSV/e-mail content, trend, runway)", first, runs, 0.2)
@@ -249,17 +259,23 @@ def main() -> int:
         first, runs, doc = timed(lambda: build_report(store, settings, "today", now=now_18 + 30), args.repeat)
         show("summary, rollups up to 17:59 + the raw minute not rolled up", first, runs, 1.0)
 
-        # The direct path writes what Store.rollup writes: compare the raw hour's rows.
-        conn = store.connect()
-        got = {(m, lab, minute): (n, s, lo, hi, sk) for m, lab, minute, n, s, lo, hi, sk in conn.execute(
-            "SELECT * FROM rollup_1m WHERE minute >= ? AND minute < ?",
-            (int(local(today, 17, tz)), int(now_18)))}
-        conn.close()
-        want = {(m, lab, minute): (n, s, lo, hi, sk) for minute, per in kept.items()
-                for m, lab, minute, n, s, lo, hi, sk in rollup_rows(minute, per)}
+        # The direct path writes what Store.rollup writes: compare the raw hour's minutes and
+        # sketches.
+        h17 = int(local(today, 17, tz))
+        got = {(m, labels_text(lab), minute): (n, s, lo, hi)
+               for m, lab, minute, n, s, lo, hi in store.rollup_metrics_between(h17, now_18)}
+        kept = {minute: per for minute, per in kept.items() if minute < store_rolled(store)}
+        want = {(m, labels_text(lab), minute): minute_row(vs) for minute, per in kept.items()
+                for (_, m, lab, _, _), vs in zip(SERIES, per)}
         same = sum(1 for k, v in got.items() if want.get(k) == v)
-        print(f"     Store.rollup of the raw hour took {t_roll:.2f} s; of its {len(got)} rows (60 series x "
-              f"{len(got) // 60} complete minutes) {same} equal the direct writer's")
+        with HistoryReads(store.connect()) as reads:
+            sketches_same = sum(
+                reads.rolled_series(m, labels_text(lab), h17, now_18, (), 1.0).sketch
+                == sketch.build(v for per in kept.values() for v in per[i])
+                for i, (_, m, lab, _, _) in enumerate(SERIES))
+        print(f"     Store.rollup of the raw hour took {t_roll:.2f} s; of its {len(got)} minutes "
+              f"({len(SERIES)} series x {len(got) // len(SERIES)} complete minutes) {same} equal "
+              f"the direct writer's, and {sketches_same} of {len(SERIES)} hour sketches")
 
         print("\n4. the page's extra work for the past day")
         first, runs, doc = timed(lambda: build_report(store, settings, yesterday.isoformat(),

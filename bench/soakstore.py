@@ -27,10 +27,10 @@ SIZE_SLACK = 1.25          # B-tree pages are not full, freed pages wait on the 
 class StoreReading:
     db_bytes: int
     wal_bytes: int
-    raw_rows: int
+    raw_rows: int                  # raw samples (a tick row holds many)
     max_seq: int
     oldest_age_s: float
-    rollup_rows: int
+    rollup_rows: int               # rollup blocks (a series' hour)
     alert_rows: int
     outbox_rows: int
     tables: dict[str, int] = field(default_factory=dict)
@@ -50,15 +50,16 @@ def read(path: Path) -> StoreReading:
         names = [n for (n,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
         counts = {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
-        oldest, max_seq = conn.execute("SELECT MIN(ts), MAX(seq) FROM samples").fetchone()
+        samples, oldest, max_seq = conn.execute(
+            "SELECT COALESCE(SUM(n), 0), MIN(ts), MAX(seq + n - 1) FROM ticks").fetchone()
     finally:
         conn.close()
     size = lambda p: p.stat().st_size if p.exists() else 0  # noqa: E731
     return StoreReading(
         db_bytes=size(path), wal_bytes=size(path.with_name(path.name + "-wal")),
-        raw_rows=counts.get("samples", 0), max_seq=max_seq or 0,
+        raw_rows=samples, max_seq=max_seq or 0,
         oldest_age_s=time.time() - oldest if oldest else 0.0,
-        rollup_rows=counts.get("rollup_1m", 0),
+        rollup_rows=counts.get("rollups", 0),
         alert_rows=sum(n for t, n in counts.items() if t.startswith("alert_")),
         outbox_rows=sum(n for t, n in counts.items() if t.startswith("outbox_")),
         tables=counts)
@@ -102,13 +103,13 @@ def verdict(ts: list[float], rs: list[StoreReading], retention_s: float, path: P
           f"{'bounded' if met else 'NOT BOUNDED'}")
     per_table, free_bytes, page = bytes_by_table(path)
     last = rs[-1]
-    raw_bpr = per_table.get("samples", 0) / max(last.raw_rows, 1)
-    expected = raw_bpr * bound_rows + sum(b for t, b in per_table.items() if t != "samples")
-    print(f"  bytes per raw row (table + 2 indexes): {raw_bpr:.0f}; "
-          f"rollups {mb(per_table.get('rollup_1m', 0)):.1f} MB "
-          f"for {last.rollup_rows:,} rows (one per series per minute, kept "
+    raw_bpr = per_table.get("ticks", 0) / max(last.raw_rows, 1)
+    expected = raw_bpr * bound_rows + sum(b for t, b in per_table.items() if t != "ticks")
+    print(f"  bytes per raw sample (tick rows + index): {raw_bpr:.1f}; "
+          f"rollups {mb(per_table.get('rollups', 0)):.1f} MB "
+          f"for {last.rollup_rows:,} blocks (one per series per hour, kept "
           f"400 days: they grow through a short soak); other tables "
-          f"{mb(sum(b for t, b in per_table.items() if t not in ('samples', 'rollup_1m'))):.1f} MB; "
+          f"{mb(sum(b for t, b in per_table.items() if t not in ('ticks', 'rollups'))):.1f} MB; "
           f"freelist {mb(free_bytes):.1f} MB")
     met = last.db_bytes <= expected * SIZE_SLACK
     ok &= met
@@ -122,7 +123,7 @@ def verdict(ts: list[float], rs: list[StoreReading], retention_s: float, path: P
         grew = r2.db_bytes - r1.db_bytes
         other_bpr = {t: per_table.get(t, 0) / max(n, 1) for t, n in last.tables.items()}
         explained = sum(other_bpr[t] * (r2.tables.get(t, 0) - r1.tables.get(t, 0))
-                        for t in last.tables if t != "samples")
+                        for t in last.tables if t != "ticks")
         met = grew <= explained + 0.1 * r1.db_bytes
         ok &= met
         print(f"  once the raw table was full ({t1 / 60:.1f} -> {t2 / 60:.1f} min): file "
@@ -133,7 +134,7 @@ def verdict(ts: list[float], rs: list[StoreReading], retention_s: float, path: P
         print(f"  the soak is too short to see the raw table full (needs > {full_at / 60:.1f} min "
               f"+ 3 readings)")
     grew_tables = {t: (rs[0].tables.get(t, 0), last.tables[t]) for t in sorted(last.tables)
-                   if t not in ("samples", "rollup_1m") and last.tables[t] != rs[0].tables.get(t, 0)}
+                   if t not in ("ticks", "rollups") and last.tables[t] != rs[0].tables.get(t, 0)}
     if grew_tables:
         print("  other tables (rows, first -> last reading): " + ", ".join(
             f"{t} {a}->{b}" for t, (a, b) in grew_tables.items()))

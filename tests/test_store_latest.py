@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 
 from dashboard.model import Sample
-from dashboard.store import Store
+from dashboard.store import Store, connect
+from dashboard.store.catalog import Catalog
+from dashboard.store.ticks import TickReads
 from tests.support.util import kill_9_writer
 
 
 def newest_by_brute_force(path) -> dict[tuple[str, str], int]:
-    conn = sqlite3.connect(str(path))
+    """Every stored sample read back in sequence order: the last one of each series wins."""
+    conn = connect(path)
     try:
-        return {(src, lab): seq for src, lab, seq in conn.execute(
-            "SELECT source, labels, MAX(seq) FROM samples GROUP BY source, labels")}
+        return {(shape.source, shape.labels_text): seq
+                for seq, shape, *_ in TickReads(conn, Catalog()).samples(float("-inf"))}
     finally:
         conn.close()
 
@@ -62,30 +64,6 @@ def test_latest_is_right_when_two_processes_take_turns_writing(tmp_path):
     finally:
         a.close()
         b.close()
-
-
-def test_a_data_dir_written_before_latest_ticks_keeps_its_newest_samples(tmp_path):
-    old = Store(tmp_path)
-    old.append(queues(1.0, ["a", "b"]))
-    old.close()
-    # The file as the previous version left it: every series in latest_samples, no latest_ticks.
-    conn = sqlite3.connect(str(tmp_path / "history.sqlite3"))
-    conn.executescript("""
-        DROP TABLE latest_ticks;
-        DELETE FROM latest_samples;
-        INSERT INTO latest_samples SELECT source, labels, MAX(seq) FROM samples GROUP BY 1, 2;
-    """)
-    conn.close()
-    store = Store(tmp_path)
-    try:
-        assert latest_seqs(store) == newest_by_brute_force(store.path)
-        store.append(queues(2.0, ["a"]))
-        store.append(queues(3.0, ["c"]))
-        assert latest_seqs(store) == newest_by_brute_force(store.path)
-        assert {s.labels["queue"]: s.ts for s in store.latest(within_s=1e12)} == \
-            {"a": 2.0, "b": 1.0, "c": 3.0}
-    finally:
-        store.close()
 
 
 def test_after_kill_9_the_newest_samples_are_those_of_the_committed_ticks(tmp_path):

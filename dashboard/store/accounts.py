@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Callable, cast
+from typing import Any, Callable, cast
 
 from dashboard.store.txn import Connection, Duplicate, immediate
 
@@ -75,7 +75,7 @@ class AccountsRepo:
         with self._lock:
             self._conn.close()
 
-    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _q(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
@@ -129,8 +129,8 @@ class AccountsRepo:
 
     def admins_other_than(self, user_id: int) -> int:
         """How many admins there are besides ``user_id``."""
-        return self._q("SELECT count(*) FROM auth_users WHERE role = 'admin' AND id != ?",
-                       (user_id,))[0][0]
+        return int(self._q("SELECT count(*) FROM auth_users WHERE role = 'admin' AND id != ?",
+                           (user_id,))[0][0])
 
     def set_password(self, user_id: int, pw_hash: str) -> None:
         """The new hash, and the user's sessions ended with it."""

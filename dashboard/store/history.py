@@ -1,90 +1,65 @@
-"""Durable history in SQLite (WAL): raw samples for 48 h, one-minute rollups for 400 days.
+"""Durable history in SQLite (WAL): raw ticks for 48 h, one-minute rollups for 400 days.
+
+The layout is made for time series (issue 15): each series and label set stored once under an
+integer id (``catalog.py``), a tick's samples in one binary row (``ticks.py``), an hour of a
+series' one-minute rollups and its quantile sketch in one binary row (``blocks.py``,
+``rollups.py``), the newest sample of each series found through one row per source
+(``latest.py``).
 
 * ``append`` writes one collector tick in one transaction and hands back the samples with their
   sequence numbers (the Socket.IO ``resume`` cursor). WAL + ``synchronous=NORMAL`` means a
   committed tick survives ``kill -9`` of the process; at most the tick being written is lost.
-* ``rollup`` turns complete minutes of raw samples into per-series (count, sum, min, max,
-  quantile sketch) rows. It works from the raw table with a watermark, so it is idempotent and
-  catches up after a crash or a restart.
+* ``rollup`` turns complete minutes of raw samples into their hour blocks. It works from the
+  raw ticks with a watermark, so it catches up after a crash or a restart and never rolls a
+  minute twice (the watermark moves in the same transaction as the blocks).
 * ``prune`` deletes what is past retention, in bounded batches so a writer never waits long.
 
-Other modules (alerts, outbox, users) keep their own tables in the same file through
-``connect()``; this module knows nothing about them.
+The file's history schema is version 2 (``meta``: ``history.schema``). The tables of version 1
+(``samples``, ``rollup_1m``, ``metric_sources``, ``latest_samples``, ``latest_ticks``) are
+left as they are for a converter; sequence numbers go on from theirs. Other modules (alerts,
+outbox, users) keep their own tables in the same file through ``connect()``.
 """
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import math
 import sqlite3
 import threading
 import time
-from collections import defaultdict
 from contextlib import contextmanager
-from itertools import chain
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
 from dashboard.store import latest as storelatest
-from dashboard.store import sketch
+from dashboard.store import rollups as storerollups
+from dashboard.store import ticks as storeticks
+from dashboard.store.catalog import SCHEMA as CATALOG_SCHEMA
+from dashboard.store.catalog import Catalog, ShapeKey, labels_text
+from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
-from dashboard.store.history_reads import HistoryReads
+from dashboard.store.history_reads import Bucket, HistoryReads
+from dashboard.store.rollups import HourBlock
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
-    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts     REAL NOT NULL,
-    source TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    vals   TEXT NOT NULL,
-    error  TEXT
-);
-CREATE INDEX IF NOT EXISTS samples_source_ts ON samples(source, ts);
-CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
-CREATE TABLE IF NOT EXISTS rollup_1m (
-    metric TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    minute INTEGER NOT NULL,            -- epoch seconds of the minute's start
-    n      INTEGER NOT NULL,
-    sum    REAL NOT NULL,
-    min    REAL NOT NULL,
-    max    REAL NOT NULL,
-    sketch TEXT NOT NULL,
-    PRIMARY KEY (metric, labels, minute)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rollup_minute ON rollup_1m(minute);
-CREATE TABLE IF NOT EXISTS metric_sources (
-    metric TEXT NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (metric, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- With latest_ticks (dashboard/store/latest.py), the newest sample of each (source, labels):
--- /api/latest, /metrics and the fleet view read these small tables instead of grouping an hour
--- of samples. Here only series missing from their source's newest append (files written before
--- latest_ticks: every series).
-CREATE TABLE IF NOT EXISTS latest_samples (
-    source TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    seq    INTEGER NOT NULL,
-    PRIMARY KEY (source, labels)
-) WITHOUT ROWID;
-""" + storelatest.SCHEMA
-
+SCHEMA_VERSION = 2
+SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+          + CATALOG_SCHEMA + storeticks.SCHEMA + storerollups.SCHEMA + storelatest.SCHEMA)
 FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
+ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
+PRUNE_BATCH = 2_000      # tick rows per delete transaction
+LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer dashboard; this one would misread it."""
 
 
 def file_in(data_dir: Path | str) -> Path:
     """The store's file in ``data_dir``: the one place its name is made."""
     return Path(data_dir) / FILE_NAME
-
-
-ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
-PRUNE_BATCH = 20_000
 
 
 def prune_period_s(raw_retention_s: float) -> float:
@@ -103,127 +78,23 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-def _labels_text(labels: Mapping[str, str]) -> str:
-    return json.dumps(dict(sorted(labels.items())), separators=(",", ":")) if labels else ""
-
-
-_FLOAT_ONLY = frozenset({float})
-
-
-def _finite_floats(values: Iterable[Mapping[str, float]]) -> bool:
-    """Whether every value is a float and finite (a sum is finite only if every term is, or it
-    overflowed: then the caller checks again, value by value)."""
-    flat = chain.from_iterable
-    return (_FLOAT_ONLY.issuperset(map(type, flat(v.values() for v in values)))
-            and math.isfinite(sum(flat(v.values() for v in values))))
-
-
-def _clean_tick(values: Sequence[Mapping[str, float]], chunk: int = 32) -> list[dict[str, float]]:
-    """Each sample's values as stored: copies, finite floats only. Checked 32 samples at a time:
-    one collector that reports an int (Redis INFO) leaves the other chunks on the fast path."""
-    out: list[dict[str, float]] = []
-    for i in range(0, len(values), chunk):
-        part = values[i:i + chunk]
-        if _finite_floats(part):
-            out.extend(map(dict, part))
-        else:
-            out.extend(dict(v) if _finite_floats((v,)) else _finite(v) for v in part)
-    return out
-
-
-def _template(keys: tuple[str, ...]) -> str:
-    """'{"a":%r,"b":%r}': the compact JSON of values with these keys, from a tuple of finite
-    floats (float's repr is what json writes for one). One ``%`` per sample costs less than the
-    C JSON encoder's call (0.41 against 0.49 ms a 306-sample tick) and needs the keys tuple that
-    the sample's shape uses anyway."""
-    return "{" + ",".join(json.dumps(k).replace("%", "%%") + ":%r" for k in keys) + "}"
-
-
-_ROW = "(?,?,?,?,?)"
-_INSERT_MAX = 128                # rows per INSERT: 640 parameters, under any SQLite's limit (999)
-_INSERT = {n: "INSERT INTO samples(ts, source, labels, vals, error) VALUES " + ",".join([_ROW] * n)
-           for n in (1 << i for i in range(_INSERT_MAX.bit_length()))}
-
-
-_INSERT_NUMBERED = "INSERT INTO samples(seq, ts, source, labels, vals, error) VALUES (?,?,?,?,?,?)"
-
-
-def _insert_rows(c: sqlite3.Connection, rows: list[tuple]) -> None:
-    """Multi-row INSERTs of 128, 64, ... 1 rows: a handful of statements per tick instead of one
-    per row (AUTOINCREMENT's bookkeeping and the statement's reset are paid per statement:
-    0.67 against 1.10 ms for 306 rows), from a fixed set of statements that stay prepared."""
-    i, n = 0, len(rows)
-    while i < n:
-        k = min(_INSERT_MAX, 1 << ((n - i).bit_length() - 1))
-        c.execute(_INSERT[k], list(chain.from_iterable(rows[i:i + k])))
-        i += k
-
-
-# Sample is a frozen dataclass: its __init__ sets each of its six fields through
-# object.__setattr__, 1 us a sample, 0.3 ms of a 306-sample tick. The samples append hands back
-# are built by filling the new instance's __dict__: the same object at a third of the cost, while
-# Sample keeps exactly these fields and no __slots__ or __post_init__ (else: the constructor).
-_FAST_SAMPLE = (tuple(getattr(Sample, "__dataclass_fields__", ())) ==
-                ("source", "ts", "values", "labels", "error", "seq")
-                and not hasattr(Sample, "__slots__") and not hasattr(Sample, "__post_init__"))
-
-
-def _stored_samples(samples: Sequence[Sample], values: list[dict[str, float]],
-                    first: int) -> list[Sample]:
-    """The samples as stored (clean values, sequence numbers), for the sinks."""
-    if not _FAST_SAMPLE:
-        return [Sample(s.source, s.ts, v, dict(s.labels), s.error, first + i)
-                for i, (s, v) in enumerate(zip(samples, values))]
-    out = []
-    new = object.__new__
-    for seq, (s, v) in enumerate(zip(samples, values), first):
-        o = new(Sample)
-        d = o.__dict__
-        d["source"] = s.source
-        d["ts"] = s.ts
-        d["values"] = v
-        d["labels"] = dict(s.labels)
-        d["error"] = s.error
-        d["seq"] = seq
-        out.append(o)
-    return out
-
-
-LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
-
-
-def _finite(values: Mapping[str, float]) -> dict[str, float]:
-    """Only real numbers are stored: None / NaN / inf mean "no value this tick"."""
-    out = {}
-    for k, v in values.items():
-        if v is None or isinstance(v, bool):
-            if isinstance(v, bool):
-                out[k] = float(v)
-            continue
-        try:
-            f = float(v)
-        except (TypeError, ValueError, OverflowError):   # 10**400 from an agent's JSON
-            continue
-        if math.isfinite(f):
-            out[k] = f
-    return out
-
-
-def _finite_time(ts: object) -> bool:
-    try:
-        return math.isfinite(ts)  # type: ignore[arg-type]
-    except (TypeError, OverflowError):
-        return False
-
-
-def _timed(samples: Sequence[Sample]) -> Sequence[Sample]:
-    """The samples whose time is a finite number. A sample stamped inf or nan would never be
-    pruned, sorts anywhere and turns into ``Infinity``/``NaN`` (not JSON) in history and live
-    messages. Checked with one sum on the usual path, like the values."""
-    times = [s.ts for s in samples]
-    if _FLOAT_ONLY.issuperset(map(type, times)) and math.isfinite(sum(times)):
-        return samples
-    return [s for s in samples if _finite_time(s.ts)]
+def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
+    """Create the tables, refusing a file of a newer schema; the sequence number the file's
+    version-1 samples reached (0 without them), so numbers keep growing across the change."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'history.schema'").fetchone()
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise SchemaTooNew(f"{path}: history schema {row[0]} was written by a newer dashboard "
+                           f"(this one reads up to {SCHEMA_VERSION}): upgrade it, or point "
+                           "data_dir elsewhere")
+    conn.executescript(SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('history.schema', ?)", (str(SCHEMA_VERSION),))
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone() is None:
+        return 0
+    last = int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
+    if last:
+        log.warning("store: %s holds history of schema 1 that is not converted: not shown", path)
+    return last
 
 
 class Store:
@@ -234,17 +105,18 @@ class Store:
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()
-        self._labels_cache: dict[tuple, str] = {}
-        self._known_shapes: set[tuple] = set()
-        self._templates: dict[tuple[str, ...], str] = {}
+        self._labels_cache: dict[tuple[tuple[str, str], ...], str] = {}
         self._conn = connect(self.path)
-        self._conn.executescript(SCHEMA)
+        self._legacy_seq = _open_schema(self._conn, self.path)
+        self._catalog = Catalog()
+        self._ticks = storeticks.TickReads(self._conn, self._catalog)
         self._latest = storelatest.LatestWriter()
+        self._row_span: float | None = None          # None: read it from meta
         self._sources_read_at = float("-inf")
         self.dropped_samples = 0                 # samples refused for a non-finite time
         self._dropped_logged_at = float("-inf")
-        self._known_sources: set[tuple[str, str]] = {
-            (m, s) for m, s in self._conn.execute("SELECT metric, source FROM metric_sources")}
+        with self._lock:
+            self._catalog.refresh(self._conn)
 
     def connect(self) -> sqlite3.Connection:
         """A separate connection to the same file, for modules that keep their own tables."""
@@ -263,7 +135,9 @@ class Store:
         view = copy.copy(self)
         view._conn = self.connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
-        view._known_sources = set(self._known_sources)
+        view._catalog = Catalog()                # the writer's grows on the loop's thread
+        view._catalog.refresh(view._conn)
+        view._ticks = storeticks.TickReads(view._conn, view._catalog)
         try:
             yield view
         finally:
@@ -279,78 +153,124 @@ class Store:
         if text is None:
             if len(self._labels_cache) >= LABELS_CACHE_MAX:
                 self._labels_cache.clear()
-            text = self._labels_cache[key] = _labels_text(labels)
+            text = self._labels_cache[key] = labels_text(labels)
         return text
 
     def append(self, samples: Sequence[Sample], first_seq: int | None = None) -> list[Sample]:
-        """Store one tick's samples in one transaction; return them with sequence numbers.
+        """Store one tick's samples in one transaction; return them with sequence numbers:
+        ``first_seq``, ``first_seq + 1``, ... when given (samples numbered while the store could
+        not be written: past the last stored number), else on from the last stored one.
 
         A sample without a finite time is left out (counted in ``dropped_samples``, logged at
-        most once a minute) and the rest of the tick is stored. ``first_seq``: the samples get
-        first_seq, first_seq + 1, ... instead of the next numbers (a tick numbered in memory
-        while the disk was full, written back with the numbers the page saw: store/spool.py)."""
-        timed = _timed(samples)
-        if len(timed) != len(samples):
-            self._dropped(len(samples) - len(timed))
-            samples = timed
-        if not samples:
+        most once a minute) and the rest of the tick is stored."""
+        kept = timed(samples)
+        if len(kept) != len(samples):
+            self._dropped(len(samples) - len(kept))
+        if not kept:
             return []
-        rows = []
-        sources = []
-        labels = []
-        new_sources: list[tuple[str, str]] = []
-        known, shapes = self._known_sources, self._known_shapes
-        new_shapes: list[tuple] = []
-        cleans = _clean_tick([s.values for s in samples])
-        templates = self._templates
-        for s, vals in zip(samples, cleans):
-            src, lab = s.source, self._labels_text(s.labels)
-            keys = tuple(vals)
-            tmpl = templates.get(keys)
-            if tmpl is None:
-                if len(templates) >= LABELS_CACHE_MAX:
-                    templates.clear()
-                tmpl = templates[keys] = _template(keys)
-            sources.append(src)
-            labels.append(lab)
-            rows.append((s.ts, src, lab, tmpl % tuple(vals.values()), s.error))
-            shape = (src, keys)
-            if shape not in shapes:              # a sample shape seen before has known metrics
-                new_sources.extend((m, src) for m in vals if (m, src) not in known)
-                new_shapes.append(shape)
+        cleans = clean_tick([s.values for s in kept])
         with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
-                # A few statements for the whole tick (issue 9: 300 samples a tick from 50 hosts
-                # and 200 queues). AUTOINCREMENT under the write lock numbers them consecutively,
-                # so their sequence numbers follow from the last one.
-                if first_seq is None:
-                    _insert_rows(c, rows)
-                    first = c.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
-                else:
-                    c.executemany(_INSERT_NUMBERED, [(first_seq + i, *r) for i, r in enumerate(rows)])
-                    first = first_seq
-                remember = self._latest.record(c, sources, labels, first)
-                if new_sources:
-                    c.executemany("INSERT OR IGNORE INTO metric_sources VALUES (?,?)", new_sources)
-                c.execute("COMMIT")
+                first, remember = self._write(kept, cleans, first_seq)
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._latest.forget()
-                if c.in_transaction:         # SQLITE_FULL has already rolled it back
-                    c.execute("ROLLBACK")
+                self._rollback()
                 raise
             remember()
-            self._known_sources.update(new_sources)
-            if len(shapes) < LABELS_CACHE_MAX:
-                shapes.update(new_shapes)
-        return _stored_samples(samples, cleans, first)
+        return stored_samples(kept, cleans, first)
+
+    def append_many(self, ticks: Iterable[Sequence[Sample]]) -> int:
+        """Store many ticks in one transaction (filling a history: ``bench/``, a converter);
+        each is numbered on from the last as ``append`` does. Returns the samples stored."""
+        stored = 0
+        with self._lock:
+            self._begin()
+            try:
+                for samples in ticks:
+                    kept = timed(samples)
+                    if kept:
+                        _, remember = self._write(kept, clean_tick([s.values for s in kept]), None)
+                        remember()
+                        stored += len(kept)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return stored
+
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _rollback(self) -> None:
+        self._latest.forget()
+        self._catalog.forget()
+        self._row_span = None
+        if self._conn.in_transaction:            # SQLITE_FULL has already rolled it back
+            self._conn.execute("ROLLBACK")
+
+    def _write(self, samples: Sequence[Sample], cleans: list[dict[str, float]],
+               first_seq: int | None) -> tuple[int, storelatest.Commit]:
+        """Inside the write transaction: the tick's rows and newest-sample records."""
+        c, catalog = self._conn, self._catalog
+        sources = [s.source for s in samples]
+        labels = [self._labels_text(s.labels) for s in samples]
+        keys: list[ShapeKey] = list(zip(sources, labels, map(tuple, cleans)))
+        known = catalog.shapes_by_key
+        if not all(map(known.__contains__, keys)):
+            catalog.add_shapes(c, [k for k in keys if k not in known])
+        shapes = list(map(known.__getitem__, keys))
+        last = self._ticks.last_seq() or int(self._meta("history.seq_floor") or self._legacy_seq)
+        if first_seq is not None and first_seq <= last:
+            raise ValueError(f"sequence number {first_seq} is taken (the store is at {last})")
+        first = last + 1 if first_seq is None else first_seq
+        times = [s.ts for s in samples]
+        values = list(chain.from_iterable(v.values() for v in cleans))
+        errors = {i: s.error for i, s in enumerate(samples) if s.error}
+        cuts = storeticks.row_cuts(times)
+        ends = [0, *accumulate(map(len, cleans))]
+        c.executemany("INSERT INTO ticks VALUES (?,?,?,?)", [
+            (first + a, max(times[a:b]), b - a,
+             storeticks.encode(shapes[a:b], times[a:b], values[ends[a]:ends[b]],
+                               {i - a: e for i, e in errors.items() if a <= i < b}))
+            for a, b in cuts])
+        self._widen(max(max(times[a:b]) - min(times[a:b]) for a, b in cuts))
+        return first, self._latest.record(self._ticks, sources, labels, first)
+
+    def _widen(self, spread: float) -> None:
+        """Record a row's time span if it is the widest yet (readers look that far)."""
+        if self._row_span is None:
+            self._row_span = self._ticks.span()
+        if spread > self._row_span:          # another writer may have widened it further
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
+                "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
+                (storeticks.SPAN_KEY, spread))
+            self._row_span = spread
+
+    def write_rollup_blocks(self, blocks: Iterable[HourBlock],
+                            rolled_until: float | None = None) -> int:
+        """Write whole hours of one-minute rollups (a synthetic or converted history), replacing
+        those hours of those series, in one transaction; with ``rolled_until``, the minutes
+        before it count as rolled up (the rollup job goes on from there). Returns the blocks."""
+        with self._lock:
+            self._begin()
+            try:
+                n = storerollups.replace_blocks(self._conn, self._catalog, blocks)
+                if rolled_until is not None:
+                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                       (HistoryReads.ROLLED_UNTIL, str(int(rolled_until))))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return n
 
     def as_stored(self, samples: Sequence[Sample], first_seq: int) -> list[Sample]:
         """The samples as ``append(samples, first_seq)`` would store and return them, without
         writing: what the page gets while the store cannot write."""
-        timed = _timed(samples)
-        return _stored_samples(timed, _clean_tick([s.values for s in timed]), first_seq)
+        kept = timed(samples)
+        return stored_samples(kept, clean_tick([s.values for s in kept]), first_seq)
 
     def _dropped(self, n: int) -> None:
         self.dropped_samples += n
@@ -362,194 +282,151 @@ class Store:
 
     # --- reading raw samples -------------------------------------------------------------------
 
-    def _read(self, sql: str, args: Iterable) -> list[tuple]:
+    def after(self, after_seq: int, since_ts: float | None = None,
+              limit: int = 50_000) -> list[Sample]:
+        """Samples with ``seq > after_seq`` (and ``ts >= since_ts``), oldest first: the resume
+        path."""
         with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
-
-    @staticmethod
-    def _row_to_sample(row: tuple) -> Sample:
-        seq, ts, source, labels, vals, error = row
-        return Sample(source, ts, json.loads(vals), json.loads(labels) if labels else {}, error, seq)
-
-    def after(self, after_seq: int, since_ts: float | None = None, limit: int = 50_000) -> list[Sample]:
-        """Samples with ``seq > after_seq`` (and ``ts >= since_ts``), oldest first: the resume path."""
-        sql = "SELECT seq, ts, source, labels, vals, error FROM samples WHERE seq > ?"
-        args: list = [after_seq]
-        if since_ts is not None:
-            sql += " AND ts >= ?"
-            args.append(since_ts)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        return [self._row_to_sample(r) for r in self._read(sql, args)]
+            return self._ticks.after(after_seq, since_ts, limit)
 
     def between(self, since: float, until: float | None = None,
                 sources: Iterable[str] | None = None) -> list[Sample]:
-        sql = "SELECT seq, ts, source, labels, vals, error FROM samples WHERE ts >= ?"
-        args: list = [since]
-        if until is not None:
-            sql += " AND ts <= ?"
-            args.append(until)
-        if sources is not None:
-            srcs = list(sources)
-            if not srcs:
-                return []
-            sql += f" AND source IN ({','.join('?' * len(srcs))})"
-            args.extend(srcs)
-        sql += " ORDER BY seq"
-        return [self._row_to_sample(r) for r in self._read(sql, args)]
+        with self._lock:
+            return self._ticks.between(since, until, sources)
 
-    def rows_between(self, since: float, until: float | None = None) -> list[tuple[float, str, str]]:
-        """(ts, labels, values) of the samples in [since, until] in sequence order, as stored
-        (JSON text): for readers that decode only what they keep (/api/history)."""
-        sql = "SELECT ts, labels, vals FROM samples WHERE ts >= ?"
-        args: list = [since]
-        if until is not None:
-            sql += " AND ts <= ?"
-            args.append(until)
-        return self._read(sql + " ORDER BY seq", args)
+    def rows_between(self, since: float,
+                     until: float | None = None) -> list[storeticks.Row]:
+        """(ts, label text, values) of the samples in [since, until] in sequence order: for
+        readers that key series on the label text (/api/history)."""
+        with self._lock:
+            return self._ticks.rows(since, until)
 
     def rows_since(self, since: float, queue_labels: Sequence[str] | None = None,
-                   other_agents_hosts: bool = True) -> list[tuple[float, str, str]] | None:
-        """``rows_between(since)`` less rows filtered out in SQLite (``HistoryReads.rows_since``),
+                   other_agents_hosts: bool = True) -> list[storeticks.Row]:
+        """``rows_between(since)`` less rows left out by their shape (``HistoryReads.rows_since``),
         on a connection of its own: a long read (/api/history) that WAL runs beside the appends,
-        without the store's lock. None when they cannot be read so."""
-        try:
-            reads = HistoryReads(self.connect())
-        except sqlite3.Error:
-            return None
-        try:
+        without the store's lock."""
+        with self._reads() as reads:
             return reads.rows_since(since, queue_labels, other_agents_hosts)
-        finally:
-            reads.close()
+
+    def _reads(self) -> HistoryReads:
+        return HistoryReads(self.connect())
 
     def last_seq(self) -> int:
-        row = self._read("SELECT MAX(seq) FROM samples", ())
-        return row[0][0] or 0
+        with self._lock:
+            return self._ticks.last_seq() or int(self._meta("history.seq_floor")
+                                                 or self._legacy_seq)
 
     def latest(self, within_s: float = 3600) -> list[Sample]:
         """The newest sample of each (source, labels) taken in the last ``within_s`` seconds."""
-        rows = storelatest.newest_rows(self._read(storelatest.LATEST_SQL, ()),
-                                       time.time() - within_s)
-        return [self._row_to_sample(r) for r in rows]
+        with self._lock:
+            return storelatest.newest(self._ticks, time.time() - within_s)
+
+    def _metric_sources(self) -> set[tuple[str, str]]:
+        return self._catalog.metric_sources()
 
     def knows(self, metric: str) -> bool:
-        """Whether any sample ever carried ``metric``. Another process (the collector leader,
-        when this is a web-only instance) may have stored it since we looked: on a miss, read
-        the table again, at most once a second."""
-        if any(m == metric for m, _ in self._known_sources):
+        """Whether any sample or rollup ever carried ``metric``. Another process (the collector
+        leader, when this is a web-only instance) may have stored it since we looked: on a
+        miss, read the catalog again, at most once a second."""
+        if any(m == metric for m, _ in self._catalog.series_by_key):
             return True
         now = time.monotonic()
         if now - self._sources_read_at >= 1.0:
             self._sources_read_at = now
-            self._known_sources |= {(m, s) for m, s in self._read(
-                "SELECT metric, source FROM metric_sources", ())}
-        return any(m == metric for m, _ in self._known_sources)
+            with self._lock:
+                self._catalog.refresh(self._conn)
+        return any(m == metric for m, _ in self._catalog.series_by_key)
 
     def sources_of(self, metric: str) -> list[str]:
         self.knows(metric)
-        return sorted(s for m, s in self._known_sources if m == metric)
+        return sorted({s for m, s in self._metric_sources() if m == metric})
 
     def metrics(self) -> list[str]:
-        return sorted({m for m, _ in self._known_sources})
+        return sorted({m for m, _ in self._catalog.series_by_key})
 
     def series(self, metric: str, since: float, until: float | None = None,
                labels: Mapping[str, str] | None = None) -> dict[str, list[tuple[float, float]]]:
         """Raw points of one metric, per series key, filtered by a subset of labels."""
-        out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        out: dict[str, list[tuple[float, float]]] = {}
         for s in self.between(since, until, self.sources_of(metric)):
             if metric not in s.values:
                 continue
             if labels and any(s.labels.get(k) != v for k, v in labels.items()):
                 continue
-            out[series_key(metric, s.labels)].append((s.ts, s.values[metric]))
-        return dict(out)
+            out.setdefault(series_key(metric, s.labels), []).append((s.ts, s.values[metric]))
+        return out
 
     # --- rollups ---------------------------------------------------------------------------------
 
     def _meta(self, key: str) -> str | None:
-        row = self._read("SELECT value FROM meta WHERE key = ?", (key,))
-        return row[0][0] if row else None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def rollup(self, now: float | None = None) -> int:
         """Roll up every complete minute not yet rolled up. Returns the number of minutes done."""
         now = time.time() if now is None else now
-        end = int((now - ROLLUP_LAG_S) // 60) * 60          # exclusive: minutes before this are complete
-        mark = self._meta("rollup_done_until")
-        if mark is None:
-            first = self._read("SELECT MIN(ts) FROM samples", ())[0][0]
-            if first is None:
-                return 0
-            start = int(first // 60) * 60
-        else:
-            start = int(mark)
+        end = int((now - ROLLUP_LAG_S) // 60) * 60     # exclusive: minutes before it are complete
+        with self._lock:
+            mark = self._meta(HistoryReads.ROLLED_UNTIL)
+            first = self._ticks.first_time() if mark is None else float(mark)
+        if first is None:
+            return 0
+        start = int(first // 60) * 60
         done = 0
-        # One hour at a time keeps each read and each write transaction small.
+        # An hour at a time (whole clock hours): each read and write stays small, and each
+        # chunk adds to one block per series.
         while start < end:
-            chunk_end = min(end, start + 3600)
+            chunk_end = min(end, (start // storerollups.HOUR + 1) * storerollups.HOUR)
             self._rollup_range(start, chunk_end)
             done += (chunk_end - start) // 60
             start = chunk_end
         return done
 
     def _rollup_range(self, start: int, end: int) -> None:
-        acc: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-        for ts, labels, vals in self._read(
-                "SELECT ts, labels, vals FROM samples WHERE ts >= ? AND ts < ?", (start, end)):
-            minute = int(ts // 60) * 60
-            for metric, v in json.loads(vals).items():
-                acc[(metric, labels, minute)].append(v)
-        rows = [(m, lab, minute, len(vs), sum(vs), min(vs), max(vs), sketch.encode(sketch.build(vs)))
-                for (m, lab, minute), vs in acc.items()]
         with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
+            rolled = storerollups.roll(self._ticks, start, end)
+            self._begin()
             try:
-                c.executemany("INSERT OR REPLACE INTO rollup_1m VALUES (?,?,?,?,?,?,?,?)", rows)
-                c.execute("INSERT OR REPLACE INTO meta VALUES ('rollup_done_until', ?)", (str(end),))
-                c.execute("COMMIT")
+                storerollups.merge_into(self._conn, start // 3600 * 3600, rolled)
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                   (HistoryReads.ROLLED_UNTIL, str(end)))
+                self._conn.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 raise
 
     def rollups(self, metric: str, since: float, until: float | None = None,
-                labels: Mapping[str, str] | None = None) -> dict[str, list[dict]]:
-        """One-minute rollups of one metric, per series key: minute, n, avg, min, max, sketch."""
+                labels: Mapping[str, str] | None = None) -> dict[str, list[dict[str, float]]]:
+        """One-minute rollups of one metric, per series key: minute, n, avg, min, max. (The
+        quantile sketch is kept per hour: ``HistoryReads.rolled_series``.)"""
         until = time.time() if until is None else until
-        out: dict[str, list[dict]] = defaultdict(list)
-        for lab, minute, n, total, lo, hi, sk in self._read(
-                "SELECT labels, minute, n, sum, min, max, sketch FROM rollup_1m"
-                " WHERE metric = ? AND minute >= ? AND minute <= ? ORDER BY minute",
-                (metric, int(since // 60) * 60, until)):
-            lab_d = json.loads(lab) if lab else {}
-            if labels and any(lab_d.get(k) != v for k, v in labels.items()):
+        out: dict[str, list[dict[str, float]]] = {}
+        for m, lab, minute, n, total, lo, hi in self.rollup_metrics_between(
+                int(since // 60) * 60, until + 1, [metric]):
+            if labels and any(lab.get(k) != v for k, v in labels.items()):
                 continue
-            out[series_key(metric, lab_d)].append(
-                {"minute": minute, "n": n, "avg": total / n, "min": lo, "max": hi,
-                 "sketch": sketch.decode(sk)})
-        return dict(out)
+            out.setdefault(series_key(m, lab), []).append(
+                {"minute": minute, "n": n, "avg": total / n, "min": lo, "max": hi})
+        return out
 
-    def rollup_metrics_between(self, since: float, until: float) -> Iterator[tuple]:
-        """Every rollup row in a time range: (metric, labels dict, minute, n, sum, min, max, sketch)."""
-        for m, lab, minute, n, total, lo, hi, sk in self._read(
-                "SELECT metric, labels, minute, n, sum, min, max, sketch FROM rollup_1m"
-                " WHERE minute >= ? AND minute < ? ORDER BY minute", (since, until)):
-            yield m, (json.loads(lab) if lab else {}), minute, n, total, lo, hi, sketch.decode(sk)
+    def rollup_metrics_between(self, since: float, until: float,
+                               metrics: Iterable[str] | None = None) -> Iterator[tuple[
+                                   str, dict[str, str], int, int, float, float, float]]:
+        """Every rolled-up minute in ``[since, until)`` of ``metrics`` (None: all), series by
+        series, each in time order: (metric, labels, minute, n, sum, min, max). Read on a
+        connection of its own, without the store's lock (a day of 300 series is ~430,000)."""
+        with self._reads() as reads:
+            yield from reads.minutes_between(since, until, metrics)
 
     def rollup_buckets(self, since: float, until: float, bucket_s: int,
-                       metric: str | None = None) -> list[tuple]:
+                       metric: str | None = None) -> list[Bucket]:
         """The one-minute rollups in ``[since, until)`` (of ``metric``, or all) merged per series
         into buckets of ``bucket_s`` seconds (a multiple of 60) counted from ``since``'s minute:
         (metric, labels as stored, bucket start, n, sum, min, max, its last minute), by series
-        then time. Merged inside SQLite (long windows, issue 15): no per-minute Python objects."""
-        start, width = int(since // 60) * 60, int(bucket_s)
-        sql = (f"SELECT metric, labels, {start} + (minute - {start}) / {width} * {width},"
-               " SUM(n), SUM(sum), MIN(min), MAX(max), MAX(minute) FROM rollup_1m"
-               " WHERE minute >= ? AND minute < ?")
-        args: list = [start, until]
-        if metric is not None:
-            sql += " AND metric = ?"
-            args.append(metric)
-        return self._read(sql + " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", args)
+        then time (long windows, issue 15: at most ``downsample.MAX_POINTS`` a series)."""
+        with self._reads() as reads:
+            return list(reads.buckets_between(since, until, int(bucket_s), metric))
 
     # --- retention -------------------------------------------------------------------------------
 
@@ -558,28 +435,42 @@ class Store:
         return prune_period_s(self.raw_retention_s)
 
     def prune(self, now: float | None = None) -> int:
-        """Delete raw samples and rollups past retention, in small batches. Returns rows deleted."""
+        """Delete raw ticks whose samples are all past retention, in small batches, and rollup
+        blocks whose hour is. Returns the samples and blocks deleted."""
         now = time.time() if now is None else now
         raw_cut = now - self.raw_retention_s
         deleted = 0
         while True:
             with self._lock:
-                cur = self._conn.execute(
-                    "DELETE FROM samples WHERE seq IN (SELECT seq FROM samples WHERE ts < ? "
-                    "ORDER BY seq LIMIT ?)", (raw_cut, PRUNE_BATCH))
-                n = cur.rowcount
-            deleted += n
-            if n < PRUNE_BATCH:
+                self._begin()
+                try:
+                    # The newest number survives its tick: numbering goes on from it.
+                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('history.seq_floor',"
+                                       " (SELECT COALESCE(MAX(seq + n - 1), 0) FROM ticks))")
+                    rows = self._conn.execute(
+                        "SELECT seq, n FROM ticks WHERE ts < ? ORDER BY ts LIMIT ?",
+                        (raw_cut, PRUNE_BATCH)).fetchall()
+                    self._conn.executemany("DELETE FROM ticks WHERE seq = ?",
+                                           [(seq,) for seq, _ in rows])
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            deleted += int(sum(n for _, n in rows))
+            if len(rows) < PRUNE_BATCH:
                 break
         with self._lock:
-            cur = self._conn.execute("DELETE FROM rollup_1m WHERE minute < ?",
-                                     (now - self.rollup_retention_s,))
-            deleted += cur.rowcount
+            deleted += storerollups.prune(self._conn, self._catalog,
+                                          now - self.rollup_retention_s)
         return deleted
 
     def stats(self) -> dict[str, int]:
-        """Row counts and file size, for /healthz and the benchmarks."""
-        raw = self._read("SELECT COUNT(*) FROM samples", ())[0][0]
-        roll = self._read("SELECT COUNT(*) FROM rollup_1m", ())[0][0]
+        """Samples, tick rows, rollup blocks and file size, for the benchmarks."""
+        with self._lock:
+            samples, rows = self._conn.execute(
+                "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM ticks").fetchone()
+            blocks = self._conn.execute("SELECT COUNT(*) FROM rollups").fetchone()[0]
         size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*") if p.exists())
-        return {"raw_rows": raw, "rollup_rows": roll, "bytes": size}
+        return {"raw_samples": int(samples), "raw_rows": int(rows), "rollup_blocks": int(blocks),
+                "bytes": size}
+

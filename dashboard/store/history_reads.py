@@ -1,31 +1,34 @@
-"""Long reads of the history (samples, one-minute rollups) on a connection of their own.
+"""Long reads of the history (raw ticks, rollup blocks) on a connection of their own.
 
 The daily summary reads a day of rollups for many series, and ``/api/history`` up to 48 h of
-samples: through ``Store``'s methods they would hold the store's lock, and the collectors'
-appends would wait behind them. On their own connection (WAL) they run beside the appends.
-``Store.rows_since`` opens one for /api/history; the reports' repository (``ReportsRepo``)
-holds one for its own tables and these reads.
+samples or a week of rollups: through ``Store``'s methods they would hold the store's lock, and
+the collectors' appends would wait behind them. On their own connection (WAL) they run beside
+the appends. ``Store.rows_since`` and ``Store.rollup_metrics_between`` open one; the reports'
+repository (``ReportsRepo``) holds one for its own tables and these reads.
 
-The rollups are aggregated inside SQLite (count, sum, min, max, minutes past a level, chart
-buckets, the sketches concatenated), one primary-key range scan per series: no per-minute
-Python objects, which is what keeps a day of many series fast.
+A series' minutes over a range are its hour blocks decoded into columns (``rollups.py``), and
+the figures come from C-level passes over them (``sum``, ``min``, ``list.index``, ``map``): no
+per-minute Python object.
 """
 from __future__ import annotations
 
-import json
+import operator
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from itertools import repeat
+from operator import truediv
+from types import TracebackType
+from typing import Iterable, Iterator, Sequence
 
 from dashboard.store import sketch
+from dashboard.store.catalog import Catalog, Shape, labels_text
+from dashboard.store.rollups import BlockReads
+from dashboard.store.ticks import Row, TickReads
 
-# How a level is breached by a minute's mean, as SQL (never built from input):
-# (direction, inclusive) -> operator.
-_OPS = {("above", False): ">", ("above", True): ">=", ("below", False): "<", ("below", True): "<="}
-_KEY = "metric = ? AND labels = ? AND minute >= ? AND minute < ?"
-
-Row = tuple[float, str, str]          # ts, labels, values: the samples' text as stored (JSON)
+# How a level is breached by a minute's mean: (direction, inclusive) -> comparison.
+_OPS = {("above", False): operator.gt, ("above", True): operator.ge,
+        ("below", False): operator.lt, ("below", True): operator.le}
 
 
 @dataclass
@@ -40,133 +43,180 @@ class RolledSeries:
     lo_at: int                        # first minute holding the minimum / maximum
     hi_at: int
     breaches: list[int]               # minutes whose mean (times the scale) is past each level
-    sketch: Counter                   # merged quantile buckets (empty unless asked for)
+    sketch: Counter[int]              # merged quantile buckets (empty unless asked for)
 
 
-def parse_sketches(text: str | None) -> Counter:
-    """Concatenated ``b:c,b:c`` texts -> merged buckets. Equal tokens are counted in C first,
-    so Python parses each distinct (bucket, count) pair once, not every minute's buckets."""
-    out: Counter = Counter()
-    if text:
-        for token, times in Counter(text.split(",")).items():
-            b, _, c = token.partition(":")
-            out[int(b)] += int(c) * times
-    return out
+# metric, labels as stored, bucket start, n, sum, min, max, the bucket's last minute
+Bucket = tuple[str, str, int, int, float, float, float, int]
+
+
+def _bucket(metric: str, labels: str, acc: list[float]) -> Bucket:
+    b, n, total, lo, hi, last = acc
+    return metric, labels, int(b), int(n), total, lo, hi, int(last)
 
 
 class HistoryReads:
     """Reads on ``conn``, a connection to the store's file that this object's owner closes
-    (``close``, or the repository that made it)."""
+    (``close``, ``with``, or the repository that made it)."""
+
+    ROLLED_UNTIL = "history.rolled_until"      # meta: minutes before it are rolled up
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        catalog = Catalog()
+        self._ticks = TickReads(conn, catalog)
+        self._blocks = BlockReads(conn, catalog)
 
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self) -> HistoryReads:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     def rolled_until(self) -> float | None:
         """Minutes before this epoch are rolled up (None: nothing rolled up yet)."""
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'rollup_done_until'").fetchone()
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                 (self.ROLLED_UNTIL,)).fetchone()
         return float(row[0]) if row else None
 
     def label_sets(self, metric: str) -> list[str]:
         """Every label set (as stored: sorted compact JSON, "" for none) of ``metric`` in the
-        rollups, one index seek per label set."""
-        out: list[str] = []
-        row = self._conn.execute("SELECT labels FROM rollup_1m WHERE metric = ? AND labels >= ''"
-                                 " ORDER BY labels LIMIT 1", (metric,)).fetchone()
-        while row is not None:
-            out.append(row[0])
-            row = self._conn.execute("SELECT labels FROM rollup_1m WHERE metric = ? AND labels > ?"
-                                     " ORDER BY labels LIMIT 1", (metric, row[0])).fetchone()
-        return out
+        rollups."""
+        return self._blocks.label_sets(metric)
+
+    def _series(self, metric: str, labels: str) -> int | None:
+        return self._blocks.catalog.series_id(self._conn, metric, labels)
 
     def rolled_series(self, metric: str, labels: str, since: float, until: float,
                       levels: Sequence[tuple[str, bool, float]], scale: float,
                       quantiles: bool = True) -> RolledSeries | None:
         """The rolled-up minutes of one series in ``[since, until)``; None when there are none.
         ``levels``: (direction ``above``/``below``, inclusive, value) of each level whose
-        minutes past it are counted, a minute's mean times ``scale`` against the value."""
-        key = (metric, labels, int(since), int(until))
-        breach_sql = "".join(
-            f", SUM((CAST(sum AS REAL) / n) * ? {_OPS[(direction, inclusive)]} ?)"
-            for direction, inclusive, _ in levels)
-        breach_args = [a for _, _, value in levels for a in (scale, value)]
-        sketch_sql = "group_concat(sketch, ',')" if quantiles else "NULL"
-        row = self._conn.execute(
-            f"SELECT COUNT(*), SUM(n), SUM(sum), MIN(min), MAX(max), {sketch_sql}{breach_sql}"
-            f" FROM rollup_1m WHERE {_KEY}", (*breach_args, *key)).fetchone()
-        if not row[0]:
+        minutes past it are counted, a minute's mean times ``scale`` against the value. The
+        sketch is exact over whole hours (``BlockReads.span``)."""
+        sid = self._series(metric, labels)
+        if sid is None:
             return None
-        minutes, n, total, lo, hi, sketches, *breaches = row
-        if lo == hi and sketches:
-            sketches = f"{sketch.bucket_of(lo)}:{n}"     # a constant: nothing to merge
-        lo_at = self._conn.execute(f"SELECT MIN(minute) FROM rollup_1m WHERE {_KEY} AND min = ?",
-                                   (*key, lo)).fetchone()[0]
-        hi_at = self._conn.execute(f"SELECT MIN(minute) FROM rollup_1m WHERE {_KEY} AND max = ?",
-                                   (*key, hi)).fetchone()[0]
-        return RolledSeries(minutes, n, total, lo, hi, lo_at, hi_at,
-                            [int(b or 0) for b in breaches], parse_sketches(sketches))
+        span = self._blocks.span(sid, since, until, quantiles)
+        m = span.minutes
+        if not m.minute:
+            return None
+        lo, hi = min(m.lo), max(m.hi)
+        means = list(map(truediv, m.total, m.n))
+        if scale != 1.0:
+            means = list(map(operator.mul, means, repeat(scale)))
+        breaches = [sum(map(_OPS[(direction, inclusive)], means, repeat(value)))
+                    for direction, inclusive, value in levels]
+        n = sum(m.n)
+        buckets = span.buckets
+        if lo == hi and quantiles:
+            buckets = Counter({sketch.bucket_of(lo): n})     # a constant: nothing to merge
+        return RolledSeries(len(m.minute), n, sum(m.total), lo, hi, m.minute[m.lo.index(lo)],
+                            m.minute[m.hi.index(hi)], breaches, buckets)
 
     def rolled_buckets(self, metric: str, labels: str, since: float, until: float, start: float,
                        bucket_s: int) -> dict[int, list[float]]:
         """The rolled-up minutes of one series in ``[since, until)`` in buckets of ``bucket_s``
         counted from ``start``: bucket -> [n, sum, min, max]."""
-        return {b: [bn, btotal, blo, bhi] for b, bn, btotal, blo, bhi in self._conn.execute(
-            f"SELECT (minute - ?) / {int(bucket_s)}, SUM(n), SUM(sum), MIN(min), MAX(max)"
-            f" FROM rollup_1m WHERE {_KEY} GROUP BY 1",
-            (int(start), metric, labels, int(since), int(until)))}
+        sid = self._series(metric, labels)
+        out: dict[int, list[float]] = {}
+        if sid is None:
+            return out
+        first = int(start)
+        for m in self._blocks.blocks(sid, since, until):
+            for minute, n, total, lo, hi in zip(m.minute, m.n, m.total, m.lo, m.hi):
+                b = int((minute - first) / bucket_s)      # SQL's integer division: toward zero
+                acc = out.get(b)
+                if acc is None:
+                    out[b] = [n, total, lo, hi]
+                else:
+                    acc[0] += n
+                    acc[1] += total
+                    acc[2] = min(acc[2], lo)
+                    acc[3] = max(acc[3], hi)
+        return out
 
     def rolled_totals(self, metric: str, labels: str, since: float,
                       until: float) -> tuple[int, int, float, float, float] | None:
         """(minutes, n, sum, min, max) of one series' rolled-up minutes in ``[since, until)``;
         None when there are none."""
-        row = self._conn.execute(
-            f"SELECT COUNT(*), SUM(n), SUM(sum), MIN(min), MAX(max) FROM rollup_1m WHERE {_KEY}",
-            (metric, labels, int(since), int(until))).fetchone()
-        return tuple(row) if row[0] else None
+        r = self.rolled_series(metric, labels, since, until, (), 1.0, quantiles=False)
+        return None if r is None else (r.minutes, r.n, r.total, r.lo, r.hi)
 
     def rolled_minutes(self, metrics: Sequence[str], since: float, until: float) -> set[int]:
         """Distinct rolled-up minutes of the unlabelled series of ``metrics``."""
-        if not metrics:
-            return set()
-        marks = ",".join("?" * len(metrics))
-        return {m for (m,) in self._conn.execute(
-            f"SELECT DISTINCT minute FROM rollup_1m WHERE metric IN ({marks}) AND labels = ''"
-            " AND minute >= ? AND minute < ?", (*metrics, int(since), int(until)))}
+        out: set[int] = set()
+        for metric in metrics:
+            sid = self._series(metric, "")
+            if sid is not None:
+                for m in self._blocks.blocks(sid, since, until):
+                    out.update(m.minute)
+        return out
+
+    def minutes_between(self, since: float, until: float, metrics: Iterable[str] | None
+                        ) -> Iterator[tuple[str, dict[str, str], int, int, float, float, float]]:
+        """``Store.rollup_metrics_between``: every rolled-up minute of every series (of
+        ``metrics``, None: all) in ``[since, until)``, series by series."""
+        wanted = None if metrics is None else set(metrics)
+        for sid, metric, labels in self._blocks.every_series():
+            if wanted is not None and metric not in wanted:
+                continue
+            lab = dict(labels)
+            for m in self._blocks.blocks(sid, since, until):
+                yield from zip(repeat(metric), repeat(lab), m.minute, m.n, m.total, m.lo, m.hi)
+
+    def buckets_between(self, since: float, until: float, width: int,
+                        metric: str | None = None) -> Iterator[Bucket]:
+        """``Store.rollup_buckets``: the rolled-up minutes in ``[since, until)`` (of ``metric``,
+        None: all) merged per series into buckets of ``width`` seconds counted from ``since``'s
+        minute, series by series, each in time order."""
+        start = int(since // 60) * 60
+        for sid, m_name, labels in self._blocks.every_series():
+            if metric is not None and m_name != metric:
+                continue
+            text = labels_text(labels)
+            acc: list[float] | None = None          # bucket, n, sum, min, max, last minute
+            for m in self._blocks.blocks(sid, start, until):
+                for minute, n, total, lo, hi in zip(m.minute, m.n, m.total, m.lo, m.hi):
+                    b = start + (minute - start) // width * width
+                    if acc is not None and acc[0] == b:
+                        acc[1] += n
+                        acc[2] += total
+                        acc[3] = min(acc[3], lo)
+                        acc[4] = max(acc[4], hi)
+                        acc[5] = minute
+                        continue
+                    if acc is not None:
+                        yield _bucket(m_name, text, acc)
+                    acc = [b, n, total, lo, hi, minute]
+            if acc is not None:
+                yield _bucket(m_name, text, acc)
 
     def samples(self, since: float, until: float,
                 sources: Sequence[str]) -> Iterator[tuple[float, str, dict[str, float]]]:
         """(ts, labels as stored, values) of the samples of ``sources`` in ``[since, until)``,
         in sequence order."""
-        for ts, labels, vals in self._conn.execute(
-                f"SELECT ts, labels, vals FROM samples WHERE ts >= ? AND ts < ? AND source IN"
-                f" ({','.join('?' * len(sources))}) ORDER BY seq", (since, until, *sources)):
-            yield ts, labels, json.loads(vals)
+        wanted = set(sources)
+        for _, shape, ts, vals, _ in self._ticks.samples(
+                since, until, lambda s: s.source in wanted, until_open=True):
+            yield ts, shape.labels_text, vals
 
     def rows_since(self, since: float, queue_labels: Sequence[str] | None,
-                   other_agents_hosts: bool) -> list[Row] | None:
-        """``Store.rows_between(since)`` less, filtered in SQLite, the rows of queues whose
-        label text is not in ``queue_labels`` (None: every queue) and, unless
-        ``other_agents_hosts``, the agents' rows that only hold host metrics of a host.
-        None when this SQLite cannot filter so (no JSON functions): read everything then."""
-        conds: list[str] = []
-        args: list = [since]
-        if queue_labels is not None:
-            conds.append("(source != 'queue' OR labels = '' OR labels IN"
-                         " (SELECT value FROM json_each(?)))")
-            args.append(json.dumps(list(queue_labels)))
-        if not other_agents_hosts:
-            # The agents' rows with a "host" label and only host.* values: every quote in the
-            # values belongs to a key (values are numbers), a key of 6 characters '"host.' per
-            # two quotes.
-            conds.append("NOT (source = 'agents' AND instr(labels, '\"host\"') > 0 AND "
-                         "length(vals) - length(replace(vals, '\"', '')) = "
-                         "(length(vals) - length(replace(vals, '\"host.', ''))) / 3)")
-        sql = "SELECT ts, labels, vals FROM samples WHERE ts >= ?"
-        if conds:
-            sql += " AND " + " AND ".join(conds)
-        try:
-            return self._conn.execute(sql + " ORDER BY seq", args).fetchall()
-        except sqlite3.Error:
-            return None
+                   other_agents_hosts: bool) -> list[Row]:
+        """``Store.rows_between(since)`` less, judged once per sample shape, the rows of queues
+        whose label text is not in ``queue_labels`` (None: every queue) and, unless
+        ``other_agents_hosts``, the agents' rows that only hold host metrics of a host."""
+        queues = None if queue_labels is None else set(queue_labels)
+
+        def keep(shape: Shape) -> bool:
+            if (queues is not None and shape.source == "queue" and shape.labels_text
+                    and shape.labels_text not in queues):
+                return False
+            return other_agents_hosts or not (
+                shape.source == "agents" and "host" in shape.labels
+                and all(m.startswith("host.") for m in shape.metrics))
+        return self._ticks.rows(since, None, keep)

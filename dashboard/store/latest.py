@@ -1,19 +1,16 @@
 """The newest sample of each series, kept at a cost per tick that does not grow with the tick.
 
-Upserting every sample's sequence number into ``latest_samples`` was a B-tree write per sample:
-0.5-0.7 ms of a 306-sample tick (issue 9: 50 agent hosts, 200 queues), a fifth of the store's
-write. Instead, per source, ``latest_ticks`` holds the sequence range of that source's newest
-append (one row per source per tick), and ``latest_samples`` only holds series that were in a
-source's previous append but not in its newest one (a queue removed from the config, a target
-down so only its ``<source>.up = 0`` sample came). The newest sample of a series is then:
+Per source, ``newest_ticks`` holds the sequence range of that source's newest append (one row per
+source per tick), and ``newest_left`` only holds series that were in a source's previous append
+but not in its newest one (a queue removed from the config, a target down so only its
+``<source>.up = 0`` sample came). The newest sample of a series is then:
 
 * the newest one of its source's newest append, if it is in it;
-* else the one ``latest_samples`` points at.
+* else the one ``newest_left`` points at.
 
-Both live in the same transaction as the samples, so ``kill -9`` leaves them consistent with the
-samples table, and every process reading the file (web-only instances, ``/metrics``) sees the
-same answer. Files written before this scheme have a complete ``latest_samples`` and no
-``latest_ticks``: they read correctly as they are, nothing to migrate.
+Upserting a row per sample instead was 0.5-0.7 ms of a 306-sample tick (issue 9). Both tables
+live in the same transaction as the tick, so ``kill -9`` leaves them consistent with it, and
+every process reading the file (web-only instances, ``/metrics``) sees the same answer.
 
 The writer keeps each source's previous append (series -> seq) in memory to know what was
 dropped. That memory is valid only while no other process wrote samples in between (a collector
@@ -22,19 +19,29 @@ was there, and the previous appends are then read back from the file.
 """
 from __future__ import annotations
 
-import sqlite3
 from typing import Callable, Sequence
+
+from dashboard.model import Sample
+from dashboard.store.ticks import TickReads
 
 SCHEMA = """
 -- Per source, the sequence range of its newest append (dashboard/store/latest.py).
-CREATE TABLE IF NOT EXISTS latest_ticks (
+CREATE TABLE IF NOT EXISTS newest_ticks (
     source    TEXT PRIMARY KEY,
     first_seq INTEGER NOT NULL,
     last_seq  INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Series missing from their source's newest append: the sequence number of their newest sample.
+CREATE TABLE IF NOT EXISTS newest_left (
+    source TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (source, labels)
+) WITHOUT ROWID;
 """
 
 Key = str                                   # the labels' stored text, within one source
+Commit = Callable[[], None]
 
 
 class LatestWriter:
@@ -44,8 +51,8 @@ class LatestWriter:
         self._prev: dict[str, dict[Key, int]] = {}
         self._last_seq: int | None = None          # None: unknown, read back before trusting _prev
 
-    def record(self, c: sqlite3.Connection, sources: Sequence[str], labels: Sequence[Key],
-               first: int) -> Callable[[], None]:
+    def record(self, reads: TickReads, sources: Sequence[str], labels: Sequence[Key],
+               first: int) -> Commit:
         """Inside the append's transaction, after its samples got ``first``... sequence numbers:
         write what the newest samples need. Returns the in-memory update to apply after COMMIT
         (a rolled-back append must not change it)."""
@@ -67,12 +74,13 @@ class LatestWriter:
         for src, keys in now.items():
             before = prev.get(src)
             if before is None:
-                before = self._read_back(c, src)
+                before = self._read_back(reads, src)
             if len(before) != len(keys) or before.keys() != keys.keys():
                 dropped.extend((src, lab, seq) for lab, seq in before.items() if lab not in keys)
+        c = reads.conn
         if dropped:
-            c.executemany("INSERT OR REPLACE INTO latest_samples VALUES (?,?,?)", dropped)
-        c.executemany("INSERT OR REPLACE INTO latest_ticks VALUES (?,?,?)",
+            c.executemany("INSERT OR REPLACE INTO newest_left VALUES (?,?,?)", dropped)
+        c.executemany("INSERT OR REPLACE INTO newest_ticks VALUES (?,?,?)",
                       [(src, lo, hi) for src, (lo, hi) in ranges.items()])
         last = first + len(sources) - 1
 
@@ -88,31 +96,31 @@ class LatestWriter:
         self._last_seq = None
 
     @staticmethod
-    def _read_back(c: sqlite3.Connection, source: str) -> dict[Key, int]:
-        out: dict[Key, int] = {}
-        for lab, seq in c.execute(
-                "SELECT s.labels, s.seq FROM latest_ticks t CROSS JOIN samples s"
-                " ON s.seq BETWEEN t.first_seq AND t.last_seq AND +s.source = t.source"
-                " WHERE t.source = ? ORDER BY s.seq", (source,)):
-            out[lab] = seq
-        return out
+    def _read_back(reads: TickReads, source: str) -> dict[Key, int]:
+        row = reads.conn.execute("SELECT first_seq, last_seq FROM newest_ticks WHERE source = ?",
+                                 (source,)).fetchone()
+        if row is None:
+            return {}
+        return {lab: seq for seq, lab, _ in _range(reads, row[0], row[1], source)}
 
 
-LATEST_SQL = (
-    "SELECT s.seq, s.ts, s.source, s.labels, s.vals, s.error FROM latest_ticks t CROSS JOIN samples s"
-    " ON s.seq BETWEEN t.first_seq AND t.last_seq AND +s.source = t.source"
-    " UNION ALL "
-    "SELECT s.seq, s.ts, s.source, s.labels, s.vals, s.error FROM latest_samples l"
-    " JOIN samples s ON s.seq = l.seq"
-    " ORDER BY 3, 4, 1")
+def _range(reads: TickReads, first: int, last: int,
+           source: str) -> list[tuple[int, str, Sample]]:
+    return [(seq, lab, s) for seq, (lab, s) in reads.numbered(range(first, last + 1)).items()
+            if s.source == source]
 
 
-def newest_rows(rows: list[tuple], since_ts: float) -> list[tuple]:
-    """The newest row of each (source, labels) among ``LATEST_SQL``'s (ordered by source,
-    labels, seq: the last of each run), if taken at or after ``since_ts``."""
-    out = []
-    for i, row in enumerate(rows):
-        nxt = rows[i + 1] if i + 1 < len(rows) else None
-        if (nxt is None or nxt[2] != row[2] or nxt[3] != row[3]) and row[1] >= since_ts:
-            out.append(row)
-    return out
+def newest(reads: TickReads, since_ts: float) -> list[Sample]:
+    """The newest sample of each (source, labels) taken at or after ``since_ts``, ordered by
+    source and labels."""
+    best: dict[tuple[str, str], Sample] = {}
+    for src, first, last in reads.conn.execute("SELECT * FROM newest_ticks").fetchall():
+        for _, lab, s in _range(reads, first, last, src):
+            best[(src, lab)] = s
+    left = reads.conn.execute("SELECT source, labels, seq FROM newest_left").fetchall()
+    found = reads.numbered(seq for _, _, seq in left)
+    for src, lab, seq in left:
+        hit = found.get(seq)
+        if hit is not None and (src, lab) not in best:
+            best[(src, lab)] = hit[1]
+    return [best[k] for k in sorted(best) if best[k].ts >= since_ts]

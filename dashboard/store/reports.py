@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS report_day_done (
 """
 DELIVERY_COLUMNS = ("date", "claimed_at", "sent_at", "recipients", "error", "permanent")
 
-Totals = tuple           # (minutes, n, sum, min, max) of one series over one day
+Totals = tuple[int, int, float, float, float]    # minutes, n, sum, min, max of a series-day
 
 
 class ReportsRepo:
@@ -115,7 +115,8 @@ class ReportsRepo:
                                   (tz, day)).fetchone()
         if done is None or done[0] != signature:
             return None
-        return {(m, lab): tuple(rest) for m, lab, *rest in self._conn.execute(
+        return {(m, lab): (minutes, n, total, lo, hi) for m, lab, minutes, n, total, lo, hi in
+                self._conn.execute(
             "SELECT metric, labels, minutes, n, sum, min, max FROM report_day_series"
             " WHERE tz = ? AND day = ?", (tz, day))}
 
@@ -138,6 +139,6 @@ class ReportsRepo:
 
     # --- the other areas' figures of a day -----------------------------------------------------
 
-    def heaviest_statements(self, day: str, limit: int) -> dict | None:
+    def heaviest_statements(self, day: str, limit: int) -> dict[str, Any] | None:
         """``StatementsRepo.heaviest_of_day``, read on this repository's connection."""
         return StatementsRepo.heaviest_of_day(self._conn, day, limit)

@@ -13,7 +13,7 @@ with its own lock, as it did when it held the connection itself.
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS db_statement_texts (
@@ -105,7 +105,7 @@ class StatementsRepo:
 
     def texts(self, keys: Sequence[str]) -> dict[str, tuple[str | None, str, float | None]]:
         """Schema, text and first sight of the given statements (the unknown ones left out)."""
-        out: dict[str, tuple] = {}
+        out: dict[str, tuple[str | None, str, float | None]] = {}
         for i in range(0, len(keys), 500):
             part = keys[i:i + 500]
             out.update((k, (s, t, f)) for k, s, t, f in self._db.execute(
@@ -114,7 +114,7 @@ class StatementsRepo:
         return out
 
     @staticmethod
-    def heaviest_of_day(db: sqlite3.Connection, day: str, limit: int) -> dict | None:
+    def heaviest_of_day(db: sqlite3.Connection, day: str, limit: int) -> dict[str, Any] | None:
         """The day's sums (``total_ms``, ``calls``) and its ``limit`` statements of most total
         time, each ``(key, *Totals, schema, text)``, read on ``db`` (the reports' connection);
         None when no statement was ever recorded (the tables are not created here: a store

@@ -2,19 +2,19 @@
 installations (issue 9: 50 hosts and 200 queues are ~300 samples and ~1,600 values a tick,
 1.4 million values in a 15-minute window).
 
-Rows are read as stored (JSON text) and decoded once each; a series' key and labels are worked
-out once per (metric, label text), not once per value. With ``view=live`` the answer holds only
+Rows come from the store as (ts, label text, values); a series' key and labels are worked out
+once per (metric, label text), not once per value. With ``view=live`` the answer holds only
 what the live page draws (dashboard.panels), and host metrics of one host: this dashboard's own
 (no ``host`` label) or, with ``host=NAME``, that agent's; other agents' host rows are skipped
 without being decoded. Queue panels draw the busiest queues only (``QUEUE_LIMIT`` by jobs pending
 now, or the ones named by ``queue=NAME``): 200 queues x 5 panels x 900 points was most of the
 answer (12 MB of JSON, 626 series) and of the page's drawing time; the rows of the other queues
-are skipped on their label text, once per label set. Alerting and /api/latest still see every
-queue; the page lists them all in a table.
+are skipped on their label text, once per label set (in the store: once per sample shape).
+Alerting and /api/latest still see every queue; the page lists them all in a table.
 
 ``history_doc`` builds the whole answer on a store view of its own (``Store.reading``), in an OS
-thread (dashboard/web/reads.py): windows over an hour come from the one-minute rollups merged in
-SQLite, and no series has more than ``downsample.MAX_POINTS`` points (issue 15).
+thread (dashboard/web/reads.py): windows over an hour come from the one-minute rollups merged
+per bucket, and no series has more than ``downsample.MAX_POINTS`` points (issue 15).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dashboard.model import series_key
 from dashboard.web import downsample
 from dashboard.web.panels import PANELS
 
-Row = tuple[float, str, str]          # ts, labels (JSON text, "" for none), vals (JSON text)
+Row = tuple[float, str, dict[str, float]]    # ts, labels (JSON text, "" for none), values
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,13 @@ class LiveView:
         q = json.loads(labels_text).get("queue")
         return q is not None and q not in self.queues
 
-    def skips_row(self, labels_text: str, vals_text: str) -> bool:
-        """True for a row only of other hosts' host metrics, judged on the text: values are
-        numbers, so every quote in the object belongs to a key; all keys are host metrics when
-        each key starts with ``"host.``."""
+    def skips_row(self, labels_text: str, values: dict[str, float]) -> bool:
+        """True for a row only of other hosts' host metrics."""
         if '"host"' not in labels_text:
             return False
         if self.host is not None and json.loads(labels_text).get("host") == self.host:
             return False
-        return vals_text.count('"') == 2 * vals_text.count('"host.')
+        return all(k.startswith("host.") for k in values)
 
 
 QUEUE_LIMIT = 10     # queues drawn on the live page; the rest are listed in its queue table
@@ -96,15 +94,15 @@ def add_rows(series: dict[str, dict[str, Any]], rows: Iterable[Row],
     targets: dict[tuple[str, str], dict[str, Any] | None] = {}   # None: not wanted
     skipped: dict[str, bool] = {}                                 # label text -> queue not drawn
     loads = json.loads
-    for ts, labels_text, vals_text in rows:
+    for ts, labels_text, values in rows:
         if view is not None:
             skip = skipped.get(labels_text)
             if skip is None:
                 skip = skipped[labels_text] = view.skips_labels(labels_text)
-            if skip or view.skips_row(labels_text, vals_text):
+            if skip or view.skips_row(labels_text, values):
                 continue
         t = round(ts, 3)
-        for metric, value in loads(vals_text).items():
+        for metric, value in values.items():
             k = (metric, labels_text)
             s = targets.get(k, ...)
             if s is ...:
@@ -124,10 +122,10 @@ def add_rows(series: dict[str, dict[str, Any]], rows: Iterable[Row],
 
 
 def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = ()) -> list[Row]:
-    """``store.rows_between(since)`` less rows ``add_rows`` would skip for ``view``, filtered in
-    SQLite (``Store.rows_since``): the rows of queues not drawn and of other agents' hosts
-    (250,000 of 275,000 rows in 15 minutes of 200 queues and 50 agents) never become Python
-    objects (250 -> 100 ms here).
+    """``store.rows_between(since)`` less rows ``add_rows`` would skip for ``view``, left out in
+    the store by their shape (``Store.rows_since``): the rows of queues not drawn and of other
+    agents' hosts (250,000 of 275,000 rows in 15 minutes of 200 queues and 50 agents) never
+    become Python objects.
     The drawn queues' rows are picked by their label text as the store writes it (sorted keys,
     compact JSON). Should that text ever differ, a queue in ``known`` (seen in the store's newest
     samples) gets no row: the unfiltered read is used then, slower but never showing less."""
@@ -139,8 +137,6 @@ def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = (
     # With this dashboard's own host drawn, skips_row in SQL for the agents' rows.
     rows = store.rows_since(since, None if view.queues is None else list(texts),
                             other_agents_hosts=view.host is not None)
-    if rows is None:
-        return store.rows_between(since)
     must = set(known) & set(texts.values())
     if must:
         got = {texts[lt] for _, lt, _ in rows if lt in texts}

@@ -1,0 +1,195 @@
+"""The time-series layout (issue 15): what goes in comes back, exactly, whatever the numbers."""
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+
+import pytest
+
+from dashboard.model import Sample
+from dashboard.store import Store, blocks, columns, sketch
+from dashboard.store.blocks import Minutes
+from dashboard.store.history import SchemaTooNew
+from dashboard.store.history_reads import HistoryReads
+from dashboard.store.rollups import HourBlock
+
+HOUR = 1_800_000_000            # a whole hour (epoch seconds)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("values", [
+    [0.0, 1.0, 2.0, 1.0, 300.0],                           # whole counts
+    [35.12, 35.2, 34.99, 0.01, 99.99],                     # percents, two decimals
+    [1e300, -1e300, 5e-324, 1e-12, 0.1 + 0.2],            # full precision, extremes
+    [2.0 ** 53 + 2, 12.5, -7.0],                           # past what a float counts exactly
+    [random.Random(1).gauss(0, 1e6) for _ in range(60)],
+])
+def test_a_column_of_floats_comes_back_bit_for_bit(values):
+    packed = columns.pack_floats(values)
+    back, end = columns.unpack_floats(packed, 0, len(values))
+    assert end == len(packed)
+    assert [v.hex() for v in back] == [float(v).hex() for v in values]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused_by_the_codec_and_the_bulk_write(store, bad):
+    with pytest.raises(ValueError):
+        columns.pack_floats([1.0, bad])
+    block = HourBlock("db.x", {}, HOUR, {HOUR: (2, bad, 1.0, 2.0)}, {sketch.bucket_of(1.0): 2})
+    with pytest.raises(ValueError):
+        store.write_rollup_blocks([block])
+    assert list(store.rollup_metrics_between(HOUR, HOUR + 3600)) == []
+    # A tick's non-finite values are left out, as they always were.
+    [s] = store.append([Sample("db", HOUR + 1.0, {"db.x": bad, "db.y": 2.0})])
+    assert s.values == {"db.y": 2.0} == store.after(0)[0].values
+
+
+def test_a_counter_that_resets_is_stored_as_it_went(store):
+    readings = [100.0, 250.0, 900.0, 3.0, 40.0, 1e12, 0.0]   # restarts go down, not up
+    for i, v in enumerate(readings):
+        store.append([Sample("db", HOUR + 10.0 * i, {"db.questions": v})])
+    assert [s.values["db.questions"] for s in store.after(0)] == readings
+    store.rollup(now=HOUR + 3600)
+    [(_, rows)] = store.rollups("db.questions", HOUR, HOUR + 3600).items()
+    first, second = rows
+    assert (first["n"], first["min"], first["max"]) == (6, 3.0, 1e12)
+    assert (second["n"], second["min"], second["max"]) == (1, 0.0, 0.0)
+
+
+def test_a_block_keeps_only_the_minutes_that_had_samples(store):
+    minutes = {HOUR + 60 * m: (3, 3.0 * m, m - 0.5, m + 0.5) for m in (0, 1, 7, 59)}
+    back = blocks.decode_minutes(HOUR, blocks.encode_minutes(HOUR, Minutes.of(minutes)))
+    assert back.as_dict() == minutes
+    store.append([Sample("host", HOUR + 5.0, {"host.load1": 1.0})])
+    store.append([Sample("host", HOUR + 7200.0 + 5, {"host.load1": 3.0})])   # an empty hour between
+    store.rollup(now=HOUR + 7200 + 120)
+    [rows] = store.rollups("host.load1", HOUR, HOUR + 3 * 3600).values()
+    assert [(r["minute"], r["avg"]) for r in rows] == [(HOUR, 1.0), (HOUR + 7200, 3.0)]
+    with HistoryReads(store.connect()) as reads:
+        day = reads.rolled_series("host.load1", "", HOUR, HOUR + 3 * 3600, (), 1.0)
+        assert (day.minutes, day.n, day.lo_at, day.hi_at) == (2, 2, HOUR, HOUR + 7200)
+
+
+def test_a_label_set_that_appears_late_is_replayed_rolled_up_and_known_to_other_processes(tmp_path):
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    try:
+        for i in range(120):
+            tick = [Sample("queue", HOUR + i, {"queue.pending": float(i)}, {"queue": "emails"})]
+            if i >= 90:                                    # a queue added to the config
+                tick.append(Sample("queue", HOUR + i, {"queue.pending": 7.0}, {"queue": "late"}))
+            writer.append(tick)
+        assert reader.knows("queue.pending")
+        late = [s for s in reader.after(0) if s.labels == {"queue": "late"}]
+        assert [s.ts for s in late] == [HOUR + i for i in range(90, 120)]
+        writer.rollup(now=HOUR + 130)
+        got = reader.rollups("queue.pending", HOUR, HOUR + 3600, {"queue": "late"})
+        assert [(r["minute"], r["n"]) for r in got['queue.pending{queue="late"}']] == \
+            [(HOUR + 60, 30)]
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_the_p95_of_whole_hours_is_within_one_percent_of_the_exact_value(store):
+    rnd = random.Random(15)
+    values = []
+    for i in range(3 * 3600 // 5):                         # three hours at 5 s, long-tailed
+        v = round(rnd.lognormvariate(3, 1), 2)
+        values.append(v)
+        store.append([Sample("app", HOUR + 5.0 * i, {"app.response_ms": v}, {"probe": "home"})])
+    store.rollup(now=HOUR + 3 * 3600 + 60)
+    with HistoryReads(store.connect()) as reads:
+        for hours in (1, 2, 3):
+            r = reads.rolled_series("app.response_ms", '{"probe":"home"}', HOUR,
+                                    HOUR + 3600 * hours, (), 1.0)
+            window = sorted(values[:hours * 720])
+            exact = window[math.floor(0.95 * (len(window) - 1))]
+            assert r.n == len(window) and r.hi == window[-1]
+            assert abs(sketch.quantile(r.sketch, 0.95, r.lo, r.hi) - exact) / exact < 0.01
+
+
+def test_an_explicit_first_sequence_number_numbers_the_tick_from_it(store):
+    [a] = store.append([Sample("host", 1.0, {"host.cpu_percent": 1.0})])
+    buffered = store.append([Sample("host", 2.0, {"host.cpu_percent": 2.0}),
+                             Sample("host", 2.0, {"host.disk_percent": 9.0}, {"mount": "/"})],
+                            first_seq=a.seq + 10)
+    assert [s.seq for s in buffered] == [a.seq + 10, a.seq + 11]
+    [c] = store.append([Sample("host", 3.0, {"host.cpu_percent": 3.0})])
+    assert c.seq == a.seq + 12
+    assert [s.seq for s in store.after(a.seq)] == [a.seq + 10, a.seq + 11, a.seq + 12]
+    with pytest.raises(ValueError):
+        store.append([Sample("host", 4.0, {"host.cpu_percent": 4.0})], first_seq=a.seq + 11)
+    assert store.last_seq() == c.seq
+
+
+def test_an_append_spanning_hours_is_read_back_by_time_range(store):
+    batch = [Sample("db", HOUR + 30.0 * i, {"db.up": 1.0, "db.x": float(i)}) for i in range(240)]
+    stored = store.append(batch)
+    assert [s.seq for s in stored] == list(range(stored[0].seq, stored[0].seq + 240))
+    mid = store.between(HOUR + 3000, HOUR + 4000)
+    assert [s.values["db.x"] for s in mid] == [float(i) for i in range(100, 134)]
+    assert store.prune(now=HOUR + 7200 + 48 * 3600) == 240
+
+
+def test_the_bulk_paths_read_back_as_the_tick_and_rollup_paths_do(tmp_path):
+    ticks = [[Sample("cache", HOUR + s, {"cache.hit_rate": round(80 + (s % 7) / 3, 2)}),
+              Sample("queue", HOUR + s, {"queue.pending": float(s % 5)}, {"queue": "q"})]
+             for s in range(600)]
+    one, bulk = Store(tmp_path / "one"), Store(tmp_path / "bulk")
+    try:
+        for t in ticks:
+            one.append(t)
+        assert bulk.append_many(ticks) == 1200
+        assert [(s.seq, s.values) for s in bulk.after(0)] == [(s.seq, s.values) for s in one.after(0)]
+        one.rollup(now=HOUR + 610)
+        rolled = list(one.rollup_metrics_between(HOUR, HOUR + 3600))
+        minutes: dict[tuple[str, str], dict[int, tuple[int, float, float, float]]] = {}
+        for m, lab, minute, n, total, lo, hi in rolled:
+            minutes.setdefault((m, lab.get("queue", "")), {})[minute] = (n, total, lo, hi)
+        bulk.write_rollup_blocks(
+            [HourBlock(m, {"queue": q} if q else {}, HOUR, rows,
+                       sketch.build(t[0 if m.startswith("cache") else 1].values[m]
+                                    for t in ticks[:600]))
+             for (m, q), rows in minutes.items()], rolled_until=HOUR + 600)
+        assert list(bulk.rollup_metrics_between(HOUR, HOUR + 3600)) == rolled
+        with HistoryReads(one.connect()) as a, HistoryReads(bulk.connect()) as b:
+            assert a.rolled_until() == b.rolled_until() == HOUR + 600
+            assert a.rolled_series("cache.hit_rate", "", HOUR, HOUR + 3600, (), 1.0) == \
+                b.rolled_series("cache.hit_rate", "", HOUR, HOUR + 3600, (), 1.0)
+    finally:
+        one.close()
+        bulk.close()
+
+
+def test_a_file_of_a_newer_schema_is_refused_in_one_line(tmp_path):
+    Store(tmp_path).close()
+    conn = sqlite3.connect(str(tmp_path / "history.sqlite3"))
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'history.schema'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaTooNew) as e:
+        Store(tmp_path)
+    assert "history schema 3" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_sequence_numbers_go_on_from_a_version_1_file(tmp_path):
+    # The tables of the previous layout are left for the converter; numbering continues past them.
+    conn = sqlite3.connect(str(tmp_path / "history.sqlite3"))
+    conn.executescript("CREATE TABLE samples (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL,"
+                       " source TEXT, labels TEXT, vals TEXT, error TEXT);"
+                       "INSERT INTO samples VALUES (41, 1.0, 'host', '', '{}', NULL);")
+    conn.close()
+    store = Store(tmp_path)
+    try:
+        assert store.last_seq() == 41
+        [s] = store.append([Sample("host", 2.0, {"host.cpu_percent": 1.0})])
+        assert s.seq == 42
+    finally:
+        store.close()
