@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
+from dashboard.store import convert
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
 from dashboard.store import ticks as storeticks
@@ -117,6 +118,8 @@ class Store:
         self._dropped_logged_at = float("-inf")
         with self._lock:
             self._catalog.refresh(self._conn)
+        if convert.needed(self._conn):           # a data dir of the version-1 layout
+            convert.run(self)
 
     def connect(self) -> sqlite3.Connection:
         """A separate connection to the same file, for modules that keep their own tables."""
@@ -199,6 +202,29 @@ class Store:
                 raise
         return stored
 
+    def converted_seq(self) -> int:
+        """The newest sequence number in the raw ticks (0: none yet): where a conversion of the
+        version-1 samples goes on from (``convert.py``)."""
+        with self._lock:
+            return self._ticks.last_seq() or 0
+
+    def append_converted(self, samples: Sequence[Sample]) -> None:
+        """Version-1 samples with their own consecutive sequence numbers, which lie under the
+        version-1 floor new ticks number on from (``convert.py``)."""
+        kept = timed(samples)
+        if not kept:
+            return
+        with self._lock:
+            self._begin()
+            try:
+                _, remember = self._write(kept, clean_tick([s.values for s in kept]),
+                                          kept[0].seq, converting=True)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            remember()
+
     def _begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
 
@@ -210,7 +236,7 @@ class Store:
             self._conn.execute("ROLLBACK")
 
     def _write(self, samples: Sequence[Sample], cleans: list[dict[str, float]],
-               first_seq: int | None) -> tuple[int, storelatest.Commit]:
+               first_seq: int | None, converting: bool = False) -> tuple[int, storelatest.Commit]:
         """Inside the write transaction: the tick's rows and newest-sample records."""
         c, catalog = self._conn, self._catalog
         sources = [s.source for s in samples]
@@ -220,7 +246,8 @@ class Store:
         if not all(map(known.__contains__, keys)):
             catalog.add_shapes(c, [k for k in keys if k not in known])
         shapes = list(map(known.__getitem__, keys))
-        last = self._ticks.last_seq() or int(self._meta("history.seq_floor") or self._legacy_seq)
+        last = self._ticks.last_seq() or (0 if converting else int(
+            self._meta("history.seq_floor") or self._legacy_seq))
         if first_seq is not None and first_seq <= last:
             raise ValueError(f"sequence number {first_seq} is taken (the store is at {last})")
         first = last + 1 if first_seq is None else first_seq
