@@ -16,7 +16,7 @@ series' one-minute rollups and its quantile sketch in one binary row (``blocks.p
 
 The file's history schema is version 2 (``meta``: ``history.schema``). The tables of version 1
 (``samples``, ``rollup_1m``, ``metric_sources``, ``latest_samples``, ``latest_ticks``) are
-left as they are for a converter; sequence numbers go on from theirs. Other modules (alerts,
+converted on open (``convert.py``); sequence numbers go on from theirs. Other modules (alerts,
 outbox, users) keep their own tables in the same file through ``connect()``.
 """
 from __future__ import annotations
@@ -92,10 +92,7 @@ def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('history.schema', ?)", (str(SCHEMA_VERSION),))
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'samples'").fetchone() is None:
         return 0
-    last = int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
-    if last:
-        log.warning("store: %s holds history of schema 1 that is not converted: not shown", path)
-    return last
+    return int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
 
 
 class Store:
