@@ -180,13 +180,18 @@ def test_a_file_of_a_newer_schema_is_refused_in_one_line(tmp_path):
 
 
 def test_sequence_numbers_go_on_from_a_version_1_file(tmp_path):
-    # The tables of the previous layout are left for the converter; numbering continues past them.
+    # Numbering continues past the previous layout's samples, also once they are converted.
     conn = sqlite3.connect(str(tmp_path / "history.sqlite3"))
     conn.executescript("CREATE TABLE samples (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL,"
                        " source TEXT, labels TEXT, vals TEXT, error TEXT);"
                        "INSERT INTO samples VALUES (41, 1.0, 'host', '', '{}', NULL);")
     conn.close()
     store = Store(tmp_path)
+    try:
+        assert store.last_seq() == 41
+    finally:
+        store.close()
+    store = Store(tmp_path)       # converted (nothing recent to keep): the floor stays
     try:
         assert store.last_seq() == 41
         [s] = store.append([Sample("host", 2.0, {"host.cpu_percent": 1.0})])

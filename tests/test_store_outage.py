@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import requests
 import socketio
 
+from dashboard.store import Store
 from tests.support.alert_helpers import Clock, drain, make_service, pool
 from tests.support.auth_helpers import add_token
 from tests.support.disk import fill, small_tmpfs
@@ -144,12 +146,16 @@ def test_a_full_disk_keeps_the_page_live_pages_store_down_once_and_loses_no_samp
     assert seqs == list(range(seqs[0], seqs[-1] + 1))
     # The outage's samples are in the store once, with the numbers and times the page saw.
     seen_at = {s["seq"]: (s["ts"], s["source"]) for s in page.samples}
+    reader = Store(srv.data_dir)          # the stored samples, read as the dashboard reads them
+    try:
+        every = reader.after(0)
+    finally:
+        reader.close()
+    stored = {s.seq: (s.ts, s.source) for s in every if seqs[0] <= (s.seq or 0) <= seqs[-1]}
+    keys = Counter((s.ts, s.source, tuple(sorted(s.labels.items()))) for s in every)
+    twice = sum(1 for n in keys.values() if n > 1)
     db = sqlite3.connect(f"file:{srv.data_dir / 'history.sqlite3'}?mode=ro", uri=True)
     try:
-        stored = {seq: (ts, src) for seq, ts, src in db.execute(
-            "SELECT seq, ts, source FROM samples WHERE seq BETWEEN ? AND ?", (seqs[0], seqs[-1]))}
-        twice = db.execute("SELECT COUNT(*) FROM (SELECT ts, source, labels FROM samples"
-                           " GROUP BY ts, source, labels HAVING COUNT(*) > 1)").fetchone()[0]
         messages = db.execute("SELECT idempotency_key, state FROM outbox_messages"
                               " WHERE channel = 'pager' ORDER BY id").fetchall()
     finally:

@@ -101,6 +101,11 @@ def run(store: Store, say: Callable[[str], None] = _stderr) -> bool:
             _rollups(conn, store, progress)
             _raw(conn, store, progress)
             conn.execute("BEGIN IMMEDIATE")
+            # Numbers go on past the old samples even when none of them was recent enough to
+            # keep (``Store.last_seq`` reads the floor while no tick is stored).
+            if _count(conn, "samples"):
+                conn.execute("INSERT OR REPLACE INTO meta SELECT 'history.seq_floor',"
+                             " CAST(MAX(seq) AS TEXT) FROM samples")
             for t in V1_TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {t}")
             conn.execute("DELETE FROM meta WHERE key = ?", (MARK,))
