@@ -185,7 +185,10 @@
         var tr = newTrace(panel, s.metric, s.labels, chart.count);
         var gap = Math.max(state.resolution === "raw" ? Math.max(3 * (cfg.interval_s || 1), 3) * 1000 : 180000,
                            3 * (history.bucket_s || 0) * 1000);
-        var band = s.min && bandTrace(s, gap, tr.line.color);
+        // Rollup windows only: there a point stands for minutes and the band is redrawn with
+        // each reload; a raw window's buckets are seconds, and a band there would outlive the
+        // points the live samples push out of the window.
+        var band = state.resolution !== "raw" && s.min && bandTrace(s, gap, tr.line.color);
         if (band) bands.push(band);
         var lastX = null;
         for (var i = 0; i < s.t.length; i++) {
@@ -223,7 +226,7 @@
     drawLater(state.generation);
   }
 
-  /* Where a point of the history stands for a bucket of samples (long windows: the server
+  /* Where a point of the history stands for minutes of samples (the rollup windows: the server
      merges them, issue 15), the bucket's min..max as a shaded band around the mean, so a spike
      shorter than a bucket stays in view. One closed shape per stretch without a gap; none when
      every bucket is one value. */
