@@ -40,7 +40,7 @@ from dashboard.store.catalog import SCHEMA as CATALOG_SCHEMA
 from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
-from dashboard.store.history_reads import Bucket, HistoryReads
+from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
 from dashboard.store.rollups import HourBlock
 
 log = logging.getLogger(__name__)
@@ -451,6 +451,14 @@ class Store:
         then time (long windows, issue 15: at most ``downsample.MAX_POINTS`` a series)."""
         with self._reads() as reads:
             return list(reads.buckets_between(since, until, int(bucket_s), metric))
+
+    def rollup_bucket_columns(self, since: float, until: float, bucket_s: int,
+                              metric: str | None = None) -> list[BucketColumns]:
+        """``rollup_buckets`` as columns per series: (metric, labels as stored, the buckets
+        (``minute``: each one's start; ``n``, ``total``, ``lo``, ``hi``), each one's last minute).
+        For readers that build columns anyway (``/api/history``): no tuple per bucket."""
+        with self._reads() as reads:
+            return list(reads.bucket_columns(since, until, int(bucket_s), metric))
 
     # --- retention -------------------------------------------------------------------------------
 

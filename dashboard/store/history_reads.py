@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Iterable, Iterator, Sequence
 
 from dashboard.store import sketch
+from dashboard.store.blocks import Minutes
 from dashboard.store.catalog import Catalog, Shape, labels_text
 from dashboard.store.rollups import BlockReads
 from dashboard.store.ticks import Row, TickReads
@@ -50,9 +51,21 @@ class RolledSeries:
 Bucket = tuple[str, str, int, int, float, float, float, int]
 
 
-def _bucket(metric: str, labels: str, acc: list[float]) -> Bucket:
-    b, n, total, lo, hi, last = acc
-    return metric, labels, int(b), int(n), total, lo, hi, int(last)
+# metric, labels as stored, the buckets (``minute``: each bucket's start), each one's last minute
+BucketColumns = tuple[str, str, Minutes, list[int]]
+
+
+def _merged(m: Minutes, start: int, width: int) -> tuple[Minutes, list[int]]:
+    """``m``'s minutes merged into buckets of ``width`` seconds counted from ``start``, and each
+    bucket's last minute: the minutes of a bucket are one slice (they are in time order),
+    summed and compared in C."""
+    keys = [start + (t - start) // width * width for t in m.minute]
+    cuts = [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+    bounds = list(zip([0, *cuts], [*cuts, len(keys)]))
+    return (Minutes([keys[a] for a, _ in bounds], [sum(m.n[a:b]) for a, b in bounds],
+                    [sum(m.total[a:b]) for a, b in bounds], [min(m.lo[a:b]) for a, b in bounds],
+                    [max(m.hi[a:b]) for a, b in bounds]),
+            [m.minute[b - 1] for _, b in bounds])
 
 
 class HistoryReads:
@@ -169,32 +182,36 @@ class HistoryReads:
             for m in self._blocks.blocks(sid, since, until):
                 yield from zip(repeat(metric), repeat(lab), m.minute, m.n, m.total, m.lo, m.hi)
 
-    def buckets_between(self, since: float, until: float, width: int,
-                        metric: str | None = None) -> Iterator[Bucket]:
-        """``Store.rollup_buckets``: the rolled-up minutes in ``[since, until)`` (of ``metric``,
-        None: all) merged per series into buckets of ``width`` seconds counted from ``since``'s
-        minute, series by series, each in time order."""
+    def bucket_columns(self, since: float, until: float, width: int,
+                       metric: str | None = None) -> Iterator[BucketColumns]:
+        """``Store.rollup_bucket_columns``: per series (of ``metric``, None: all), its rolled-up
+        minutes in ``[since, until)`` merged into buckets of ``width`` seconds counted from
+        ``since``'s minute, as columns in time order. One-minute buckets are the blocks' own
+        columns, joined (no Python per minute: a day of 300 series is 432,000 minutes)."""
         start = int(since // 60) * 60
         for sid, m_name, labels in self._blocks.every_series():
             if metric is not None and m_name != metric:
                 continue
-            text = labels_text(labels)
-            acc: list[float] | None = None          # bucket, n, sum, min, max, last minute
+            cols = Minutes([], [], [], [], [])
             for m in self._blocks.blocks(sid, start, until):
-                for minute, n, total, lo, hi in zip(m.minute, m.n, m.total, m.lo, m.hi):
-                    b = start + (minute - start) // width * width
-                    if acc is not None and acc[0] == b:
-                        acc[1] += n
-                        acc[2] += total
-                        acc[3] = min(acc[3], lo)
-                        acc[4] = max(acc[4], hi)
-                        acc[5] = minute
-                        continue
-                    if acc is not None:
-                        yield _bucket(m_name, text, acc)
-                    acc = [b, n, total, lo, hi, minute]
-            if acc is not None:
-                yield _bucket(m_name, text, acc)
+                cols.minute += m.minute
+                cols.n += m.n
+                cols.total += m.total
+                cols.lo += m.lo
+                cols.hi += m.hi
+            if not cols.minute:
+                continue
+            if width > 60:
+                cols, lasts = _merged(cols, start, width)
+            else:
+                lasts = cols.minute
+            yield m_name, labels_text(labels), cols, lasts
+
+    def buckets_between(self, since: float, until: float, width: int,
+                        metric: str | None = None) -> Iterator[Bucket]:
+        """``Store.rollup_buckets``: ``bucket_columns`` a bucket at a time."""
+        for m_name, text, c, lasts in self.bucket_columns(since, until, width, metric):
+            yield from zip(repeat(m_name), repeat(text), c.minute, c.n, c.total, c.lo, c.hi, lasts)
 
     def samples(self, since: float, until: float,
                 sources: Sequence[str]) -> Iterator[tuple[float, str, dict[str, float]]]:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import repeat
+from operator import truediv
 from typing import Any, Callable, Iterable
 
 from dashboard.model import series_key
+from dashboard.store.history_reads import BucketColumns
 from dashboard.web import downsample
 from dashboard.web.panels import PANELS
 
@@ -145,9 +148,11 @@ def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = (
     return rows
 
 
+DECIMALS = 4          # a value as answered: more than a chart or a script needs
+
+
 def round_value(v: float) -> float:
-    """A value as answered: four decimals are more than a chart or a script needs."""
-    return round(v, 4)
+    return round(v, DECIMALS)
 
 
 def history_doc(store: Any, window: float, now: float, live: bool, host: str | None,
@@ -191,8 +196,8 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
                 _round(s)
     else:
         resolution, bucket_s = "1m", downsample.bucket_width(window, 60)
-        rolled_until = _add_buckets(series, store.rollup_buckets(since, now, bucket_s), bucket_s,
-                                    view, since)
+        rolled_until = _add_buckets(series, store.rollup_bucket_columns(since, now, bucket_s),
+                                    bucket_s, view, since)
         recent: dict[str, dict[str, Any]] = {}
         add_rows(recent, rows(rolled_until), round_value, view)   # not rolled up yet: raw, as they come
         for key, s in recent.items():
@@ -210,31 +215,22 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
                 last_seq=last_seq, series=series, **extra)
 
 
-def _add_buckets(series: dict[str, dict[str, Any]], buckets: Iterable[tuple], bucket_s: int,
-                 view: LiveView | None, since: float) -> float:
-    """Add ``Store.rollup_buckets`` rows to ``series``, each plotted at its bucket's middle
-    (its minute's, for a bucket of one minute); returns where the rollups end."""
-    labels_of: dict[str, dict[str, str]] = {}
-    targets: dict[tuple[str, str], dict[str, Any] | None] = {}   # None: not wanted
+def _add_buckets(series: dict[str, dict[str, Any]], columns: Iterable[BucketColumns],
+                 bucket_s: int, view: LiveView | None, since: float) -> float:
+    """Add ``Store.rollup_bucket_columns`` to ``series``, each point at its bucket's middle (its
+    minute's, for a bucket of one minute), column by column; returns where the rollups end."""
     rolled_until = since
-    for metric, labels_text, start, n, total, lo, hi, last in buckets:
-        k = (metric, labels_text)
-        s = targets.get(k, ...)
-        if s is ...:
-            labels = labels_of.get(labels_text)
-            if labels is None:
-                labels = labels_of[labels_text] = json.loads(labels_text) if labels_text else {}
-            s = None
-            if view is None or view.keeps(metric, labels):
-                s = series[series_key(metric, labels)] = {
-                    "metric": metric, "labels": labels, "t": [], "v": [], "min": [], "max": []}
-            targets[k] = s
-        if s is not None:
-            s["t"].append(start + bucket_s / 2)
-            s["v"].append(round_value(total / n))
-            s["min"].append(round_value(lo))
-            s["max"].append(round_value(hi))
-        rolled_until = max(rolled_until, last + 60)
+    half = bucket_s / 2
+    for metric, labels_text, c, lasts in columns:
+        rolled_until = max(rolled_until, lasts[-1] + 60)
+        labels = json.loads(labels_text) if labels_text else {}
+        if view is not None and not view.keeps(metric, labels):
+            continue
+        series[series_key(metric, labels)] = {
+            "metric": metric, "labels": labels, "t": [b + half for b in c.minute],
+            "v": list(map(round, map(truediv, c.total, c.n), repeat(DECIMALS))),
+            # Extremes are values as collected and stored exactly: no float noise to round off.
+            "min": c.lo, "max": c.hi}
     return rolled_until
 
 
