@@ -18,7 +18,7 @@ from alerts.messages import fmt_duration, fmt_time, fmt_value, labels_text
 from alerts.service import AlertNotFiring, AlertNotFound, AlertService
 from dashboard.auth import guard as auth
 from dashboard.auth import signing
-from dashboard.web.errors import BadRequest
+from dashboard.web.errors import BadRequest, seconds_arg
 from dashboard.web.pages import asset_version
 
 bp = Blueprint("alerts", __name__)
@@ -90,13 +90,7 @@ def _end(d: dict, start: float, limit: float, end_key: str) -> float | None:
 
 @bp.get("/api/alerts")
 def api_alerts():
-    raw = request.args.get("history_s", "86400")
-    try:
-        history = float(raw)
-    except ValueError:
-        raise BadRequest("history_s must be a number of seconds") from None
-    if not math.isfinite(history) or not 0 <= history <= 400 * 86400:
-        raise BadRequest("history_s must be between 0 and 34560000")
+    history = seconds_arg("history_s", "86400", 0, 400 * 86400, "between 0 and 34560000")
     return jsonify(service().overview(history_s=history))
 
 

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, request
 from dashboard import offload
 from dashboard.model import series_key
 from dashboard.web import downsample, reads
-from dashboard.web.errors import BadRequest
+from dashboard.web.errors import BadRequest, seconds_arg
 from dashboard.web.history import RAW_MAX_WINDOW_S, history_doc, round_value
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -108,13 +108,8 @@ def _series_points(store: Any, metric: str, since: float, until: float, labels: 
 @reads.heavy
 def history():
     """Everything the live page draws for a window, in one response, in columns per series."""
-    raw = request.args.get("window_s", "900")
-    try:
-        window = float(raw)
-    except ValueError:
-        raise BadRequest("window_s must be a number of seconds") from None
-    if not math.isfinite(window) or not 10 <= window <= MAX_WINDOW_S:
-        raise BadRequest(f"window_s must be from 10 s to 7 days ({MAX_WINDOW_S} s)")
+    window = seconds_arg("window_s", "900", 10, MAX_WINDOW_S,
+                         f"from 10 s to 7 days ({MAX_WINDOW_S} s)")
     live = request.args.get("view") is not None
     pinned = request.args.getlist("queue")
     if live:

@@ -3,6 +3,8 @@
 SQLite can hold."""
 from __future__ import annotations
 
+import math
+
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -43,6 +45,18 @@ def refuse(status: int, message: str):
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="dashboard"'
     return resp
+
+
+def seconds_arg(name: str, default: str, lo: float, hi: float, limit: str) -> float:
+    """A query parameter that is a number of seconds within ``[lo, hi]``, else a 400 naming
+    the parameter (``limit``: how the bounds are said, e.g. "from 10 s to 7 days")."""
+    try:
+        value = float(request.args.get(name, default))
+    except ValueError:
+        raise BadRequest(f"{name} must be a number of seconds") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise BadRequest(f"{name} must be {limit}")
+    return value
 
 
 def _is_api() -> bool:
