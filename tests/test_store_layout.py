@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
+import time
 
 import pytest
 
@@ -196,5 +197,39 @@ def test_sequence_numbers_go_on_from_a_version_1_file(tmp_path):
         assert store.last_seq() == 41
         [s] = store.append([Sample("host", 2.0, {"host.cpu_percent": 1.0})])
         assert s.seq == 42
+    finally:
+        store.close()
+
+
+def test_the_hours_summaries_equal_their_minutes_as_the_rollup_job_and_the_bulk_path_write_them(
+        tmp_path):
+    """Windows of days read each hour's stored summary instead of its minutes: it must be what
+    the minutes say, whether the block grew a minute at a time (the rollup job) or was written
+    whole (the bulk path)."""
+    store = Store(tmp_path)
+    hour = int(time.time() // 3600) * 3600 - 5 * 3600
+    rnd = random.Random(3)
+    try:
+        for t in range(hour, hour + 2 * 3600, 10):            # two hours at 10 s, rolled up
+            store.append([Sample("host", t, {"host.cpu_percent": round(rnd.uniform(0, 99), 1)})])
+        store.rollup(hour + 2 * 3600 + 60)
+        minutes = {hour + 2 * 3600 + 60 * i: (1, float(i), float(i), float(i)) for i in range(60)}
+        store.write_rollup_blocks([HourBlock("queue.pending", {"queue": "q"}, hour + 2 * 3600,
+                                             minutes, sketch.build(range(60)))])
+        since, until = hour, hour + 3 * 3600
+        hours = {(m, lab): c for m, lab, c, _ in store.rollup_hour_columns(since, until, 3600)}
+        for (metric, _labels), c in hours.items():
+            [rows] = store.rollups(metric, since, until - 1).values()
+            for h, n, total, lo, hi in zip(c.minute, c.n, c.total, c.lo, c.hi):
+                mine = [r for r in rows if h <= r["minute"] < h + 3600]
+                assert n == sum(r["n"] for r in mine)
+                assert total == pytest.approx(sum(r["avg"] * r["n"] for r in mine))
+                assert (lo, hi) == (min(r["min"] for r in mine), max(r["max"] for r in mine))
+        assert sorted(len(c.minute) for c in hours.values()) == [1, 2]
+        # Buckets of two hours merge the summaries.
+        [(_, _, c2, _)] = [x for x in store.rollup_hour_columns(since, until, 7200)
+                           if x[0] == "host.cpu_percent"]
+        one = hours[("host.cpu_percent", "")]
+        assert c2.n == [sum(one.n)] and c2.hi == [max(one.hi)]
     finally:
         store.close()

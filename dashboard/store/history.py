@@ -452,6 +452,13 @@ class Store:
         with self._reads() as reads:
             return list(reads.buckets_between(since, until, int(bucket_s), metric))
 
+    def rollup_hour_columns(self, since: float, until: float, bucket_s: int,
+                            metric: str | None = None) -> list[BucketColumns]:
+        """``rollup_bucket_columns`` for buckets of whole hours (``bucket_s`` a multiple of 3600),
+        from each hour's stored summary: a window of days decodes no minutes."""
+        with self._reads() as reads:
+            return list(reads.hour_columns(since, until, int(bucket_s), metric))
+
     def rollup_bucket_columns(self, since: float, until: float, bucket_s: int,
                               metric: str | None = None) -> list[BucketColumns]:
         """``rollup_buckets`` as columns per series: (metric, labels as stored, the buckets

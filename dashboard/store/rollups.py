@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS rollups (
     series  INTEGER NOT NULL,          -- series.id
     hour    INTEGER NOT NULL,          -- epoch seconds of the hour's start
     minutes BLOB NOT NULL,             -- blocks.encode_minutes
-    sketch  BLOB NOT NULL              -- sketch.encode
+    sketch  BLOB NOT NULL,             -- sketch.encode
+    n       INTEGER NOT NULL,          -- the hour's summary: windows of days read these
+    total   REAL NOT NULL,             --   columns and decode no minutes (``hours``)
+    lo      REAL NOT NULL,
+    hi      REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS rollups_series_hour ON rollups(series, hour);
 """
@@ -83,10 +87,8 @@ def merge_into(conn: sqlite3.Connection, hour: int,
                                  max(a[3], row[3]))
             merged = {**have, **merged}
             total.update(sketch.decode(old[sid][1]))
-        rows.append((sid, hour, blocks.encode_minutes(hour, Minutes.of(merged)),
-                     sketch.encode(total)))
-    conn.executemany("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch)"
-                     " VALUES (?,?,?,?)", rows)
+        rows.append(_row(sid, hour, Minutes.of(merged), total))
+    conn.executemany(_INSERT, rows)
 
 
 def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[HourBlock]) -> int:
@@ -96,11 +98,20 @@ def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[H
         if b.hour % HOUR or any(not b.hour <= m < b.hour + HOUR or m % 60 for m in b.minutes):
             raise ValueError(f"{b.metric}: hour {b.hour} must be whole and hold its minutes")
         sid = catalog.add_series(conn, b.metric, b.labels)
-        rows.append((sid, b.hour, blocks.encode_minutes(b.hour, Minutes.of(b.minutes)),
-                     sketch.encode(b.buckets)))
-    conn.executemany("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch)"
-                     " VALUES (?,?,?,?)", rows)
+        rows.append(_row(sid, b.hour, Minutes.of(b.minutes), b.buckets))
+    conn.executemany(_INSERT, rows)
     return len(rows)
+
+
+_INSERT = ("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch, n, total, lo, hi)"
+           " VALUES (?,?,?,?,?,?,?,?)")
+
+
+def _row(sid: int, hour: int, m: Minutes, buckets: Mapping[int, int]) -> tuple[
+        int, int, bytes, bytes, int, float, float, float]:
+    """A block's row: its minutes, its sketch, and the hour's summary."""
+    return (sid, hour, blocks.encode_minutes(hour, m), sketch.encode(buckets), sum(m.n),
+            sum(m.total), min(m.lo), max(m.hi))
 
 
 @dataclass
@@ -132,6 +143,23 @@ class BlockReads:
         return self.conn.execute(
             f"SELECT hour, minutes, {col} FROM rollups WHERE series = ? AND hour > ?"
             " AND hour < ? ORDER BY hour", (sid, since - HOUR, until)).fetchall()
+
+    def hours(self, since: float, until: float) -> dict[int, Minutes]:
+        """Every series' hour summaries (n, sum, min, max of each hour whose block starts in
+        ``[since, until)``) as columns by series, the hours in ``minute``: no block decoded."""
+        out: dict[int, Minutes] = {}
+        for sid, hour, n, total, lo, hi in self.conn.execute(
+                "SELECT series, hour, n, total, lo, hi FROM rollups WHERE hour >= ? AND hour < ?"
+                " ORDER BY series, hour", (int(since), int(until))):
+            m = out.get(sid)
+            if m is None:
+                m = out[sid] = Minutes([], [], [], [], [])
+            m.minute.append(hour)
+            m.n.append(n)
+            m.total.append(total)
+            m.lo.append(lo)
+            m.hi.append(hi)
+        return out
 
     def blocks(self, sid: int, since: float, until: float) -> Iterator[Minutes]:
         """The minutes of series ``sid`` in ``[since, until)``, a block at a time."""

@@ -16,6 +16,11 @@ from typing import Any
 MAX_POINTS = 1500
 
 
+# A rollup window whose minute buckets would be this wide or wider (windows over ~5 days) is
+# answered from the hours' stored summaries instead, in buckets of whole hours.
+HOURLY_FROM_S = 300
+
+
 def bucket_width(window_s: float, base_s: int) -> int:
     """The smallest multiple of ``base_s`` (1 for raw samples, 60 for rollups) that cuts
     ``window_s`` into at most ``MAX_POINTS - 1`` buckets (one more: the window rarely starts on

@@ -196,8 +196,14 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
                 _round(s)
     else:
         resolution, bucket_s = "1m", downsample.bucket_width(window, 60)
-        rolled_until = _add_buckets(series, store.rollup_bucket_columns(since, now, bucket_s),
-                                    bucket_s, view, since)
+        if bucket_s >= downsample.HOURLY_FROM_S:
+            # Days: the hours' stored summaries, no minute decoded (7 days of 300 series are
+            # 50,400 hour blocks); at most 1,500 points still, an hour or more each.
+            bucket_s = downsample.bucket_width(window, 3600)     # still from the 1m rollups
+            columns = store.rollup_hour_columns(since, now, bucket_s)
+        else:
+            columns = store.rollup_bucket_columns(since, now, bucket_s)
+        rolled_until = _add_buckets(series, columns, bucket_s, view, since)
         recent: dict[str, dict[str, Any]] = {}
         add_rows(recent, rows(rolled_until), round_value, view)   # not rolled up yet: raw, as they come
         for key, s in recent.items():
