@@ -104,3 +104,22 @@ def test_a_long_series_span_is_merged_into_at_most_the_cap(client):
     assert body["step"] == "1m" and body["bucket_s"] == 180 and len(rows) <= MAX_POINTS
     assert {r["min"] for r in rows} >= {0.0} and {r["max"] for r in rows} >= {6.0}
     assert sum(r["n"] for r in rows) == 3 * 24 * 60
+
+
+def test_a_week_is_drawn_from_whole_hours_in_time_order_never_ahead_of_now(client):
+    """Windows of days come from each hour's summary; the hour still being rolled up is drawn
+    at the middle of what it holds, before the raw samples that follow it, never in the future."""
+    store = client.runtime.store
+    now = time.time()
+    start = int(now // 3600) * 3600 - 6 * 3600
+    for t in range(start, int(now) - 30, 60):             # six hours and some, one a minute
+        store.append([Sample("host", t, {"host.cpu_percent": 50.0 if t % 3600 else 90.0})])
+    # The rollup job two minutes into an hour (it runs a minute at a time): that hour's block
+    # holds two minutes, raw samples follow it.
+    cut = int(now // 3600) * 3600 + 120
+    store.rollup(cut if cut < now - 60 else cut - 3600)
+    body = client.get("/api/history?window_s=604800").get_json()
+    cpu = body["series"]["host.cpu_percent"]
+    assert body["bucket_s"] == 3600 and len(cpu["t"]) <= MAX_POINTS
+    assert cpu["t"] == sorted(cpu["t"]) and max(cpu["t"]) <= now
+    assert max(cpu["max"]) == 90.0                          # each hour's top of the hour kept

@@ -122,7 +122,7 @@ import os, signal, sys
 from dashboard.store import Store, convert
 from dashboard.store import history
 where, after = sys.argv[2], int(sys.argv[3])
-convert.SERIES_PER_BATCH, convert.RAW_PER_BATCH = 1, 50
+convert.BLOCKS_PER_WRITE, convert.RAW_PER_BATCH = 1, 50
 calls = {"n": 0}
 def dying(real):
     def call(*args, **kwargs):

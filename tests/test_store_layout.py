@@ -233,3 +233,19 @@ def test_the_hours_summaries_equal_their_minutes_as_the_rollup_job_and_the_bulk_
         assert c2.n == [sum(one.n)] and c2.hi == [max(one.hi)]
     finally:
         store.close()
+
+
+def test_a_taken_sequence_number_is_an_integrity_error_as_a_taken_key_is(store):
+    """What the outage buffer catches to drop a tick another process numbered meanwhile."""
+    [a] = store.append([Sample("host", 1.0, {"host.cpu_percent": 1.0})])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.append([Sample("host", 2.0, {"host.cpu_percent": 2.0})], first_seq=a.seq)
+
+
+def test_pruning_everything_twice_keeps_the_numbering_going(store):
+    [a] = store.append([Sample("host", 1.0, {"host.cpu_percent": 1.0})])
+    store.prune(now=10 ** 9)
+    store.prune(now=10 ** 9)                    # nothing left to prune: the floor must stay
+    assert store.last_seq() == a.seq
+    [b] = store.append([Sample("host", 2.0, {"host.cpu_percent": 1.0})])
+    assert b.seq == a.seq + 1

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 V1_TABLES = ("samples", "rollup_1m", "metric_sources", "latest_samples", "latest_ticks")
 LOCK_NAME = "history.convert.lock"
-SERIES_PER_BATCH = 200          # rollup series per write transaction
+BLOCKS_PER_WRITE = 2_000        # rollup hour blocks per write transaction
 RAW_PER_BATCH = 5_000           # raw samples per write transaction
 SAY_EVERY_S = 3.0
 MARK = "convert.rollups_after"  # meta: the last (metric, labels) whose rollups are converted
@@ -124,35 +124,50 @@ def _count(conn: Connection, table: str, since: float | None = None) -> int:
 
 
 def _rollups(conn: Connection, store: Store, progress: _Progress) -> None:
-    """Every version-1 rollup as hour blocks, a batch of series at a time."""
+    """Every version-1 rollup as hour blocks, a series at a time, written ``BLOCKS_PER_WRITE``
+    blocks at a time: memory holds at most that many hours, whatever the history's length."""
     if not _count(conn, "rollup_1m"):
         return
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (MARK,)).fetchone()
     after = tuple(json.loads(row[0])) if row else ("", "")
-    rolled = conn.execute("SELECT value FROM meta WHERE key = 'rollup_done_until'").fetchone()
+    mark = conn.execute("SELECT value FROM meta WHERE key = 'rollup_done_until'").fetchone()
+    rolled = float(mark[0]) if mark else None
     series = conn.execute("SELECT DISTINCT metric, labels FROM rollup_1m"
                           " WHERE (metric, labels) > (?, ?) ORDER BY metric, labels",
                           after).fetchall()
-    for i in range(0, len(series), SERIES_PER_BATCH):
-        batch = series[i:i + SERIES_PER_BATCH]
-        blocks, rows = [], 0
-        for metric, labels in batch:
-            hours: dict[int, dict[int, MinuteRow]] = defaultdict(dict)
-            sketches: dict[int, Counter[int]] = defaultdict(Counter)
-            for minute, n, total, lo, hi, sk in conn.execute(
-                    "SELECT minute, n, sum, min, max, sketch FROM rollup_1m"
-                    " WHERE metric = ? AND labels = ? ORDER BY minute", (metric, labels)):
-                hour = minute - minute % 3600
-                hours[hour][minute] = (n, total, lo, hi)
-                sketches[hour].update(_v1_sketch(sk))
-                rows += 1
-            lab = json.loads(labels) if labels else {}
-            blocks += [HourBlock(metric, lab, hour, minutes, sketches[hour])
-                       for hour, minutes in hours.items()]
-        # Replacing whole hours: a batch written again after a crash is written once.
-        store.write_rollup_blocks(blocks, float(rolled[0]) if rolled else None)
-        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARK, json.dumps(batch[-1])))
+    blocks: list[HourBlock] = []
+    rows = 0
+
+    def write() -> None:
+        nonlocal rows
+        # Replacing whole hours: blocks written again after a crash are written once.
+        store.write_rollup_blocks(blocks, rolled)
+        blocks.clear()
         progress.add(rows, "rollups")
+        rows = 0
+
+    for metric, labels in series:
+        lab = json.loads(labels) if labels else {}
+        hour = -1                                       # the hour being gathered
+        minutes: dict[int, MinuteRow] = {}
+        counts: Counter[int] = Counter()
+        for minute, n, total, lo, hi, sk in conn.execute(
+                "SELECT minute, n, sum, min, max, sketch FROM rollup_1m"
+                " WHERE metric = ? AND labels = ? ORDER BY minute", (metric, labels)):
+            if minute - minute % 3600 != hour:
+                if minutes:
+                    blocks.append(HourBlock(metric, lab, hour, minutes, counts))
+                    if len(blocks) >= BLOCKS_PER_WRITE:
+                        write()
+                hour, minutes, counts = minute - minute % 3600, {}, Counter()
+            minutes[minute] = (n, total, lo, hi)
+            counts.update(_v1_sketch(sk))
+            rows += 1
+        if minutes:
+            blocks.append(HourBlock(metric, lab, hour, minutes, counts))
+        write()                 # the series is whole in the new table: the mark moves past it
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                     (MARK, json.dumps([metric, labels])))
 
 
 def _raw(conn: Connection, store: Store, progress: _Progress) -> None:

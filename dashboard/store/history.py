@@ -54,6 +54,11 @@ PRUNE_BATCH = 2_000      # tick rows per delete transaction
 LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
 
 
+class SeqTaken(sqlite3.IntegrityError, ValueError):
+    """An explicit first sequence number already used (another process wrote meanwhile): an
+    integrity error, as a taken key is, so a writer that catches those never writes twice."""
+
+
 class SchemaTooNew(RuntimeError):
     """The file was written by a newer dashboard; this one would misread it."""
 
@@ -246,7 +251,7 @@ class Store:
         last = self._ticks.last_seq() or (0 if converting else int(
             self._meta("history.seq_floor") or self._legacy_seq))
         if first_seq is not None and first_seq <= last:
-            raise ValueError(f"sequence number {first_seq} is taken (the store is at {last})")
+            raise SeqTaken(f"sequence number {first_seq} is taken (the store is at {last})")
         first = last + 1 if first_seq is None else first_seq
         times = [s.ts for s in samples]
         values = list(chain.from_iterable(v.values() for v in cleans))
@@ -417,7 +422,7 @@ class Store:
                                    (HistoryReads.ROLLED_UNTIL, str(end)))
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def rollups(self, metric: str, since: float, until: float | None = None,
@@ -484,8 +489,11 @@ class Store:
                 self._begin()
                 try:
                     # The newest number survives its tick: numbering goes on from it.
-                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('history.seq_floor',"
-                                       " (SELECT COALESCE(MAX(seq + n - 1), 0) FROM ticks))")
+                    # (Never lowered: with no tick left, the floor it had stays.)
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('history.seq_floor', MAX("
+                        "(SELECT COALESCE(MAX(seq + n - 1), 0) FROM ticks), COALESCE((SELECT"
+                        " CAST(value AS INTEGER) FROM meta WHERE key = 'history.seq_floor'), 0)))")
                     rows = self._conn.execute(
                         "SELECT seq, n FROM ticks WHERE ts < ? ORDER BY ts LIMIT ?",
                         (raw_cut, PRUNE_BATCH)).fetchall()

@@ -223,17 +223,20 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
 
 def _add_buckets(series: dict[str, dict[str, Any]], columns: Iterable[BucketColumns],
                  bucket_s: int, view: LiveView | None, since: float) -> float:
-    """Add ``Store.rollup_bucket_columns`` to ``series``, each point at its bucket's middle (its
-    minute's, for a bucket of one minute), column by column; returns where the rollups end."""
+    """Add ``Store.rollup_bucket_columns`` to ``series``, each point at the middle of what its
+    bucket covers (its minute's, for a bucket of one minute), column by column; returns where
+    the rollups end."""
     rolled_until = since
-    half = bucket_s / 2
     for metric, labels_text, c, lasts in columns:
         rolled_until = max(rolled_until, lasts[-1] + 60)
         labels = json.loads(labels_text) if labels_text else {}
         if view is not None and not view.keeps(metric, labels):
             continue
+        # A bucket's point at the middle of what it covers: a partial last bucket (the hour
+        # still being rolled up) stays before the raw samples that follow it, never ahead.
         series[series_key(metric, labels)] = {
-            "metric": metric, "labels": labels, "t": [b + half for b in c.minute],
+            "metric": metric, "labels": labels,
+            "t": [(b + min(b + bucket_s, last + 60)) / 2 for b, last in zip(c.minute, lasts)],
             "v": list(map(round, map(truediv, c.total, c.n), repeat(DECIMALS))),
             # Extremes are values as collected and stored exactly: no float noise to round off.
             "min": c.lo, "max": c.hi}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -125,12 +126,18 @@ def _missed(store: Any, after: int, since: float, kept: list[Sample]) -> tuple[l
     """The samples after ``after`` since ``since`` (at most ``MAX_RESUME_SAMPLES`` + 1), the
     store's merged with ``kept`` (those still in memory), and whether some were left out
     (older, or more): read off the event loop (issue 15)."""
-    samples = spool.merge(store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1), kept,
-                          MAX_RESUME_SAMPLES + 1)
+    try:
+        stored = store.after(after, since_ts=since, limit=MAX_RESUME_SAMPLES + 1)
+    except sqlite3.Error:               # the store unreadable: what memory holds still counts
+        stored = []
+    samples = spool.merge(stored, kept, MAX_RESUME_SAMPLES + 1)
     truncated = len(samples) > MAX_RESUME_SAMPLES
     if not truncated and (not samples or samples[0].seq != after + 1):
         # Samples after the cursor older than the window are not replayed: say so.
-        first = store.after(after, limit=1)
+        try:
+            first = store.after(after, limit=1)
+        except sqlite3.Error:
+            first = []
         truncated = bool(first) and first[0].ts < since
     return samples, truncated
 
