@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dashboard.model import Sample
-from dashboard.store import Store, blocks, columns, sketch
+from dashboard.store import Store, blocks, columns, rollups, sketch
 from dashboard.store.blocks import Minutes
 from dashboard.store.history import SchemaTooNew
 from dashboard.store.history_reads import HistoryReads
@@ -249,3 +249,30 @@ def test_pruning_everything_twice_keeps_the_numbering_going(store):
     assert store.last_seq() == a.seq
     [b] = store.append([Sample("host", 2.0, {"host.cpu_percent": 1.0})])
     assert b.seq == a.seq + 1
+
+
+def test_a_range_another_process_rolled_up_meanwhile_is_not_counted_twice(tmp_path, monkeypatch):
+    """Two collectors during a leader handover may run the rollup job at once: the blocks add
+    what they are given, so the second must see the first's watermark and skip the range."""
+    a, b = Store(tmp_path), Store(tmp_path)
+    hour = int(time.time() // 3600) * 3600 - 2 * 3600
+    try:
+        for t in range(hour, hour + 600, 10):
+            a.append([Sample("host", t, {"host.cpu_percent": 1.0})])
+        real_roll = rollups.roll
+        calls = {"n": 0}
+
+        def roll_after_the_other(reads, start, end):       # fault injection: b commits first
+            calls["n"] += 1
+            if calls["n"] == 1:
+                b.rollup(hour + 700)
+            return real_roll(reads, start, end)
+
+        monkeypatch.setattr(rollups, "roll", roll_after_the_other)
+        a.rollup(hour + 700)
+        monkeypatch.setattr(rollups, "roll", real_roll)
+        [rows] = a.rollups("host.cpu_percent", hour, hour + 600).values()
+        assert [r["n"] for r in rows] == [6] * 10           # six samples a minute, once
+    finally:
+        a.close()
+        b.close()

@@ -407,16 +407,22 @@ class Store:
         # chunk adds to one block per series.
         while start < end:
             chunk_end = min(end, (start // storerollups.HOUR + 1) * storerollups.HOUR)
-            self._rollup_range(start, chunk_end)
-            done += (chunk_end - start) // 60
+            if self._rollup_range(start, chunk_end):
+                done += (chunk_end - start) // 60
             start = chunk_end
         return done
 
-    def _rollup_range(self, start: int, end: int) -> None:
+    def _rollup_range(self, start: int, end: int) -> bool:
+        """Roll ``[start, end)`` into its hour's blocks, unless another process did meanwhile
+        (blocks add up what they are given: a chunk rolled twice would count twice)."""
         with self._lock:
             rolled = storerollups.roll(self._ticks, start, end)
             self._begin()
             try:
+                mark = self._meta(HistoryReads.ROLLED_UNTIL)     # under the write lock now
+                if mark is not None and float(mark) > start:
+                    self._conn.execute("ROLLBACK")
+                    return False
                 storerollups.merge_into(self._conn, start // 3600 * 3600, rolled)
                 self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                    (HistoryReads.ROLLED_UNTIL, str(end)))
@@ -424,6 +430,7 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+        return True
 
     def rollups(self, metric: str, since: float, until: float | None = None,
                 labels: Mapping[str, str] | None = None) -> dict[str, list[dict[str, float]]]:
