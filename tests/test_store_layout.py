@@ -11,6 +11,7 @@ import pytest
 from dashboard.model import Sample
 from dashboard.store import Store, blocks, columns, rollups, sketch
 from dashboard.store.blocks import Minutes
+from dashboard.store.catalog import Catalog
 from dashboard.store.history import SchemaTooNew
 from dashboard.store.history_reads import HistoryReads
 from dashboard.store.rollups import HourBlock
@@ -276,3 +277,40 @@ def test_a_range_another_process_rolled_up_meanwhile_is_not_counted_twice(tmp_pa
     finally:
         a.close()
         b.close()
+
+
+def test_a_reader_catches_up_with_names_another_process_adds_while_it_reads(tmp_path):
+    """A store view (a long read in an OS thread) reads the catalog while the collector adds a
+    label set and a shape: both or neither, never a shape whose label set it missed."""
+    writer = Store(tmp_path)
+    reader = Store(tmp_path)
+    conn = reader.connect()
+
+    class AddsAfterTheFirstRead:            # fault injection: a write between two of the reads
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def __getattr__(self, name):
+            return getattr(conn, name)
+
+        def execute(self, sql, *args):
+            out = conn.execute(sql, *args)
+            if sql.lstrip().startswith("SELECT"):
+                self.reads += 1
+                if self.reads == 1:
+                    rows = out.fetchall()
+                    writer.append([Sample("agents", 1.0, {"host.cpu_percent": 1.0},
+                                          {"host": f"late-{len(rows)}"})])
+                    return iter(rows)
+            return out
+
+    try:
+        catalog = Catalog()
+        catalog.refresh(AddsAfterTheFirstRead())      # type: ignore[arg-type]
+        assert all(s.labels_text in catalog.labels_by_text for s in catalog.shapes.values())
+        catalog.refresh(conn)                          # the next read sees what was added
+        assert any(s.labels == {"host": "late-0"} for s in catalog.shapes.values())
+    finally:
+        conn.close()
+        reader.close()
+        writer.close()

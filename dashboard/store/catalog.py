@@ -74,7 +74,19 @@ class Catalog:
             d.clear()
 
     def refresh(self, conn: sqlite3.Connection) -> None:
-        """Read what was added since the last read (by this process or another)."""
+        """Read what was added since the last read (by this process or another), the three
+        tables in one snapshot: a shape another process added between two of the reads would
+        name a label set this read did not see."""
+        if conn.in_transaction:                 # the caller's write transaction is the snapshot
+            self._read_new(conn)
+            return
+        conn.execute("BEGIN")
+        try:
+            self._read_new(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    def _read_new(self, conn: sqlite3.Connection) -> None:
         top = max(self.labels, default=0)
         for i, text in conn.execute("SELECT id, text FROM label_sets WHERE id > ?", (top,)):
             self.labels[i] = text
