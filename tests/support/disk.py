@@ -27,7 +27,7 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
         reason = f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): {problem}"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.skip(reason=reason)
     try:
         yield where
     finally:
