@@ -109,3 +109,6 @@ def test_each_configured_server_gets_a_replication_panel_with_the_effective_lag_
     assert replica["db-replica-replica1"]["title"] == "Replication: replica1"
     assert page_lines(client, "db-replica-replica1") == {("warning 20 s", 20, "warning"),
                                                          ("critical 5 min", 300, "critical")}
+    # A primary never has replication figures: its panel says why it is empty, not "no data yet".
+    assert "not a replica" in replica["db-replica-primary"]["empty"]
+    assert all(p["empty"] == "no data yet" for p in table if not p["id"].startswith("db-replica"))

@@ -33,6 +33,7 @@ class Panel:
     names: dict[str, str] = field(default_factory=dict)   # metric -> legend name
     levels: bool = True             # draw the rule's levels (False: drawn another way, or at 0)
     match: dict[str, str] = field(default_factory=dict)   # only series with these labels
+    empty: str = "no data yet"      # what the page says while the panel has no series
 
 
 HOST_PANELS: tuple[Panel, ...] = (
@@ -161,7 +162,9 @@ def replica_panels(servers: Sequence[Any]) -> list[Panel]:
                          "s", "db", rule="db_replica_lag",
                          names={"db.replica_lag_s": "lag", "db.replica_io_running": "IO thread",
                                 "db.replica_sql_running": "SQL thread"},
-                         match={"server": name} if name else {}))
+                         match={"server": name} if name else {},
+                         # A server that replicates from nothing never has these figures.
+                         empty="no replication figures: not a replica (or not yet read)"))
     return out
 
 
