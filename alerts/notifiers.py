@@ -1,4 +1,5 @@
-"""Notification channels: email (SMTP), webhook (signed JSON) and Slack incoming webhooks.
+"""Notification channels: email (SMTP), webhook (signed JSON), Slack incoming webhooks, and the
+on-call vendors of ``alerts/vendors.py`` (PagerDuty, Microsoft Teams, Telegram, ntfy).
 
 Each notifier does two things: ``render(items, ...)`` builds the body once (stored in the outbox
 so every retry sends the very same bytes, signature and idempotency key), and ``send(body, key)``
@@ -6,7 +7,7 @@ delivers it or raises ``DeliveryError``, whose ``permanent`` says whether a retr
 
 * HTTP 2xx is delivered; 5xx, timeouts and connection errors are retryable; other 4xx (bad URL,
   revoked hook, rejected payload) and redirects are permanent, except 408 and 429, which mean
-  "later" and are retried.
+  "later" and are retried (after ``Retry-After`` when given: ``alerts/transport.py``).
 * SMTP 4xx replies and connection problems are retryable; 5xx replies, failed authentication and
   TLS failures are permanent.
 
@@ -17,31 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import smtplib
-import socket
 import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from alerts import messages
+from alerts import messages, vendors
+from alerts.transport import DeliveryError, exchange, judge
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import NotifySettings, SMTPSettings
 
-HTTP_TIMEOUT_S = 10.0               # to connect and for each read: the docs' read timeout
-USER_AGENT = "dashboard-alerts/1"
+__all__ = ["DeliveryError", "EmailNotifier", "NOTIFIERS", "Notifier", "SlackNotifier", "WebhookNotifier",
+           "build", "signature"]
+
 SIGNATURE_HEADER = "X-Dashboard-Signature"
-
-
-class DeliveryError(Exception):
-    def __init__(self, message: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class Notifier(Protocol):
@@ -58,40 +51,9 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None          # a 3xx is the receiver's answer (a permanent failure), not followed
-
-
-# The standard library's opener: proxies from the environment (HTTPS_PROXY, NO_PROXY), which a
-# webhook to Slack from a closed network may need, and the system's CAs. Not ``requests``: it
-# costs the web process ~10 MB of memory (issue 9) for one POST now and then.
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
     where = mask_url(url)
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-    try:
-        with _OPENER.open(req, timeout=HTTP_TIMEOUT_S) as r:
-            status, reason, text = r.status, r.reason, r.read(4096)
-    except urllib.error.HTTPError as e:           # any status but 2xx (and 1xx)
-        with e:
-            status, reason, text = e.code, e.reason, e.read(4096)
-    except (TimeoutError, socket.timeout):
-        raise DeliveryError(f"{where}: no answer within {HTTP_TIMEOUT_S:g} s", False) from None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, (TimeoutError, socket.timeout)):
-            raise DeliveryError(f"{where}: no answer within {HTTP_TIMEOUT_S:g} s", False) from None
-        why = type(e.reason).__name__ if isinstance(e.reason, BaseException) else "URLError"
-        raise DeliveryError(f"{where}: {why}", False) from None
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        raise DeliveryError(f"{where}: {type(e).__name__}", False) from None
-    if 200 <= status < 300:
-        return
-    permanent = status < 500 and status not in (408, 425, 429)
-    reason = (text.decode("utf-8", "replace") or reason or "")[:120].replace("\n", " ")
-    raise DeliveryError(f"{where}: HTTP {status} {reason}".rstrip(), permanent)
+    judge(exchange(url, data, headers, where), where)
 
 
 @dataclass
@@ -107,8 +69,7 @@ class WebhookNotifier:
 
     def send(self, body: Mapping[str, Any], key: str) -> None:
         raw = body["json"].encode()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "Idempotency-Key": key}
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         if self.settings.secret:
             headers[SIGNATURE_HEADER] = signature(self.settings.secret, raw)
         _post(self.settings.url or "", raw, headers)
@@ -127,8 +88,7 @@ class SlackNotifier:
     def send(self, body: Mapping[str, Any], key: str) -> None:
         # Slack ignores the header; Slack-compatible receivers (Mattermost, relays) may use it.
         _post(self.settings.url or "", body["json"].encode(),
-              {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               "Idempotency-Key": key})
+              {"Content-Type": "application/json", "Idempotency-Key": key})
 
 
 @dataclass
@@ -191,6 +151,10 @@ NOTIFIERS: dict[str, Callable[[NotifySettings, SMTPSettings, str], Notifier]] = 
     "webhook": lambda n, smtp, tz: WebhookNotifier(n, tz),
     "slack": lambda n, smtp, tz: SlackNotifier(n, tz),
     "email": EmailNotifier,
+    "pagerduty": lambda n, smtp, tz: vendors.PagerDutyNotifier(n, tz),
+    "teams": lambda n, smtp, tz: vendors.TeamsNotifier(n, tz),
+    "telegram": lambda n, smtp, tz: vendors.TelegramNotifier(n, tz),
+    "ntfy": lambda n, smtp, tz: vendors.NtfyNotifier(n, tz),
 }
 
 

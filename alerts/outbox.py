@@ -14,10 +14,11 @@ Delivery, step by step, and what a ``kill -9`` at each point does:
    SAME body and the SAME ``Idempotency-Key`` (email: the same ``Message-ID``), so a receiver
    that remembers keys it has seen drops the copy. Every other crash point sends exactly once.
 
-Retries: 3 retries with exponential backoff (the docs' figure; 2 s, 4 s, 8 s by default), in
-order: a channel's next message waits for the one ahead of it, so "resolved" never overtakes
-its "firing". A permanent failure (4xx) marks the message failed and the channel as failing
-permanently (shown on the alerts page) until a later message gets through.
+Retries: 3 retries with exponential backoff (the docs' figure; 2 s, 4 s, 8 s by default), or
+after the receiver's ``Retry-After`` when it gave one (capped at an hour), in order: a channel's
+next message waits for the one ahead of it, so "resolved" never overtakes its "firing". A
+permanent failure (4xx) marks the message failed and the channel as failing permanently (shown on
+the alerts page) until a later message gets through.
 
 Storm control: the first message to a channel goes at once; transitions that arrive within
 ``group_window_s`` (30 s) of the previous message go out together as one message when that
@@ -192,8 +193,11 @@ class Outbox:
         if error.permanent or attempts > policy.retries:
             return Outcome("failed", attempts, str(error), now, now,
                            "failed_permanently" if error.permanent else "failing")
-        return Outcome("pending", attempts, str(error), now,
-                       now + policy.backoff_s * 2 ** (attempts - 1), "retrying")
+        # The receiver's Retry-After (or Telegram's retry_after) wins over our backoff: sooner
+        # would only be refused again (429), later would delay the page for nothing.
+        wait = (error.retry_after if error.retry_after is not None
+                else policy.backoff_s * 2 ** (attempts - 1))
+        return Outcome("pending", attempts, str(error), now, now + wait, "retrying")
 
     def _mark(self, repo: OutboxRepo, channel: str) -> None:
         """Write the outcome of the stored message last tried on ``channel``."""
