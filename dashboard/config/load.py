@@ -26,6 +26,7 @@ from dashboard.config.settings import (
     NOTIFY_KINDS,
     QUEUE_KINDS,
     RULE_NAMES,
+    SECRET_URL_KINDS,
     SEVERITIES,
     AuthSettings,
     ConfigError,
@@ -257,18 +258,56 @@ def parse_probe(i: int, d: Mapping[str, Any]) -> ProbeSettings:
     )
 
 
+# Each notify kind's own keys: (required, optional), beside the common ones.
+NOTIFY_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "webhook": ({"url"}, {"secret"}),
+    "slack": ({"url"}, set()),
+    "email": ({"to"}, set()),
+    "pagerduty": ({"routing_key"}, {"url"}),
+    "teams": ({"url"}, set()),
+    "telegram": ({"bot_token", "chat_id"}, {"url"}),
+    "ntfy": ({"url"}, {"token"}),
+}
+NOTIFY_COMMON = {"kind", "min_severity", "rules", "name", "group_window_s", "max_per_hour"}
+NOTIFY_ALLOWED = {"kind", "min_severity", "rules", "name", "group_window_s", "max_per_hour", "url",
+                  "to", "secret", "routing_key", "bot_token", "chat_id", "token"}
+TELEGRAM_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]{20,}")     # <bot id>:<secret>, as BotFather gives
+TELEGRAM_CHAT = re.compile(r"-?[0-9]+|@[A-Za-z][A-Za-z0-9_]{4,}")  # a chat id, or @channelusername
+
+
 def parse_notify(i: int, d: Mapping[str, Any]) -> NotifySettings:
     pre = f"notify[{i}]."
-    _unknown(d, {"kind", "url", "to", "min_severity", "rules", "secret", "name",
-                 "group_window_s", "max_per_hour"}, pre)
+    _unknown(d, NOTIFY_ALLOWED, pre)
     kind = _str(d, "kind", pre, required=True)
     if kind not in NOTIFY_KINDS:
         raise ConfigError(pre + "kind", f"must be one of {', '.join(NOTIFY_KINDS)}, got {kind!r}")
+    required, optional = NOTIFY_KEYS[kind]
+    for key in d:
+        if key not in NOTIFY_COMMON | required | optional:
+            raise ConfigError(pre + key, f"is not a key of kind {kind}")
+    for key in sorted(required - {"to", "chat_id"}):
+        _str(d, key, pre, required=True)
     url = _str(d, "url", pre)
-    if kind in ("webhook", "slack"):
-        if url is None:
-            raise ConfigError(pre + "url", f"is required for kind {kind}")
+    if url is not None and kind in SECRET_URL_KINDS:
+        _secret_url(url, pre + "url")
+    elif url is not None:
         _http_url(url, pre + "url")
+    if kind == "ntfy" and url is not None and not urlsplit(url).path.strip("/"):
+        raise ConfigError(pre + "url", "expected the topic's URL (https://ntfy.sh/TOPIC)")
+    routing_key = _str(d, "routing_key", pre)
+    if routing_key is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", routing_key):
+        raise ConfigError(pre + "routing_key", "expected the integration's 32-character key "
+                                               "(PagerDuty: Events API v2 integration key)")
+    bot_token = _str(d, "bot_token", pre)
+    if bot_token is not None and not TELEGRAM_TOKEN.fullmatch(bot_token):
+        raise ConfigError(pre + "bot_token", "expected the token BotFather gave (123456:ABC...)")
+    chat_id = d.get("chat_id")
+    if kind == "telegram":
+        if isinstance(chat_id, int) and not isinstance(chat_id, bool):
+            chat_id = str(chat_id)
+        if not isinstance(chat_id, str) or not TELEGRAM_CHAT.fullmatch(chat_id):
+            raise ConfigError(pre + "chat_id", "expected a chat id (a number, -100... for a "
+                                               f"group) or @channelname, got {chat_id!r}")
     to = d.get("to", [])
     if isinstance(to, str):
         to = [to]
@@ -285,7 +324,24 @@ def parse_notify(i: int, d: Mapping[str, Any]) -> NotifySettings:
     return NotifySettings(kind=kind, url=url, to=tuple(to), min_severity=sev, rules=tuple(rules),
                           secret=_str(d, "secret", pre), name=_str(d, "name", pre, f"{kind}-{i}"),
                           group_window_s=_num(d, "group_window_s", pre, 30.0, 0, 3600),
-                          max_per_hour=_num(d, "max_per_hour", pre, 20, 1, 100_000, integer=True))
+                          max_per_hour=_num(d, "max_per_hour", pre, 20, 1, 100_000, integer=True),
+                          routing_key=routing_key, bot_token=bot_token,
+                          chat_id=chat_id if kind == "telegram" else None,
+                          token=_str(d, "token", pre))
+
+
+def _secret_url(v: str, name: str) -> str:
+    """An http(s) URL that is itself a credential: errors name only its host."""
+    p = urlsplit(v)
+    try:
+        port = p.port
+    except ValueError:
+        port = -1
+    if p.scheme not in ("http", "https") or not p.hostname or (port is not None
+                                                              and not 0 < port < 65536):
+        raise ConfigError(name, "expected an http:// or https:// URL (the value is not shown: it "
+                                "is a secret)")
+    return v
 
 
 def _check_rule_name(name: str, key: str) -> None:

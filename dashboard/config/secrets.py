@@ -28,10 +28,14 @@ def url_secrets(url: str) -> list[str]:
     return out
 
 
-def mask_url(url: str) -> str:
+def mask_url(url: str, whole: bool = False) -> str:
     """``mysql://monitor:s3cret@h:3306/`` -> ``mysql://monitor:***@h:3306/``; every query value
-    -> ``***`` (names kept: ``?token=***``), as is a bare query item that could be a token."""
+    -> ``***`` (names kept: ``?token=***``), as is a bare query item that could be a token.
+    ``whole``: the URL is itself the credential (a signed Teams Workflows URL): host only."""
     parts = urlsplit(url)
+    if whole:
+        host = parts.hostname or "?"
+        return f"{parts.scheme}://{host}" + (f":{parts.port}" if _port(url) else "") + "/***"
     netloc = parts.netloc
     if "@" in netloc:
         cred, host = netloc.rsplit("@", 1)
@@ -53,6 +57,13 @@ def mask_url(url: str) -> str:
         else:
             items.append(name if len(name) < _FLAG_LEN else "***")
     return f"{parts.scheme}://{netloc}{path}" + (f"?{'&'.join(items)}" if items else "")
+
+
+def _port(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
 
 
 # --- parsing helpers: each raises ConfigError naming the key -----------------------------------

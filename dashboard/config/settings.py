@@ -21,7 +21,10 @@ RULE_NAMES = (
 )
 DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
-NOTIFY_KINDS = ("webhook", "slack", "email")
+NOTIFY_KINDS = ("webhook", "slack", "email", "pagerduty", "teams", "telegram", "ntfy")
+# Kinds whose whole URL is a credential (a Teams Workflows URL is signed; an ntfy topic's name is
+# its password, as ntfy's docs say): shown as the host only.
+SECRET_URL_KINDS = ("teams", "ntfy")
 SEVERITIES = ("warning", "critical")
 INTERVAL_S_RANGE = (0.05, 3600.0)        # interval_s, here and in an agent's stream entries
 
@@ -87,6 +90,14 @@ class NotifySettings:
     name: str = ""
     group_window_s: float = 30.0             # storm control: later changes within it go as one
     max_per_hour: int = 20                   # past this many messages an hour: digests
+    routing_key: str | None = None           # pagerduty: the integration's key (a secret)
+    bot_token: str | None = None             # telegram: the bot's token (a secret)
+    chat_id: str | None = None               # telegram: the chat, group or channel
+    token: str | None = None                 # ntfy: an access token (a secret)
+
+    def credentials(self) -> list[str]:
+        """This channel's secret values (besides what its URL carries)."""
+        return [v for v in (self.secret, self.routing_key, self.bot_token, self.token) if v]
 
 
 @dataclass(frozen=True)
@@ -177,9 +188,12 @@ class Settings:
             out.extend(url_secrets(url))
         if self.smtp.password:
             out.append(self.smtp.password)
-        out.extend(n.secret for n in self.notify if n.secret)
         for n in self.notify:        # a hook URL can be the credential itself (issue 7)
-            if n.url:
+            out.extend(n.credentials())
+            if n.url and n.kind in SECRET_URL_KINDS:
+                p = urlsplit(n.url)
+                out.extend(x for x in (p.path, p.query, unquote(p.password or "")) if len(x) > 1)
+            elif n.url:
                 p, shown = urlsplit(n.url), urlsplit(mask_url(n.url))
                 if p.password:
                     out.append(unquote(p.password))
@@ -220,10 +234,11 @@ class Settings:
         if self.smtp.password:
             d["smtp"]["password"] = "***"
         for n in d["notify"]:
-            if n.get("secret"):
-                n["secret"] = "***"
+            for key in ("secret", "routing_key", "bot_token", "token"):
+                if n.get(key):
+                    n[key] = "***"
             if n.get("url"):
-                n["url"] = mask_url(n["url"])
+                n["url"] = mask_url(n["url"], whole=n["kind"] in SECRET_URL_KINDS)
         return d
 
 
