@@ -15,6 +15,10 @@ Routing: a channel gets a transition when its ``min_severity`` and ``rules`` fil
 rule's ``severity_channels``) accept the alert's severity; "resolved" and "de-escalated" go to
 every channel that was told about the alert, also when it was acknowledged meanwhile.
 
+Acknowledgements: an ack made on the dashboard (page, API or a notification's signed link) is
+also queued, in the same transaction, to each PagerDuty channel that was told about the alert, as
+an "acknowledged" item (PagerDuty's ``acknowledge`` event, with the episode's ``dedup_key``).
+
 Silences: a transition of a silenced alert is recorded (``silenced_by``) and sends nothing.
 When the silence ends (its end time passes, or it is deleted), each held alert is reconciled
 per channel: one that resolved meanwhile gets its "resolved" if the channel had heard of it;
@@ -41,6 +45,9 @@ from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
 
+# Channel kinds that mirror an acknowledgement made on the dashboard (PagerDuty's
+# "acknowledge" event); the others' ack links are the dashboard's own.
+ACK_KINDS = ("pagerduty",)
 UNSAVED_MAX = 10_000        # transitions kept for the history while the store cannot write
 LOG_EVERY_S = 60.0
 
@@ -370,6 +377,9 @@ class AlertService:
             # state from here: this process's copy may be stale.
             with self.state.transaction():
                 self.state.record_ack(alert_id, by, comment, until, now)
+                acked = self._enqueue_ack(ep, by, comment, now)
+            if acked:
+                self.outbox.wake()
             self._sync_acks(now)
             for listener in self.listeners:
                 try:
@@ -377,6 +387,29 @@ class AlertService:
                 except Exception:  # noqa: BLE001
                     log.exception("alert listener failed")
             return self.state.episode(alert_id)  # type: ignore[return-value]
+
+    def _enqueue_ack(self, ep: dict[str, Any], by: str, comment: str, now: float) -> bool:
+        """Inside the ack's transaction: each channel that mirrors acknowledgements (PagerDuty)
+        and was told about the alert gets an "acknowledged" item, so the incident there stops
+        escalating. True if any was queued."""
+        rule = self.rules.get(ep["rule"])
+        queued = False
+        for ch in self.channels:
+            told = self.state.told(ep["id"], ch.name)
+            if ch.kind not in ACK_KINDS or rule is None or told is None or told[0] == "resolved":
+                continue
+            key = f"{ep['id']}-acknowledged-{round(now * 1000)}"
+            base = self.ctx.public_url.rstrip("/")
+            item = {"alert_id": ep["id"], "idempotency_key": key, "event": "acknowledged",
+                    "rule": rule.name, "title": rule.title, "metric": rule.metric,
+                    "unit": rule.unit, "direction": rule.direction, "labels": dict(ep["labels"]),
+                    "host": self.ctx.host, "severity": ep["severity"], "previous": None,
+                    "value": ep["value"], "threshold": ep["threshold"], "since": ep["started_at"],
+                    "at": now, "acknowledged": True, "acknowledged_by": by, "comment": comment,
+                    "links": {"panel": f"{base}/", "alert": f"{base}/alerts#alert-{ep['id']}"},
+                    "error": None}
+            queued = self._outbox_repo.enqueue(ch.name, key, item, now) or queued
+        return queued
 
     # --- reading (alerts/overview.py) --------------------------------------------------------------
 
