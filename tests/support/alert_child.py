@@ -1,4 +1,5 @@
-"""A real alerting process for the kill -9 tests: ``python -m tests.alert_child DATA_DIR URL VALUE``.
+"""A real alerting process for the kill -9 tests:
+``python -m tests.support.alert_child DATA_DIR URL VALUE [NOTIFY_JSON]``.
 
 It builds the alert service on DATA_DIR with one webhook channel to URL, starts the outbox's
 sender thread and feeds a ``db.pool_utilization`` sample of VALUE every 0.2 s (standing in for
@@ -7,6 +8,7 @@ nothing waits in the outbox, then runs until killed.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,10 @@ from tests.support.alert_helpers import make_service, pool
 
 def main() -> None:
     data_dir, url, value = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-    svc, _ = make_service(data_dir, [{"kind": "webhook", "url": url, "name": "hook"}],
+    # An optional 4th argument: the [[notify]] table as JSON (a vendor's channel) instead.
+    notify = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {"kind": "webhook", "url": url,
+                                                                "name": "hook"}
+    svc, _ = make_service(data_dir, [notify],
                           {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}})
     svc.outbox.start()
     svc.process([pool(value)])

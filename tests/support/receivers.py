@@ -210,21 +210,13 @@ class WebhookReceiver(_Recorder):
                 # request recorded got the n-th answer), and before answering: once a client
                 # has its answer, its request is visible in .requests.
                 with receiver._cond:  # an RLock: _record may take it again
-                    answer = (
-                        receiver._programme.popleft()
-                        if receiver._programme
-                        else receiver.default_status
-                    )
-                    status, payload, extra = _normalise(answer)
-                    receiver._record(
-                        ReceivedRequest(
-                            method=self.command,
-                            path=self.path,
-                            headers=dict(self.headers.items()),
-                            body=body,
-                            status=status,
-                        )
-                    )
+                    req = ReceivedRequest(method=self.command, path=self.path,
+                                          headers=dict(self.headers.items()), body=body)
+                    programmed = receiver._programme.popleft() if receiver._programme else None
+                    status, payload, extra = receiver._answer(req, programmed)
+                    req.status = status
+                    receiver._record(req)
+                receiver._before_answer()
                 self.send_response(status)
                 for key, value in extra.items():
                     if key.lower() not in ("content-type", "content-length"):
@@ -244,6 +236,13 @@ class WebhookReceiver(_Recorder):
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
         self._thread: threading.Thread | None = None
+
+    def _answer(self, req: ReceivedRequest, programmed: Response | None) -> tuple[int, bytes, dict[str, str]]:
+        """What to answer ``req`` (called under the lock): the programmed answer, or the default."""
+        return _normalise(programmed if programmed is not None else self.default_status)
+
+    def _before_answer(self) -> None:
+        """Called after the request is recorded, before it is answered (outside the lock)."""
 
     @property
     def url(self) -> str:
