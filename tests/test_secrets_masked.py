@@ -25,8 +25,13 @@ QUEUE_SQL_PW = "Queue-Sql-Pw-2d9e"          # mysql://app:pw@ of a jobs table el
 PROBE_PW = "Probe-Pw-5b7a"                  # http://user:pw@ basic auth of a health check
 PROBE_TOKEN = "Probe-Token-0c4f6a1e"        # ?token= of a health check
 FPM_PW = "Fpm-Pw-93aa"                      # the PHP-FPM status page behind basic auth
+PD_KEY = "PdRoutingKey0c4f6a1e93aa5b7a2d9e"  # 32 characters, as PagerDuty's
+TEAMS_SIG = "Teams-Sig-4e1b7c"                # the signature in a Teams Workflows URL
+TG_TOKEN = "123456:Tg-Bot-Token-77d1a0b2c3d4e5"
+NTFY_TOPIC = "Ntfy-Topic-3f8e"                # an ntfy topic's name is its password
+NTFY_TOKEN = "tk_NtfyToken5c2a9"
 SECRETS = (MYSQL_PW, SMTP_PW, HOOK_SECRET, "Slack-Token-5521", QUEUE_REDIS_PW, QUEUE_SQL_PW,
-           PROBE_PW, PROBE_TOKEN, FPM_PW)
+           PROBE_PW, PROBE_TOKEN, FPM_PW, PD_KEY, TEAMS_SIG, TG_TOKEN, NTFY_TOPIC, NTFY_TOKEN)
 QUEUES = [{"name": "mails", "kind": "redis-list", "key": "q:mails",
            "url": f"redis://:{QUEUE_REDIS_PW}@127.0.0.1:9/0"},
           {"name": "jobs", "kind": "sql", "key": "jobs",
@@ -42,7 +47,12 @@ def secret_settings(data_dir: Path, **extra):
         "mysql": {"url": f"mysql://monitor:{MYSQL_PW}@127.0.0.1:9/"},
         "smtp": {"host": "127.0.0.1", "port": 9, "user": "dash", "password": SMTP_PW},
         "notify": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": HOOK_SECRET},
-                   {"kind": "slack", "url": f"https://hooks.slack.example{SLACK_PATH}"}],
+                   {"kind": "slack", "url": f"https://hooks.slack.example{SLACK_PATH}"},
+                   {"kind": "pagerduty", "routing_key": PD_KEY, "url": "http://127.0.0.1:9/v2/enqueue"},
+                   {"kind": "teams", "url": f"http://127.0.0.1:9/workflows/1/invoke?sig={TEAMS_SIG}"},
+                   {"kind": "telegram", "bot_token": TG_TOKEN, "chat_id": "-100123",
+                    "url": "http://127.0.0.1:9"},
+                   {"kind": "ntfy", "url": f"http://127.0.0.1:9/{NTFY_TOPIC}", "token": NTFY_TOKEN}],
         "queues": QUEUES, "probes": PROBES, "phpfpm": {"url": FPM_URL},
         **extra,
     }
