@@ -3,7 +3,8 @@ vendor's documented shape (the words come from ``messages.headline`` and ``messa
 
 * PagerDuty Events API v2: one event per item; ``dedup_key`` is the alert episode's id, so
   ``trigger``, ``acknowledge`` and ``resolve`` of one episode meet on one PagerDuty alert.
-* Microsoft Teams (a Workflows webhook): a ``message`` with one Adaptive Card attachment.
+* Microsoft Teams (a Workflows webhook): a ``message`` with one Adaptive Card attachment; every
+  value in TextRuns, which Teams never reads as Markdown.
 * Telegram ``sendMessage`` with ``parse_mode`` HTML: every value escaped, only Telegram's tags.
 * ntfy JSON publishing: title, message, priority from the severity, tags, the ack link as a
   ``view`` action button.
@@ -82,21 +83,34 @@ _TEAMS_STYLE = {"critical": ("attention", "Attention"), "warning": ("warning", "
                 "resolved": ("good", "Good")}
 
 
+def _runs(*parts: tuple[str, bool], color: str | None = None) -> dict[str, Any]:
+    """A RichTextBlock of TextRuns: unlike TextBlock and FactSet, a TextRun is never read as
+    Markdown, so a label like ``[x](https://evil)`` from a monitored system stays plain text
+    (backslash escapes render differently on Teams' desktop and phone apps)."""
+    inlines = []
+    for text, bold in parts:
+        run: dict[str, Any] = {"type": "TextRun", "text": text}
+        if bold:
+            run["weight"] = "Bolder"
+        if color:
+            run["color"] = color
+        inlines.append(run)
+    return {"type": "RichTextBlock", "inlines": inlines}
+
+
 def _teams_item(it: Mapping[str, Any], tz: str) -> dict[str, Any]:
     style, color = _TEAMS_STYLE[_state(it)]
-    facts = [{"title": "Rule", "value": it["rule"]}, {"title": "Metric", "value": it["metric"]},
-             {"title": "Host", "value": it["host"]}]
+    facts = [("Rule", it["rule"]), ("Metric", it["metric"]), ("Host", it["host"])]
     if it["labels"]:
-        facts.append({"title": "Labels", "value": _clip(labels_text(it["labels"]))})
-    facts.append({"title": "Since", "value": fmt_time(it["since"], tz)})
+        facts.append(("Labels", _clip(labels_text(it["labels"]))))
+    facts.append(("Since", fmt_time(it["since"], tz)))
     actions = [{"type": "Action.OpenUrl", "title": "Open the panel", "url": it["links"]["panel"]}]
     if it["links"].get("ack"):
         actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": it["links"]["ack"]})
     return {"type": "Container", "style": style, "items": [
-        {"type": "TextBlock", "text": _clip(headline(it)), "weight": "Bolder", "color": color,
-         "wrap": True},
-        {"type": "TextBlock", "text": _clip(sentence(it, tz)), "wrap": True},
-        {"type": "FactSet", "facts": facts},
+        _runs((_clip(headline(it)), True), color=color),
+        _runs((_clip(sentence(it, tz)), False)),
+        *[_runs((f"{name}: ", True), (str(value), False)) for name, value in facts],
         {"type": "ActionSet", "actions": actions}]}
 
 
@@ -104,8 +118,7 @@ def teams_message(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> 
     """A Workflows webhook body: a ``message`` carrying one Adaptive Card (version 1.4)."""
     head: list[dict[str, Any]] = []
     if digest or len(items) > 1:
-        head.append({"type": "TextBlock", "text": subject(items, digest), "size": "Large",
-                     "weight": "Bolder", "wrap": True})
+        head.append(_runs((subject(items, digest), True)))
     if digest:
         head.append({"type": "TextBlock", "isSubtle": True, "wrap": True, "text":
                      "This channel reached its hourly message budget; alert changes are grouped."})

@@ -151,7 +151,7 @@ def test_each_vendor_gets_its_documented_request_shape_with_every_value_escaped(
     clock = Clock()
     svc, _ = make_service(tmp_path, [notify], quick("queue_pending"), clock=clock)
     services.append(svc)
-    hostile = '<i>jobs</i> & "x" <script>'
+    hostile = '<i>jobs</i> & "x" <script> [click](https://evil.example) *loud*'
     svc.process([Sample("queue", clock.now, {"queue.pending": 250.0}, {"queue": hostile})], clock.now)
     drain(svc, clock)
     clock.advance(5)
@@ -166,7 +166,7 @@ def test_each_vendor_gets_its_documented_request_shape_with_every_value_escaped(
         assert first["payload"]["custom_details"]["labels"] == {"queue": hostile}
         assert "routing_key" in first and first["routing_key"] == ROUTING_KEY
     elif notify["kind"] == "telegram":
-        assert "queue=&lt;i&gt;jobs&lt;/i&gt; &amp; \"x\" &lt;script&gt;" in first["text"]
+        assert "queue=&lt;i&gt;jobs&lt;/i&gt; &amp; \"x\" &lt;script&gt; [click]" in first["text"]
         assert "\U0001F534" in first["text"] and "\u2705" in second["text"]
         assert first["parse_mode"] == "HTML" and str(first["chat_id"]) == CHAT
     elif notify["kind"] == "ntfy":
@@ -177,8 +177,9 @@ def test_each_vendor_gets_its_documented_request_shape_with_every_value_escaped(
         assert [a["label"] for a in second["actions"]] == ["Open the panel"]
     else:
         card = first["attachments"][0]["content"]
-        facts = {f["title"]: f["value"] for f in card["body"][0]["items"][2]["facts"]}
-        assert facts["Labels"] == f"queue={hostile}" and card["version"] == "1.4"
+        facts = {b["inlines"][0]["text"]: b["inlines"][1]["text"]
+                 for b in card["body"][0]["items"][2:-1]}
+        assert facts["Labels: "] == f"queue={hostile}" and card["version"] == "1.4"
         assert card["body"][0]["style"] == "attention"
 
 

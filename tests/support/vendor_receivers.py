@@ -199,8 +199,14 @@ def _card_elements(elements: Any, out: list[str], where: str) -> None:
             out.append(f"{where}[{i}] has no type")
             continue
         t = el["type"]
+        if t in ("TextBlock", "FactSet") and "](" in json.dumps(el):
+            out.append(f"{where}[{i}]: Markdown link syntax in a {t}, which Teams renders as a link")
         if t == "TextBlock" and not isinstance(el.get("text"), str):
             out.append(f"{where}[{i}]: a TextBlock needs text")
+        elif t == "RichTextBlock" and not all(
+                isinstance(r, dict) and r.get("type") == "TextRun" and isinstance(r.get("text"), str)
+                for r in el.get("inlines", [None])):
+            out.append(f"{where}[{i}]: a RichTextBlock needs TextRun inlines with text")
         elif t == "FactSet" and not all(isinstance(f.get("title"), str) and isinstance(f.get("value"), str)
                                         for f in el.get("facts", [None])):
             out.append(f"{where}[{i}]: a FactSet needs facts of title and value")
@@ -210,7 +216,8 @@ def _card_elements(elements: Any, out: list[str], where: str) -> None:
             for a in el.get("actions", []):
                 if a.get("type") == "Action.OpenUrl" and not str(a.get("url", "")).startswith("http"):
                     out.append(f"{where}[{i}]: Action.OpenUrl needs an http(s) url")
-        elif t not in ("TextBlock", "FactSet", "Container", "ActionSet", "ColumnSet", "Image"):
+        elif t not in ("TextBlock", "RichTextBlock", "FactSet", "Container", "ActionSet",
+                       "ColumnSet", "Image"):
             out.append(f"{where}[{i}]: unknown element type {t}")
 
 
