@@ -256,8 +256,14 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m} min" if h < 48 else f"{h // 24} d {h % 24} h"
 
 
+_CONTROL = dict.fromkeys([*range(32), 127], "?")
+
+
 def _labels(labels: Mapping[str, str]) -> str:
-    return "{" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else ""
+    """Label values come from monitored systems: no control character reaches the terminal."""
+    if not labels:
+        return ""
+    return ("{" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}").translate(_CONTROL)
 
 
 def _num(v: float | None, unit: str) -> str:

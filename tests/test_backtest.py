@@ -233,3 +233,39 @@ def test_the_command_exits_2_on_a_bad_set_as_a_process(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == ("backtest: --set rules.host_cpu.critical: expected a number, "
                                 "got 'fast'")
+
+
+def test_the_text_names_each_label_set_without_passing_control_characters_to_the_terminal(
+        tmp_path, capsys):
+    data = tmp_path / "data"
+    hour = (int(time.time()) // 3600 - 3) * 3600
+    store = Store(data)
+    try:
+        store.write_rollup_blocks([HourBlock(
+            "host.cpu_percent", {"host": "web\x1b[2J1"}, hour,
+            minutes(hour, 0, 30, (6, 540.0, 90.0, 90.0), (6, 60.0, 10.0, 10.0)), {})])
+    finally:
+        store.close()
+    cfg = write_config(tmp_path / "d.toml", data, {})
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "backtest", "--since", "1d"]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text
+    assert "host_cpu {host=web?[2J1}: fired 1, resolved 1, escalated 0, flaps 0, firing 26 min" in text
+    assert "1 page, 0 of them flaps" in text
+    assert "resolution: 1m" in text
+
+
+def test_an_unknown_or_disabled_rule_exits_2(tmp_path, capsys):
+    cfg = write_config(tmp_path / "d.toml", tmp_path / "data", {"host_cpu": {"enabled": "false"}})
+    for args, says in ((["--rule", "no_such_rule"], "unknown rule 'no_such_rule'"),
+                       (["--rule", "host_cpu"], "host_cpu is disabled"),
+                       (["--since", "forever"], "--since: expected a duration")):
+        capsys.readouterr()
+        assert main(["--config", str(cfg), "backtest", *args]) == 2
+        [line] = capsys.readouterr().err.splitlines()
+        assert says in line
+    # Enabled for the test only: it runs.
+    Store(tmp_path / "data").close()
+    assert main(["--config", str(cfg), "backtest", "--rule", "host_cpu",
+                 "--set", "rules.host_cpu.enabled=true"]) == 0
