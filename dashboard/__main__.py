@@ -255,7 +255,7 @@ def cmd_backtest(args) -> int:
     paged, per rule and label set (alerts/backtest.py)."""
     settings = _load(args)
     # lazy: the backtest's modules load with this command only
-    from alerts import backtest
+    from alerts import backtest, backtest_text
     from alerts.rules import build_rules
     from dashboard.store import Store
     from dashboard.store.history_reads import HistoryReads
@@ -293,7 +293,7 @@ def cmd_backtest(args) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(backtest.public(doc), indent=2) + "\n")
     else:
-        sys.stdout.write(backtest.render_text(doc, rules, ZoneInfo(settings.timezone)))
+        sys.stdout.write(backtest_text.render(doc, rules, ZoneInfo(settings.timezone)))
     return 0
 
 
