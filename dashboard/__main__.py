@@ -9,7 +9,9 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dashboard.auth.cli import add_commands, first_admin
 from dashboard.collectors.base import Collector
@@ -248,6 +250,53 @@ def cmd_check(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_backtest(args) -> int:
+    """Replay the stored history through the rules (with ``--set`` overrides): what would have
+    paged, per rule and label set (alerts/backtest.py)."""
+    settings = _load(args)
+    # lazy: the backtest's modules load with this command only
+    from alerts import backtest, backtest_text
+    from alerts.rules import build_rules
+    from dashboard.store import Store
+    from dashboard.store.history_reads import HistoryReads
+    try:
+        since_s = backtest.parse_since(args.since)
+    except ValueError as e:
+        print(f"backtest: --since: {e}", file=sys.stderr)
+        return 2
+    try:
+        settings = backtest.apply_sets(settings, args.set or [])
+    except ConfigError as e:
+        print(f"backtest: --set {e}", file=sys.stderr)
+        return 2
+    rules = build_rules(settings)
+    if args.rule is not None:
+        if args.rule not in rules or args.rule == backtest.STORE_RULE:
+            print(f"backtest: --rule: unknown rule {args.rule!r}", file=sys.stderr)
+            return 2
+        if not rules[args.rule].enabled:
+            print(f"backtest: --rule: {args.rule} is disabled; add --set rules.{args.rule}.enabled=true",
+                  file=sys.stderr)
+            return 2
+        rules = {args.rule: rules[args.rule]}
+    if not settings.data_dir.is_dir():
+        print(f"backtest: no history in {settings.data_dir} (data_dir)", file=sys.stderr)
+        return 2
+    until = time.time()
+    store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
+    try:
+        with HistoryReads(store.connect()) as reads:
+            doc = backtest.backtest(reads, rules, backtest.source_intervals(settings),
+                                    until - since_s, until)
+    finally:
+        store.close()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(backtest.public(doc), indent=2) + "\n")
+    else:
+        sys.stdout.write(backtest_text.render(doc, rules, ZoneInfo(settings.timezone)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     private_umask()                    # the data dir's files are the owner's only, whatever the shell's umask
     p = argparse.ArgumentParser(prog="python -m dashboard")
@@ -271,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     ac.set_defaults(func=cmd_agent_credentials)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
+    bt = sub.add_parser("backtest", help="replay stored history through the alert rules: what "
+                        "would have paged")
+    bt.add_argument("--since", default="7d", help="how far back: 7d, 36h, 90m (default 7d)")
+    bt.add_argument("--rule", help="only this rule")
+    bt.add_argument("--set", action="append", metavar="rules.NAME.KEY=VALUE",
+                    help="a proposed override (warning, critical, clear, for_s, keep_firing_for_s, "
+                    "enabled); repeatable")
+    bt.add_argument("--format", choices=("text", "json"), default="text")
+    bt.set_defaults(func=cmd_backtest)
     add_commands(sub, _load)           # create-user, create-token, revoke-token
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
     add_demo(sub)                      # demo [--fast] [--bind H:P] (issue 8)

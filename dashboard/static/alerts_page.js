@@ -75,6 +75,84 @@
     });
   });
 
+  /* The backtest form: one rule, proposed settings, replayed over the stored history
+   * (GET /api/alerts/backtest). Every text is set with textContent: labels come from monitored
+   * systems. */
+  var btForm = document.getElementById("backtest-form");
+  var btResult = document.getElementById("backtest-result");
+  var btRulesEl = document.getElementById("backtest-rules");
+  if (btForm && btRulesEl) {
+    var btRules = JSON.parse(btRulesEl.textContent || "{}");
+    var btFields = ["warning", "critical", "clear", "for_s", "keep_firing_for_s"];
+    var btError = document.getElementById("backtest-error");
+    var sinceText = { "1d": "the last day", "7d": "the last 7 days", "30d": "the last 30 days" };
+
+    var fillRule = function () {
+      var r = btRules[btForm.elements.rule.value] || {};
+      btFields.forEach(function (f) {
+        var v = r[f];
+        btForm.elements[f].value = (v === null || v === undefined) ? "" : String(v);
+      });
+    };
+    btForm.elements.rule.addEventListener("change", fillRule);
+    fillRule();
+
+    var duration = function (s) {
+      s = Math.round(s);
+      if (s < 60) return s + " s";
+      if (s < 3600) return Math.floor(s / 60) + " min";
+      var h = Math.floor(s / 3600);
+      return h < 48 ? h + " h " + Math.floor((s % 3600) / 60) + " min" : Math.floor(h / 24) + " d " + (h % 24) + " h";
+    };
+    var cell = function (tr, text) {
+      var td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    };
+
+    btForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var q = new URLSearchParams();
+      q.set("rule", btForm.elements.rule.value);
+      q.set("since", btForm.elements.since.value);
+      btFields.forEach(function (f) {
+        var v = btForm.elements[f].value.trim();
+        if (v !== "") q.set(f, v);
+      });
+      btError.hidden = true;
+      var button = btForm.querySelector("button");
+      button.disabled = true;
+      send("GET", "/api/alerts/backtest?" + q.toString())
+        .then(function (doc) {
+          var pages = 0, flaps = 0;
+          doc.rules.forEach(function (r) { pages += r.fired; flaps += r.flaps; });
+          document.getElementById("backtest-summary").textContent =
+            "These settings over " + (sinceText[btForm.elements.since.value] || btForm.elements.since.value) + ": " +
+            pages + (pages === 1 ? " page" : " pages") + ", " + flaps + " of them flaps" +
+            " (shorter than 5 min). Resolution: " + doc.resolution + ".";
+          var body = document.getElementById("backtest-rows");
+          body.textContent = "";
+          doc.rules.forEach(function (r) {
+            var tr = document.createElement("tr");
+            var labels = Object.keys(r.labels).sort().map(function (k) { return k + "=" + r.labels[k]; }).join(", ");
+            cell(tr, labels || "–");
+            cell(tr, String(r.fired));
+            cell(tr, String(r.resolved));
+            cell(tr, String(r.escalated));
+            cell(tr, String(r.flaps));
+            cell(tr, duration(r.firing_s));
+            body.appendChild(tr);
+          });
+          btResult.hidden = false;
+        })
+        .catch(function (e) {
+          btError.textContent = e.message;
+          btError.hidden = false;
+        })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
   /* Live updates: reload on alert changes, but never under someone's typing. */
   if (window.io) {
     var socket = io("/live", { transports: ["websocket", "polling"], withCredentials: true });
@@ -83,7 +161,8 @@
       if (timer) return;
       timer = setTimeout(function reloadWhenIdle() {
         var a = document.activeElement;
-        if (a && (a.tagName === "INPUT" || a.tagName === "SELECT")) { timer = setTimeout(reloadWhenIdle, 5000); return; }
+        /* ...nor while a backtest's result is on screen (its reader would lose it). */
+        if ((a && (a.tagName === "INPUT" || a.tagName === "SELECT")) || (btResult && !btResult.hidden)) { timer = setTimeout(reloadWhenIdle, 5000); return; }
         window.location.reload();
       }, 500);
     });

@@ -242,6 +242,28 @@ class HistoryReads:
                 since, until, lambda s: s.source in wanted, until_open=True):
             yield ts, shape.labels_text, vals
 
+    def raw_since(self) -> float | None:
+        """The time of the oldest raw sample still kept (None: none is)."""
+        return self._ticks.first_time()
+
+    def metric_samples(self, metrics: Iterable[str], since: float, until: float,
+                       chunk_s: float = 300.0
+                       ) -> Iterator[tuple[float, str, dict[str, str], dict[str, float]]]:
+        """(ts, source, labels, values) of the raw samples in ``[since, until)`` whose shape
+        carries any of ``metrics``, read ``chunk_s`` at a time: a week of ticks never sits in
+        memory at once (the backtest, alerts/backtest.py). Labels are shared per shape: callers
+        copy them to keep them."""
+        wanted = frozenset(metrics)
+
+        def keep(shape: Shape) -> bool:
+            return not wanted.isdisjoint(shape.metrics)
+        start = since
+        while start < until:
+            end = min(start + chunk_s, until)
+            for _, shape, ts, vals, _ in self._ticks.samples(start, end, keep, until_open=True):
+                yield ts, shape.source, shape.labels, vals
+            start = end
+
     def rows_since(self, since: float, queue_labels: Sequence[str] | None,
                    other_agents_hosts: bool) -> list[Row]:
         """``Store.rows_between(since)`` less, judged once per sample shape, the rows of queues

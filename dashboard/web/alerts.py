@@ -14,10 +14,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from alerts import backtest
 from alerts.messages import fmt_duration, fmt_time, fmt_value, labels_text
+from alerts.rules import build_rules
 from alerts.service import AlertNotFiring, AlertNotFound, AlertService
+from dashboard import offload
 from dashboard.auth import guard as auth
 from dashboard.auth import signing
+from dashboard.config.settings import ConfigError, Settings
+from dashboard.store.history_reads import HistoryReads
+from dashboard.web import reads
 from dashboard.web.errors import BadRequest, seconds_arg
 from dashboard.web.pages import asset_version
 
@@ -26,6 +32,8 @@ bp = Blueprint("alerts", __name__)
 MAX_ACK_S = 30 * 86400
 MAX_SILENCE_S = 90 * 86400
 MAX_TEXT = 500
+BACKTEST_MAX_S = 31 * 86400
+BACKTEST_KEYS = ("warning", "critical", "clear", "for_s", "keep_firing_for_s")
 
 
 def service() -> AlertService:
@@ -152,6 +160,53 @@ def api_silence_end(silence_id: int):
     return jsonify(silence=sil)
 
 
+@bp.get("/api/alerts/backtest")
+@reads.heavy
+def api_backtest():
+    """One rule with proposed settings replayed over the stored history (alerts/backtest.py):
+    ``?rule=NAME&since=7d`` and any of ``warning``, ``critical``, ``clear``, ``for_s``,
+    ``keep_firing_for_s``. A viewer may ask (it changes nothing); a heavy read."""
+    settings: Settings = current_app.config["SETTINGS"]
+    name = request.args.get("rule", "")
+    if not name:
+        raise BadRequest("rule is required, e.g. rule=host_cpu")
+    if name not in build_rules(settings) or name == backtest.STORE_RULE:
+        raise BadRequest(f"rule: unknown rule {name[:80]!r}")
+    try:
+        span = backtest.parse_since(request.args.get("since", "7d"))
+    except ValueError as e:
+        raise BadRequest(f"since: {e}") from None
+    if span > BACKTEST_MAX_S:
+        raise BadRequest("since: the page tests at most 31 days; use `python -m dashboard "
+                         "backtest` for longer")
+    change: dict[str, Any] = {"enabled": True}        # a disabled rule is tested as if enabled
+    for key in BACKTEST_KEYS:
+        raw = request.args.get(key, "").strip()
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise BadRequest(f"{key} must be a number, got {raw[:40]!r}") from None
+            if not math.isfinite(value):
+                raise BadRequest(f"{key} must be a finite number")
+            change[key] = value
+    try:
+        rules = build_rules(backtest.apply_overrides(settings, {name: change}))
+    except ConfigError as e:
+        # "rules.NAME.warning: ..." -> "warning: ...": the form's field
+        raise BadRequest(str(e).removeprefix(f"rules.{name}.")) from None
+    until = time.time()
+    doc = offload.read(current_app.extensions["dashboard"].store, _backtest, {name: rules[name]},
+                       backtest.source_intervals(settings), until - span, until)
+    return reads.json_response(backtest.public(doc))
+
+
+def _backtest(store: Any, rules: dict, intervals: dict[str, float], since: float,
+              until: float) -> dict[str, Any]:
+    with HistoryReads(store.connect()) as history:
+        return backtest.backtest(history, rules, intervals, since, until)
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 def _page_helpers() -> dict[str, Any]:
@@ -167,7 +222,17 @@ def alerts_page():
     data = svc.overview(history_s=history_days * 86400, limit=500)
     return render_template("alerts.html", data=data, rules=sorted(svc.rules),
                            history_days=history_days, settings=current_app.config["SETTINGS"],
-                           v=asset_version(), **_page_helpers())
+                           backtest_rules=_backtest_rules(svc), v=asset_version(),
+                           **_page_helpers())
+
+
+def _backtest_rules(svc: AlertService) -> dict[str, dict[str, Any]]:
+    """The backtest form's rules with their effective settings (the form's starting values)."""
+    return {n: {"title": r.title, "unit": r.unit, "direction": r.direction, "warning": r.warning,
+                "critical": r.critical, "clear": r.clear_level, "for_s": r.for_s,
+                "keep_firing_for_s": r.keep_firing_for_s, "enabled": r.enabled}
+            for n, r in sorted(build_rules(current_app.config["SETTINGS"]).items())
+            if n != backtest.STORE_RULE}
 
 
 def _link_alert() -> dict[str, Any] | None:
