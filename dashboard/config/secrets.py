@@ -55,4 +55,11 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{path}" + (f"?{'&'.join(items)}" if items else "")
 
 
+def mask_ping_url(url: str) -> str:
+    """A ping URL (healthchecks: ``https://hc-ping.com/<uuid>``): its path is the check's
+    credential, so only the scheme and host are shown: ``https://hc-ping.com/***``."""
+    parts = urlsplit(mask_url(url))
+    return f"{parts.scheme}://{parts.netloc}/***"
+
+
 # --- parsing helpers: each raises ConfigError naming the key -----------------------------------
