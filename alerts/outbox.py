@@ -269,15 +269,16 @@ class Outbox:
         repo = OutboxRepo(conn)
         states = repo.channel_states()
         out = []
-        for ch, (oldest, _, item) in repo.undelivered().items():
+        for ch, u in repo.undelivered().items():
             if ch not in self.notifiers:             # a channel no longer configured
                 continue
             limit = 2 * self.schedule_s(ch)
-            waited = now - oldest if oldest is not None else 0.0
-            if item is not None:
+            waited = now - u.oldest_message if u.oldest_message is not None else 0.0
+            if u.oldest_item is not None:
                 p = self.policies.get(ch, self.policy)
                 digest = repo.messages_since(ch, now - 3600) >= p.max_per_hour
-                waited = max(waited, now - item - (p.digest_every_s if digest else p.group_window_s))
+                waited = max(waited, now - u.oldest_item
+                             - (p.digest_every_s if digest else p.group_window_s))
             if waited > limit:
                 error = (states.get(ch) or {}).get("error")
                 out.append(f"channel {ch}: a message waits for {waited:.0f} s (more than twice "
@@ -297,7 +298,8 @@ class Outbox:
         now = self._clock()
         repo = OutboxRepo(conn)
         states = repo.channel_states()
-        tried = {ch: t for ch, (_, t, _) in repo.undelivered().items() if t is not None}
+        tried = {ch: u.oldest_tried for ch, u in repo.undelivered().items()
+                 if u.oldest_tried is not None}
         out = {}
         for ch in self.notifiers:
             st = states.get(ch) or {}
@@ -311,7 +313,8 @@ class Outbox:
         repo = OutboxRepo(conn)
         out: dict[str, dict[str, Any]] = {
             name: {"channel": name, "kind": n.kind, "state": "ok", "error": None, "since": None,
-                   "last_ok": None, "waiting": 0, "failed": 0, "oldest_waiting_s": None}
+                   "last_ok": None, "waiting": 0, "failed": 0, "undelivered": 0,
+                   "oldest_undelivered_s": None}
             for name, n in self.notifiers.items()}
         for ch, st in repo.channel_states().items():
             if ch in out:
@@ -319,12 +322,13 @@ class Outbox:
         for ch, n in repo.waiting_counts().items():
             if ch in out:
                 out[ch]["waiting"] += n
+        # What has not arrived (pending, or given up on since the channel last delivered),
+        # for a failing channel's notice and its notify_channel_failing alert.
         now = self._clock()
-        for ch, (_, _, item) in repo.undelivered().items():
-            pending = repo.oldest_pending(ch)
-            oldest = min((t for t in (pending, item) if t is not None), default=None)
-            if ch in out and oldest is not None:
-                out[ch]["oldest_waiting_s"] = round(max(0.0, now - oldest), 1)
+        for ch, u in repo.undelivered().items():
+            if ch in out and u.oldest is not None:
+                out[ch]["undelivered"] = u.count
+                out[ch]["oldest_undelivered_s"] = round(max(0.0, now - u.oldest), 1)
         for ch, n in repo.failed_counts(self._clock() - 86400).items():
             if ch in out:
                 out[ch]["failed"] = n
