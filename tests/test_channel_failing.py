@@ -33,6 +33,7 @@ def setup(tmp_path, webhook_receiver, smtp_server):
     app = create_app(settings, rt, async_mode="threading")
     yield svc, clock, app
     rt.stop()
+    rt.store.close()
     svc.close()
 
 
