@@ -88,6 +88,14 @@ def sentence(item: Mapping[str, Any], tz: str) -> str:
         why = f" Last error: {item['error']}." if item.get("error") else ""
         return (f"{item['title']}: down (or no sample for three intervals) since {since} "
                 f"({dur}).{why}{again}")
+    if item["rule"] == "notify_channel_failing":        # its value is how long it has failed
+        ch = (item.get("labels") or {}).get("channel", "?")
+        if ev == "resolved":
+            return f"Notification channel {ch} delivers again."
+        why = f" Last error: {item['error']}." if item.get("error") else ""
+        again = " Not acknowledged yet." if ev == "repeat" else ""
+        return (f"Notification channel {ch} has delivered nothing for "
+                f"{fmt_duration(item['value'])}: messages sent to it are not arriving.{why}{again}")
     if ev == "resolved":
         return (f"{item['title']} is back to {v} (clear level {lvl}); resolved after {dur}, "
                 f"was {item['severity']} since {since}.")

@@ -257,19 +257,82 @@ class Outbox:
             log.warning("alert sender %s: %s: %s (trying again every %g s)", channel,
                         type(e).__name__, e, IDLE_POLL_S)
 
+    # --- is it moving? (the watchdog, rule notify_channel_failing) ------------------------------
+
+    def schedule_s(self, channel: str) -> float:
+        """A message's retry schedule on ``channel``: from its first attempt to its last (2 + 4
+        + 8 s by default), at least the senders' idle poll."""
+        p = self.policies.get(channel, self.policy)
+        return max(p.backoff_s * float(2 ** p.retries - 1), IDLE_POLL_S)
+
+    def stuck(self, conn: Connection) -> list[str]:
+        """Why the outbox is not moving: each channel with a message that has waited longer than
+        twice its retry schedule (an item: its group window or digest period, and then that).
+        Empty when it moves; an empty outbox moves."""
+        now = self._clock()
+        repo = OutboxRepo(conn)
+        states = repo.channel_states()
+        out = []
+        for ch, u in repo.undelivered().items():
+            if ch not in self.notifiers:             # a channel no longer configured
+                continue
+            limit = 2 * self.schedule_s(ch)
+            waited = now - u.oldest_message if u.oldest_message is not None else 0.0
+            if u.oldest_item is not None:
+                p = self.policies.get(ch, self.policy)
+                digest = repo.messages_since(ch, now - 3600) >= p.max_per_hour
+                waited = max(waited, now - u.oldest_item
+                             - (p.digest_every_s if digest else p.group_window_s))
+            if waited > limit:
+                error = (states.get(ch) or {}).get("error")
+                out.append(f"channel {ch}: a message waits for {waited:.0f} s (more than twice "
+                           f"its retry schedule, {limit:g} s)" + (f": {error}" if error else ""))
+        with self._memory_lock:
+            direct = [(ch, m.created_at) for ch, m in self._direct.items()]
+        for ch, created in direct:
+            limit = 2 * self.schedule_s(ch)
+            if now - created > limit:
+                out.append(f"channel {ch}: a message sent from memory waits for "
+                           f"{now - created:.0f} s (more than {limit:g} s)")
+        return out
+
+    def failing_for(self, conn: Connection) -> dict[str, tuple[float, str | None]]:
+        """Each channel: seconds since its first failed attempt with no delivery after it (0 when
+        it delivers), and its last error (secret-free: notifiers never quote a hook's URL)."""
+        now = self._clock()
+        repo = OutboxRepo(conn)
+        states = repo.channel_states()
+        tried = {ch: u.oldest_tried for ch, u in repo.undelivered().items()
+                 if u.oldest_tried is not None}
+        out = {}
+        for ch in self.notifiers:
+            st = states.get(ch) or {}
+            failing = st.get("state", "ok") != "ok" and ch in tried
+            out[ch] = (max(0.0, now - tried[ch]) if failing else 0.0, st.get("error") if failing else None)
+        return out
+
     # --- what the page shows --------------------------------------------------------------------
 
     def status(self, conn: Connection) -> dict[str, dict[str, Any]]:
         repo = OutboxRepo(conn)
         out: dict[str, dict[str, Any]] = {
             name: {"channel": name, "kind": n.kind, "state": "ok", "error": None, "since": None,
-                   "last_ok": None, "waiting": 0, "failed": 0} for name, n in self.notifiers.items()}
+                   "last_ok": None, "waiting": 0, "failed": 0, "undelivered": 0,
+                   "oldest_undelivered_s": None}
+            for name, n in self.notifiers.items()}
         for ch, st in repo.channel_states().items():
             if ch in out:
                 out[ch].update(st)
         for ch, n in repo.waiting_counts().items():
             if ch in out:
                 out[ch]["waiting"] += n
+        # What has not arrived (pending, or given up on since the channel last delivered),
+        # for a failing channel's notice and its notify_channel_failing alert.
+        now = self._clock()
+        for ch, u in repo.undelivered().items():
+            if ch in out and u.oldest is not None:
+                out[ch]["undelivered"] = u.count
+                out[ch]["oldest_undelivered_s"] = round(max(0.0, now - u.oldest), 1)
         for ch, n in repo.failed_counts(self._clock() - 86400).items():
             if ch in out:
                 out[ch]["failed"] = n

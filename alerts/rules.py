@@ -162,6 +162,14 @@ def default_rules(settings: Settings) -> dict[str, Rule]:
                        "", "below", None, 1, 1, 30,
                        "dashboard default: a store that cannot write is loud, not silent",
                        keep_firing_for_s=0))
+    # A channel that cannot deliver (judged by the alert service's tick from the outbox, like
+    # store_down): the seconds since its first failed attempt with no delivery after it. Past
+    # 10 minutes it pages, through the other channels only (alerts/service.py routes it), and it
+    # resolves at the channel's next delivery.
+    rules.append(_rule("notify_channel_failing", "notify.channel_failing_s",
+                       "Notification channel failing", "s", "above", None, 600, 0, 0,
+                       "dashboard default: a channel failing for 10 min cannot page anyone",
+                       labels=("channel",), keep_firing_for_s=0))
     out = {r.name: r for r in rules}
     assert set(RULE_NAMES) <= out.keys()
     return out

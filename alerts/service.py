@@ -133,6 +133,15 @@ class AlertService:
         return [Sample("store", now, {"store.up": 1.0 if st["status"] == "ok" else 0.0},
                        error=st.get("error"))]
 
+    def _channel_samples(self, now: float) -> list[Sample]:
+        """Each channel's delivery as a sample of source ``notify`` (rule notify_channel_failing):
+        seconds since its first failed attempt without a delivery after it."""
+        if not self.outbox.notifiers:
+            return []
+        return [Sample("notify", now, {"notify.channel_failing_s": failing_s},
+                       {"channel": ch}, error)
+                for ch, (failing_s, error) in self.outbox.failing_for(self.conn).items()]
+
     def reload(self, now: float | None = None) -> None:
         """Take over from the saved state (start-up, or a standby becoming the collector): what
         another process changed meanwhile wins over this process's memory."""
@@ -147,6 +156,10 @@ class AlertService:
         with self.lock:
             self._sync_acks(now)
             store = self._store_sample(now)
+            try:
+                store += self._channel_samples(now)
+            except Exception as e:  # noqa: BLE001 - the store unreadable: judged as store_down
+                self._failed(e)
             self._note_errors(store)
             out = self._commit(self.engine.evaluate(store) + self.engine.tick(now), now)
             if not self._unsaved and self.state.ended_unreleased(now):
@@ -251,10 +264,18 @@ class AlertService:
         for ch in self._audience(t, rule):
             self._enqueue(t, ch, now)
 
+    @staticmethod
+    def _about(t_rule: str, labels: Mapping[str, str], ch: Channel) -> bool:
+        """A message about ``ch`` failing, which ``ch`` itself cannot carry: the other channels
+        do (rule notify_channel_failing)."""
+        return t_rule == "notify_channel_failing" and labels.get("channel") == ch.name
+
     def _audience(self, t: Transition, rule: Rule) -> list[Channel]:
         """The channels ``t`` goes to."""
         out = []
         for ch in self.channels:
+            if self._about(t.rule, t.labels, ch):
+                continue
             told = self._told(t.alert_id, ch.name)
             heard = told is not None and told[0] != "resolved"
             if t.kind == "resolved":
@@ -293,7 +314,7 @@ class AlertService:
                 "threshold": t.threshold, "since": t.since, "at": t.at,
                 "acknowledged": t.acknowledged, "links": links,
                 "error": self._errors.get((rule.source, alert_key("", t.labels)))
-                if t.rule.endswith("_down") else None}
+                if t.rule.endswith("_down") or t.rule == "notify_channel_failing" else None}
 
     # --- silences ----------------------------------------------------------------------------------
 
@@ -323,6 +344,8 @@ class AlertService:
                           threshold=ep["threshold"], since=ep["started_at"], at=now, seq=seq,
                           acknowledged=ep["acked_at"] is not None)
         for ch in self.channels:
+            if self._about(ep["rule"], ep["labels"], ch):
+                continue
             told = self.state.told(ep["id"], ch.name)
             heard = told is not None and told[0] != "resolved"
             if ep["status"] == "resolved":

@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask, request
 
-from dashboard import alerting, offload
+from dashboard import alerting, offload, watchdog
 from dashboard.auth import guard, hardening
 from dashboard.auth import views as auth_views
 from dashboard.config import load as config_mod
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         runtime.alerting = alerting.service_for(runtime, emit=runtime.emit,
                                                 panel_for=panels.rule_panels())
         runtime.add(alerting.parts(runtime.alerting, settings))
+        if settings.watchdog is not None:                # pings an outside service (issue 18)
+            runtime.add(watchdog.parts(runtime))
         if settings.report.recipients:                   # the morning e-mail (issue 6)
             runtime.report_mailer = mailer.DailyMailer(settings, runtime.store)
             runtime.add(mailer.parts(runtime.report_mailer))

@@ -128,8 +128,13 @@ class CollectorRunner:
                        "interval_s": c.interval_s} for c in self.collectors}
         self._scheduler: BackgroundScheduler | None = None
         self._anchor: datetime | None = None
+        self._started_at: float | None = None
         self._stopped = False
         self._extra_jobs: list[tuple[Callable, dict]] = []
+        # When each collector last answered (returned or raised within its timeout) and that
+        # tick was published: what the watchdog (dashboard/watchdog.py) calls "ticking". A
+        # collection that hangs, or a publish that sticks, leaves it behind.
+        self._answered: dict[str, float] = {}
 
     # --- one tick ------------------------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class CollectorRunner:
         with self._gather:
             self._collecting += 1              # a tick that will join the gathered batch
         try:
-            samples = self._collect(collector)
+            samples, answered = self._collect(collector)
         except BaseException:
             self._handed_over()
             raise
@@ -146,12 +151,16 @@ class CollectorRunner:
             self._handed_over()
             return []
         self._publish_safely(samples)
+        if answered:
+            self._answered[collector.source] = self._clock()
         return samples
 
-    def _collect(self, collector: Collector) -> list[Sample]:
+    def _collect(self, collector: Collector) -> tuple[list[Sample], bool]:
+        """The tick's samples, and whether the collector answered (not hung, not timed out)."""
         source = collector.source
         ts = self._clock()
         call = self._inflight.get(source)
+        answered = False
         if call is not None and not call.done.is_set():
             waited = ts - call.started
             samples = [self._error_sample(source, ts, f"{source} collector still not answering "
@@ -165,6 +174,7 @@ class CollectorRunner:
             thread.start(call)
             if call.done.wait(collector.timeout_s):
                 del self._inflight[source]
+                answered = True
                 if call.error is not None:
                     if not isinstance(call.error, CollectorError):
                         log.error("collector %s failed", source, exc_info=call.error)
@@ -174,7 +184,7 @@ class CollectorRunner:
             else:
                 samples = [self._error_sample(
                     source, ts, f"{source} collector timed out after {collector.timeout_s:g} s")]
-        return samples
+        return samples, answered
 
     def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
         up_key = f"{source}.up"
@@ -234,6 +244,13 @@ class CollectorRunner:
             out[source] = d
         return out
 
+    def last_answers(self) -> list[tuple[str, float, float, float]]:
+        """(source, interval_s, timeout_s, when it last answered) of each collector; before its
+        first answer, when the runner started (so a collector hung from the start counts)."""
+        started = self._started_at if self._started_at is not None else self._clock()
+        return [(c.source, float(c.interval_s), float(c.timeout_s),
+                 self._answered.get(c.source, started)) for c in self.collectors]
+
     # --- scheduling ------------------------------------------------------------------------------
 
     def add_job(self, func: Callable, **trigger: object) -> None:
@@ -272,6 +289,7 @@ class CollectorRunner:
         if self._scheduler is not None:
             return
         self._stopped = False
+        self._started_at = self._clock()
         workers = len(self.collectors) + len(self._extra_jobs) + 4
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},

@@ -116,7 +116,8 @@ def test_every_top_level_key_is_in_the_example():
 
 
 @pytest.mark.parametrize("section", ["", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
-                                     "probes", "rules.*", "notify", "smtp", "report", "auth"])
+                                     "probes", "rules.*", "notify", "smtp", "report", "auth",
+                                     "watchdog"])
 def test_every_key_of_each_section_is_in_the_example(section):
     keys = accepted()
     assert section in keys, f"config.py has no keys for {section!r} any more?"

@@ -38,6 +38,7 @@ from dashboard.config.settings import (
     ReportSettings,
     Settings,
     SMTPSettings,
+    WatchdogSettings,
 )
 
 # The keys a [rules.NAME] table may set.
@@ -425,11 +426,24 @@ def parse_report(d: Mapping[str, Any]) -> ReportSettings:
     return ReportSettings(send_at=at, recipients=tuple(rec))
 
 
+def parse_watchdog(d: Mapping[str, Any]) -> WatchdogSettings | None:
+    """``[watchdog]``: ``url`` (required when the table is there) and ``every_s``."""
+    if not d:
+        return None
+    _unknown(d, {"url", "every_s"}, "watchdog.")
+    url = _http_url(_str(d, "url", "watchdog.", required=True), "watchdog.url")
+    if urlsplit(url).query or urlsplit(url).fragment:
+        # "/fail" is appended to the path: a query would end up before it.
+        raise ConfigError("watchdog.url", "expected a ping URL without ?query or #fragment")
+    return WatchdogSettings(url=url.rstrip("/"),
+                            every_s=float(_num(d, "every_s", "watchdog.", 60.0, 1, 86400)))
+
+
 TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_name",
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
             "trusted_proxies", "store_buffer_s",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
-            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue"}
+            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue", "watchdog"}
 
 # Environment variables that override keys of the file: DASHBOARD_<KEY> for the top-level
 # scalars, plus the two connection URLs of the contract.
@@ -522,6 +536,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         smtp=parse_smtp(_table(raw, "smtp")),
         report=parse_report(_table(raw, "report")),
         auth=parse_auth(_table(raw, "auth")),
+        watchdog=parse_watchdog(_table(raw, "watchdog")),
         demo=_bool(raw, "demo", "", False),
         message_queue=_redis_url(_str(raw, "message_queue", ""), "message_queue"),
         source_file=source_file,

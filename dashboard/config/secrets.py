@@ -66,4 +66,11 @@ def _port(url: str) -> int | None:
         return None
 
 
+def mask_ping_url(url: str) -> str:
+    """A ping URL (healthchecks: ``https://hc-ping.com/<uuid>``): its path is the check's
+    credential, so only the scheme and host are shown: ``https://hc-ping.com/***``."""
+    parts = urlsplit(mask_url(url))
+    return f"{parts.scheme}://{parts.netloc}/***"
+
+
 # --- parsing helpers: each raises ConfigError naming the key -----------------------------------

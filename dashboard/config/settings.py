@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from dashboard.config.secrets import mask_url, url_secrets
+from dashboard.config.secrets import mask_ping_url, mask_url, url_secrets
 
 # Rule names of the contract; alerts.rules holds their defaults (thresholds from the docs).
 RULE_NAMES = (
@@ -17,7 +17,7 @@ RULE_NAMES = (
     "db_avg_query_time", "cache_hit_rate", "queue_pending", "queue_failed", "queue_oldest_age",
     "app_response_time", "app_error_rate", "app_checkout_success", "app_availability",
     "app_worker_utilization", "host_cpu", "host_memory", "host_disk", "host_load", "store_down",
-    "db_replica_lag", "db_replica_broken",
+    "db_replica_lag", "db_replica_broken", "notify_channel_failing",
 )
 DOWN_RULE_SOURCES = ("host", "db", "cache", "queue", "app", "statsd", "phpfpm")
 QUEUE_KINDS = ("redis-list", "rq", "celery", "sql")
@@ -128,6 +128,14 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class WatchdogSettings:
+    """``[watchdog]``: a healthchecks.io-compatible ping URL (its path is the check's secret),
+    pinged every ``every_s`` by the collecting process while its pipeline works."""
+    url: str
+    every_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     interval_s: float = 1.0
     data_dir: Path = Path("data")
@@ -157,6 +165,7 @@ class Settings:
     smtp: SMTPSettings = field(default_factory=SMTPSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    watchdog: WatchdogSettings | None = None
     demo: bool = False
     # Redis URL joining a collector process and several web instances (Flask-SocketIO's
     # message_queue, the collector leader lock, collector status). None: one process does all.
@@ -178,6 +187,7 @@ class Settings:
                self.message_queue, self.phpfpm_url]
         out += [q.options.get("url") for q in self.queues]
         out += [p.url for p in self.probes]
+        out += [self.watchdog.url if self.watchdog else None]
         return [u for u in out if isinstance(u, str) and u]
 
     def secrets(self) -> list[str]:
@@ -188,6 +198,10 @@ class Settings:
             out.extend(url_secrets(url))
         if self.smtp.password:
             out.append(self.smtp.password)
+        if self.watchdog:            # a ping URL's path is the check's credential (hc-ping.com/<uuid>)
+            path = urlsplit(self.watchdog.url).path.strip("/")
+            if len(path) >= 8:
+                out.append(path)
         for n in self.notify:        # a hook URL can be the credential itself (issue 7)
             out.extend(n.credentials())
             if n.url and n.kind in SECRET_URL_KINDS:
@@ -231,6 +245,8 @@ class Settings:
                 q["options"]["url"] = mask_url(q["options"]["url"])
         for p in d["probes"]:
             p["url"] = mask_url(p["url"])
+        if self.watchdog:
+            d["watchdog"]["url"] = mask_ping_url(self.watchdog.url)
         if self.smtp.password:
             d["smtp"]["password"] = "***"
         for n in d["notify"]:

@@ -66,6 +66,25 @@ class PendingMessage:
 
 
 @dataclass(frozen=True)
+class Undelivered:
+    """What a channel has not delivered: counts, and creation times of the oldest."""
+    messages: int
+    oldest_message: float | None
+    oldest_tried: float | None           # the oldest message tried at least once
+    items: int = 0                       # not yet grouped into a message
+    oldest_item: float | None = None
+
+    @property
+    def count(self) -> int:
+        return self.messages + self.items
+
+    @property
+    def oldest(self) -> float | None:
+        return min((t for t in (self.oldest_message, self.oldest_item) if t is not None),
+                   default=None)
+
+
+@dataclass(frozen=True)
 class WaitingItem:
     id: int
     key: str
@@ -189,6 +208,23 @@ class OutboxRepo:
         for ch, n in self.conn.execute("SELECT channel, COUNT(*) FROM outbox_items WHERE"
                                        " message_id IS NULL GROUP BY channel"):
             out[ch] = out.get(ch, 0) + n
+        return out
+
+    def undelivered(self) -> dict[str, Undelivered]:
+        """Per channel, what has not arrived: messages pending, or failed since the channel last
+        delivered (given up on, they still never arrived), and items not yet in a message."""
+        out: dict[str, Undelivered] = {}
+        for ch, n, oldest, tried in self.conn.execute(
+                "SELECT m.channel, COUNT(*), MIN(m.created_at), MIN(CASE WHEN m.attempts > 0"
+                " THEN m.created_at END) FROM outbox_messages m LEFT JOIN outbox_channels c"
+                " ON c.channel = m.channel WHERE m.state = 'pending' OR (m.state = 'failed'"
+                " AND m.done_at > COALESCE(c.last_ok, 0)) GROUP BY m.channel"):
+            out[ch] = Undelivered(n, oldest, tried)
+        for ch, n, oldest in self.conn.execute(
+                "SELECT channel, COUNT(*), MIN(created_at) FROM outbox_items"
+                " WHERE message_id IS NULL GROUP BY channel"):
+            u = out.get(ch, Undelivered(0, None, None))
+            out[ch] = Undelivered(u.messages, u.oldest_message, u.oldest_tried, n, oldest)
         return out
 
     def failed_counts(self, since: float) -> dict[str, int]:
