@@ -182,51 +182,25 @@ class StatementBook:
         return total / calls if calls else None
 
     def growth(self, at: float, recent_s: float = GROWTH_RECENT_S, base_s: float = GROWTH_BASE_S,
-               limit: int = 3, text_max: int = 200) -> dict | None:
+               limit: int = 3, text_max: int = 200,
+               run: Callable[..., dict] = lambda fn, *args: fn(*args)) -> dict | None:
         """The ``limit`` statements whose total time per minute grew most in the ``recent_s``
-        before ``at`` against the ``base_s`` before that (a page's "what changed around it").
-        Rates are per minute of what the book covers, so a book younger than the baseline still
-        compares like with like; no baseline yet (a book younger than ``recent_s`` plus a minute)
-        ranks by the recent rate alone (``before_ms_per_min`` None). In-memory increments only:
-        cheap enough for the alert path. None before the first snapshot."""
+        before ``at`` against the ``base_s`` before that (a page's "what changed around it"),
+        from the increments in memory. The lock is held only to take the list of intervals
+        (never changed once added) and to read the texts: ``run`` may do the sums in another OS
+        thread (``dashboard.offload.run``). None before the first snapshot."""
         with self._lock:
-            if self._since is None:
-                return None
-            recent_from = at - recent_s
-            base_from = max(at - recent_s - base_s, self._since)
-            recent_min = max(min(recent_s, at - self._since), 1.0) / 60
-            # A baseline of less than a minute (half the baseline window, if shorter) is noise.
-            enough = min(60.0, base_s / 2)
-            base_min = (recent_from - base_from) / 60 if recent_from - base_from >= enough else None
-            recent: dict[str, list[float]] = {}
-            base: dict[str, float] = {}
-            for ts, incs in (*self._older, *self._intervals):
-                if ts > at or ts <= base_from:
-                    continue
-                for k, i in incs.items():
-                    if ts > recent_from:
-                        acc = recent.setdefault(k, [0.0, 0.0])
-                        acc[0] += i.total_ms; acc[1] += i.calls
-                    else:
-                        base[k] = base.get(k, 0.0) + i.total_ms
-            rows: list[dict] = []
-            for k, (total, calls) in recent.items():
-                now_rate = total / recent_min
-                before = base.get(k, 0.0) / base_min if base_min else None
-                grew = now_rate - (before or 0.0)
-                if grew > 0:
-                    rows.append({"id": k, "ms_per_min": round(now_rate, 3),
-                                 "before_ms_per_min": None if before is None else round(before, 3),
-                                 "growth_ms_per_min": round(grew, 3), "calls": int(calls)})
-            rows.sort(key=lambda r: -r["growth_ms_per_min"])
-            rows = rows[:limit]
-            texts = self._repo.texts([r["id"] for r in rows])
-            for r in rows:
-                schema, text, _ = texts.get(r["id"], (None, "", None))
-                r["schema"] = schema
-                r["text"] = text[:text_max]
-            return {"recent_s": recent_s, "base_s": round(recent_from - base_from, 1),
-                    "rows": rows}
+            since, intervals = self._since, [*self._older, *self._intervals]
+        if since is None:
+            return None
+        top = run(grown, intervals, since, at, recent_s, base_s, limit)
+        with self._lock:
+            texts = self._repo.texts([r["id"] for r in top["rows"]])
+        for r in top["rows"]:
+            schema, text, _ = texts.get(r["id"], (None, "", None))
+            r["schema"] = schema
+            r["text"] = text[:text_max]
+        return top
 
     def _window_rows(self, window: str) -> tuple[list[dict], float]:
         now = self._clock()
@@ -310,6 +284,42 @@ class StatementBook:
     def now(self) -> dict:
         with self._lock:
             return {"rows": list(self.now_rows), "error": self.now_error, "slow_ms": self.slow_ms}
+
+
+def grown(intervals: list[tuple[float, dict[str, Inc]]], since: float, at: float, recent_s: float,
+          base_s: float, limit: int) -> dict:
+    """``StatementBook.growth``'s sums over ``intervals`` (the book's first snapshot at ``since``).
+    Rates are per minute of what the book covers, so a book younger than the baseline still
+    compares like with like; no baseline yet (less than a minute, or half ``base_s`` if shorter)
+    ranks by the recent rate alone (``before_ms_per_min`` None). Only statements that grew."""
+    recent_from = at - recent_s
+    base_from = max(at - recent_s - base_s, since)
+    recent_min = max(min(recent_s, at - since), 1.0) / 60
+    enough = min(60.0, base_s / 2)
+    base_min = (recent_from - base_from) / 60 if recent_from - base_from >= enough else None
+    recent: dict[str, list[float]] = {}
+    base: dict[str, float] = {}
+    for ts, incs in intervals:
+        if ts > at or ts <= base_from:
+            continue
+        for k, i in incs.items():
+            if ts > recent_from:
+                acc = recent.setdefault(k, [0.0, 0.0])
+                acc[0] += i.total_ms
+                acc[1] += i.calls
+            else:
+                base[k] = base.get(k, 0.0) + i.total_ms
+    rows: list[dict] = []
+    for k, (total, calls) in recent.items():
+        now_rate = total / recent_min
+        before = base.get(k, 0.0) / base_min if base_min else None
+        grew = now_rate - (before or 0.0)
+        if grew > 0:
+            rows.append({"id": k, "ms_per_min": round(now_rate, 3),
+                         "before_ms_per_min": None if before is None else round(before, 3),
+                         "growth_ms_per_min": round(grew, 3), "calls": int(calls)})
+    rows.sort(key=lambda r: -r["growth_ms_per_min"])
+    return {"recent_s": recent_s, "base_s": round(recent_from - base_from, 1), "rows": rows[:limit]}
 
 
 def day_top(heaviest: dict | None) -> dict | None:
