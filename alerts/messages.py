@@ -269,7 +269,7 @@ def slack_body(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> dic
         links = f"<{it['links']['panel']}|panel>"
         if it["links"].get("ack"):
             links += f" · <{it['links']['ack']}|acknowledge>"
-        why = "".join(f"\n{esc(line)}" for line in context_facts(it.get("context")))[:2400]
+        why = "".join(f"\n{esc(line)}" for line in context_facts(it.get("context")))[:2000]
         moment = context_link(it.get("context"))
         if moment:
             links += f" · <{esc(moment)}|live page at that moment>"
