@@ -224,7 +224,7 @@
         chart.initial = data;
         (nearView(div) ? inView : later).push(chart);
       } else {
-        div.textContent = panel.empty || "no data yet";
+        div.textContent = fixed ? "no data in this window" : (panel.empty || "no data yet");
       }
     });
     // The first chart in view is drawn now and painted at the end of this task, the other
