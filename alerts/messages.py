@@ -5,6 +5,10 @@ never reads live state: what crossed which level, the value, since when, the hos
 and links to the panel and to acknowledge. ``render_*`` turn one or more items (several when
 storm control groups them, many in a digest) into the body a channel sends.
 
+A firing (or escalated) item also carries ``context`` (dashboard/alert_context.py): what changed
+around the alert. ``context_facts`` / ``context_text`` say it in plain text for every channel;
+its texts come from the monitored system, so each renderer escapes them for its own markup.
+
 The webhook body (schema ``dashboard.alert/v1``) is documented in docs/alerts.md.
 """
 from __future__ import annotations
@@ -110,6 +114,62 @@ def sentence(item: Mapping[str, Any], tz: str) -> str:
             f"since {since} ({dur}).{ack}")
 
 
+def context_facts(ctx: Mapping[str, Any] | None) -> list[str]:
+    """What changed around a firing alert, one fact a line, plain text (no link): the heaviest
+    growing statements, the cache hit rate then and an hour before, the queue, the host."""
+    if not ctx:
+        return []
+    lines = []
+    st = ctx.get("statements")
+    if st and st.get("rows"):
+        lines.append(f"Statements whose time grew most (last {fmt_duration(st['recent_s'])} against "
+                     f"the {fmt_duration(st['base_s'])} before, time per minute):")
+        for n, r in enumerate(st["rows"], 1):
+            was = ("new" if r["before_ms_per_min"] is None or r["before_ms_per_min"] == 0
+                   else f"was {fmt_value(r['before_ms_per_min'], 'ms')}")
+            schema = f" [{r['schema']}]" if r.get("schema") else ""
+            lines.append(f"  {n}. {fmt_value(r['ms_per_min'], 'ms')}/min ({was}), {r['calls']} calls: "
+                         f"{' '.join(str(r['text']).split()) or r['id']}{schema}")
+    elif st is not None:
+        lines.append("Statements: none grew in the last minutes.")
+    cache = ctx.get("cache_hit_rate")
+    if cache:
+        before = cache.get("hour_before")
+        lines.append(f"Cache hit rate: {fmt_value(cache['now'], '%')} now, "
+                     + (f"{fmt_value(before, '%')} an hour before" if before is not None
+                        else "no sample an hour before"))
+    q = ctx.get("queue")
+    if q:
+        rate = ""
+        if q.get("dequeued_per_s") is not None:
+            rate = f", {fmt_value(q['dequeued_per_s'], 'jobs/s')} processed"
+        if q.get("net_dequeue_per_s") is not None:
+            net = q["net_dequeue_per_s"]
+            rate += (f", depth falling by {fmt_value(net, 'jobs/s')}" if net > 0 else
+                     f", depth rising by {fmt_value(-net, 'jobs/s')}" if net < 0 else ", depth steady")
+        lines.append(f"Queue {q['name']}: {fmt_value(q.get('pending'), 'jobs')} pending{rate}")
+    host = ctx.get("host")
+    if host:
+        lines.append(f"Host: CPU {fmt_value(host.get('cpu_percent'), '%')}, "
+                     f"load {fmt_value(host.get('load1'), '')}")
+    return lines
+
+
+def context_link(ctx: Mapping[str, Any] | None) -> str | None:
+    """The live page fixed on the alert's moment (``/?from=EPOCH&to=EPOCH``)."""
+    win = (ctx or {}).get("window")
+    return win["url"] if win else None
+
+
+def context_text(ctx: Mapping[str, Any] | None, indent: str = "") -> str:
+    """The whole context as plain text, the link last: for any channel's renderer."""
+    lines = context_facts(ctx)
+    link = context_link(ctx)
+    if link:
+        lines.append(f"Live page at that moment: {link}")
+    return "\n".join(indent + line for line in lines)
+
+
 def subject(items: Sequence[Mapping[str, Any]], digest: bool) -> str:
     if len(items) == 1:
         return headline(items[0])
@@ -133,6 +193,9 @@ def render_text(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> st
         lines.append(f"  Panel: {it['links']['panel']}")
         if it["links"].get("ack"):
             lines.append(f"  Acknowledge: {it['links']['ack']}")
+        if it.get("context"):
+            lines.append("  What changed around it:")
+            lines.append(context_text(it["context"], "    "))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -156,9 +219,26 @@ def render_html(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> st
             f"<p style=\"margin:4px 0;color:#555\">Rule <code>{e(it['rule'])}</code> on "
             f"<code>{e(it['metric'])}</code>, host {e(it['host'])}"
             + (f", {e(labels_text(it['labels']))}" if it["labels"] else "")
-            + f"</p><p style=\"margin:4px 0\">{links}</p></div>")
+            + f"</p><p style=\"margin:4px 0\">{links}</p>{_context_html(it.get('context'))}</div>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _context_html(ctx: Mapping[str, Any] | None) -> str:
+    facts, link = context_facts(ctx), context_link(ctx)
+    if not facts and not link:
+        return ""
+    e = html.escape
+    out = ['<div style="margin:6px 0;color:#333"><p style="margin:4px 0"><b>What changed around '
+           'it</b></p><ul style="margin:2px 0;padding-left:18px">']
+    for line in facts:
+        out.append(f'<li style="white-space:pre-wrap">{e(line.strip())}</li>')
+    out.append("</ul>")
+    if link:
+        out.append(f'<p style="margin:4px 0"><a href="{e(link)}">Open the live page at that '
+                   "moment</a></p>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def webhook_body(items: Sequence[Mapping[str, Any]], idempotency_key: str, channel: str,
@@ -177,6 +257,7 @@ def webhook_body(items: Sequence[Mapping[str, Any]], idempotency_key: str, chann
             "acknowledged": bool(it.get("acknowledged")), "error": it.get("error"),
             "summary": sentence(it, tz),
             "links": dict(it["links"]),
+            "context": it.get("context"),
         })
     return {"schema": SCHEMA, "idempotency_key": idempotency_key, "channel": channel,
             "sent_at": sent_at, "digest": digest, "title": subject(items, digest),
@@ -196,8 +277,12 @@ def slack_body(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> dic
         links = f"<{it['links']['panel']}|panel>"
         if it["links"].get("ack"):
             links += f" · <{it['links']['ack']}|acknowledge>"
+        why = "".join(f"\n{esc(line)}" for line in context_facts(it.get("context")))[:2000]
+        moment = context_link(it.get("context"))
+        if moment:
+            links += f" · <{esc(moment)}|live page at that moment>"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-                       f"*{esc(headline(it))}*\n{esc(sentence(it, tz))}\n{links}"}})
+                       f"*{esc(headline(it))}*\n{esc(sentence(it, tz))}{why}\n{links}"}})
     if len(items) > 40:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
                        "text": f"…and {len(items) - 40} more on the alerts page"}]})

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # Channel kinds that mirror an acknowledgement made on the dashboard (PagerDuty's
 # "acknowledge" event); the others' ack links are the dashboard's own.
 ACK_KINDS = ("pagerduty",)
+CONTEXT_KINDS = ("firing", "escalated")   # pages that carry what changed around them
 UNSAVED_MAX = 10_000        # transitions kept for the history while the store cannot write
 LOG_EVERY_S = 60.0
 
@@ -86,6 +87,8 @@ class Context:
     tz: str = "UTC"
     panel_for: Mapping[str, str] | None = None                # rule -> live page panel id
     ack_link: Callable[[str, str], str] | None = None          # (alert id, channel) -> URL
+    # (rule, labels, since, at) -> what changed around a firing alert (dashboard/alert_context.py)
+    why: Callable[[Rule, Mapping[str, str], float, float], dict[str, Any] | None] | None = None
 
 
 class AlertService:
@@ -95,6 +98,8 @@ class AlertService:
         self.rules, self.engine, self.outbox = dict(rules), engine, outbox
         self.channels, self.ctx, self.clock = list(channels), context, clock
         self.listeners: list[Callable[[list[Transition], dict[str, int]], None]] = []
+        # Fed each tick's samples before the engine judges them (the page context's newest values).
+        self.observers: list[Callable[[list[Sample]], None]] = []
         self.lock = threading.RLock()
         self._errors: dict[tuple[str, str], str] = {}
         self.conn = connect()
@@ -107,12 +112,19 @@ class AlertService:
         self._unsaved: deque[Unsaved] = deque(maxlen=UNSAVED_MAX)
         self._told_unsaved: dict[tuple[str, str], tuple[str, str]] = {}
         self._failed_logged_at = -math.inf
+        self._context: dict[str, dict[str, Any] | None] = {}   # idempotency key -> page context
+        self.context_failures = 0          # pages that went out without their context
 
     # --- the tick path -------------------------------------------------------------------------
 
     def process(self, samples: Iterable[Sample], now: float | None = None) -> list[Transition]:
         now = self.clock() if now is None else now
         samples = list(samples)
+        for observe in self.observers:
+            try:
+                observe(samples)
+            except Exception:  # noqa: BLE001 - context is a nicety; judging goes on
+                log.exception("alert observer failed")
         with self.lock:
             self._note_errors(samples)
             return self._commit(self.engine.evaluate(samples), now)
@@ -180,6 +192,8 @@ class AlertService:
     def _commit(self, transitions: list[Transition], now: float) -> list[Transition]:
         if not transitions and not self.engine.dirty and not self._unsaved:
             return []
+        self._context = {self._key(t): self._why(t) for t in transitions
+                         if t.kind in CONTEXT_KINDS}
         try:
             with self.state.transaction():
                 self._write_unsaved()
@@ -198,6 +212,7 @@ class AlertService:
                 self._told_unsaved.clear()
                 self._failed_logged_at = -math.inf
             self.engine.dirty.clear()
+        self._context = {}
         if transitions:
             self.outbox.wake()
             counts = self.counts()
@@ -207,6 +222,20 @@ class AlertService:
                 except Exception:  # noqa: BLE001 - a browser relay never blocks alerting
                     log.exception("alert listener failed")
         return transitions
+
+    def _why(self, t: Transition) -> dict[str, Any] | None:
+        """What changed around ``t``, computed once for all its channels, before the store
+        transaction; a failure costs the page its context, never the page."""
+        if self.ctx.why is None:
+            return None
+        try:
+            return self.ctx.why(self.rules[t.rule], t.labels, t.since, t.at)
+        except Exception:  # noqa: BLE001 - the page goes out without it
+            self.context_failures += 1
+            if self.context_failures == 1:
+                log.exception("the context of a page could not be computed; pages go out without "
+                              "it (counted in context_failures, logged once)")
+            return None
 
     def _write(self, transitions: list[Transition], now: float) -> None:
         self.state.save_states(self.engine.export(set(self.engine.dirty)))
@@ -313,6 +342,7 @@ class AlertService:
                 "severity": t.severity, "previous": t.previous, "value": t.value,
                 "threshold": t.threshold, "since": t.since, "at": t.at,
                 "acknowledged": t.acknowledged, "links": links,
+                "context": self._context.get(key),
                 "error": self._errors.get((rule.source, alert_key("", t.labels)))
                 if t.rule.endswith("_down") or t.rule == "notify_channel_failing" else None}
 

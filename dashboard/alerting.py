@@ -23,6 +23,7 @@ from alerts.engine import Engine, Transition
 from alerts.outbox import Outbox, Policy
 from alerts.rules import build_rules
 from alerts.service import AlertService, Channel, Context
+from dashboard.alert_context import AlertContext
 from dashboard.auth import signing
 from dashboard.config.settings import Settings
 from dashboard.model import Sample
@@ -40,8 +41,10 @@ ACK_PURPOSE = "ack"
 def build(settings: Settings, store: Store, source_intervals: dict[str, float], *,
           policy: Policy | None = None, ack_link: Callable[[str, str], str] | None = None,
           clock: Callable[[], float] = time.time,
-          panel_for: Mapping[str, str] | None = None) -> AlertService:
-    """``panel_for``: rule -> the live page's panel id, for links in messages."""
+          panel_for: Mapping[str, str] | None = None,
+          why: AlertContext | None = None) -> AlertService:
+    """``panel_for``: rule -> the live page's panel id, for links in messages; ``why``: what
+    changed around a firing alert, in its pages (fed each tick's samples)."""
     rules = build_rules(settings)
     engine = Engine(rules, source_intervals, started_at=clock())
     senders = {n.name: notifiers.build(n, settings.smtp, settings.timezone) for n in settings.notify}
@@ -53,8 +56,12 @@ def build(settings: Settings, store: Store, source_intervals: dict[str, float], 
     outbox = Outbox(store.connect, senders, policy or Policy(), clock=clock, policies=per_channel)
     channels = [Channel(n.name, n.kind, n.min_severity, n.rules) for n in settings.notify]
     ctx = Context(host=settings.host_name, public_url=settings.public_url, tz=settings.timezone,
-                  panel_for=dict(panel_for or {}), ack_link=ack_link)
-    return AlertService(rules, engine, store.connect, outbox, channels, ctx, clock=clock)
+                  panel_for=dict(panel_for or {}), ack_link=ack_link,
+                  why=why.build if why is not None else None)
+    service = AlertService(rules, engine, store.connect, outbox, channels, ctx, clock=clock)
+    if why is not None:
+        service.observers.append(why.observe)
+    return service
 
 
 def ack_link_maker(settings: Settings, signer) -> Callable[[str, str], str]:
@@ -79,17 +86,30 @@ def wire_event(transitions: list[Transition], counts: dict[str, int], service: A
     return {"transitions": out, "counts": counts}
 
 
+def statement_book(runtime: Runtime) -> Any:
+    """The MySQL collector's statement book now (its ``jobs`` replaces it), or None."""
+    for c in runtime.runner.collectors:
+        if c.source == "db" and hasattr(c, "book"):
+            return c.book
+    return None
+
+
 def service_for(runtime: Runtime, emit: Callable[..., Any] | None = None,
                 policy: Policy | None = None,
-                panel_for: Mapping[str, str] | None = None) -> AlertService:
-    """The alert service of ``runtime``: its rules, its collectors' intervals, signed ack links."""
+                panel_for: Mapping[str, str] | None = None,
+                why: AlertContext | None = None) -> AlertService:
+    """The alert service of ``runtime``: its rules, its collectors' intervals, signed ack links,
+    and pages that say what changed around them (``why``; by default from the runtime's store and
+    statement book)."""
     settings = runtime.settings
     intervals: dict[str, float] = {}
     for c in runtime.runner.collectors:
         intervals[c.source] = max(intervals.get(c.source, 0.0), float(c.interval_s))
     signer = signing.for_runtime(runtime)
+    if why is None:
+        why = AlertContext(settings.public_url, runtime.store, lambda: statement_book(runtime))
     service = build(settings, runtime.store, intervals, policy=policy,
-                    ack_link=ack_link_maker(settings, signer), panel_for=panel_for)
+                    ack_link=ack_link_maker(settings, signer), panel_for=panel_for, why=why)
     service.store_status = runtime.spool.status       # judged as rule store_down
     if emit is not None:
         service.listeners.append(

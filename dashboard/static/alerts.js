@@ -81,7 +81,8 @@
   }
 
   function shade() {
-    if (!last) return;
+    // A fixed window (/?from=&to=) is shaded by live.js with the alerts of that window.
+    if (!last || live.fixed) return;
     var charts = live.charts();
     var nowMs = Date.now();
     // Shapes count in Plotly's autorange: clip them to the window so an old breach never

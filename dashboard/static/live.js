@@ -15,6 +15,9 @@
  * - Queue panels draw the queues the history answer names (h.queues.shown: the busiest by jobs
  *   pending, or those asked for with ?queue=NAME); samples of the others are not drawn (queues.js
  *   lists every queue in a table). 200 queues drawn in 5 panels took seconds to open.
+ * - /?from=EPOCH&to=EPOCH (the link in a page, issue 18) is a fixed window: its history only
+ *   (/api/history?until=), no live sample is appended and no resume asked, the alerts whose span
+ *   meets it (/api/alerts/window) shaded on every chart, and a "back to live" link above.
  */
 (function () {
   "use strict";
@@ -27,8 +30,10 @@
   var COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#ba68c8", "#f06292", "#e0e0e0", "#fff176", "#4db6ac"];
   var SEVERITY_COLORS = { warning: "#ffb300", critical: "#ff5252", target: "#66bb6a" };
 
+  var fixed = cfg.fixed || null;   // {from, to} epoch seconds: a fixed past window, not live
+  var shades = [];                 // alerts shaded in a fixed window: {x0, x1, severity, title}
   var state = {
-    windowS: 900,
+    windowS: fixed ? fixed.to - fixed.from : 900,
     resolution: "raw",
     lastSeq: 0,
     lastSampleTs: 0,          // newest sample time seen (seconds)
@@ -131,11 +136,21 @@
                   ticksuffix: panel.unit === "%" ? "%" : "", automargin: true };
     if (panel.unit === "B/s") { yaxis.tickformat = ".2s"; yaxis.ticksuffix = "B/s"; }
     if (panel.y_max) { yaxis.range = [0, panel.y_max]; } else { yaxis.rangemode = "tozero"; }
+    var xaxis = { type: "date", gridcolor: "#2a2f3a", fixedrange: true };
+    if (fixed) {
+      xaxis.range = [fixed.from * 1000, fixed.to * 1000];
+      shades.forEach(function (a) {
+        var color = SEVERITY_COLORS[a.severity] || "#999";
+        shapes.push({ type: "rect", xref: "x", yref: "paper", x0: a.x0, x1: a.x1, y0: 0, y1: 1,
+                      fillcolor: color, opacity: a.panel === panel.id ? 0.22 : 0.1, layer: "below",
+                      line: { width: 0 }, name: "alert " + a.id });
+      });
+    }
     return {
       margin: { l: 48, r: 12, t: 18, b: 28 }, height: 190,
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: "#c9d1d9", size: 11 },
-      xaxis: { type: "date", gridcolor: "#2a2f3a", fixedrange: true },
+      xaxis: xaxis,
       yaxis: yaxis, shapes: shapes, annotations: annotations,
       // Plotly shows the legend only when a panel has more than one trace.
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 },
@@ -209,7 +224,7 @@
         chart.initial = data;
         (nearView(div) ? inView : later).push(chart);
       } else {
-        div.textContent = panel.empty || "no data yet";
+        div.textContent = fixed ? "no data in this window" : (panel.empty || "no data yet");
       }
     });
     // The first chart in view is drawn now and painted at the end of this task, the other
@@ -426,6 +441,7 @@
   }
 
   function onSamples(batch) {
+    if (fixed) return;                 // a fixed window never moves
     if (!state.ready) { Array.prototype.push.apply(state.pending, batch); return; }
     if (document.hidden) {
       if (state.hiddenOverflow) return;
@@ -444,7 +460,7 @@
 
   /* After history or a reconnect: ask for everything after lastSeq, then go live. */
   function resume() {
-    if (!state.connected) return;
+    if (!state.connected || fixed) return;
     var gen = state.generation;
     state.ready = false;
     socket.emit("resume", { after_seq: state.lastSeq }, function (resp) {
@@ -462,21 +478,39 @@
     });
   }
 
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401 || r.redirected) { window.location.reload(); throw new Error("login"); }
+      if (!r.ok) throw new Error(url.split("?")[0] + ": HTTP " + r.status);
+      return r.json();
+    });
+  }
+
+  /* The alerts whose span meets the fixed window, from the breach's start to its resolution
+     (or the window's end while it still fires). */
+  function loadShades() {
+    return getJSON("/api/alerts/window?from=" + fixed.from + "&to=" + fixed.to).then(function (a) {
+      shades = a.alerts.map(function (e) {
+        return { id: e.id, panel: e.panel, severity: e.peak_severity || e.severity, title: e.title,
+                 x0: Math.max(e.started_at, fixed.from) * 1000,
+                 x1: Math.min(e.resolved_at || fixed.to, fixed.to) * 1000 };
+      });
+      document.body.setAttribute("data-alerts-shaded", String(shades.length));
+    });
+  }
+
   function loadHistory() {
     var gen = ++state.generation;
     state.ready = false;
     // view=live: only what this page draws (its panels' metrics, one host's host metrics);
     // the same URL as the preload link in live.html, so the first answer is the preloaded one.
     var url = "/api/history?window_s=" + state.windowS + "&view=live" +
+      (fixed ? "&until=" + fixed.to : "") +
       (hostFilter ? "&host=" + encodeURIComponent(hostFilter) : "") +
       pinnedQueues.map(function (q) { return "&queue=" + encodeURIComponent(q); }).join("");
-    return fetch(url, { credentials: "same-origin" })
-      .then(function (r) {
-        if (r.status === 401 || r.redirected) { window.location.reload(); throw new Error("login"); }
-        if (!r.ok) throw new Error("history: HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (h) {
+    return Promise.all([getJSON(url), fixed ? loadShades() : null])
+      .then(function (answers) {
+        var h = answers[0];
         if (gen !== state.generation) return;
         state.resolution = h.resolution;
         state.lastSeq = h.last_seq;
@@ -507,7 +541,9 @@
   function updateChip() {
     var age = state.lastSampleTs ? Date.now() / 1000 - state.lastSampleTs : null;
     var text, cls;
-    if (!state.connected) {
+    if (fixed) {
+      text = "fixed window"; cls = "chip-fixed";
+    } else if (!state.connected) {
       text = state.everConnected ? "reconnecting…" : "connecting…"; cls = "chip-reconnecting";
     } else if (age === null || age > 3 * Math.max(cfg.interval_s || 1, 1) + 1) {
       text = age === null ? "waiting for samples" : "stale · last sample " + Math.round(age) + " s ago";
@@ -515,7 +551,7 @@
     } else {
       text = "live"; cls = "chip-live";
     }
-    if (state.connected && !state.ready && state.everConnected) { text = "catching up…"; }
+    if (!fixed && state.connected && !state.ready && state.everConnected) { text = "catching up…"; }
     if (chip.textContent !== text) chip.textContent = text;
     chip.className = "chip " + cls;
     chip.setAttribute("data-state", cls.replace("chip-", ""));
@@ -559,7 +595,13 @@
   socket.on("samples", onSamples);
   window.dashboardLive = { state: state, charts: function () { return charts; }, socket: socket,
                            maxPoints: maxPoints, reload: loadHistory,
-                           queues: function () { return queueView; } };
+                           queues: function () { return queueView; }, fixed: fixed,
+                           shades: function () { return shades; } };
+  Array.prototype.forEach.call(document.querySelectorAll("time[data-epoch]"), function (t) {
+    var d = new Date(parseInt(t.getAttribute("data-epoch"), 10) * 1000);
+    t.setAttribute("datetime", d.toISOString());
+    t.textContent = d.toLocaleString();
+  });
 
   loadHistory();
 })();

@@ -225,6 +225,14 @@ class AlertStateRepo:
         args.append(limit)
         return [_episode(r) for r in self.conn.execute(sql, args)]
 
+    def overlapping(self, start: float, end: float, limit: int = 200) -> list[dict[str, Any]]:
+        """Episodes whose span (breach start to resolution, or still open) meets
+        ``[start, end]``, oldest first."""
+        return [_episode(r) for r in self.conn.execute(
+            f"SELECT {','.join(EPISODE_COLS)} FROM alert_episodes WHERE started_at <= ? AND"
+            " (resolved_at IS NULL OR resolved_at >= ?) ORDER BY started_at LIMIT ?",
+            (end, start, limit))]
+
     def fired_between(self, start: float, end: float) -> list[dict[str, Any]]:
         """Episodes that fired in ``[start, end)``, oldest first."""
         return [_episode(r) for r in self.conn.execute(

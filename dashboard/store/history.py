@@ -331,12 +331,12 @@ class Store:
             return self._ticks.rows(since, until)
 
     def rows_since(self, since: float, queue_labels: Sequence[str] | None = None,
-                   other_agents_hosts: bool = True) -> list[storeticks.Row]:
-        """``rows_between(since)`` less rows left out by their shape (``HistoryReads.rows_since``),
-        on a connection of its own: a long read (/api/history) that WAL runs beside the appends,
-        without the store's lock."""
+                   other_agents_hosts: bool = True, until: float | None = None) -> list[storeticks.Row]:
+        """``rows_between(since, until)`` less rows left out by their shape
+        (``HistoryReads.rows_since``), on a connection of its own: a long read (/api/history) that
+        WAL runs beside the appends, without the store's lock."""
         with self._reads() as reads:
-            return reads.rows_since(since, queue_labels, other_agents_hosts)
+            return reads.rows_since(since, queue_labels, other_agents_hosts, until)
 
     def _reads(self) -> HistoryReads:
         return HistoryReads(self.connect())

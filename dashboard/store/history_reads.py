@@ -265,7 +265,7 @@ class HistoryReads:
             start = end
 
     def rows_since(self, since: float, queue_labels: Sequence[str] | None,
-                   other_agents_hosts: bool) -> list[Row]:
+                   other_agents_hosts: bool, until: float | None = None) -> list[Row]:
         """``Store.rows_between(since)`` less, judged once per sample shape, the rows of queues
         whose label text is not in ``queue_labels`` (None: every queue) and, unless
         ``other_agents_hosts``, the agents' rows that only hold host metrics of a host."""
@@ -278,4 +278,4 @@ class HistoryReads:
             return other_agents_hosts or not (
                 shape.source == "agents" and "host" in shape.labels
                 and all(m.startswith("host.") for m in shape.metrics))
-        return self._ticks.rows(since, None, keep)
+        return self._ticks.rows(since, until, keep)

@@ -102,6 +102,23 @@ def api_alerts():
     return jsonify(service().overview(history_s=history))
 
 
+@bp.get("/api/alerts/window")
+def api_alerts_window():
+    """The alerts whose span meets ``[from, to]`` (epoch seconds): what the live page's fixed
+    window (``/?from=&to=``) shades."""
+    start = seconds_arg("from", "nan", 0, 1e11, "epoch seconds")
+    end = seconds_arg("to", "nan", 0, 1e11, "epoch seconds")
+    if not start < end <= start + 400 * 86400:
+        raise BadRequest("to must be after from, at most 400 days later")
+    svc = service()
+    now = svc.clock()
+    keys = ("id", "rule", "title", "labels", "severity", "peak_severity", "started_at", "fired_at",
+            "resolved_at", "panel")
+    with svc.lock:
+        eps = [svc.describe(e, now) for e in svc.state.overlapping(start, end)]
+    return jsonify({"from": start, "to": end, "alerts": [{k: d[k] for k in keys} for d in eps]})
+
+
 @bp.post("/api/alerts/<alert_id>/ack")
 @auth.require_role("operator")
 def api_ack(alert_id: str):

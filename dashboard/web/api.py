@@ -120,6 +120,10 @@ def history():
             raise BadRequest("queue: at most 50 queue names of 1-200 characters")
     elif request.args.get("host") is not None or pinned:
         raise BadRequest("host and queue are filters of view=live")
-    doc = offload.read(runtime().store, history_doc, window, time.time(), live,
-                     request.args.get("host") or None, pinned)
+    now, fixed = time.time(), False
+    if request.args.get("until") is not None:       # the live page's fixed window (/?from=&to=)
+        until = seconds_arg("until", "0", 0, 1e11, "epoch seconds")
+        now, fixed = min(until, now), until < now
+    doc = offload.read(runtime().store, history_doc, window, now, live,
+                     request.args.get("host") or None, pinned, fixed)
     return reads.json_response(doc)

@@ -124,7 +124,8 @@ def add_rows(series: dict[str, dict[str, Any]], rows: Iterable[Row],
                 s["v"].append(rnd(value))
 
 
-def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = ()) -> list[Row]:
+def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = (),
+              until: float | None = None) -> list[Row]:
     """``store.rows_between(since)`` less rows ``add_rows`` would skip for ``view``, left out in
     the store by their shape (``Store.rows_since``): the rows of queues not drawn and of other
     agents' hosts (250,000 of 275,000 rows in 15 minutes of 200 queues and 50 agents) never
@@ -136,15 +137,15 @@ def live_rows(store: Any, since: float, view: LiveView, known: Iterable[str] = (
     if view.queues is not None:
         texts = {json.dumps({"queue": q}, separators=(",", ":")): q for q in view.queues}
     if view.queues is None and view.host is not None:
-        return store.rows_between(since)            # nothing to leave out
+        return store.rows_between(since, until)     # nothing to leave out
     # With this dashboard's own host drawn, skips_row in SQL for the agents' rows.
     rows = store.rows_since(since, None if view.queues is None else list(texts),
-                            other_agents_hosts=view.host is not None)
+                            other_agents_hosts=view.host is not None, until=until)
     must = set(known) & set(texts.values())
     if must:
         got = {texts[lt] for _, lt, _ in rows if lt in texts}
         if must - got:
-            return store.rows_between(since)
+            return store.rows_between(since, until)
     return rows
 
 
@@ -156,11 +157,13 @@ def round_value(v: float) -> float:
 
 
 def history_doc(store: Any, window: float, now: float, live: bool, host: str | None,
-                pinned: list[str]) -> dict[str, Any]:
+                pinned: list[str], fixed: bool = False) -> dict[str, Any]:
     """``/api/history``'s answer for the ``window`` seconds before ``now``: every series (with
     ``live``: what the live page draws, ``host``'s host metrics, the ``pinned`` queues or the
     busiest) in columns ``t``, ``v``, plus ``min`` and ``max`` where a point stands for a bucket
-    (``bucket_s`` seconds; one minute at least for rollups)."""
+    (``bucket_s`` seconds; one minute at least for rollups). ``fixed``: ``now`` is a past moment
+    (``until=``, the live page's fixed window): nothing after it is read."""
+    until = now if fixed else None
     view = None
     queues: dict[str, Any] | None = None
     seen: dict[str, float] = {}        # queue -> time of its newest sample
@@ -182,10 +185,11 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
 
     def rows(after: float) -> list:
         if view is None:
-            return store.rows_between(after)
+            return store.rows_between(after, until)
         # Only a queue with a sample since ``after`` must have rows in the read (else the
         # label text differs and live_rows reads everything).
-        return live_rows(store, after, view, {q for q, ts in seen.items() if ts >= after})
+        return live_rows(store, after, view, {q for q, ts in seen.items() if ts >= after}
+                         if until is None else (), until)
 
     if window <= RAW_MAX_WINDOW_S:
         resolution, bucket_s = "raw", downsample.bucket_width(window, 1)

@@ -5,10 +5,12 @@ import hashlib
 import time
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, send_file
 
 from dashboard.web import panels
+from dashboard.web.errors import BadRequest
 
 bp = Blueprint("pages", __name__)
 
@@ -53,13 +55,33 @@ def healthz():
     return jsonify(body)
 
 
+FIXED_MIN_S, FIXED_MAX_S = 10, 7 * 86400     # a fixed window (/?from=&to=), as /api/history's
+
+
+def fixed_window() -> dict[str, int] | None:
+    """``/?from=EPOCH&to=EPOCH`` (the link in a page): the live page on that past window, not
+    live. None without them; a 400 when they make no window."""
+    if request.args.get("from") is None and request.args.get("to") is None:
+        return None
+    try:
+        start, end = int(request.args["from"]), int(request.args["to"])
+    except (KeyError, ValueError):
+        raise BadRequest("from and to must both be epoch seconds") from None
+    if not (0 < start and FIXED_MIN_S <= end - start <= FIXED_MAX_S):
+        raise BadRequest("to must be 10 s to 7 days after from")
+    return {"from": start, "to": end}
+
+
 @bp.get("/")
 def live_page():
     rt = current_app.extensions["dashboard"]
     sources = {c.source: c.interval_s for c in rt.runner.collectors}
     shown = [*panels.PANELS, *panels.replica_panels(rt.settings.mysql_servers)]
+    fixed = fixed_window()
+    live_args = [(k, v) for k, v in request.args.items(multi=True) if k in ("host", "queue")]
     return render_template("live.html", panels=panels.as_json(rt.rules, shown), areas=panels.AREAS,
-                           sources=sources, settings=rt.settings, v=asset_version())
+                           sources=sources, settings=rt.settings, v=asset_version(), fixed=fixed,
+                           live_url="/" + ("?" + urlencode(live_args) if live_args else ""))
 
 
 @bp.get("/vendor/<name>")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from alerts.outbox import Policy
 from alerts.service import AlertService
 from dashboard import alerting
+from dashboard.alert_context import AlertContext
 from dashboard.auth import signing
 from dashboard.config import load as config
 from dashboard.config.settings import Settings
@@ -30,12 +31,13 @@ WEBHOOK_KEYS = {"schema", "idempotency_key", "channel", "sent_at", "digest", "ti
 WEBHOOK_ALERT_KEYS = {"id", "idempotency_key", "event", "rule", "title", "metric", "labels", "host",
                       "severity", "previous_severity", "value", "unit", "threshold", "direction",
                       "since", "since_iso", "at", "at_iso", "duration_s", "acknowledged",
-                      "error", "summary", "links"}
+                      "error", "summary", "links", "context"}
 
 
 def make_service(data_dir: Path, notify: list[dict[str, Any]], rules: dict | None = None,
                  policy: Policy = FAST, clock: Callable[[], float] = time.time,
-                 sources: dict[str, float] | None = None, **extra: Any) -> tuple[AlertService, Settings]:
+                 sources: dict[str, float] | None = None, why: AlertContext | None = None,
+                 **extra: Any) -> tuple[AlertService, Settings]:
     settings = config.from_dict({"data_dir": str(data_dir), "host_name": "web-1",
                                  "public_url": "http://127.0.0.1:8050", "notify": notify,
                                  "rules": rules or {}, **extra})
@@ -43,7 +45,7 @@ def make_service(data_dir: Path, notify: list[dict[str, Any]], rules: dict | Non
     signer = signing.LinkSigner(signing.secret_key(settings.data_dir), store.connect)
     svc = alerting.build(settings, store, sources or {}, policy=policy,
                          ack_link=alerting.ack_link_maker(settings, signer), clock=clock,
-                         panel_for=panels.rule_panels())
+                         panel_for=panels.rule_panels(), why=why)
     return svc, settings
 
 

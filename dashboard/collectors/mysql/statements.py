@@ -4,7 +4,8 @@ Readers (``mysql_digests``) hand in what each statement did between two snapshot
 max, rows) -- never since-boot totals. This book keeps:
 
 * the last hour of increments in memory (the 5-minute and 1-hour windows, and the 60 s window
-  behind ``db.avg_query_ms``);
+  behind ``db.avg_query_ms``), and the 5 minutes before it, so a page can say which statements
+  grew most in its last 5 minutes against the whole hour before (``growth``);
 * per-day and per-hour totals in the store (``dashboard.store.statements``), so "today" survives
   a restart and the 2x-regression flag can compare the last hour with the 24 hours before it;
 * each statement's text and when we first saw it (``NULL`` = already there when monitoring
@@ -32,6 +33,8 @@ REGRESSION_FACTOR = 2.0
 REGRESSION_MIN_MS = 1.0        # 0.01 ms -> 0.02 ms is noise, not a regression
 BASELINE_MIN_CALLS = 10
 NEW_FOR_S = 86400.0
+GROWTH_RECENT_S = 300.0        # a page's "what changed": these last minutes...
+GROWTH_BASE_S = 3600.0         # ...against this long before them
 
 # --- the book ----------------------------------------------------------------------------------
 
@@ -67,6 +70,7 @@ class StatementBook:
         if self.meta("texts_since") is None:
             self.set_meta("texts_since", repr(clock()))
         self._intervals: deque[tuple[float, dict[str, Inc]]] = deque()
+        self._older: deque[tuple[float, dict[str, Inc]]] = deque()   # the 5 min before the hour
         self._hour: dict[str, list[float]] = {}      # running 1 h totals: calls, total, rex, rsent
         self._since: float | None = None             # first snapshot of this process (window start)
         self._baseline: dict[str, float] = {}
@@ -133,7 +137,8 @@ class StatementBook:
 
     def _expire(self, now: float) -> None:
         while self._intervals and self._intervals[0][0] <= now - 3600:
-            _, incs = self._intervals.popleft()
+            ts, incs = self._intervals.popleft()
+            self._older.append((ts, incs))
             for k, i in incs.items():
                 t = self._hour.get(k)
                 if t is None:
@@ -141,6 +146,8 @@ class StatementBook:
                 t[0] -= i.calls; t[1] -= i.total_ms; t[2] -= i.rows_examined; t[3] -= i.rows_sent
                 if t[0] <= 0.5:
                     del self._hour[k]
+        while self._older and self._older[0][0] <= now - GROWTH_RECENT_S - GROWTH_BASE_S:
+            self._older.popleft()
 
     def set_now(self, rows: list[dict], error: str | None) -> None:
         with self._lock:
@@ -173,6 +180,27 @@ class StatementBook:
                     calls += i.calls
                     total += i.total_ms
         return total / calls if calls else None
+
+    def growth(self, at: float, recent_s: float = GROWTH_RECENT_S, base_s: float = GROWTH_BASE_S,
+               limit: int = 3, text_max: int = 200,
+               run: Callable[..., dict] = lambda fn, *args: fn(*args)) -> dict | None:
+        """The ``limit`` statements whose total time per minute grew most in the ``recent_s``
+        before ``at`` against the ``base_s`` before that (a page's "what changed around it"),
+        from the increments in memory. The lock is held only to take the list of intervals
+        (never changed once added) and to read the texts: ``run`` may do the sums in another OS
+        thread (``dashboard.offload.run``). None before the first snapshot."""
+        with self._lock:
+            since, intervals = self._since, [*self._older, *self._intervals]
+        if since is None:
+            return None
+        top = run(grown, intervals, since, at, recent_s, base_s, limit)
+        with self._lock:
+            texts = self._repo.texts([r["id"] for r in top["rows"]])
+        for r in top["rows"]:
+            schema, text, _ = texts.get(r["id"], (None, "", None))
+            r["schema"] = schema
+            r["text"] = text[:text_max]
+        return top
 
     def _window_rows(self, window: str) -> tuple[list[dict], float]:
         now = self._clock()
@@ -256,6 +284,42 @@ class StatementBook:
     def now(self) -> dict:
         with self._lock:
             return {"rows": list(self.now_rows), "error": self.now_error, "slow_ms": self.slow_ms}
+
+
+def grown(intervals: list[tuple[float, dict[str, Inc]]], since: float, at: float, recent_s: float,
+          base_s: float, limit: int) -> dict:
+    """``StatementBook.growth``'s sums over ``intervals`` (the book's first snapshot at ``since``).
+    Rates are per minute of what the book covers, so a book younger than the baseline still
+    compares like with like; no baseline yet (less than a minute, or half ``base_s`` if shorter)
+    ranks by the recent rate alone (``before_ms_per_min`` None). Only statements that grew."""
+    recent_from = at - recent_s
+    base_from = max(at - recent_s - base_s, since)
+    recent_min = max(min(recent_s, at - since), 1.0) / 60
+    enough = min(60.0, base_s / 2)
+    base_min = (recent_from - base_from) / 60 if recent_from - base_from >= enough else None
+    recent: dict[str, list[float]] = {}
+    base: dict[str, float] = {}
+    for ts, incs in intervals:
+        if ts > at or ts <= base_from:
+            continue
+        for k, i in incs.items():
+            if ts > recent_from:
+                acc = recent.setdefault(k, [0.0, 0.0])
+                acc[0] += i.total_ms
+                acc[1] += i.calls
+            else:
+                base[k] = base.get(k, 0.0) + i.total_ms
+    rows: list[dict] = []
+    for k, (total, calls) in recent.items():
+        now_rate = total / recent_min
+        before = base.get(k, 0.0) / base_min if base_min else None
+        grew = now_rate - (before or 0.0)
+        if grew > 0:
+            rows.append({"id": k, "ms_per_min": round(now_rate, 3),
+                         "before_ms_per_min": None if before is None else round(before, 3),
+                         "growth_ms_per_min": round(grew, 3), "calls": int(calls)})
+    rows.sort(key=lambda r: -r["growth_ms_per_min"])
+    return {"recent_s": recent_s, "base_s": round(recent_from - base_from, 1), "rows": rows[:limit]}
 
 
 def day_top(heaviest: dict | None) -> dict | None:
