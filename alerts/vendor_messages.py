@@ -18,7 +18,17 @@ import html
 import json
 from typing import Any, Mapping, Sequence
 
-from alerts.messages import fmt_time, fmt_value, headline, iso, labels_text, sentence, subject
+from alerts.messages import (
+    context_facts,
+    context_link,
+    fmt_time,
+    fmt_value,
+    headline,
+    iso,
+    labels_text,
+    sentence,
+    subject,
+)
 
 PD_SUMMARY_MAX = 1024             # payload.summary, PagerDuty's documented limit
 TEAMS_MAX_ITEMS = 20
@@ -59,6 +69,9 @@ def pagerduty_events(items: Sequence[Mapping[str, Any]], tz: str) -> list[dict[s
                        "since": iso(it["since"])}
             if it.get("error"):
                 details["error"] = it["error"]
+            facts = context_facts(it.get("context"))
+            if facts:                       # what changed around it (docs/alerts.md, "context")
+                details["what_changed"] = [_clip(f) for f in facts]
             event["payload"] = {
                 "summary": _clip(headline(it), PD_SUMMARY_MAX), "source": it["host"],
                 "severity": "critical" if it["severity"] == "critical" else "warning",
@@ -72,6 +85,9 @@ def pagerduty_events(items: Sequence[Mapping[str, Any]], tz: str) -> list[dict[s
                      {"href": it["links"]["alert"], "text": "The alert on the dashboard"}]
             if it["links"].get("ack"):
                 links.append({"href": it["links"]["ack"], "text": "Acknowledge on the dashboard"})
+            moment = context_link(it.get("context"))
+            if moment:
+                links.append({"href": moment, "text": "The live page at that moment"})
             event["links"] = links
         out.append(event)
     return out
@@ -107,10 +123,15 @@ def _teams_item(it: Mapping[str, Any], tz: str) -> dict[str, Any]:
     actions = [{"type": "Action.OpenUrl", "title": "Open the panel", "url": it["links"]["panel"]}]
     if it["links"].get("ack"):
         actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": it["links"]["ack"]})
+    moment = context_link(it.get("context"))
+    if moment:
+        actions.append({"type": "Action.OpenUrl", "title": "That moment", "url": moment})
+    changed = [_runs((_clip(line), False)) for line in context_facts(it.get("context"))]
     return {"type": "Container", "style": style, "items": [
         _runs((_clip(headline(it)), True), color=color),
         _runs((_clip(sentence(it, tz)), False)),
         *[_runs((f"{name}: ", True), (str(value), False)) for name, value in facts],
+        *changed,
         {"type": "ActionSet", "actions": actions}]}
 
 
@@ -166,8 +187,12 @@ def _telegram_item(it: Mapping[str, Any], tz: str) -> str:
     where = f"<code>{_tg(it['rule'])}</code> on <code>{_tg(it['metric'])}</code>, host {_tg(it['host'])}"
     if it["labels"]:
         where += f", {_tg(labels_text(it['labels']))}"
+    moment = context_link(it.get("context"))
+    if moment:
+        links += f' · <a href="{_tg_href(moment)}">That moment</a>'
+    changed = "".join(f"{_tg(line)}\n" for line in context_facts(it.get("context")))
     return (f"{_TELEGRAM_MARK[_state(it)]} <b>{_tg(headline(it))}</b>\n{_tg(sentence(it, tz))}\n"
-            f"{where}\n{links}")
+            f"{where}\n{changed}{links}")
 
 
 def telegram_text(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> str:
@@ -203,6 +228,7 @@ def ntfy_message(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> d
     for it in items:
         block = [_clip(sentence(it, tz)), f"Rule {it['rule']}, host {it['host']}"
                  + (f", {_clip(labels_text(it['labels']))}" if it["labels"] else "")]
+        block += [_clip(line) for line in context_facts(it.get("context"))]
         text = "\n".join(lines + ([headline(it)] if len(items) > 1 else []) + block)
         if shown and len(text.encode()) > NTFY_MAX_BYTES - 80:
             break
@@ -216,6 +242,9 @@ def ntfy_message(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> d
     if ack:
         actions.append({"action": "view", "label": "Acknowledge", "url": ack, "clear": True})
     actions.append({"action": "view", "label": "Open the panel", "url": first["links"]["panel"]})
+    moment = context_link(first.get("context"))
+    if moment:                      # ntfy allows three actions
+        actions.append({"action": "view", "label": "That moment", "url": moment})
     rules = list(dict.fromkeys(str(it["rule"]) for it in items))[:4]
     message = "\n".join(lines).strip().encode()[:NTFY_MAX_BYTES].decode(errors="ignore")
     return {"title": _clip(subject(items, digest), 250), "message": message,

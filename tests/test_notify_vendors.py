@@ -383,3 +383,50 @@ def test_kill_9_after_the_vendors_2xx_repeats_at_most_once_with_the_same_key(tmp
 def pd_alerts(receiver: VendorReceiver) -> dict:
     assert isinstance(receiver, PagerDutyReceiver)
     return receiver.alerts
+
+
+EVIL_SQL = "SELECT * FROM t WHERE note = '<b>x</b> & [click](https://evil.example)'"
+
+
+@pytest.mark.parametrize("vendor", KINDS, indirect=True)
+def test_each_vendor_page_says_what_changed_around_it_escaped_with_a_link_to_that_moment(
+        tmp_path, vendor, services):
+    # lazy: only this test builds a statement book and the page context
+    from datetime import timezone
+
+    from dashboard.alert_context import AlertContext
+    from dashboard.collectors.mysql.statements import Inc, StatementBook
+
+    receiver, notify = vendor
+    clock = Clock()
+    book = StatementBook(1000.0, timezone.utc, clock=clock)
+    t0 = clock.now - 1200
+    for i in range(20):                    # a minute apart; the evil one only in the last 5 min
+        incs = {"quiet": Inc(1, 5.0, 5.0)}
+        if i >= 16:
+            incs["evil"] = Inc(10, 900.0, 120.0)
+        book.add(t0 + 60 * i + 60, incs, [("quiet", "app", "SELECT 1"), ("evil", "app", EVIL_SQL)])
+    why = AlertContext("http://127.0.0.1:8050", None, lambda: book)
+    svc, _ = make_service(tmp_path, [notify], quick(), clock=clock, why=why)
+    services.append(svc)
+    svc.process([pool(90, clock.now)], clock.now)
+    drain(svc, clock)
+    assert receiver.problems == []
+    [doc] = receiver.documents() if notify["kind"] != "teams" else [r.json() for r in receiver.requests]
+    moment = "http://127.0.0.1:8050/?from="
+    if notify["kind"] == "pagerduty":
+        changed = doc["payload"]["custom_details"]["what_changed"]
+        assert any(EVIL_SQL in line for line in changed)
+        assert any(link["href"].startswith(moment) for link in doc["links"])
+    elif notify["kind"] == "telegram":
+        assert "&lt;b&gt;x&lt;/b&gt; &amp; [click]" in doc["text"] and "<b>x</b>" not in doc["text"]
+        assert f'<a href="{moment}' in doc["text"]
+    elif notify["kind"] == "ntfy":
+        assert EVIL_SQL in doc["message"]
+        assert any(a["url"].startswith(moment) for a in doc["actions"])
+    else:
+        card = doc["attachments"][0]["content"]
+        texts = [run["text"] for b in card["body"][0]["items"] for run in b.get("inlines", [])]
+        assert any(EVIL_SQL in t for t in texts)
+        [actions] = [b["actions"] for b in card["body"][0]["items"] if b["type"] == "ActionSet"]
+        assert any(a["url"].startswith(moment) for a in actions)
