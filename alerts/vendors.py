@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from alerts import vendor_messages as bodies
-from alerts.transport import Answer, DeliveryError, exchange, judge, retry_after
+from alerts.transport import Answer, DeliveryError, capped_wait, exchange, judge, retry_after
 from dashboard.config.redact import scrub
 from dashboard.config.secrets import mask_url
 from dashboard.config.settings import NotifySettings
@@ -136,12 +136,12 @@ class TelegramNotifier:
         text = _detail(str(doc.get("description") or ""), [token])
         if isinstance(params.get("migrate_to_chat_id"), int):
             text += f" (the group's chat_id is now {params['migrate_to_chat_id']})"
-        wait = params.get("retry_after")
+        # Flood control can ask for hours: held to the hour a Retry-After header may ask for.
+        wait = capped_wait(params.get("retry_after"))
         later = code == 429 or code >= 500 or answer.status == 429 or answer.status >= 500
         raise DeliveryError(
             f"{where}: HTTP {answer.status} {text}".rstrip(), not later,
-            (float(wait) if isinstance(wait, (int, float)) else retry_after(answer.headers))
-            if later else None)
+            (wait if wait is not None else retry_after(answer.headers)) if later else None)
 
 
 @dataclass

@@ -228,6 +228,35 @@ def test_a_rate_limit_waits_as_long_as_the_vendor_asks_then_delivers(tmp_path, v
     assert channel(svc)["state"] == "ok"
 
 
+@pytest.mark.parametrize("retry_after", [86400, 1e308, -5, True])
+def test_telegrams_retry_after_is_capped_like_a_retry_after_header(tmp_path, services, retry_after):
+    """Telegram's flood control can ask for hours (``parameters.retry_after``); the outbox waits
+    at most an hour, as for an HTTP Retry-After, and never a negative or endless time (JSON
+    allows 1e308; a bool is no number of seconds)."""
+    receiver, notify = receiver_for("telegram")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        receiver.respond_with([(429, json.dumps({
+            "ok": False, "error_code": 429, "description": "Too Many Requests: retry later",
+            "parameters": {"retry_after": retry_after}}), {"Content-Type": "application/json"})])
+        svc.process([pool(90, clock.now)], clock.now)
+        conn = svc.outbox._connect()
+        try:
+            assert svc.outbox.step(conn, notify["name"]) == 0     # the message is composed
+            assert svc.outbox.step(conn, notify["name"]) == 0     # tried: 429
+            wait = svc.outbox.step(conn, notify["name"])
+        finally:
+            conn.close()
+        expected = {86400: 3600.0, 1e308: 3600.0, -5: 0.0, True: 0.2}[retry_after]
+        assert wait == pytest.approx(expected, abs=0.01)
+        if expected:                   # (a wait of 0: the third step already tried again)
+            assert channel(svc)["state"] == "retrying"
+    finally:
+        receiver.stop()
+
+
 @pytest.mark.parametrize("vendor", KINDS, indirect=True)
 def test_a_5xx_is_retried(tmp_path, vendor, services):
     receiver, notify = vendor
