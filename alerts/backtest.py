@@ -103,8 +103,12 @@ def apply_overrides(settings: Settings, changes: Mapping[str, Mapping[str, Any]]
 
 def source_intervals(settings: Settings) -> dict[str, float]:
     """Each source's sampling interval as the live engine gets it from the collectors
-    (dashboard/alerting.py): the slack for sampling jitter is a quarter of it."""
-    out = {s: float(settings.interval_s) for s in ("host", "db", "cache", "queue", "app", "agents")}
+    (dashboard/alerting.py, dashboard/collectors/registry.py): the slack for sampling jitter is a
+    quarter of it. Every collector samples at ``interval_s`` except the probes (source ``app``,
+    their shortest interval); without probes no collector is of source ``app`` (StatsD's app
+    metrics come from source ``statsd``), so the live engine gives the app rules no slack."""
+    out = {s: float(settings.interval_s)
+           for s in ("host", "db", "cache", "queue", "agents", "statsd", "phpfpm")}
     if settings.probes:
         out["app"] = min(float(p.interval_s) for p in settings.probes)
     return out
