@@ -13,7 +13,8 @@ credential) and sends it with the credential added, judging the vendor's answer 
   page, shortened, with every credential of the channel masked.
 
 At-least-once: a crash after the vendor's 2xx and before the outbox's record sends the same body
-again once. PagerDuty merges the copy into the open alert by its ``dedup_key`` (the episode's id);
+again once. PagerDuty merges the copy into the open alert by its ``dedup_key`` (the episode's id;
+a retry in the same process goes on from the event that failed, not from the first);
 Teams, Telegram and ntfy have no idempotency key and show the copy (the ``Idempotency-Key``
 header is sent anyway, for a relay that dedupes).
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -57,6 +58,9 @@ class PagerDutyNotifier:
     settings: NotifySettings
     tz: str = "UTC"
     kind: str = "pagerduty"
+    # (message key, events accepted) of the message that failed part-way: one channel's sender
+    # tries its messages one at a time, in order.
+    _progress: tuple[str, int] | None = field(default=None, repr=False)
 
     def render(self, items: Sequence[Mapping[str, Any]], key: str, channel: str, sent_at: float,
                digest: bool) -> dict[str, Any]:
@@ -66,19 +70,29 @@ class PagerDutyNotifier:
         url = self.settings.url or PAGERDUTY_URL
         where = f"pagerduty {mask_url(url)}"
         # One request per event, in order (trigger before its acknowledge and resolve). A retry
-        # sends them all again: PagerDuty merges a repeated event by its dedup_key.
-        for event in body["events"]:
+        # goes on from the event that failed: the ones before it were accepted, and a trigger
+        # sent again after its resolve would open a new alert there (left open if the retry
+        # stops before the resolve). After a restart (nothing remembered) the message goes again
+        # from its first event: the documented repeat.
+        events = body["events"]
+        done = self._progress[1] if self._progress and self._progress[0] == key else 0
+        self._progress = None
+        for n, event in enumerate(events[done:], done):
             raw = json.dumps({"routing_key": self.settings.routing_key, **event}).encode()
-            answer = exchange(url, raw, _headers(key), where)
-            detail = None
-            doc = _json(answer)
-            if isinstance(doc, dict) and not answer.ok:
-                errors = doc.get("errors") if isinstance(doc.get("errors"), list) else []
-                text = str(doc.get("message") or doc.get("status") or "")
-                if errors:
-                    text += ": " + "; ".join(str(e) for e in errors)
-                detail = _detail(text, [self.settings.routing_key or ""])
-            judge(answer, where, detail)
+            try:
+                answer = exchange(url, raw, _headers(key), where)
+                detail = None
+                doc = _json(answer)
+                if isinstance(doc, dict) and not answer.ok:
+                    errors = doc.get("errors") if isinstance(doc.get("errors"), list) else []
+                    text = str(doc.get("message") or doc.get("status") or "")
+                    if errors:
+                        text += ": " + "; ".join(str(e) for e in errors)
+                    detail = _detail(text, [self.settings.routing_key or ""])
+                judge(answer, where, detail)
+            except DeliveryError:
+                self._progress = (key, n)        # the events before ``n`` are in
+                raise
 
 
 @dataclass

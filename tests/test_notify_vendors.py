@@ -115,6 +115,37 @@ def test_pagerduty_gets_trigger_acknowledge_and_resolve_under_one_dedup_key_per_
         pd.stop()
 
 
+def test_a_pagerduty_retry_never_reopens_an_alert_the_same_message_resolved(tmp_path, services):
+    """One message may carry an alert's trigger and its resolve (a flap inside the group window)
+    and more events after them. When PagerDuty refuses a later event (429), the retry goes on from
+    the refused event: sending the trigger again would open a new incident for the resolved
+    alert there, which stays open (paging) if the retry stops before the resolve."""
+    pd, notify = receiver_for("pagerduty")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], {**quick(), **quick("host_cpu")}, clock=clock)
+        services.append(svc)
+        [other] = svc.process([Sample("host", clock.now, {"host.cpu_percent": 99.0})], clock.now)
+        drain(svc, clock)                                    # its trigger goes at once
+        clock.advance(0.1)
+        [flap] = svc.process([pool(90, clock.now)], clock.now)
+        clock.advance(0.1)
+        svc.process([pool(10, clock.now)], clock.now)       # resolved within the group window
+        svc.process([Sample("host", clock.now, {"host.cpu_percent": 10.0})], clock.now)
+        # The second message: the flap's trigger and resolve get in, then the limit is reached;
+        # after each wait one more event gets in and the next is refused.
+        pd.respond_with(["accepted", "accepted", "rate_limited"] + ["accepted", "rate_limited"] * 3)
+        drain(svc, clock)
+        assert pd.alerts[flap.alert_id] == {"status": "resolved", "triggers": 1}
+        assert pd.alerts[other.alert_id]["status"] == "resolved"
+        assert [(d["event_action"], d["dedup_key"]) for d in pd.documents()] == [
+            ("trigger", other.alert_id), ("trigger", flap.alert_id), ("resolve", flap.alert_id),
+            ("resolve", other.alert_id)]
+        assert pd.problems == []
+    finally:
+        pd.stop()
+
+
 def test_an_ack_through_the_api_acknowledges_the_pagerduty_alert(tmp_path):
     from dashboard.app import create_app
     from dashboard.runtime import Runtime
