@@ -248,9 +248,10 @@ def test_a_rate_limit_waits_as_long_as_the_vendor_asks_then_delivers(tmp_path, v
         wait = svc.outbox.step(conn, notify["name"])
     finally:
         conn.close()
-    # Teams sends Retry-After: 7, Telegram parameters.retry_after: 7; PagerDuty and ntfy give no
+    # Teams sends Retry-After: 7, Telegram parameters.retry_after: 7; PagerDuty gives no time
+    # and its docs ask for retries 30 s apart (its limit counts the last 60 s); ntfy gives no
     # time, so the outbox's backoff (0.2 s in tests) applies.
-    expected = 7.0 if notify["kind"] in ("teams", "telegram") else 0.2
+    expected = {"teams": 7.0, "telegram": 7.0, "pagerduty": 30.0}.get(notify["kind"], 0.2)
     assert wait == pytest.approx(expected, abs=0.01)
     assert channel(svc)["state"] == "retrying" and "429" in channel(svc)["error"]
     drain(svc, clock)
