@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 TEXT_MAX = 200                 # a statement's text, a queue or host name, as put in a page
 WINDOW_BEFORE_S = 3600.0       # the linked window: from an hour before the breach began...
 WINDOW_AFTER_S = 900.0         # ...to a quarter of an hour after the page
+# ...and at most what the live page opens (dashboard/web/pages.py FIXED_MAX_S, the longest
+# /api/history window): an alert that fired for weeks before it escalated gets its last 7 days.
+WINDOW_MAX_S = 7 * 86400
 HOUR_S = 3600.0
 WHY_SOURCES = ("db", "queue", "app")   # rules on these metrics get statements and the cache
 # A queue's depth and processing rate: jobs taken per second where the backend counts what was
@@ -116,7 +119,8 @@ class AlertContext:
         return out
 
     def window(self, since: float, at: float, queue: str | None) -> dict[str, Any]:
-        start, end = int(min(since, at) - WINDOW_BEFORE_S), int(at + WINDOW_AFTER_S)
+        end = int(at + WINDOW_AFTER_S)
+        start = max(int(min(since, at) - WINDOW_BEFORE_S), end - WINDOW_MAX_S)
         query: list[tuple[str, Any]] = [("from", start), ("to", end)]
         if queue:
             query.append(("queue", clip(queue)))
