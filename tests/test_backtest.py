@@ -260,6 +260,7 @@ def test_an_unknown_or_disabled_rule_exits_2(tmp_path, capsys):
     cfg = write_config(tmp_path / "d.toml", tmp_path / "data", {"host_cpu": {"enabled": "false"}})
     for args, says in ((["--rule", "no_such_rule"], "unknown rule 'no_such_rule'"),
                        (["--rule", "host_cpu"], "host_cpu is disabled"),
+                       (["--rule", "notify_channel_failing"], "not from stored history"),
                        (["--since", "forever"], "--since: expected a duration")):
         capsys.readouterr()
         assert main(["--config", str(cfg), "backtest", *args]) == 2
