@@ -267,7 +267,8 @@ class Outbox:
 
     def stuck(self, conn: Connection) -> list[str]:
         """Why the outbox is not moving: each channel with a message that has waited longer than
-        twice its retry schedule (an item: its group window or digest period, and then that).
+        twice its retry schedule (an item: its group window or digest period, and then that),
+        unless it waits for the next attempt its receiver asked for (``_waits_as_asked``).
         Empty when it moves; an empty outbox moves."""
         now = self._clock()
         repo = OutboxRepo(conn)
@@ -283,7 +284,7 @@ class Outbox:
                 digest = repo.messages_since(ch, now - 3600) >= p.max_per_hour
                 waited = max(waited, now - u.oldest_item
                              - (p.digest_every_s if digest else p.group_window_s))
-            if waited > limit:
+            if waited > limit and not self._waits_as_asked(repo, ch, states.get(ch) or {}, now, limit):
                 error = (states.get(ch) or {}).get("error")
                 out.append(f"channel {ch}: a message waits for {waited:.0f} s (more than twice "
                            f"its retry schedule, {limit:g} s)" + (f": {error}" if error else ""))
@@ -295,6 +296,18 @@ class Outbox:
                 out.append(f"channel {ch}: a message sent from memory waits for "
                            f"{now - created:.0f} s (more than {limit:g} s)")
         return out
+
+    @staticmethod
+    def _waits_as_asked(repo: OutboxRepo, channel: str, state: Mapping[str, Any], now: float,
+                        limit: float) -> bool:
+        """The channel's oldest undelivered message is its head, tried and waiting for its next
+        attempt (a receiver's ``Retry-After``, PagerDuty's 30 s after a 429), not overdue by more
+        than ``limit``, and nothing was given up on since the channel last delivered: it moves
+        as the receiver asked (a retry that fails for good is judged then)."""
+        head = repo.head(channel)
+        if head is None or not head.attempts or now > head.next_attempt_at + limit:
+            return False
+        return not repo.failed_counts(state.get("last_ok") or 0.0).get(channel)
 
     def failing_for(self, conn: Connection) -> dict[str, tuple[float, str | None]]:
         """Each channel: seconds since its first failed attempt with no delivery after it (0 when

@@ -289,6 +289,37 @@ def test_telegrams_retry_after_is_capped_like_a_retry_after_header(tmp_path, ser
         receiver.stop()
 
 
+def test_a_message_waiting_as_the_vendor_asks_keeps_the_outbox_moving(tmp_path, services):
+    """The watchdog's "the outbox is moving": a message PagerDuty throttled waits 30 s, as its
+    docs ask, longer than twice the outbox's own schedule; it is waiting as told, not stuck
+    (a /fail would page the outside service for a 429). Overdue past its next attempt (the sender
+    hung), it is stuck."""
+    pd, notify = receiver_for("pagerduty")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        pd.respond_with(["rate_limited"])
+        svc.process([pool(90, clock.now)], clock.now)
+        conn = svc.outbox._connect()
+        try:
+            assert svc.outbox.step(conn, "pd") == 0                  # composed
+            assert svc.outbox.step(conn, "pd") == 0                  # tried: 429
+            limit = 2 * svc.outbox.schedule_s("pd")
+            assert limit < 30
+            clock.advance(limit + 5)
+            assert svc.outbox.stuck(conn) == []
+            clock.advance(30 + limit)                                # overdue: nobody tried again
+            [why] = svc.outbox.stuck(conn)
+            assert why.startswith("channel pd:") and "429" in why
+            assert svc.outbox.step(conn, "pd") == 0                  # tried again: delivered
+            assert svc.outbox.stuck(conn) == []
+        finally:
+            conn.close()
+    finally:
+        pd.stop()
+
+
 @pytest.mark.parametrize("vendor", KINDS, indirect=True)
 def test_a_5xx_is_retried(tmp_path, vendor, services):
     receiver, notify = vendor
