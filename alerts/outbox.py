@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from alerts.notifiers import DeliveryError, Notifier
+from dashboard.config import redact
 from dashboard.store.outbox import OutboxRepo, PendingMessage, WaitingItem
 from dashboard.store.txn import Connection
 
@@ -188,16 +189,19 @@ class Outbox:
         attempts += 1
         if error is None:
             return Outcome("delivered", attempts, None, now, now, "ok")
-        log.warning("channel %s: attempt %d of message %s failed: %s", channel, attempts, key,
-                    error)
+        # A receiver's answer is part of the error (shown on the alerts page, sent through the
+        # other channels by notify_channel_failing): one that quotes a credential (a proxy
+        # echoing the request) is scrubbed of every configured secret, like the logs.
+        text = redact.scrub(str(error)) or ""
+        log.warning("channel %s: attempt %d of message %s failed: %s", channel, attempts, key, text)
         if error.permanent or attempts > policy.retries:
-            return Outcome("failed", attempts, str(error), now, now,
+            return Outcome("failed", attempts, text, now, now,
                            "failed_permanently" if error.permanent else "failing")
         # The receiver's Retry-After (or Telegram's retry_after) wins over our backoff: sooner
         # would only be refused again (429), later would delay the page for nothing.
         wait = (error.retry_after if error.retry_after is not None
                 else policy.backoff_s * 2 ** (attempts - 1))
-        return Outcome("pending", attempts, str(error), now, now + wait, "retrying")
+        return Outcome("pending", attempts, text, now, now + wait, "retrying")
 
     def _mark(self, repo: OutboxRepo, channel: str) -> None:
         """Write the outcome of the stored message last tried on ``channel``."""
