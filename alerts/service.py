@@ -19,6 +19,11 @@ Silences: a transition of a silenced alert is recorded (``silenced_by``) and sen
 When the silence ends (its end time passes, or it is deleted), each held alert is reconciled
 per channel: one that resolved meanwhile gets its "resolved" if the channel had heard of it;
 one still firing is announced at its current severity.
+
+Fencing (several collector processes, ``dashboard/process/cluster.py``): the leader sets its
+token with ``set_fence`` and ``leading``; while ``leading()`` is false nothing is judged, and a
+transaction whose token a newer leader has outdated is refused by the store (``StaleFence``):
+nothing of it is recorded, nothing sent, the transitions are left to the new leader.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from alerts.outbox import Outbox
 from alerts.rules import Rule
 from dashboard.model import Sample
 from dashboard.store.alerts import AlertStateRepo
+from dashboard.store.fence import StaleFence
 from dashboard.store.outbox import OutboxRepo
 from dashboard.store.txn import Connection
 
@@ -100,12 +106,20 @@ class AlertService:
         self._unsaved: deque[Unsaved] = deque(maxlen=UNSAVED_MAX)
         self._told_unsaved: dict[tuple[str, str], tuple[str, str]] = {}
         self._failed_logged_at = -math.inf
+        self.leading: Callable[[], bool] = lambda: True    # false: the leader lock may be lost
+
+    def set_fence(self, token: int | None) -> None:
+        """The leader's fencing token, carried by every transition and outbox write."""
+        with self.lock:
+            self.state.fence = self._outbox_repo.fence = self.outbox.fence = token
 
     # --- the tick path -------------------------------------------------------------------------
 
     def process(self, samples: Iterable[Sample], now: float | None = None) -> list[Transition]:
         now = self.clock() if now is None else now
         samples = list(samples)
+        if not self.leading():
+            return []
         with self.lock:
             self._note_errors(samples)
             return self._commit(self.engine.evaluate(samples), now)
@@ -137,6 +151,8 @@ class AlertService:
     def tick(self, now: float | None = None) -> list[Transition]:
         """Missing data, repeats, expired acks and ended silences: run every interval."""
         now = self.clock() if now is None else now
+        if not self.leading():
+            return []
         with self.lock:
             self._sync_acks(now)
             store = self._store_sample(now)
@@ -164,6 +180,10 @@ class AlertService:
             with self.state.transaction():
                 self._write_unsaved()
                 self._write(transitions, now)
+        except StaleFence:
+            # A newer leader exists: it judges and sends these; nothing of ours is recorded.
+            # (Logged once by the fence; the leader lock steps down.)
+            return []
         except Exception as e:  # noqa: BLE001 - the store cannot write (a full disk): go on
             # Nothing was recorded: keep the state in memory (dirty), send directly, and record
             # it all at the next transaction that succeeds.
