@@ -32,9 +32,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import pytest
+
+from dashboard.demo import services as devservices
+
+_S = TypeVar("_S", bound=devservices._Service)
 
 PREFIX = "dtn"
 NET = ipaddress.ip_network("10.213.0.0/16")
@@ -211,6 +215,20 @@ class Network:
     def command(self, role: str, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside ``role``'s namespace."""
         return ["ip", "netns", "exec", self.ns(role), *argv]
+
+    def service(self, role: str, kind: type[_S], base_dir: Path, port: int, **kwargs: Any) -> _S:
+        """A dev service (``dashboard/demo/services.py``: Redis, MariaDB...) run on ``role``,
+        listening on its address only; started (and waited for) by the caller."""
+        net = self
+
+        class OnHost(kind):  # type: ignore[valid-type,misc]
+            def _argv(self) -> list[str]:
+                return net.command(role, super()._argv())
+
+        OnHost.__name__ = kind.__name__
+        made: _S = OnHost(name=kind.__name__.lower(), base_dir=Path(base_dir).resolve(), port=port,
+                          host=self.host(role), **kwargs)
+        return made
 
     def popen(self, role: str, argv: Sequence[str], log: Path | None = None,
               **kwargs: Any) -> subprocess.Popen[bytes]:
