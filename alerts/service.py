@@ -159,8 +159,12 @@ class AlertService:
             self._note_errors(store)
             out = self._commit(self.engine.evaluate(store) + self.engine.tick(now), now)
             if not self._unsaved and self.state.ended_unreleased(now):
-                with self.state.transaction():
-                    self._release(now)
+                try:
+                    with self.state.transaction():
+                        self._release(now)
+                except StaleFence:
+                    self._count_refused()
+                    return out
                 self.outbox.wake()
             return out
 
@@ -183,6 +187,7 @@ class AlertService:
         except StaleFence:
             # A newer leader exists: it judges and sends these; nothing of ours is recorded.
             # (Logged once by the fence; the leader lock steps down.)
+            self._count_refused()
             return []
         except Exception as e:  # noqa: BLE001 - the store cannot write (a full disk): go on
             # Nothing was recorded: keep the state in memory (dirty), send directly, and record
@@ -217,6 +222,13 @@ class AlertService:
             self.state.record(t, st.peak if st else None, sid)
             if sid is None:
                 self._route(t, rule, now)
+
+    def _count_refused(self) -> None:
+        """After a transaction the fence refused was rolled back (store/fence.py)."""
+        try:
+            self.state.count_refused()
+        except Exception:  # noqa: BLE001 - the count is a courtesy; the refusal stands
+            log.debug("could not count a refused write", exc_info=True)
 
     def _failed(self, e: Exception) -> None:
         now = time.monotonic()

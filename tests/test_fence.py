@@ -58,6 +58,7 @@ def test_a_stale_leaders_late_transition_is_refused_and_the_new_leaders_is_kept(
     assert db.execute("SELECT COUNT(*) FROM outbox_items").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM alert_state").fetchone()[0] == 0
     assert fencing.refused_total == refused_before + 1
+    assert fencing.SqliteFence(db).refused() == 1          # counted in the store, for /metrics
 
     # The new leader judges the same breach: recorded with its token, and paged once.
     new.reload(clock.now)
@@ -81,6 +82,7 @@ def test_a_stale_leaders_outbox_sends_nothing(tmp_path, webhook_receiver, servic
         drain(old, clock)
     assert webhook_receiver.requests == []
     db = sqlite3.connect(tmp_path / "history.sqlite3")
+    assert fencing.SqliteFence(db).refused() == 1
     # Nothing claimed by the stale leader: the item waits for the new leader.
     assert db.execute("SELECT COUNT(*) FROM outbox_messages WHERE state = 'delivered'"
                       ).fetchone()[0] == 0
@@ -143,3 +145,32 @@ def test_the_lease_watchdog_stands_down_while_a_renewal_still_hangs(make_redis):
             os.kill(server.pid, signal.SIGCONT)
     finally:
         lock._stop.set()
+
+
+def test_refused_writes_are_counted_on_the_metrics_page(tmp_path, webhook_receiver, services):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dashboard.app import create_app
+    from dashboard.config.load import from_dict
+    from dashboard.runtime import Runtime
+    from tests.support.auth_helpers import token_client
+
+    settings = from_dict({"data_dir": str(tmp_path / "data"), "async_mode": "threading"})
+    app = create_app(settings, Runtime(settings, []), async_mode="threading")
+    client = token_client(app, "viewer")
+
+    def refused_total() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        [fam] = [f for f in text_string_to_metric_families(text)
+                 if f.name == "dashboard_fence_refused"]
+        return fam.samples[0].value
+
+    assert refused_total() == 0
+    clock = Clock()
+    stale, _ = make_service(tmp_path / "data", [hook(webhook_receiver)], QUICK, clock=clock)
+    services.append(stale)
+    store = Store(tmp_path / "data")
+    stale.set_fence(store.next_fence())
+    store.next_fence()
+    stale.process([pool(90.0, clock.now)], clock.now)
+    assert refused_total() == 1

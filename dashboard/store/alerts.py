@@ -152,6 +152,10 @@ class AlertStateRepo:
         """Inside the transaction: ``StaleFence`` if a newer leader took a token since ours."""
         self._fencer.check(self.fence)
 
+    def count_refused(self) -> None:
+        """After a transaction refused by the fence was rolled back."""
+        self._fencer.count_refused()
+
     def exists(self) -> bool:
         """Whether the alert tables are in the file (a report may read one where no engine ran)."""
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"

@@ -7,8 +7,9 @@ new leader's. So each leader, on winning the lock, takes a token from the store
 (``next_fence()``): a number that never goes backwards, whatever happens to Redis. Every alert
 transition and outbox send it writes carries the token, and the store checks it (``check``)
 inside the same write transaction: a token lower than the highest one issued means a newer
-leader exists, and the write is refused with ``StaleFence`` (logged once per token, counted in
-``refused_total``).
+leader exists, and the write is refused with ``StaleFence`` (logged once per token; counted, once
+the refused transaction is rolled back, in the store by ``count_refused``, which /metrics shows
+as ``dashboard_fence_refused_total``, and in this process's ``refused_total``).
 
 Interface (a PostgreSQL repository does the same with a sequence and a one-row table read under
 the transaction's lock): ``next_fence() -> int`` in a transaction of its own, ``check(token)``
@@ -19,6 +20,7 @@ check and the write one atomic step.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from typing import Protocol
 
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fence (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    token INTEGER NOT NULL               -- the highest token issued; never goes backwards
+    token INTEGER NOT NULL,              -- the highest token issued; never goes backwards
+    refused INTEGER NOT NULL DEFAULT 0   -- stale writes refused, by every process
 );
 """
 
@@ -52,6 +55,8 @@ class Fence(Protocol):
 
     def next_fence(self) -> int: ...
     def check(self, token: int | None) -> None: ...
+    def count_refused(self) -> None: ...
+    def refused(self) -> int: ...
 
 
 def refused(token: int, highest: int) -> StaleFence:
@@ -98,6 +103,19 @@ class SqliteFence:
 
     def highest(self) -> int:
         row = self.conn.execute("SELECT token FROM fence WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def count_refused(self) -> None:
+        """After a refused write was rolled back: one more in the store's count."""
+        with immediate(self.conn):
+            self.conn.execute("UPDATE fence SET refused = refused + 1 WHERE id = 1")
+
+    def refused(self) -> int:
+        """How many stale writes the store refused, from every process; 0 without a fence."""
+        try:
+            row = self.conn.execute("SELECT refused FROM fence WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:          # no fence table: no leader ever wrote here
+            return 0
         return int(row[0]) if row else 0
 
     def check(self, token: int | None) -> None:

@@ -135,14 +135,20 @@ class OutboxRepo:
     def add_message(self, channel: str, key: str, body: Mapping[str, Any], item_ids: Sequence[int],
                     digest: bool, now: float) -> None:
         """A pending message made of ``item_ids``, due now: one transaction (fenced)."""
-        with immediate(self.conn):
-            self.check_fence()
-            cur = self.conn.execute(
-                "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
-                " created_at, state, next_attempt_at, fence) VALUES (?,?,?,?,?,?, 'pending', ?, ?)",
-                (channel, key, json.dumps(body), len(item_ids), int(digest), now, now, self.fence))
-            self.conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
-                                  [(cur.lastrowid, i) for i in item_ids])
+        try:
+            with immediate(self.conn):
+                self.check_fence()
+                cur = self.conn.execute(
+                    "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
+                    " created_at, state, next_attempt_at, fence)"
+                    " VALUES (?,?,?,?,?,?, 'pending', ?, ?)",
+                    (channel, key, json.dumps(body), len(item_ids), int(digest), now, now,
+                     self.fence))
+                self.conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
+                                      [(cur.lastrowid, i) for i in item_ids])
+        except fencing.StaleFence:
+            self._fencer.count_refused()
+            raise
 
     def add_sent(self, channel: str, key: str, body: Mapping[str, Any],
                  items: Sequence[tuple[str, Mapping[str, Any]]], state: str, attempts: int,
@@ -165,10 +171,14 @@ class OutboxRepo:
     def claim(self, msg_id: int) -> None:
         """Before sending message ``msg_id``: the send is recorded with our token, in a
         transaction of its own; ``StaleFence`` (nothing is sent) if a newer leader exists."""
-        with immediate(self.conn):
-            self.check_fence()
-            self.conn.execute("UPDATE outbox_messages SET fence = ? WHERE id = ?",
-                              (self.fence, msg_id))
+        try:
+            with immediate(self.conn):
+                self.check_fence()
+                self.conn.execute("UPDATE outbox_messages SET fence = ? WHERE id = ?",
+                                  (self.fence, msg_id))
+        except fencing.StaleFence:
+            self._fencer.count_refused()
+            raise
 
     # An outcome is recorded whatever the token: the message went out (or not), and a new leader
     # must know it, not send it again.
