@@ -32,8 +32,9 @@ import math
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from alerts import overview
 from alerts.engine import SEVERITY_RANK, Engine, Transition, alert_key
@@ -107,6 +108,20 @@ class AlertService:
         self._told_unsaved: dict[tuple[str, str], tuple[str, str]] = {}
         self._failed_logged_at = -math.inf
         self.leading: Callable[[], bool] = lambda: True    # false: the leader lock may be lost
+
+    @contextmanager
+    def _as_web(self) -> Iterator[None]:
+        """A user's request (a web instance's) in a process that does not lead (any more):
+        its writes are not a leader's, so not fenced. Under ``self.lock``."""
+        if self.leading():
+            yield
+            return
+        saved = self.state.fence
+        self.state.fence = self._outbox_repo.fence = None
+        try:
+            yield
+        finally:
+            self.state.fence = self._outbox_repo.fence = saved
 
     def set_fence(self, token: int | None) -> None:
         """The leader's fencing token, carried by every transition and outbox write."""
@@ -380,7 +395,7 @@ class AlertService:
         with self.lock:
             if self.state.silence(silence_id) is None:
                 return None, False
-            with self.state.transaction():
+            with self.state.transaction(), self._as_web():
                 ended = self.state.end_silence(silence_id, by, now)
                 self._release(now)
             self.outbox.wake()

@@ -174,3 +174,21 @@ def test_refused_writes_are_counted_on_the_metrics_page(tmp_path, webhook_receiv
     store.next_fence()
     stale.process([pool(90.0, clock.now)], clock.now)
     assert refused_total() == 1
+
+
+def test_a_user_ending_a_silence_on_a_former_leader_is_not_refused(
+        tmp_path, webhook_receiver, services):
+    clock = Clock()
+    former, _ = make_service(tmp_path, [hook(webhook_receiver)], QUICK, clock=clock)
+    leader, _ = make_service(tmp_path, [hook(webhook_receiver)], QUICK, clock=clock)
+    services.extend([former, leader])
+    store = Store(tmp_path)
+    former.set_fence(store.next_fence())
+    former.leading = lambda: False                      # it stood down; its web pages still serve
+    leader.set_fence(store.next_fence())
+    sil = leader.add_silence("db_pool_utilization", {}, clock.now, clock.now + 3600, "ann", "work")
+    leader.process([pool(90.0, clock.now)], clock.now)  # fires, held by the silence
+    silence, ended = former.end_silence(sil["id"], "ann")
+    assert ended and silence is not None
+    drain(leader, clock)
+    assert [a["event"] for r in webhook_receiver.requests for a in r.json()["alerts"]] == ["firing"]

@@ -145,7 +145,12 @@ class LeaderLock:
                         self.is_leader = True
                         log.info("collector leader: %s", self.identity)
                         threading.Thread(target=watch, name="leader-lease", daemon=True).start()
-                        on_gain()
+                        try:
+                            on_gain()
+                        except Exception:  # noqa: BLE001 - e.g. the store cannot give a token
+                            log.exception("could not take the lead")
+                            step_down("taking the lead failed")
+                            self.release()
                 except Exception as e:  # noqa: BLE001 - Redis unreachable: keep trying
                     log.warning("leader lock: Redis not reachable (%s)", type(e).__name__)
                     if self.is_leader and time.monotonic() >= self._lease_until:
@@ -216,21 +221,26 @@ def take_part(runtime, web_only: bool = False, on_lose: Callable[[], None] | Non
         lambda: publish_status(client, runtime.runner.status(), lock.identity),
         trigger="interval", seconds=2)
     standing_down = threading.Event()
+    changing = threading.Lock()     # the lease may end while we are still taking the lead
 
     def gained() -> None:
-        standing_down.clear()
-        token = runtime.store.next_fence()
-        if alerting is not None:
-            alerting.set_fence(token)
-        log.info("collector leader %s: fencing token %d", lock.identity, token)
-        runtime.start()
+        with changing:
+            standing_down.clear()
+            token = runtime.store.next_fence()
+            if alerting is not None:
+                alerting.set_fence(token)
+            log.info("collector leader %s: fencing token %d", lock.identity, token)
+            runtime.start()
 
     def lost() -> None:
         # Judging and sending stopped already (the lease); stop collecting too, and stand by.
-        standing_down.set()
-        runtime.stop()
-        if on_lose is not None:
-            on_lose()
+        with changing:
+            standing_down.set()
+            runtime.stop()
+            # The alert service keeps its token: a write of a judgement begun before the
+            # lease ended is refused by the store once another process leads.
+            if on_lose is not None:
+                on_lose()
         log.error("standing by: another process may lead the collectors now")
 
     def stop_lock() -> None:
