@@ -192,3 +192,22 @@ def test_a_user_ending_a_silence_on_a_former_leader_is_not_refused(
     assert ended and silence is not None
     drain(leader, clock)
     assert [a["event"] for r in webhook_receiver.requests for a in r.json()["alerts"]] == ["firing"]
+
+
+def test_a_leader_whose_redis_is_down_stands_by_and_leads_again_when_it_returns(make_redis):
+    server = make_redis()
+    client = redis.Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    lock = LeaderLock(client, key="t:down", ttl_s=2.0, poll_s=0.2)
+    gains, losses = [], []
+    lock.run(on_gain=lambda: gains.append(1), on_lose=lambda: losses.append(lock.lease_valid()))
+    try:
+        wait_until(lock.lease_valid, timeout=20)
+        server.kill()                                   # Redis gone: connections refused
+        wait_until(lambda: losses, timeout=15, message="the leader never stood down")
+        assert losses == [False]
+        server.start()                                  # same port, empty (no persistence)
+        wait_until(lambda: len(gains) == 2 and lock.lease_valid(), timeout=20,
+                   message="the leader never came back")
+        assert lock._thread is not None and lock._thread.is_alive()
+    finally:
+        lock.stop()
