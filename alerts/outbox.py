@@ -33,6 +33,11 @@ store writes again (and never sent again). A message of the store's outbox that 
 could not be marked delivered is kept in memory as done, not sent again every few seconds; it
 is marked when the store writes again. Killed before those records: what only memory knew is
 lost (docs/alerts.md, "When the store cannot write").
+
+Fencing (several collector processes, ``dashboard/process/cluster.py``): the leader sets
+``fence`` (its token from the store) and ``leading`` (false once its lock may have expired).
+Nothing is sent while ``leading()`` is false, and each send is first claimed in the store with
+the token (``OutboxRepo.claim``): a leader that lost its lock to a newer one sends nothing more.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from alerts.notifiers import DeliveryError, Notifier
 from dashboard.config import redact
+from dashboard.store.fence import StaleFence
 from dashboard.store.outbox import OutboxRepo, PendingMessage, WaitingItem
 from dashboard.store.txn import Connection
 
@@ -89,6 +95,10 @@ class DirectMessage:
     outcome: Outcome | None = None
 
 
+class StaleLease(RuntimeError):
+    """The leader lock may have expired: nothing is sent until it is ours again."""
+
+
 def group_key(keys: Sequence[str]) -> str:
     """A message's idempotency key: its item's, or a hash of its items' keys."""
     return keys[0] if len(keys) == 1 else (
@@ -118,6 +128,8 @@ class Outbox:
         self._sent: dict[str, deque[DirectMessage]] = {}        # done, to be recorded
         self._unmarked: dict[str, tuple[int, Outcome]] = {}     # a stored message's outcome
         self._logged_at: dict[str, float] = {}
+        self.fence: int | None = None                  # the leader's fencing token
+        self.leading: Callable[[], bool] = lambda: True
 
     def send_direct(self, channel: str, key: str, item: dict[str, Any]) -> None:
         """Send ``item`` from memory (the store cannot take it), and record it afterwards."""
@@ -135,13 +147,16 @@ class Outbox:
     def step(self, conn: Connection, channel: str) -> float | None:
         """Do the next thing due on ``channel``. Returns 0 to go on at once, the seconds until
         something is due, or None when nothing waits. Raises while the store cannot record
-        what was done (the sender tries again a few seconds later)."""
+        what was done (the sender tries again a few seconds later), and ``StaleFence`` when a
+        newer leader exists."""
+        if not self.leading():
+            return IDLE_POLL_S
         due = self._step_direct(channel)
         if due is not None:
             return due
         now = self._clock()
         policy = self.policies.get(channel, self.policy)
-        repo = OutboxRepo(conn)
+        repo = OutboxRepo(conn, self.fence)
         self._record_memory(repo, channel)
         head = repo.head(channel)
         if head:
@@ -169,6 +184,9 @@ class Outbox:
         repo.add_message(channel, key, body, [w.id for w in waiting], digest, now)
 
     def _attempt(self, repo: OutboxRepo, channel: str, head: PendingMessage) -> None:
+        repo.claim(head.id)             # StaleFence: a newer leader sends it, not us
+        if not self.leading():          # the lock may have expired while we waited for the store
+            raise StaleLease(channel)
         # Kept until the store has it: a send the store cannot mark is not sent again.
         self._unmarked[channel] = (head.id, self._try(channel, head.body, head.key,
                                                       head.attempts))
@@ -255,6 +273,8 @@ class Outbox:
 
     def failed_step(self, channel: str, e: Exception) -> None:
         """A step that raised (the store busy or full): said once a minute per channel."""
+        if isinstance(e, (StaleFence, StaleLease)):
+            return                      # said by the fence (once), and by the leader lock
         now = time.monotonic()
         if now - self._logged_at.get(channel, -math.inf) >= LOG_EVERY_S:
             self._logged_at[channel] = now

@@ -23,6 +23,11 @@ Silences: a transition of a silenced alert is recorded (``silenced_by``) and sen
 When the silence ends (its end time passes, or it is deleted), each held alert is reconciled
 per channel: one that resolved meanwhile gets its "resolved" if the channel had heard of it;
 one still firing is announced at its current severity.
+
+Fencing (several collector processes, ``dashboard/process/cluster.py``): the leader sets its
+token with ``set_fence`` and ``leading``; while ``leading()`` is false nothing is judged, and a
+transaction whose token a newer leader has outdated is refused by the store (``StaleFence``):
+nothing of it is recorded, nothing sent, the transitions are left to the new leader.
 """
 from __future__ import annotations
 
@@ -31,8 +36,9 @@ import math
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from alerts import overview
 from alerts.engine import SEVERITY_RANK, Engine, Transition, alert_key
@@ -40,6 +46,7 @@ from alerts.outbox import Outbox
 from alerts.rules import Rule
 from dashboard.model import Sample
 from dashboard.store.alerts import AlertStateRepo
+from dashboard.store.fence import StaleFence
 from dashboard.store.outbox import OutboxRepo
 from dashboard.store.txn import Connection
 
@@ -114,12 +121,34 @@ class AlertService:
         self._failed_logged_at = -math.inf
         self._context: dict[str, dict[str, Any] | None] = {}   # idempotency key -> page context
         self.context_failures = 0          # pages that went out without their context
+        self.leading: Callable[[], bool] = lambda: True    # false: the leader lock may be lost
+
+    @contextmanager
+    def _as_web(self) -> Iterator[None]:
+        """A user's request (a web instance's) in a process that does not lead (any more):
+        its writes are not a leader's, so not fenced. Under ``self.lock``."""
+        if self.leading():
+            yield
+            return
+        saved = self.state.fence
+        self.state.fence = self._outbox_repo.fence = None
+        try:
+            yield
+        finally:
+            self.state.fence = self._outbox_repo.fence = saved
+
+    def set_fence(self, token: int | None) -> None:
+        """The leader's fencing token, carried by every transition and outbox write."""
+        with self.lock:
+            self.state.fence = self._outbox_repo.fence = self.outbox.fence = token
 
     # --- the tick path -------------------------------------------------------------------------
 
     def process(self, samples: Iterable[Sample], now: float | None = None) -> list[Transition]:
         now = self.clock() if now is None else now
         samples = list(samples)
+        if not self.leading():
+            return []
         for observe in self.observers:
             try:
                 observe(samples)
@@ -165,6 +194,8 @@ class AlertService:
     def tick(self, now: float | None = None) -> list[Transition]:
         """Missing data, repeats, expired acks and ended silences: run every interval."""
         now = self.clock() if now is None else now
+        if not self.leading():
+            return []
         with self.lock:
             self._sync_acks(now)
             store = self._store_sample(now)
@@ -175,8 +206,12 @@ class AlertService:
             self._note_errors(store)
             out = self._commit(self.engine.evaluate(store) + self.engine.tick(now), now)
             if not self._unsaved and self.state.ended_unreleased(now):
-                with self.state.transaction():
-                    self._release(now)
+                try:
+                    with self.state.transaction():
+                        self._release(now)
+                except StaleFence:
+                    self._count_refused()
+                    return out
                 self.outbox.wake()
             return out
 
@@ -198,6 +233,11 @@ class AlertService:
             with self.state.transaction():
                 self._write_unsaved()
                 self._write(transitions, now)
+        except StaleFence:
+            # A newer leader exists: it judges and sends these; nothing of ours is recorded.
+            # (Logged once by the fence; the leader lock steps down.)
+            self._count_refused()
+            return []
         except Exception as e:  # noqa: BLE001 - the store cannot write (a full disk): go on
             # Nothing was recorded: keep the state in memory (dirty), send directly, and record
             # it all at the next transaction that succeeds.
@@ -246,6 +286,13 @@ class AlertService:
             self.state.record(t, st.peak if st else None, sid)
             if sid is None:
                 self._route(t, rule, now)
+
+    def _count_refused(self) -> None:
+        """After a transaction the fence refused was rolled back (store/fence.py)."""
+        try:
+            self.state.count_refused()
+        except Exception:  # noqa: BLE001 - the count is a courtesy; the refusal stands
+            log.debug("could not count a refused write", exc_info=True)
 
     def _failed(self, e: Exception) -> None:
         now = time.monotonic()
@@ -408,7 +455,7 @@ class AlertService:
         with self.lock:
             if self.state.silence(silence_id) is None:
                 return None, False
-            with self.state.transaction():
+            with self.state.transaction(), self._as_web():
                 ended = self.state.end_silence(silence_id, by, now)
                 self._release(now)
             self.outbox.wake()

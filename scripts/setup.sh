@@ -39,6 +39,7 @@ fi
 # 1. Debian packages
 APT_PKGS=(mariadb-server mariadb-client redis-server memcached chromium
           python3-venv python3-dev gcc ca-certificates
+          iproute2 # ip netns, veth, bridges: the multi-machine tests (tests/support/netns.py)
           nginx    # binary only: tests check deploy/nginx/ with a private nginx on a loopback port
           systemd) # systemd-analyze verify checks deploy/systemd/ (nothing is started)
 if command -v node >/dev/null && command -v npm >/dev/null; then

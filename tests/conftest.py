@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dashboard.demo import services as devservices
+from tests.support import netns
 from tests.support.auth_helpers import add_token, add_user, logged_in_client
 from tests.support.receivers import SmtpSink, WebhookReceiver
 
@@ -39,6 +40,18 @@ def _services_fresh_for_each_test() -> None:
             service.start()
     for recorder in _session_recorders:
         recorder.clear()
+
+
+@pytest.fixture
+def test_network() -> Iterator[netns.Network]:
+    """Machines on a network of this test's own (tests/support/netns.py), gone afterwards."""
+    yield from netns.network()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Namespaces of test runs killed mid-test (their pid is gone); never another live run's.
+    if netns.problem() is None:
+        netns.sweep_stale()
 
 
 @pytest.fixture(scope="session")

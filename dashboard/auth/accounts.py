@@ -165,6 +165,10 @@ class Accounts:
     def close(self) -> None:
         self._repo.close()
 
+    def changes(self) -> int:
+        """A number that moves whenever a login ends, in any process sharing the store."""
+        return self._repo.changes()
+
     def data_dir(self) -> Path:
         """The directory of the SQLite file (the store's data dir), for files kept beside it."""
         file = self._repo.database_file()

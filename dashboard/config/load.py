@@ -441,7 +441,7 @@ def parse_watchdog(d: Mapping[str, Any]) -> WatchdogSettings | None:
 
 TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_name",
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
-            "trusted_proxies", "store_buffer_s",
+            "trusted_proxies", "store_buffer_s", "leader_ttl_s",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
             "probes", "rules", "notify", "smtp", "report", "auth", "message_queue", "watchdog"}
 
@@ -454,6 +454,7 @@ ENV_KEYS = {
     "DASHBOARD_RAW_RETENTION_H": ("raw_retention_h",),
     "DASHBOARD_COLLECTOR_TIMEOUT_S": ("collector_timeout_s",),
     "DASHBOARD_STORE_BUFFER_S": ("store_buffer_s",),
+    "DASHBOARD_LEADER_TTL_S": ("leader_ttl_s",),
     "DASHBOARD_METRICS_PUBLIC": ("metrics_public",), "DASHBOARD_ASYNC_MODE": ("async_mode",),
     "DASHBOARD_TRUSTED_PROXIES": ("trusted_proxies",),
     "DASHBOARD_DEMO": ("demo",),
@@ -515,6 +516,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         collector_timeout_s=_num(raw, "collector_timeout_s", "", 10.0, 0.1, 600),
         # 0: nothing kept (a tick the store cannot write still reaches the page, then is gone).
         store_buffer_s=float(_num(raw, "store_buffer_s", "", 300.0, 0, 86400)),
+        leader_ttl_s=float(_num(raw, "leader_ttl_s", "", 5.0, 1, 60)),
         metrics_public=_bool(raw, "metrics_public", "", False),
         trusted_proxies=_num(raw, "trusted_proxies", "", 0, 0, 5, integer=True),
         async_mode=async_mode,

@@ -147,6 +147,7 @@ class Settings:
     rollup_retention_d: float = 400.0
     collector_timeout_s: float = 10.0
     store_buffer_s: float = 300.0            # ticks kept in memory while the store cannot write
+    leader_ttl_s: float = 5.0                # collector leader lock's lifetime (process/cluster.py)
     metrics_public: bool = False
     # Reverse proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 = none.
     trusted_proxies: int = 0

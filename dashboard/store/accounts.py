@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
     last_seen  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS auth_sessions_user ON auth_sessions(user_id);
+CREATE TABLE IF NOT EXISTS auth_changes (  -- bumped by every ended login: web instances poll it
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    n          INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS auth_known_addresses (
     user_id    INTEGER NOT NULL,
     addr_hash  TEXT NOT NULL,
@@ -134,22 +138,39 @@ class AccountsRepo:
 
     def set_password(self, user_id: int, pw_hash: str) -> None:
         """The new hash, and the user's sessions ended with it."""
-        with self._lock:
+        with self._lock, immediate(self._conn):
             self._conn.execute("UPDATE auth_users SET pw_hash = ? WHERE id = ?", (pw_hash, user_id))
             self._end_sessions_of(user_id)
+            self._bump()
 
     def set_role(self, user_id: int, role: str) -> None:
         """The new role, and the user's sessions ended with it."""
-        with self._lock:
+        with self._lock, immediate(self._conn):
             self._conn.execute("UPDATE auth_users SET role = ? WHERE id = ?", (role, user_id))
             self._end_sessions_of(user_id)
+            self._bump()
 
     def delete_user(self, user_id: int) -> None:
         """The user, its sessions and its known addresses."""
-        with self._lock:
+        with self._lock, immediate(self._conn):
             self._conn.execute("DELETE FROM auth_users WHERE id = ?", (user_id,))
             self._end_sessions_of(user_id)
             self._conn.execute("DELETE FROM auth_known_addresses WHERE user_id = ?", (user_id,))
+            self._bump()
+
+    # --- what web instances poll -------------------------------------------------------------
+
+    def _bump(self) -> None:
+        """Within the caller's lock and transaction: a login ended (logout, revocation, a
+        password or role change, a deletion)."""
+        self._conn.execute("INSERT INTO auth_changes (id, n) VALUES (1, 1)"
+                           " ON CONFLICT(id) DO UPDATE SET n = n + 1")
+
+    def changes(self) -> int:
+        """How many times a login ended so far: a web instance that sees it move re-checks the
+        logins of its live sockets (dashboard/web/live_logins.py)."""
+        rows = self._q("SELECT n FROM auth_changes WHERE id = 1")
+        return int(rows[0][0]) if rows else 0
 
     # --- sessions (by the hash of their id) -----------------------------------------------------
 
@@ -176,8 +197,10 @@ class AccountsRepo:
                                (now, id_hash))
 
     def end_session(self, id_hash: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM auth_sessions WHERE id_hash = ?", (id_hash,))
+        with self._lock, immediate(self._conn):
+            if self._conn.execute("DELETE FROM auth_sessions WHERE id_hash = ?",
+                                  (id_hash,)).rowcount:
+                self._bump()
 
     def _end_sessions_of(self, user_id: int) -> None:
         """Within the caller's lock, beside the change that ends them."""
@@ -235,9 +258,11 @@ class AccountsRepo:
 
     def revoke_token(self, token_id: int, now: float) -> bool:
         """True when the token was live and is revoked now (False: unknown or revoked before)."""
-        with self._lock:
+        with self._lock, immediate(self._conn):
             cur = self._conn.execute("UPDATE auth_tokens SET revoked = ? WHERE id = ? "
                                      "AND revoked IS NULL", (now, token_id))
+            if cur.rowcount:
+                self._bump()
         return bool(cur.rowcount)
 
     def touch_token(self, token_id: int, now: float) -> None:

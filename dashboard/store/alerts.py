@@ -10,7 +10,9 @@
 * ``alert_silences``: maintenance windows by rule and labels, with author and reason.
 
 ``AlertStateRepo`` is built on the caller's connection, so the alert service groups its writes
-(and the outbox's, on the same connection) in one ``transaction()``.
+(and the outbox's, on the same connection) in one ``transaction()``. With ``fence`` set (the
+collector leader's token, ``dashboard/store/fence.py``), engine state and transitions are written
+only while no newer leader exists: ``StaleFence`` otherwise, inside the same transaction.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import sqlite3
 from contextlib import AbstractContextManager, closing, contextmanager
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, cast
 
+from dashboard.store import fence as fencing
 from dashboard.store.txn import Connection, immediate
 
 SCHEMA = """
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS alert_events (
     at REAL NOT NULL,
     seq INTEGER,
     detail TEXT,
-    silenced_by INTEGER
+    silenced_by INTEGER,
+    fence INTEGER                        -- the leader's fencing token (store/fence.py)
 );
 CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events(alert_id);
 CREATE INDEX IF NOT EXISTS alert_events_silence ON alert_events(silenced_by);
@@ -136,9 +140,21 @@ class AlertStateRepo:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.fence: int | None = None          # the leader's fencing token; None: not fenced
+        self._fencer = fencing.SqliteFence(conn)
 
     def create(self) -> None:
         self.conn.executescript(SCHEMA)
+        fencing.create(self.conn)
+        fencing.add_column(self.conn, "alert_events", "fence")
+
+    def check_fence(self) -> None:
+        """Inside the transaction: ``StaleFence`` if a newer leader took a token since ours."""
+        self._fencer.check(self.fence)
+
+    def count_refused(self) -> None:
+        """After a transaction refused by the fence was rolled back."""
+        self._fencer.count_refused()
 
     def exists(self) -> bool:
         """Whether the alert tables are in the file (a report may read one where no engine ran)."""
@@ -153,6 +169,8 @@ class AlertStateRepo:
 
     def save_states(self, states: Mapping[str, Mapping[str, Any] | None]) -> None:
         """The engine's states by key; None deletes the key (back to ok)."""
+        if states:
+            self.check_fence()
         for key, body in states.items():
             if body is None:
                 self.conn.execute("DELETE FROM alert_state WHERE key = ?", (key,))
@@ -166,7 +184,8 @@ class AlertStateRepo:
     # --- history ----------------------------------------------------------------------------------
 
     def record(self, t: Change, peak: float | None, silenced_by: int | None) -> None:
-        """One transition into the episode row and the event log."""
+        """One transition into the episode row and the event log (fenced)."""
+        self.check_fence()
         if t.kind == "firing":
             self.conn.execute(
                 "INSERT OR IGNORE INTO alert_episodes (id, rule, labels, status, severity,"
@@ -185,9 +204,9 @@ class AlertStateRepo:
                 " THEN 'critical' ELSE peak_severity END WHERE id = ?",
                 (t.severity, t.value, t.threshold, peak, t.severity, t.alert_id))
         self.conn.execute(
-            "INSERT INTO alert_events (alert_id, kind, severity, value, at, seq, silenced_by)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (t.alert_id, t.kind, t.severity, t.value, t.at, t.seq, silenced_by))
+            "INSERT INTO alert_events (alert_id, kind, severity, value, at, seq, silenced_by, fence)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (t.alert_id, t.kind, t.severity, t.value, t.at, t.seq, silenced_by, self.fence))
 
     def record_ack(self, alert_id: str, by: str, comment: str, until: float | None,
                    now: float) -> None:

@@ -33,6 +33,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
 from dashboard.store import convert
+from dashboard.store import fence as storefence
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
 from dashboard.store import ticks as storeticks
@@ -126,6 +127,14 @@ class Store:
     def connect(self) -> sqlite3.Connection:
         """A separate connection to the same file, for modules that keep their own tables."""
         return connect(self.path)
+
+    def next_fence(self) -> int:
+        """A fencing token higher than every one issued before (``store/fence.py``)."""
+        conn = self.connect()
+        try:
+            return storefence.SqliteFence(conn).next_fence()
+        finally:
+            conn.close()
 
     def close(self) -> None:
         with self._lock:

@@ -7,7 +7,9 @@
 * ``outbox_channels``: each channel's delivery state for the alerts page.
 
 The delivery logic (grouping, retries, backoff, senders) is ``alerts/outbox.py``'s; this module
-only keeps what it decides.
+only keeps what it decides. With ``fence`` set (the collector leader's token,
+``dashboard/store/fence.py``), items, messages and each send (``claim``, before the network call,
+and its outcome) are written only while no newer leader exists: ``StaleFence`` otherwise.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from dashboard.store import fence as fencing
 from dashboard.store.txn import Connection, immediate
 
 SCHEMA = """
@@ -27,6 +30,7 @@ CREATE TABLE IF NOT EXISTS outbox_items (
     item TEXT NOT NULL,
     created_at REAL NOT NULL,
     message_id INTEGER,                  -- NULL: waiting to be grouped into a message
+    fence INTEGER,                       -- the leader's fencing token (store/fence.py)
     UNIQUE (channel, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS outbox_items_waiting ON outbox_items(channel, message_id);
@@ -43,7 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox_messages (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
-    done_at REAL
+    done_at REAL,
+    fence INTEGER                        -- token of the leader that last sent it
 );
 CREATE INDEX IF NOT EXISTS outbox_messages_channel ON outbox_messages(channel, state, id);
 CREATE TABLE IF NOT EXISTS outbox_channels (
@@ -95,19 +100,28 @@ class OutboxRepo:
     """The outbox tables through one connection (the caller's: the alert service queues items
     inside its own transaction; each sender thread has its connection)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, fence: int | None = None) -> None:
         self.conn = conn
+        self.fence = fence                     # the leader's fencing token; None: not fenced
+        self._fencer = fencing.SqliteFence(conn)
 
     def create(self) -> None:
         self.conn.executescript(SCHEMA)
+        fencing.create(self.conn)
+        fencing.add_column(self.conn, "outbox_items", "fence")
+        fencing.add_column(self.conn, "outbox_messages", "fence")
+
+    def check_fence(self) -> None:
+        self._fencer.check(self.fence)
 
     def enqueue(self, channel: str, key: str, item: Mapping[str, Any], now: float) -> bool:
         """Queue an item (with its ``alert_id`` and ``event``) inside the caller's transaction.
-        A key already queued on the channel is ignored: False."""
+        A key already queued on the channel is ignored: False. Fenced."""
+        self.check_fence()
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO outbox_items (channel, idempotency_key, alert_id, event, item,"
-            " created_at) VALUES (?,?,?,?,?,?)",
-            (channel, key, item["alert_id"], item["event"], json.dumps(item), now))
+            " created_at, fence) VALUES (?,?,?,?,?,?,?)",
+            (channel, key, item["alert_id"], item["event"], json.dumps(item), now, self.fence))
         return cur.rowcount == 1
 
     # --- a channel's sender ---------------------------------------------------------------------
@@ -139,14 +153,21 @@ class OutboxRepo:
 
     def add_message(self, channel: str, key: str, body: Mapping[str, Any], item_ids: Sequence[int],
                     digest: bool, now: float) -> None:
-        """A pending message made of ``item_ids``, due now: one transaction."""
-        with immediate(self.conn):
-            cur = self.conn.execute(
-                "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
-                " created_at, state, next_attempt_at) VALUES (?,?,?,?,?,?, 'pending', ?)",
-                (channel, key, json.dumps(body), len(item_ids), int(digest), now, now))
-            self.conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
-                                  [(cur.lastrowid, i) for i in item_ids])
+        """A pending message made of ``item_ids``, due now: one transaction (fenced)."""
+        try:
+            with immediate(self.conn):
+                self.check_fence()
+                cur = self.conn.execute(
+                    "INSERT INTO outbox_messages (channel, idempotency_key, body, items, digest,"
+                    " created_at, state, next_attempt_at, fence)"
+                    " VALUES (?,?,?,?,?,?, 'pending', ?, ?)",
+                    (channel, key, json.dumps(body), len(item_ids), int(digest), now, now,
+                     self.fence))
+                self.conn.executemany("UPDATE outbox_items SET message_id = ? WHERE id = ?",
+                                      [(cur.lastrowid, i) for i in item_ids])
+        except fencing.StaleFence:
+            self._fencer.count_refused()
+            raise
 
     def add_sent(self, channel: str, key: str, body: Mapping[str, Any],
                  items: Sequence[tuple[str, Mapping[str, Any]]], state: str, attempts: int,
@@ -165,6 +186,21 @@ class OutboxRepo:
                 " item, created_at, message_id) VALUES (?,?,?,?,?,?,?)",
                 [(channel, k, it["alert_id"], it["event"], json.dumps(it), created_at,
                   cur.lastrowid) for k, it in items])
+
+    def claim(self, msg_id: int) -> None:
+        """Before sending message ``msg_id``: the send is recorded with our token, in a
+        transaction of its own; ``StaleFence`` (nothing is sent) if a newer leader exists."""
+        try:
+            with immediate(self.conn):
+                self.check_fence()
+                self.conn.execute("UPDATE outbox_messages SET fence = ? WHERE id = ?",
+                                  (self.fence, msg_id))
+        except fencing.StaleFence:
+            self._fencer.count_refused()
+            raise
+
+    # An outcome is recorded whatever the token: the message went out (or not), and a new leader
+    # must know it, not send it again.
 
     def retry_later(self, msg_id: int, attempts: int, at: float, error: str) -> None:
         self.conn.execute("UPDATE outbox_messages SET attempts = ?, next_attempt_at = ?,"

@@ -7,9 +7,13 @@ id) is remembered at connect, and:
 
 * ``resume`` checks it again before answering;
 * a background task checks every socket every ``RECHECK_S`` and disconnects those whose login
-  no longer holds: that catches changes made by other processes (``revoke-token`` on the
-  command line, an admin or a logout on another web instance) and sessions past their lifetime
-  (a session socket holds while its record in the store does; the check counts as a use);
+  no longer holds: that catches sessions past their lifetime (a session socket holds while its
+  record in the store does; the check counts as a use);
+* the same task looks every ``POLL_S`` at the store's count of ended logins
+  (``Accounts.changes``, one row): when another process ended one (``revoke-token`` on the
+  command line, an admin, a logout or a password change on another web instance, on this
+  machine or another sharing the store) every socket is checked at once, so the socket is
+  closed within about ``POLL_S`` (the issue allows 2 s), for the price of one small read;
 * changes made in this process end that principal's sockets at once: ``Accounts`` tells us
   about token revocations, deleted users, role changes and password resets, and the logout view
   about a logout (only the sockets of that login: the same user elsewhere stays connected).
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECHECK_S = 30.0
+POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,9 @@ class LoginWatch:
 
     def __init__(self, accounts: "Accounts", disconnect: Callable[[str], None],
                  start_task: Callable[..., Any], sleep: Callable[[float], Any],
-                 recheck_s: float = RECHECK_S) -> None:
+                 recheck_s: float = RECHECK_S, poll_s: float = POLL_S) -> None:
         self.accounts = accounts
+        self.poll_s = poll_s
         self._disconnect = disconnect
         self._start_task = start_task
         self._sleep = sleep
@@ -141,13 +148,29 @@ class LoginWatch:
             except Exception:  # noqa: BLE001 - already gone
                 log.debug("disconnect of %s failed", sid, exc_info=True)
 
+    def _changes(self) -> int | None:
+        try:
+            return self.accounts.changes()
+        except Exception:  # noqa: BLE001 - the store unreadable: the full re-check still runs
+            log.warning("could not read the count of ended logins", exc_info=True)
+            return None
+
     def _watch(self) -> None:
+        seen = self._changes()
+        last_full = time.monotonic()
         while True:
-            self._sleep(self.recheck_s)
+            self._sleep(min(self.poll_s, self.recheck_s))
             with self._lock:
                 if not self._held:
                     self._watching = False        # the next socket starts a new task
                     return
+            now, changes = time.monotonic(), self._changes()
+            moved = changes is not None and changes != seen
+            if not moved and now - last_full < self.recheck_s:
+                continue
+            if changes is not None:
+                seen = changes
+            last_full = now
             try:
                 self.check_all()
             except Exception:  # noqa: BLE001 - never let the watch die with sockets left

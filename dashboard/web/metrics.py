@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
 from dashboard.store import alerts as alert_state
+from dashboard.store.fence import SqliteFence
 
 bp = Blueprint("prometheus", __name__)
 
@@ -117,6 +118,7 @@ class StoreCollector:
         yield from families.values()
         yield from self._health(now, newest, said_up, intervals)
         yield self._alerts()
+        yield self._fence()
 
     @staticmethod
     def _add_values(s: Sample, current: dict) -> None:
@@ -173,6 +175,17 @@ class StoreCollector:
                 seen.add(key)
                 m.add_sample(m.name, labels, 1.0)
         return m
+
+    def _fence(self) -> Metric:
+        from prometheus_client.metrics_core import CounterMetricFamily
+        conn = self.runtime.store.connect()
+        try:
+            refused = SqliteFence(conn).refused()
+        finally:
+            conn.close()
+        return CounterMetricFamily(
+            PREFIX + "fence_refused", "Alert transitions and notification sends the store refused "
+            "because a newer collector leader exists (a stale leader's late writes)", value=refused)
 
 
 @bp.get("/metrics")

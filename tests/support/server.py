@@ -21,11 +21,14 @@ class DashboardServer:
 
     def __init__(self, data_dir: Path, *, env: Mapping[str, str] | None = None,
                  config: Path | None = None, port: int | None = None,
-                 command: str = "serve", args: tuple[str, ...] = (), root: Path = ROOT) -> None:
+                 command: str = "serve", args: tuple[str, ...] = (), root: Path = ROOT,
+                 host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.root = Path(root)           # the code that runs: another commit's tree (benches)
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host                 # a test machine's address (tests/support/netns.py)
+        self.prefix = tuple(prefix)      # e.g. ``ip netns exec NS``: run on that machine
+        self.url = f"http://{host}:{self.port}"
         self.config = config
         self.command = command
         self.args = tuple(args)
@@ -36,14 +39,14 @@ class DashboardServer:
     def env(self) -> dict[str, str]:
         e = dict(os.environ)
         e.update({"DASHBOARD_DATA_DIR": str(self.data_dir),
-                  "DASHBOARD_BIND": f"127.0.0.1:{self.port}",
+                  "DASHBOARD_BIND": f"{self.host}:{self.port}",
                   "DASHBOARD_PUBLIC_URL": self.url, "PYTHONUNBUFFERED": "1"})
         e.update(self.extra_env)
         return e
 
     def start(self, wait: bool = True) -> "DashboardServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "dashboard"]
+        argv = [*self.prefix, sys.executable, "-m", "dashboard"]
         if self.config:
             argv += ["--config", str(self.config)]
         argv.append(self.command)
