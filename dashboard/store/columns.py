@@ -91,6 +91,43 @@ def unpack_floats(buf: bytes, at: int, count: int) -> tuple[list[float], int]:
     return list(map(truediv, ints, repeat(_POW[kind]))), end
 
 
+def extend_floats(out: list[float], buf: bytes, at: int, count: int) -> int:
+    """``unpack_floats`` appended to ``out`` straight from the packed column (no list of its
+    own); returns the offset after it."""
+    kind = buf[at]
+    if kind == RAW:
+        a = array("d")
+        end = at + 1 + 8 * count
+        a.frombytes(buf[at + 1:end])
+        out.extend(a)
+        return end
+    ints, end = _running(buf, at + 1, count)
+    out.extend(map(float, ints) if kind == 0 else map(truediv, ints, repeat(_POW[kind])))
+    return end
+
+
+def float_column_end(buf: bytes, at: int, count: int) -> int:
+    """Where the column packed by ``pack_floats`` at ``buf[at:]`` ends."""
+    kind = buf[at]
+    if kind == RAW:
+        return at + 1 + 8 * count
+    return at + 2 + count * array(_CODES[buf[at + 1]]).itemsize
+
+
+def extend_ints(out: list[int], buf: bytes, at: int, count: int) -> int:
+    """``unpack_ints`` appended to ``out``; a constant column (every difference 0, as the
+    minutes' sample counts of a steady collector) without a pass over it."""
+    size = array(_CODES[buf[at]]).itemsize
+    end = at + 1 + count * size
+    if count > 1 and buf.count(0, at + 1 + size, end) == end - at - 1 - size:
+        first, _ = _running(buf, at, 1)
+        out.extend(repeat(next(first), count))
+        return end
+    ints, end = _running(buf, at, count)
+    out.extend(ints)
+    return end
+
+
 def near_decimals(values: Sequence[float], k: int, slack: Sequence[float]) -> list[int] | None:
     """``values`` as integers scaled by ``10**k`` if each is within ``slack`` of one (a sum of
     ``k``-decimal values differs from its decimal value by float rounding only); else None.
