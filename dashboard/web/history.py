@@ -160,7 +160,8 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
     """``/api/history``'s answer for the ``window`` seconds before ``now``: every series (with
     ``live``: what the live page draws, ``host``'s host metrics, the ``pinned`` queues or the
     busiest) in columns ``t``, ``v``, plus ``min`` and ``max`` where a point stands for a bucket
-    (``bucket_s`` seconds; one minute at least for rollups)."""
+    (``bucket_s`` seconds; one minute at least for rollups). Rollup buckets come on a grid
+    (``_gridded``: ``t0``, ``dt``, ``t`` only for the points off it; ``points`` reads it back)."""
     view = None
     queues: dict[str, Any] | None = None
     seen: dict[str, float] = {}        # queue -> time of its newest sample
@@ -215,7 +216,10 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
             into = series.setdefault(key, {"metric": s["metric"], "labels": s["labels"], "t": [],
                                            "v": [], "min": [], "max": []})
             for col in ("t", "v", "min", "max"):
-                into[col].extend(s[col])
+                into[col].extend(s[col])   # explicit points after the grid, if any
+        for s in series.values():
+            if "t0" in s and s["min"] == s["v"] and s["max"] == s["v"]:   # each bucket one value
+                del s["min"], s["max"]
     extra = {} if queues is None else {"queues": queues}
     return dict(now=now, window_s=window, resolution=resolution, bucket_s=bucket_s,
                 last_seq=last_seq, series=series, **extra)
@@ -223,10 +227,10 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
 
 def _add_buckets(series: dict[str, dict[str, Any]], columns: Iterable[BucketColumns],
                  bucket_s: int, view: LiveView | None, since: float) -> float:
-    """Add ``Store.rollup_bucket_columns`` to ``series``, each point at the middle of what its
-    bucket covers (its minute's, for a bucket of one minute), column by column; returns where
-    the rollups end. A day of 300 series is 432,000 buckets: every column is made by C-level
-    passes (``map``), no Python per bucket."""
+    """Add ``Store.rollup_bucket_columns`` to ``series`` (``_gridded``), each point at the
+    middle of what its bucket covers (its minute's, for a bucket of one minute), column by
+    column; returns where the rollups end. A day of 300 series is 432,000 buckets: every column
+    is made by C-level passes (``map``), no Python per bucket."""
     rolled_until = since
     for metric, labels_text, c, lasts in columns:
         rolled_until = max(rolled_until, lasts[-1] + 60)
@@ -234,24 +238,81 @@ def _add_buckets(series: dict[str, dict[str, Any]], columns: Iterable[BucketColu
         if view is not None and not view.keeps(metric, labels):
             continue
         series[series_key(metric, labels)] = {
-            "metric": metric, "labels": labels, "t": _middles(c.minute, lasts, bucket_s),
-            "v": round_values(list(map(truediv, c.total, c.n))),
+            "metric": metric, "labels": labels,
             # Extremes are values as collected and stored exactly: no float noise to round off.
-            "min": c.lo, "max": c.hi}
+            **_gridded(c.minute, lasts, bucket_s, _means(c.total, c.n), c.lo, c.hi)}
     return rolled_until
 
 
+def _gridded(starts: list[int], lasts: list[int], width: int, v: list[float], lo: list[float],
+             hi: list[float]) -> dict[str, Any]:
+    """Buckets as the answer carries them: the points whose time is their bucket's middle on a
+    grid, ``t0`` (the first one's time) and ``dt`` (``width``), with ``null`` for a bucket
+    without values, then the points at other times (a bucket that ends early: the hour still
+    being rolled up) in ``t``: point ``i < len(v) - len(t)`` is at ``t0 + i * dt``, the others at
+    ``t[i - (len(v) - len(t))]``. A day of one-minute buckets carries no time per point (it was
+    a third of the answer)."""
+    half = width // 2
+    if width == 60:                  # a one-minute bucket's minute is all it covers
+        regular = len(starts)
+    else:
+        # A bucket's middle: of what it covers, so a partial one (the hour being rolled up,
+        # or minutes missing at a bucket's end) stays before the samples that follow it,
+        # never ahead.
+        ends = list(map(min, map(add, starts, repeat(width)), map(add, lasts, repeat(60))))
+        full = list(map(add, starts, repeat(width)))
+        regular = len(starts) if ends == full else next(
+            i for i, (e, f) in enumerate(zip(ends, full)) if e != f)
+    if not regular:
+        return {"t": _middles(starts, lasts, width), "v": v, "min": lo, "max": hi}
+    first = starts[0]
+    t = _middles(starts[regular:], lasts[regular:], width)
+    if starts[regular - 1] - first == (regular - 1) * width:       # no bucket missing
+        return {"t0": first + half, "dt": width, "t": t, "v": v, "min": lo, "max": hi}
+    slots = (starts[regular - 1] - first) // width + 1
+    cols: list[list[float | None]] = [[None] * slots, [None] * slots, [None] * slots]
+    for i in range(regular):
+        at = (starts[i] - first) // width
+        cols[0][at], cols[1][at], cols[2][at] = v[i], lo[i], hi[i]
+    gv, glo, ghi = cols
+    return {"t0": first + half, "dt": width, "t": t, "v": gv + v[regular:],
+            "min": glo + lo[regular:], "max": ghi + hi[regular:]}
+
+
 def _middles(starts: list[int], lasts: list[int], bucket_s: int) -> list[float]:
-    """Each bucket's point: the middle of what it covers. A partial bucket (the hour still being
-    rolled up, or minutes missing at a bucket's end) stays before the samples that follow it,
-    never ahead. A one-minute bucket's middle is its minute's (an integer: 30 s past it)."""
-    if bucket_s == 60:
-        return list(map(add, starts, repeat(30)))
+    """Each bucket's point: the middle of what it covers (``_gridded``)."""
     ends = map(min, map(add, starts, repeat(bucket_s)), map(add, lasts, repeat(60)))
     return list(map(truediv, map(add, starts, ends), repeat(2)))
 
 
+def points(s: dict[str, Any]) -> dict[str, list[float]]:
+    """One series of the answer as explicit columns ``t``, ``v`` (and ``min``, ``max`` if it has
+    them), its empty buckets left out: what a reader of ``/api/history`` makes of ``t0``/``dt``
+    (the live page does the same, live.js ``expandSeries``). A series on a grid without ``min``
+    and ``max`` has them equal to ``v``."""
+    if s.get("t0") is None:
+        return {k: s[k] for k in ("t", "v", "min", "max") if k in s}
+    s = {"min": s["v"], "max": s["v"], **s}
+    grid = len(s["v"]) - len(s["t"])
+    times = [s["t0"] + i * s["dt"] for i in range(grid)] + list(s["t"])
+    keep = [i for i, v in enumerate(s["v"]) if v is not None]
+    return {k: [col[i] for i in keep] for k, col in
+            (("t", times), ("v", s["v"]), ("min", s["min"]), ("max", s["max"]))}
+
+
 _SCALE = 10.0 ** DECIMALS
+
+
+def _means(totals: list[float], counts: list[int]) -> list[float]:
+    """Each bucket's mean, rounded as ``round_values`` rounds. Buckets that all hold as many
+    values (a steady collector's minutes) are scaled in the same pass."""
+    if counts and counts.count(counts[0]) == len(counts):
+        try:
+            return list(map(truediv, map(round, map(mul, totals, repeat(_SCALE / counts[0]))),
+                            repeat(_SCALE)))
+        except OverflowError:
+            pass
+    return round_values(list(map(truediv, totals, counts)))
 
 
 def round_values(values: list[float]) -> list[float]:
