@@ -35,12 +35,13 @@ RETRY_AFTER_S = 2
 
 def _encode(doc: dict[str, Any]) -> bytes:
     """``doc`` as compact JSON, a large ``series`` mapping one entry per ``dumps`` call."""
-    dumps = orjson.dumps
+    def dumps(value: Any) -> bytes:        # keys that are not text as text, as json.dumps did
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     series = doc.get("series")
     if not isinstance(series, dict):
         return dumps(doc)
     head = dumps({k: v for k, v in doc.items() if k != "series"})
-    parts = [dumps(k) + b":" + dumps(v) for k, v in series.items()]
+    parts = [dumps(str(k)) + b":" + dumps(v) for k, v in series.items()]
     return (head[:-1] + (b"," if len(head) > 2 else b"") + b'"series":{' + b",".join(parts)
             + b"}}")
 
