@@ -120,6 +120,10 @@ def history():
             raise BadRequest("queue: at most 50 queue names of 1-200 characters")
     elif request.args.get("host") is not None or pinned:
         raise BadRequest("host and queue are filters of view=live")
-    doc = offload.read(runtime().store, history_doc, window, time.time(), live,
-                     request.args.get("host") or None, pinned)
-    return reads.json_response(doc)
+    # The collector held off until the answer is encoded and dropped: each of its collections
+    # walked the answer's growing lists again (25-50 ms of a 24 h read of 300 series), and one
+    # right after the read would walk them once more.
+    with offload.gc_paused():
+        return reads.json_response(offload.read(runtime().store, history_doc, window,
+                                                time.time(), live,
+                                                request.args.get("host") or None, pinned))

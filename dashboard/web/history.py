@@ -24,7 +24,6 @@ from itertools import repeat
 from operator import add, mul, truediv
 from typing import Any, Callable, Iterable
 
-from dashboard import offload
 from dashboard.model import series_key
 from dashboard.store.history_reads import BucketColumns
 from dashboard.web import downsample
@@ -173,12 +172,6 @@ def history_doc(store: Any, window: float, now: float, live: bool, host: str | N
     busiest) in columns ``t``, ``v``, plus ``min`` and ``max`` where a point stands for a bucket
     (``bucket_s`` seconds; one minute at least for rollups). Rollup buckets come on a grid
     (``_gridded``: ``t0``, ``dt``, ``t`` only for the points off it; ``points`` reads it back)."""
-    with offload.gc_paused():
-        return _history_doc(store, window, now, live, host, pinned)
-
-
-def _history_doc(store: Any, window: float, now: float, live: bool, host: str | None,
-                 pinned: list[str]) -> dict[str, Any]:
     view = None
     queues: dict[str, Any] | None = None
     seen: dict[str, float] = {}        # queue -> time of its newest sample
