@@ -22,6 +22,9 @@ from dashboard.web import db as dbviews
 COMPRESSIBLE = ("application/json", "text/html", "text/css", "text/csv", "application/javascript",
                 "text/javascript", "text/plain")
 OFFLOAD_GZIP_BYTES = 256 * 1024      # ~5 ms of gzip: below that the hand-off costs more
+# Megabytes (a 24 h /api/history of 300 series: 10-15 MB of JSON) at level 1: 85 ms against
+# 306 ms at level 5, for 10 % more bytes (5.3 against 4.8 MB); smaller answers at level 5.
+GZIP_LEVEL, LARGE_GZIP_LEVEL = 5, 1
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
@@ -81,8 +84,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
             return resp
         # A large answer (a long /api/history: megabytes) is compressed in an OS thread: zlib
         # releases the GIL, and the event loop serves everyone else meanwhile (issue 15).
-        packed = (offload.run(gzip.compress, data, 5) if len(data) >= OFFLOAD_GZIP_BYTES
-                  else gzip.compress(data, compresslevel=5))
+        packed = (offload.run(gzip.compress, data, LARGE_GZIP_LEVEL)
+                  if len(data) >= OFFLOAD_GZIP_BYTES else gzip.compress(data, GZIP_LEVEL))
         resp.set_data(packed)
         resp.headers["Content-Encoding"] = "gzip"
         resp.headers["Content-Length"] = str(len(resp.get_data()))

@@ -14,6 +14,7 @@ from dashboard.model import Sample
 from dashboard.runtime import Runtime
 from dashboard.store import Store
 from dashboard.web.downsample import MAX_POINTS, bucket_width, merge
+from dashboard.web.history import points
 from tests.support.auth_helpers import logged_in_client
 
 
@@ -119,7 +120,28 @@ def test_a_week_is_drawn_from_whole_hours_in_time_order_never_ahead_of_now(clien
     cut = int(now // 3600) * 3600 + 120
     store.rollup(cut if cut < now - 60 else cut - 3600)
     body = client.get("/api/history?window_s=604800").get_json()
-    cpu = body["series"]["host.cpu_percent"]
+    cpu = points(body["series"]["host.cpu_percent"])
     assert body["bucket_s"] == 3600 and len(cpu["t"]) <= MAX_POINTS
     assert cpu["t"] == sorted(cpu["t"]) and max(cpu["t"]) <= now
     assert max(cpu["max"]) == 90.0                          # each hour's top of the hour kept
+
+
+def test_a_day_of_minutes_comes_on_a_grid_and_a_gap_stays_a_gap(client):
+    """The 24 h window's one-minute points carry no time each (the times were a third of the
+    answer): ``t0`` and ``dt`` place them, a minute without samples is null, and a reader gets
+    the very minutes that hold samples, each at its middle, with their mean, min and max."""
+    store = client.runtime.store
+    now = time.time() // 60 * 60
+    start = now - 5 * 3600
+    minutes = [m for m in range(int(start), int(now) - 600, 60)
+               if not start + 3600 <= m < start + 4200]             # ten minutes down
+    for m in minutes:
+        store.append([Sample("host", m + 5, {"host.cpu_percent": 10.0})])
+        store.append([Sample("host", m + 35, {"host.cpu_percent": 30.5})])
+    store.rollup(now + 60)
+    body = client.get("/api/history?window_s=86400").get_json()
+    cpu = body["series"]["host.cpu_percent"]
+    assert (cpu["dt"], cpu["t"], cpu["v"].count(None)) == (60, [], 10)
+    got = points(cpu)
+    assert got["t"] == [m + 30 for m in minutes]
+    assert (set(got["v"]), set(got["min"]), set(got["max"])) == ({20.25}, {10.0}, {30.5})

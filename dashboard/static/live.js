@@ -499,6 +499,24 @@
     });
   }
 
+  /* A series of /api/history on a grid (rollup windows, issue 15: a day of one-minute points
+     carries no time per point): point i < v.length - t.length is at t0 + i * dt (null: a bucket
+     without values, left out here), the others at t[i - grid]; min and max are left out where
+     every bucket equals its mean. Made explicit here, so the drawing reads t, v, min, max. */
+  function expandSeries(s) {
+    if (s.t0 === undefined || s.t0 === null) return;
+    var grid = s.v.length - s.t.length, t = [], v = [];
+    var lo = s.min ? [] : null, hi = s.max ? [] : null;
+    for (var i = 0; i < s.v.length; i++) {
+      if (s.v[i] === null) continue;
+      t.push(i < grid ? s.t0 + i * s.dt : s.t[i - grid]);
+      v.push(s.v[i]);
+      if (lo) { lo.push(s.min[i]); hi.push(s.max[i]); }
+    }
+    s.t = t; s.v = v;
+    if (lo) { s.min = lo; s.max = hi; }
+  }
+
   function loadHistory() {
     var gen = ++state.generation;
     state.ready = false;
@@ -521,6 +539,7 @@
           h.queues.shown.forEach(function (q) { queueView.drawn[q] = true; });
         }
         Object.keys(h.series).forEach(function (k) {
+          expandSeries(h.series[k]);
           var t = h.series[k].t;
           if (t.length && t[t.length - 1] > state.lastSampleTs) state.lastSampleTs = t[t.length - 1];
         });

@@ -84,6 +84,32 @@ def decode_minutes(hour: int, blob: bytes) -> Minutes:
     return Minutes(minute, n, total, lo, hi)
 
 
+def extend_minutes(hour: int, blob: bytes, into: Minutes) -> None:
+    """``decode_minutes`` appended to ``into``'s columns, each straight from its packed bytes
+    (the long reads join a series' blocks: a day of 300 series is 7,200 blocks). A column packed
+    to the same bytes as the one before it (a minute of one sample: its sum, minimum and maximum
+    are one value) is decoded once."""
+    body = columns.inflate(blob)
+    count = body[0]
+    at = 1
+    if count == 60:
+        into.minute.extend(range(hour, hour + 3600, 60))
+    else:
+        offsets, at = columns.unpack_ints(body, 1, count)
+        into.minute.extend([hour + 60 * o for o in offsets])
+    at = columns.extend_ints(into.n, body, at, count)
+    prev, prev_col, prev_at = b"", into.total, 0
+    for col in (into.total, into.lo, into.hi):
+        end = columns.float_column_end(body, at, count)
+        packed = body[at:end]
+        if packed == prev:
+            col.extend(prev_col[prev_at:])
+        else:
+            prev, prev_col, prev_at = packed, col, len(col)
+            columns.extend_floats(col, body, at, count)
+        at = end
+
+
 def approx_sketch(m: Minutes) -> Counter[int]:
     """Buckets for some minutes of a block, when the block's sketch covers more than them: each
     minute's minimum and maximum as they are, its other values at their mean (exact for up to

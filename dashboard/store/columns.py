@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 
 _WIDTHS = (("b", 1 << 7), ("h", 1 << 15), ("i", 1 << 31), ("q", 1 << 63))
 _CODES = "bhiq"
+_SIZES = tuple(array(c).itemsize for c in _CODES)
 RAW = 15                          # the kind of a column kept as float64
 MAX_DECIMALS = 9
 _POW = [10 ** k for k in range(MAX_DECIMALS + 1)]
@@ -44,10 +45,9 @@ def unpack_ints(buf: bytes, at: int, count: int) -> tuple[list[int], int]:
 
 
 def _running(buf: bytes, at: int, count: int) -> tuple[Iterator[int], int]:
-    a = array(_CODES[buf[at]])
-    end = at + 1 + count * a.itemsize
-    a.frombytes(buf[at + 1:end])
-    return accumulate(a), end
+    code = buf[at]
+    end = at + 1 + count * _SIZES[code]
+    return accumulate(array(_CODES[code], buf[at + 1:end])), end
 
 
 def decimals(values: Sequence[float]) -> tuple[int, list[int]] | None:
@@ -89,6 +89,43 @@ def unpack_floats(buf: bytes, at: int, count: int) -> tuple[list[float], int]:
     if kind == 0:
         return list(map(float, ints)), end
     return list(map(truediv, ints, repeat(_POW[kind]))), end
+
+
+def extend_floats(out: list[float], buf: bytes, at: int, count: int) -> int:
+    """``unpack_floats`` appended to ``out`` straight from the packed column (no list of its
+    own); returns the offset after it."""
+    kind = buf[at]
+    if kind == RAW:
+        a = array("d")
+        end = at + 1 + 8 * count
+        a.frombytes(buf[at + 1:end])
+        out.extend(a)
+        return end
+    ints, end = _running(buf, at + 1, count)
+    out.extend(map(float, ints) if kind == 0 else map(truediv, ints, repeat(_POW[kind])))
+    return end
+
+
+def float_column_end(buf: bytes, at: int, count: int) -> int:
+    """Where the column packed by ``pack_floats`` at ``buf[at:]`` ends."""
+    kind = buf[at]
+    if kind == RAW:
+        return at + 1 + 8 * count
+    return at + 2 + count * _SIZES[buf[at + 1]]
+
+
+def extend_ints(out: list[int], buf: bytes, at: int, count: int) -> int:
+    """``unpack_ints`` appended to ``out``; a constant column (every difference 0, as the
+    minutes' sample counts of a steady collector) without a pass over it."""
+    size = _SIZES[buf[at]]
+    end = at + 1 + count * size
+    if count > 1 and buf.count(0, at + 1 + size, end) == end - at - 1 - size:
+        first, _ = _running(buf, at, 1)
+        out.extend(repeat(next(first), count))
+        return end
+    ints, end = _running(buf, at, count)
+    out.extend(ints)
+    return end
 
 
 def near_decimals(values: Sequence[float], k: int, slack: Sequence[float]) -> list[int] | None:

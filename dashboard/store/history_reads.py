@@ -187,18 +187,13 @@ class HistoryReads:
         """``Store.rollup_bucket_columns``: per series (of ``metric``, None: all), its rolled-up
         minutes in ``[since, until)`` merged into buckets of ``width`` seconds counted from
         ``since``'s minute, as columns in time order. One-minute buckets are the blocks' own
-        columns, joined (no Python per minute: a day of 300 series is 432,000 minutes)."""
+        columns, joined (``BlockReads.joined``: no Python per minute, a day of 300 series is
+        432,000 minutes)."""
         start = int(since // 60) * 60
         for sid, m_name, labels in self._blocks.every_series():
             if metric is not None and m_name != metric:
                 continue
-            cols = Minutes([], [], [], [], [])
-            for m in self._blocks.blocks(sid, start, until):
-                cols.minute += m.minute
-                cols.n += m.n
-                cols.total += m.total
-                cols.lo += m.lo
-                cols.hi += m.hi
+            cols = self._blocks.joined(sid, start, until)
             if not cols.minute:
                 continue
             if width > 60:

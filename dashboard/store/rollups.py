@@ -171,6 +171,26 @@ class BlockReads:
             if m.minute:
                 yield m
 
+    def joined(self, sid: int, since: float, until: float) -> Minutes:
+        """``blocks`` joined into one set of columns: a block wholly inside the range is decoded
+        straight onto them (``blocks.extend_minutes``), only the cut ones at its ends are
+        decoded and clipped on their own."""
+        lo, hi = int(since), int(until)
+        out = Minutes([], [], [], [], [])
+        for hour, data, _ in self._rows(sid, lo, hi, False):
+            if hour >= lo and hour + HOUR <= hi:
+                blocks.extend_minutes(hour, data, out)
+                continue
+            m = blocks.decode_minutes(hour, data)
+            part = _clip(m, lo, hi)
+            m = m if part is None else part
+            out.minute += m.minute
+            out.n += m.n
+            out.total += m.total
+            out.lo += m.lo
+            out.hi += m.hi
+        return out
+
     def span(self, sid: int, since: float, until: float, quantiles: bool) -> Span:
         """Every minute of ``sid`` in ``[since, until)`` and, if ``quantiles``, the sketch of
         their values: whole blocks' sketches merged, cut blocks' from their minutes."""

@@ -110,10 +110,16 @@ class TickReads:
                 pos += k
 
     def _in_time(self, since: float, until: float | None) -> Iterable[tuple[int, bytes]]:
-        sql = "SELECT seq, data FROM ticks WHERE ts >= ?"
+        # From the first row (in sequence order) of the range on: found in the ts index, then
+        # read in rowid order. "ts >= ? ORDER BY seq" alone was planned as a scan of the whole
+        # table (every row's blob: 40 ms at 25 h of 300 series at 1 s) for the few rows a 24 h
+        # history reads past the rollups.
+        sql = ("SELECT seq, data FROM ticks WHERE seq >= (SELECT MIN(seq) FROM ticks"
+               " INDEXED BY ticks_ts WHERE ts >= ?1) AND ts >= ?1")
         args: list[float] = [since]
         if until is not None:
-            sql += " AND ts <= ?"
+            sql += (" AND ts <= ?2 AND seq <= (SELECT MAX(seq) FROM ticks INDEXED BY ticks_ts"
+                    " WHERE ts >= ?1 AND ts <= ?2)")
             args.append(until + self.span())
         return self.conn.execute(sql + " ORDER BY seq", args).fetchall()
 
