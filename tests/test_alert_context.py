@@ -10,6 +10,7 @@ alert fires, through the real MySQL collector, statement book, store, outbox and
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import threading
 import time
@@ -292,3 +293,30 @@ def test_queues_no_longer_seen_are_forgotten_and_their_number_is_bounded(tmp_pat
                      for j in range(i, min(n, i + 1000))])
     assert len(why._queues) <= alert_context.QUEUE_MAX
     assert why.build(rule, {"queue": f"job-{n - 1}"}, later, later)["queue"]["pending"] == 1.0
+
+
+def test_a_long_context_in_slack_is_cut_between_characters_never_inside_an_entity(
+        tmp_path, webhook_receiver):
+    """Statement texts full of ``&`` grow fivefold when escaped: the context is cut to fit
+    Slack's section, and the cut must not leave half an entity (``&am``) at the end."""
+    clock = Clock()
+    book = StatementBook(1000.0, timezone.utc, clock=clock)
+    t0 = clock.now - 1200
+    texts = [("a", "app", "&" * 300), ("b", "app", "&" * 300), ("c", "app", "&" * 300)]
+    for i in range(20):
+        incs = {"a": Inc(1, 5.0, 5.0)} if i < 16 else {k: Inc(10, 900.0 + n, 120.0)
+                                                      for n, k in enumerate("abc")}
+        book.add(t0 + 60 * i + 60, incs, texts)
+    why = AlertContext(PUBLIC, None, lambda: book)
+    svc, _ = make_service(tmp_path / "data", clock=clock, why=why,
+                          notify=[{"kind": "slack", "url": webhook_receiver.url, "name": "chat"}],
+                          rules={"db_pool_utilization": {"for_s": 0}})
+    try:
+        svc.process([pool(90, clock.now)], clock.now)
+        drain(svc, clock)
+    finally:
+        svc.close()
+    [slack] = delivered(webhook_receiver.requests)
+    section = slack.json()["blocks"][0]["text"]["text"]
+    assert "&amp;" * 150 in section and len(section) <= 3000
+    assert re.findall(r"&(?!amp;|lt;|gt;)", section) == [], section[-400:]
