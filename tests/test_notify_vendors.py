@@ -522,3 +522,23 @@ def test_each_vendor_page_says_what_changed_around_it_escaped_with_a_link_to_tha
         assert any(EVIL_SQL in t for t in texts)
         [actions] = [b["actions"] for b in card["body"][0]["items"] if b["type"] == "ActionSet"]
         assert any(a["url"].startswith(moment) for a in actions)
+
+
+def test_a_single_telegram_page_too_long_once_escaped_is_shortened_never_dropped(tmp_path, services):
+    """A queue named with 700 ``&`` (queue names come from the monitored system) makes one
+    item over Telegram's 4,096 characters once escaped: the page must still say what fired."""
+    receiver, notify = receiver_for("telegram")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick("queue_pending"), clock=clock)
+        services.append(svc)
+        svc.process([Sample("queue", clock.now, {"queue.pending": 250.0}, {"queue": "&" * 700})],
+                    clock.now)
+        drain(svc, clock)
+        assert receiver.problems == []
+        [doc] = receiver.documents()
+    finally:
+        receiver.stop()
+    assert "Pending jobs" in doc["text"] and "queue=&amp;&amp;" in doc["text"]
+    assert "more on the alerts page" not in doc["text"]
+    assert "/alerts/ack/" in doc["text"]                  # the ack link is what on-call taps
