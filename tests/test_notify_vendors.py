@@ -3,6 +3,7 @@ against a local receiver that checks the vendor's documented request shape and a
 vendor's documented bodies (tests/support/vendor_receivers.py)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -542,3 +543,25 @@ def test_a_single_telegram_page_too_long_once_escaped_is_shortened_never_dropped
     assert "Pending jobs" in doc["text"] and "queue=&amp;&amp;" in doc["text"]
     assert "more on the alerts page" not in doc["text"]
     assert "/alerts/ack/" in doc["text"]                  # the ack link is what on-call taps
+
+
+def test_an_ntfy_url_with_the_auth_query_parameter_keeps_it_and_never_shows_it(tmp_path, services):
+    """ntfy documents ``?auth=`` (the Authorization header's value in raw URL-safe base64) for
+    any publish, so a topic URL that carries it must be sent with it, and masked like a token."""
+    import base64
+
+    auth = base64.urlsafe_b64encode(f"Bearer {NTFY_TOKEN}".encode()).decode().rstrip("=")
+    receiver = NtfyReceiver(TOPIC, NTFY_TOKEN).start()
+    try:
+        notify = {"kind": "ntfy", "name": "phone", "url": f"{receiver.endpoint}?auth={auth}"}
+        clock = Clock()
+        svc, settings = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        svc.process([pool(90, clock.now)], clock.now)
+        drain(svc, clock)
+        assert receiver.problems == [] and len(receiver.requests) == 1
+        assert receiver.requests[0].status == 200 and channel(svc)["state"] == "ok"
+    finally:
+        receiver.stop()
+    assert auth not in json.dumps(settings.masked()) and auth not in json.dumps(svc.overview())
+    assert any(auth in s for s in settings.secrets())
