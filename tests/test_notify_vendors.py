@@ -548,8 +548,6 @@ def test_a_single_telegram_page_too_long_once_escaped_is_shortened_never_dropped
 def test_an_ntfy_url_with_the_auth_query_parameter_keeps_it_and_never_shows_it(tmp_path, services):
     """ntfy documents ``?auth=`` (the Authorization header's value in raw URL-safe base64) for
     any publish, so a topic URL that carries it must be sent with it, and masked like a token."""
-    import base64
-
     auth = base64.urlsafe_b64encode(f"Bearer {NTFY_TOKEN}".encode()).decode().rstrip("=")
     receiver = NtfyReceiver(TOPIC, NTFY_TOKEN).start()
     try:
