@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 SCHEMA = "dashboard.alert/v1"
@@ -277,7 +277,8 @@ def slack_body(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> dic
         links = f"<{it['links']['panel']}|panel>"
         if it["links"].get("ack"):
             links += f" · <{it['links']['ack']}|acknowledge>"
-        why = "".join(f"\n{esc(line)}" for line in context_facts(it.get("context")))[:2000]
+        why = _cut_escaped("".join(f"\n{line}" for line in context_facts(it.get("context"))), esc,
+                           SLACK_CONTEXT_MAX)
         moment = context_link(it.get("context"))
         if moment:
             links += f" · <{esc(moment)}|live page at that moment>"
@@ -287,6 +288,26 @@ def slack_body(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> dic
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
                        "text": f"…and {len(items) - 40} more on the alerts page"}]})
     return {"text": esc(subject(items, digest)), "blocks": blocks}
+
+
+# The context's share of a Slack section (3,000 characters in all), counted after escaping.
+SLACK_CONTEXT_MAX = 2000
+
+
+def _cut_escaped(text: str, esc: Callable[[str], str], limit: int) -> str:
+    """``esc(text)`` cut to ``limit`` characters between escaped characters, never inside an
+    entity (``&amp;`` cut to ``&am`` would show as garbage); ``…`` says it was cut."""
+    out = esc(text)
+    if len(out) <= limit:
+        return out
+    parts, n = [], 0
+    for ch in text:
+        e = esc(ch)
+        if n + len(e) > limit - 1:
+            break
+        parts.append(e)
+        n += len(e)
+    return "".join(parts) + "…"
 
 
 def _num(v: Any) -> float | None:

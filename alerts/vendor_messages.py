@@ -166,9 +166,9 @@ def teams_message(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> 
 _TELEGRAM_MARK = {"critical": "\U0001F534", "warning": "\U0001F7E0", "resolved": "\u2705"}
 
 
-def _tg(text: str) -> str:
+def _tg(text: str, limit: int = ITEM_TEXT_MAX) -> str:
     """Text for Telegram's HTML mode: ``<``, ``>`` and ``&`` are the characters it parses."""
-    return html.escape(_clip(text), quote=False)
+    return html.escape(_clip(text, limit), quote=False)
 
 
 def _tg_href(url: str) -> str:
@@ -180,18 +180,26 @@ def _tg_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _telegram_item(it: Mapping[str, Any], tz: str) -> str:
+# A page's first item always goes, its values cut shorter until it fits (escaping can make a
+# value five times longer: a queue named with 700 "&" alone is over the limit).
+_TG_ITEM_LIMITS = (ITEM_TEXT_MAX, 200, 80, 40)
+
+
+def _telegram_item(it: Mapping[str, Any], tz: str, limit: int = ITEM_TEXT_MAX) -> str:
+    def tg(text: str) -> str:
+        return _tg(text, limit)
+
     links = f'<a href="{_tg_href(it["links"]["panel"])}">Open the panel</a>'
     if it["links"].get("ack"):
         links += f' · <a href="{_tg_href(it["links"]["ack"])}">Acknowledge</a>'
-    where = f"<code>{_tg(it['rule'])}</code> on <code>{_tg(it['metric'])}</code>, host {_tg(it['host'])}"
+    where = f"<code>{tg(it['rule'])}</code> on <code>{tg(it['metric'])}</code>, host {tg(it['host'])}"
     if it["labels"]:
-        where += f", {_tg(labels_text(it['labels']))}"
+        where += f", {tg(labels_text(it['labels']))}"
     moment = context_link(it.get("context"))
     if moment:
         links += f' · <a href="{_tg_href(moment)}">That moment</a>'
-    changed = "".join(f"{_tg(line)}\n" for line in context_facts(it.get("context")))
-    return (f"{_TELEGRAM_MARK[_state(it)]} <b>{_tg(headline(it))}</b>\n{_tg(sentence(it, tz))}\n"
+    changed = "".join(f"{tg(line)}\n" for line in context_facts(it.get("context")))
+    return (f"{_TELEGRAM_MARK[_state(it)]} <b>{tg(headline(it))}</b>\n{tg(sentence(it, tz))}\n"
             f"{where}\n{changed}{links}")
 
 
@@ -202,9 +210,12 @@ def telegram_text(items: Sequence[Mapping[str, Any]], tz: str, digest: bool) -> 
         parts.append(f"<b>{_tg(subject(items, digest))}</b>")
     shown = 0
     for it in items:
-        block = _telegram_item(it, tz)
-        more = f"\n\n…and {len(items) - shown - 1} more on the alerts page"
-        if _tg_len("\n\n".join(parts + [block]) + more) > TELEGRAM_MAX:
+        more = f"\n\n…and {len(items) - shown - 1} more on the alerts page" if len(items) > 1 else ""
+        for limit in _TG_ITEM_LIMITS if not shown else _TG_ITEM_LIMITS[:1]:
+            block = _telegram_item(it, tz, limit)
+            if _tg_len("\n\n".join(parts + [block]) + more) <= TELEGRAM_MAX:
+                break
+        else:
             break
         parts.append(block)
         shown += 1

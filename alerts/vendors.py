@@ -26,7 +26,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from alerts import vendor_messages as bodies
 from alerts.transport import Answer, DeliveryError, capped_wait, exchange, judge, retry_after
@@ -202,8 +202,10 @@ class NtfyNotifier:
 
 
 def _ntfy_root(url: str) -> tuple[str, str, str | None]:
-    """``https://u:p@host/base/TOPIC`` -> (``https://host/base/``, ``TOPIC``, basic credentials):
-    ntfy takes JSON messages at its root URL, the topic in the body."""
+    """``https://u:p@host/base/TOPIC?auth=X`` -> (``https://host/base/?auth=X``, ``TOPIC``, basic
+    credentials): ntfy takes JSON messages at its root URL, the topic in the body. The query is
+    kept: ntfy's docs give ``?auth=`` (the Authorization header's value in base64) as a way to
+    authenticate any publish; its value is a secret like the rest of the URL."""
     p = urlsplit(url)
     path = p.path.rstrip("/")
     base, _, topic = path.rpartition("/")
@@ -213,9 +215,10 @@ def _ntfy_root(url: str) -> tuple[str, str, str | None]:
     basic = None
     if p.username is not None:
         basic = base64.b64encode(f"{unquote(p.username)}:{unquote(p.password or '')}".encode()).decode()
-    return urlunsplit((p.scheme, netloc, base + "/", "", "")), topic, basic
+    return urlunsplit((p.scheme, netloc, base + "/", p.query, "")), topic, basic
 
 
 def _url_secrets(url: str) -> list[str]:
     p = urlsplit(url)
-    return [x for x in (p.path, p.query, unquote(p.password or "")) if len(x) > 1]
+    values = [v for _, v in parse_qsl(p.query)]            # ?auth=X: a vendor may echo X alone
+    return [x for x in (p.path, p.query, unquote(p.password or ""), *values) if len(x) > 1]

@@ -45,6 +45,11 @@ WHY_SOURCES = ("db", "queue", "app")   # rules on these metrics get statements a
 # A queue's depth and processing rate: jobs taken per second where the backend counts what was
 # added (RQ, Celery, SQL), else how fast the depth falls (a plain Redis list).
 QUEUE_METRICS = ("queue.pending", "queue.dequeued_per_s", "queue.net_dequeue_per_s")
+# Queue names come from the monitored system (a queue per tenant or job type can churn without
+# end): a queue not seen for QUEUE_FORGET_S is forgotten (its old depth is no news on a page), and
+# at most QUEUE_MAX are kept, the least recently seen dropped first.
+QUEUE_FORGET_S = 3600.0
+QUEUE_MAX = 5000
 
 
 def clip(text: Any, limit: int = TEXT_MAX) -> str:
@@ -65,6 +70,7 @@ class AlertContext:
         self._lock = threading.Lock()
         self._host: dict[str, float] = {}
         self._cache: float | None = None
+        # queue -> its newest values and "ts" (when last seen); in order of last seen
         self._queues: dict[str, dict[str, float]] = {}
         # The sums of the last moment asked about: a storm's pages share their tick's moment, and
         # each build runs while the tick's publish waits (~20 ms of sums with 500 statements).
@@ -81,8 +87,23 @@ class AlertContext:
                 elif s.source == "cache" and "cache.hit_rate" in v:
                     self._cache = v["cache.hit_rate"]
                 elif s.source == "queue" and "queue" in s.labels and "priority" not in s.labels:
-                    q = self._queues.setdefault(s.labels["queue"], {})
+                    q = self._queues.pop(s.labels["queue"], {})      # re-inserted: newest last
                     q.update((k, v[k]) for k in QUEUE_METRICS if k in v)
+                    q["ts"] = max(s.ts, q.get("ts", s.ts))
+                    self._queues[s.labels["queue"]] = q
+            self._forget_queues()
+
+    def _forget_queues(self) -> None:
+        """Drop, least recently seen first, the queues over ``QUEUE_MAX`` or not seen for
+        ``QUEUE_FORGET_S`` (amortised O(1): the dict is in order of last seen)."""
+        if not self._queues:
+            return
+        newest = next(reversed(self._queues.values()))["ts"]
+        while self._queues:
+            name, oldest = next(iter(self._queues.items()))
+            if len(self._queues) <= QUEUE_MAX and oldest["ts"] >= newest - QUEUE_FORGET_S:
+                break
+            del self._queues[name]
 
     # --- made at the transition ------------------------------------------------------------------
 

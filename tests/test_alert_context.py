@@ -10,6 +10,7 @@ alert fires, through the real MySQL collector, statement book, store, outbox and
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import threading
 import time
@@ -19,7 +20,8 @@ import pytest
 import redis
 
 from alerts import messages
-from dashboard import alerting
+from alerts.rules import build_rules
+from dashboard import alert_context, alerting
 from dashboard.alert_context import AlertContext
 from dashboard.collectors.mysql.statements import Inc, StatementBook
 from dashboard.config import load as config
@@ -270,3 +272,51 @@ def test_a_storm_of_pages_in_one_tick_sums_the_statements_once(tmp_path, webhook
     assert all(a["context"]["statements"]["rows"][0]["text"] == "SELECT 1" for a in alerts)
     assert all(a["context"]["cache_hit_rate"] == {"now": 80.0, "hour_before": 95.0} for a in alerts)
     assert book.calls == 1
+
+
+def test_queues_no_longer_seen_are_forgotten_and_their_number_is_bounded(tmp_path):
+    """Queue names come from the monitored system (one per tenant, per job type...): what the
+    context keeps of them must not grow with every name ever seen, and a queue gone for longer
+    than QUEUE_FORGET_S is not described on a page with its old depth as if it were now."""
+    rule = build_rules(config.from_dict({"data_dir": str(tmp_path / "data")}))["queue_pending"]
+    why = AlertContext(PUBLIC)
+    t = 1_000_000.0
+    why.observe([Sample("queue", t, {"queue.pending": 70.0}, {"queue": "old"})])
+    assert why.build(rule, {"queue": "old"}, t, t)["queue"]["pending"] == 70.0
+    later = t + alert_context.QUEUE_FORGET_S + 60
+    why.observe([Sample("queue", later, {"queue.pending": 5.0}, {"queue": "new"})])
+    assert why.build(rule, {"queue": "old"}, later, later)["queue"]["pending"] is None   # unknown
+    assert why.build(rule, {"queue": "new"}, later, later)["queue"]["pending"] == 5.0
+    n = alert_context.QUEUE_MAX + 500           # a churn of names all seen within the hour
+    for i in range(0, n, 1000):
+        why.observe([Sample("queue", later + 1, {"queue.pending": 1.0}, {"queue": f"job-{j}"})
+                     for j in range(i, min(n, i + 1000))])
+    assert len(why._queues) <= alert_context.QUEUE_MAX
+    assert why.build(rule, {"queue": f"job-{n - 1}"}, later, later)["queue"]["pending"] == 1.0
+
+
+def test_a_long_context_in_slack_is_cut_between_characters_never_inside_an_entity(
+        tmp_path, webhook_receiver):
+    """Statement texts full of ``&`` grow fivefold when escaped: the context is cut to fit
+    Slack's section, and the cut must not leave half an entity (``&am``) at the end."""
+    clock = Clock()
+    book = StatementBook(1000.0, timezone.utc, clock=clock)
+    t0 = clock.now - 1200
+    texts = [("a", "app", "&" * 300), ("b", "app", "&" * 300), ("c", "app", "&" * 300)]
+    for i in range(20):
+        incs = {"a": Inc(1, 5.0, 5.0)} if i < 16 else {k: Inc(10, 900.0 + n, 120.0)
+                                                      for n, k in enumerate("abc")}
+        book.add(t0 + 60 * i + 60, incs, texts)
+    why = AlertContext(PUBLIC, None, lambda: book)
+    svc, _ = make_service(tmp_path / "data", clock=clock, why=why,
+                          notify=[{"kind": "slack", "url": webhook_receiver.url, "name": "chat"}],
+                          rules={"db_pool_utilization": {"for_s": 0}})
+    try:
+        svc.process([pool(90, clock.now)], clock.now)
+        drain(svc, clock)
+    finally:
+        svc.close()
+    [slack] = delivered(webhook_receiver.requests)
+    section = slack.json()["blocks"][0]["text"]["text"]
+    assert "&amp;" * 150 in section and len(section) <= 3000
+    assert re.findall(r"&(?!amp;|lt;|gt;)", section) == [], section[-400:]

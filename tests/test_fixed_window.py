@@ -86,3 +86,23 @@ def test_the_link_of_a_page_after_a_week_of_firing_opens_the_page(app, client):
     assert r.status_code == 200
     assert page_config(r.get_data(as_text=True))["fixed"] == {"from": window["from"],
                                                               "to": window["to"]}
+
+
+def test_in_a_storm_the_window_shades_the_newest_alerts_and_says_it_left_some_out(app, client):
+    """A storm of 250 queue alerts, then the pool page whose link opens the window: the page
+    must shade the pool alert (the one the link is about, near the window's end), and say that
+    older ones were left out, not drop the newest ones silently."""
+    svc = app.extensions["dashboard.alerting"]
+    t0 = time.time() - 7200
+    storm = [Sample("queue", t0, {"queue.pending": 500.0}, {"queue": f"q{i}"}) for i in range(250)]
+    svc.process(storm, t0)
+    fired = svc.process([Sample("queue", t0 + 61, {"queue.pending": 500.0}, {"queue": f"q{i}"})
+                         for i in range(250)], t0 + 61)
+    assert len(fired) == 250
+    svc.process([Sample("db", t0 + 300, {"db.pool_utilization": 99.0})], t0 + 300)
+    [paged] = svc.process([Sample("db", t0 + 361, {"db.pool_utilization": 99.0})], t0 + 361)
+    got = client.get(f"/api/alerts/window?from={int(t0) - 600}&to={int(t0) + 900}").get_json()
+    assert paged.alert_id in [a["id"] for a in got["alerts"]]
+    assert got["truncated"] is True and len(got["alerts"]) == 200
+    before = client.get(f"/api/alerts/window?from={int(t0) - 900}&to={int(t0) - 600}").get_json()
+    assert before == {"from": int(t0) - 900, "to": int(t0) - 600, "truncated": False, "alerts": []}

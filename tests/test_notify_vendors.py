@@ -3,6 +3,7 @@ against a local receiver that checks the vendor's documented request shape and a
 vendor's documented bodies (tests/support/vendor_receivers.py)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -522,3 +523,43 @@ def test_each_vendor_page_says_what_changed_around_it_escaped_with_a_link_to_tha
         assert any(EVIL_SQL in t for t in texts)
         [actions] = [b["actions"] for b in card["body"][0]["items"] if b["type"] == "ActionSet"]
         assert any(a["url"].startswith(moment) for a in actions)
+
+
+def test_a_single_telegram_page_too_long_once_escaped_is_shortened_never_dropped(tmp_path, services):
+    """A queue named with 700 ``&`` (queue names come from the monitored system) makes one
+    item over Telegram's 4,096 characters once escaped: the page must still say what fired."""
+    receiver, notify = receiver_for("telegram")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick("queue_pending"), clock=clock)
+        services.append(svc)
+        svc.process([Sample("queue", clock.now, {"queue.pending": 250.0}, {"queue": "&" * 700})],
+                    clock.now)
+        drain(svc, clock)
+        assert receiver.problems == []
+        [doc] = receiver.documents()
+    finally:
+        receiver.stop()
+    assert "Pending jobs" in doc["text"] and "queue=&amp;&amp;" in doc["text"]
+    assert "more on the alerts page" not in doc["text"]
+    assert "/alerts/ack/" in doc["text"]                  # the ack link is what on-call taps
+
+
+def test_an_ntfy_url_with_the_auth_query_parameter_keeps_it_and_never_shows_it(tmp_path, services):
+    """ntfy documents ``?auth=`` (the Authorization header's value in raw URL-safe base64) for
+    any publish, so a topic URL that carries it must be sent with it, and masked like a token."""
+    auth = base64.urlsafe_b64encode(f"Bearer {NTFY_TOKEN}".encode()).decode().rstrip("=")
+    receiver = NtfyReceiver(TOPIC, NTFY_TOKEN).start()
+    try:
+        notify = {"kind": "ntfy", "name": "phone", "url": f"{receiver.endpoint}?auth={auth}"}
+        clock = Clock()
+        svc, settings = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        svc.process([pool(90, clock.now)], clock.now)
+        drain(svc, clock)
+        assert receiver.problems == [] and len(receiver.requests) == 1
+        assert receiver.requests[0].status == 200 and channel(svc)["state"] == "ok"
+    finally:
+        receiver.stop()
+    assert auth not in json.dumps(settings.masked()) and auth not in json.dumps(svc.overview())
+    assert any(auth in s for s in settings.secrets())

@@ -495,6 +495,9 @@
                  x0: Math.max(e.started_at, fixed.from) * 1000,
                  x1: Math.min(e.resolved_at || fixed.to, fixed.to) * 1000 };
       });
+      // In a storm the answer holds the newest alerts only: say so rather than shade silently less.
+      var cut = document.getElementById("fixed-window-truncated");
+      if (cut) cut.hidden = !a.truncated;
       document.body.setAttribute("data-alerts-shaded", String(shades.length));
     });
   }

@@ -246,11 +246,13 @@ class AlertStateRepo:
 
     def overlapping(self, start: float, end: float, limit: int = 200) -> list[dict[str, Any]]:
         """Episodes whose span (breach start to resolution, or still open) meets
-        ``[start, end]``, oldest first."""
+        ``[start, end]``, newest start first, at most ``limit`` (ask ``limit + 1`` to know
+        whether some were left out): in a storm the window a page links to is about the alert
+        near its end, which must not be the one cut."""
         return [_episode(r) for r in self.conn.execute(
             f"SELECT {','.join(EPISODE_COLS)} FROM alert_episodes WHERE started_at <= ? AND"
-            " (resolved_at IS NULL OR resolved_at >= ?) ORDER BY started_at LIMIT ?",
-            (end, start, limit))]
+            " (resolved_at IS NULL OR resolved_at >= ?) ORDER BY started_at DESC, rowid DESC"
+            " LIMIT ?", (end, start, limit))]
 
     def fired_between(self, start: float, end: float) -> list[dict[str, Any]]:
         """Episodes that fired in ``[start, end)``, oldest first."""

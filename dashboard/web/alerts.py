@@ -102,10 +102,15 @@ def api_alerts():
     return jsonify(service().overview(history_s=history))
 
 
+# The alerts a fixed window shades: the newest that started in or before it; past this many the
+# answer says ``truncated`` and the page says older ones are not shaded.
+WINDOW_ALERTS = 200
+
+
 @bp.get("/api/alerts/window")
 def api_alerts_window():
     """The alerts whose span meets ``[from, to]`` (epoch seconds): what the live page's fixed
-    window (``/?from=&to=``) shades."""
+    window (``/?from=&to=``) shades; newest first, at most ``WINDOW_ALERTS`` (``truncated``)."""
     start = seconds_arg("from", "nan", 0, 1e11, "epoch seconds")
     end = seconds_arg("to", "nan", 0, 1e11, "epoch seconds")
     if not start < end <= start + 400 * 86400:
@@ -115,8 +120,9 @@ def api_alerts_window():
     keys = ("id", "rule", "title", "labels", "severity", "peak_severity", "started_at", "fired_at",
             "resolved_at", "panel")
     with svc.lock:
-        eps = [svc.describe(e, now) for e in svc.state.overlapping(start, end)]
-    return jsonify({"from": start, "to": end, "alerts": [{k: d[k] for k in keys} for d in eps]})
+        eps = [svc.describe(e, now) for e in svc.state.overlapping(start, end, WINDOW_ALERTS + 1)]
+    return jsonify({"from": start, "to": end, "truncated": len(eps) > WINDOW_ALERTS,
+                    "alerts": [{k: d[k] for k in keys} for d in eps[:WINDOW_ALERTS]]})
 
 
 @bp.post("/api/alerts/<alert_id>/ack")

@@ -14,6 +14,7 @@ the sender after the vendor has the message and before it hears back.
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -395,7 +396,7 @@ class NtfyReceiver(VendorReceiver):
         return self.url_for(self.topic)
 
     def check(self, req: ReceivedRequest, doc: Any) -> list[str]:
-        if self.token and req.header("Authorization") != f"Bearer {self.token}":
+        if self.token and self.authorization(req) != f"Bearer {self.token}":
             return ["forbidden"]
         out = _json_request(req, doc)
         if urlsplit(req.path).path != "/":
@@ -424,6 +425,18 @@ class NtfyReceiver(VendorReceiver):
             if a.get("action") in ("view", "http") and not str(a.get("url", "")).startswith("http"):
                 out.append("a view action needs a url")
         return out
+
+    @staticmethod
+    def authorization(req: ReceivedRequest) -> str | None:
+        """The Authorization header, or as ntfy documents it for any request, the ``auth``
+        query parameter: the header's value in raw (unpadded) URL-safe base64, which wins."""
+        auth = parse_qs(urlsplit(req.path).query).get("auth")
+        if auth:
+            try:
+                return base64.urlsafe_b64decode(auth[0] + "=" * (-len(auth[0]) % 4)).decode().strip()
+            except ValueError:
+                return None
+        return req.header("Authorization")
 
     def success(self, req: ReceivedRequest, doc: Any) -> Answer:
         now = int(time.time())
