@@ -313,13 +313,10 @@ def summary(readings: list[Reading], views: list[str], compare: bool) -> None:
                   f"{n_long}, longest {longest:.0f} ms (target none over {LONG_TASK_MS:g} ms: "
                   f"{'met' if longest <= LONG_TASK_MS else 'MISSED'})")
         if compare and len(med) == 2:
-            a, b = med["this"], med["vs"]
-
-            def ratio(k: str) -> str:
-                return f"{a[k] / b[k]:.2f}" if b[k] else "n/a"
-
-            print(f"  ratio this/vs {view}: busy {ratio('busy')}, cpu {ratio('cpu')}, script "
-                  f"{ratio('script')}, heap {ratio('heap_mb')}, points {ratio('points')}")
+            ratios = {k: (f"{med['this'][k] / med['vs'][k]:.2f}" if med["vs"][k] else "n/a")
+                      for k in ("busy", "cpu", "script", "heap_mb", "points")}
+            print(f"  ratio this/vs {view}: busy {ratios['busy']}, cpu {ratios['cpu']}, script "
+                  f"{ratios['script']}, heap {ratios['heap_mb']}, points {ratios['points']}")
 
 
 if __name__ == "__main__":
