@@ -168,7 +168,7 @@ def test_a_chart_below_the_fold_is_up_to_date_and_within_its_axes_when_scrolled_
         wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
         below = "chart-host-io"                        # the last host chart: plotted at its 2nd sample
         wait_until(lambda: page.evaluate(IN_AXES, below), timeout=15)
-        # Beyond the 200 px margin within which live.js draws charts about to come into view.
+        # Well below the fold (live.js once drew charts within 200 px of the view as if in it).
         assert page.evaluate(IN_AXES, below)["below"] > 300, page.evaluate(IN_AXES, below)
         page.wait_for_timeout(4000)           # seconds of samples the hidden chart has not drawn
         page.evaluate("id => document.getElementById(id).scrollIntoView()", below)
