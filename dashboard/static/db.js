@@ -44,7 +44,7 @@
     panel.classList.remove("down");
     var pct = v["db.pool_utilization"];
     if (pct === undefined) return;
-    fill.style.width = Math.min(pct, 100).toFixed(1) + "%";
+    fill.style.transform = "scaleX(" + (Math.max(0, Math.min(pct, 100)) / 100).toFixed(4) + ")";
     fill.className = "gauge-fill" + (pct > 95 ? " crit" : pct > 80 ? " warn" : "");
     el("db-gauge").setAttribute("aria-valuenow", pct.toFixed(1));
     el("db-gauge-value").textContent = pct.toFixed(1) + " %";

@@ -366,10 +366,13 @@
   /* ---- drawing: at most once a second per chart, on screen only, a few ms per frame ---- */
   var dirty = [];             // charts with queued points or traces, oldest first
   var onScreen = {};          // chart div id -> visible (no IntersectionObserver: always)
+  // No margin: a chart entering the view is brought up to date a frame or two later (the
+  // observer's callback, then the next animation frame). A 200 px margin kept another row of
+  // charts below the fold of a 1080p screen moving every second: half as much again (issue 19).
   var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
     entries.forEach(function (e) { onScreen[e.target.id] = e.isIntersecting; });
     wake(0);
-  }, { rootMargin: "200px" }) : null;
+  }) : null;
   var watched = {};
 
   function watch(div) {
@@ -401,6 +404,7 @@
   }
 
   function flush(c) {
+    var fresh = !!c.initial || c.added.length > 0;     // drawn whole in this flush anyway
     if (c.initial) plotInitial(c);
     if (c.added.length) {
       if (c.plotted) {
@@ -413,10 +417,67 @@
       c.added = [];
     }
     if (c.pend) {
-      Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints());
+      if (fresh || !slide(c)) Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints());
       c.pend = null;
     }
     c.lastDraw = performance.now();
+  }
+
+  /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
+     arrays in place (cut to the window) and the chart moves through Plotly.animate without a
+     redraw, with the axis ranges autorange would give: only the trace lines and the axes are
+     drawn again. Plotly.extendTraces redraws the whole chart (defaults of every attribute, legend,
+     threshold lines, margins): about half the main thread an idle page used (issue 19,
+     bench/page_cost.py). Rollup windows (min..max bands) keep extendTraces. */
+  var SLIDE = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
+  function slide(c) {
+    var gd = c.div, u = c.pend, data = gd.data, cap = maxPoints();
+    if (state.resolution !== "raw" || !data || !gd._fullLayout || typeof Plotly.animate !== "function") return false;
+    for (var k = 0; k < u.idx.length; k++) if (!data[u.idx[k]]) return false;
+    var upd = [];
+    for (k = 0; k < u.idx.length; k++) {
+      var tr = data[u.idx[k]];
+      Array.prototype.push.apply(tr.x, u.x[k]);
+      Array.prototype.push.apply(tr.y, u.y[k]);
+      if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
+      upd.push({ x: tr.x, y: tr.y });
+    }
+    var layout = { xaxis: { range: xRange(data) } };
+    if (!c.panel.y_max) layout.yaxis = { range: yRange(c.panel, data) };
+    Plotly.animate(gd, { data: upd, traces: u.idx, layout: layout }, SLIDE).catch(function () {
+      if (charts[c.panel.id] === c) Plotly.redraw(gd);     // an interrupted move: draw it whole
+    });
+    return true;
+  }
+
+  /* What autorange gives a date axis of lines: first to last point, no padding. */
+  function xRange(data) {
+    var lo = Infinity, hi = -Infinity;
+    data.forEach(function (tr) {
+      if (!tr.x.length) return;
+      if (tr.x[0] < lo) lo = tr.x[0];
+      if (tr.x[tr.x.length - 1] > hi) hi = tr.x[tr.x.length - 1];
+    });
+    return lo < hi ? [lo, hi] : [hi - 1000, hi];
+  }
+
+  /* What autorange with rangemode "tozero" gives lines (the panel's threshold lines included, as
+     their shapes and labels count there): zero to the extreme, 5 % of the axis as padding on the
+     side away from zero. */
+  function yRange(panel, data) {
+    var lo = 0, hi = 0;
+    (panel.lines || []).forEach(function (l) { if (l.value < lo) lo = l.value; if (l.value > hi) hi = l.value; });
+    data.forEach(function (tr) {
+      var y = tr.y;
+      for (var i = 0; i < y.length; i++) {
+        var v = y[i];
+        if (v === null || v === undefined) continue;
+        if (v > hi) hi = v; else if (v < lo) lo = v;
+      }
+    });
+    if (hi === lo) return [0, 1];
+    var pads = (lo < 0 ? 1 : 0) + (hi > 0 ? 1 : 0), pad = (hi - lo) * 0.05 / (1 - 0.05 * pads);
+    return [lo < 0 ? lo - pad : lo, hi > 0 ? hi + pad : hi];
   }
 
   function drawFrame() {

@@ -139,3 +139,50 @@ def test_a_spike_shorter_than_a_minute_stays_in_view_on_the_24_h_chart(tmp_path)
                            message="no min..max band on the CPU chart of the 24 h window")
         assert sorted(drawn["band"]) == [1.0, SPIKE_CPU]
         assert drawn["line"] == round((SPIKE_CPU + 5 * 1.0) / 6, 4)
+
+
+# The newest point a chart holds, its axes' ranges as drawn (ms), and its extremes.
+IN_AXES = """(id) => {
+  const d = document.getElementById(id);
+  if (!d || !d.data || !d._fullLayout) return null;
+  let last = -Infinity, top = -Infinity;
+  for (const t of d.data) {
+    for (let i = 0; i < t.x.length; i++) {
+      if (t.y[i] === null) continue;
+      last = Math.max(last, +new Date(t.x[i])); top = Math.max(top, t.y[i]);
+    }
+  }
+  const xa = d._fullLayout.xaxis, ya = d._fullLayout.yaxis;
+  return {last: last, top: top, x1: xa.r2l(xa.range[1]), y1: ya.range[1],
+          newest: window.dashboardLive.state.lastSampleTs * 1000,
+          inView: d.getBoundingClientRect().top < innerHeight,
+          below: d.getBoundingClientRect().top - innerHeight};
+}"""
+
+
+def test_a_chart_below_the_fold_is_up_to_date_and_within_its_axes_when_scrolled_into_view(server):
+    """Charts out of view are not redrawn (issue 19): scrolled into view, a chart shows the newest
+    second within a second, its x axis ends at that point and its y axis holds every point."""
+    with chromium(viewport=(800, 600)) as ctx:       # one column: the host charts one below another
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        below = "chart-host-io"                        # the last host chart: plotted at its 2nd sample
+        wait_until(lambda: page.evaluate(IN_AXES, below), timeout=15)
+        # Well below the fold (live.js once drew charts within 200 px of the view as if in it).
+        assert page.evaluate(IN_AXES, below)["below"] > 300, page.evaluate(IN_AXES, below)
+        page.wait_for_timeout(4000)           # seconds of samples the hidden chart has not drawn
+        page.evaluate("id => document.getElementById(id).scrollIntoView()", below)
+
+        def current() -> dict | None:
+            a = page.evaluate(IN_AXES, below)
+            # Drawn at most once a second: the newest sample may wait that long (sample times are
+            # on a 1 s grid), never the 4 s it was out of view. The x axis ends at the newest point
+            # drawn and no point is above the y axis (a move's axes follow in the next frame).
+            ok = (a and a["inView"] and a["newest"] - a["last"] <= 2000 and abs(a["x1"] - a["last"]) <= 1
+                  and a["top"] <= a["y1"])
+            return a if ok else None
+        wait_until(current, timeout=5, message=lambda: f"{below}: {page.evaluate(IN_AXES, below)}")
+        for _ in range(3):                    # and it keeps moving, points and axes together
+            last = page.evaluate(IN_AXES, below)["last"]
+            wait_until(lambda last=last: (a := current()) and a["last"] > last, timeout=5,
+                       message=lambda: f"{below}: {page.evaluate(IN_AXES, below)}")
