@@ -52,7 +52,8 @@ class Runtime:
         # the daily summary and the alert engine use.
         self.rules: dict[str, Rule] = build_rules(settings)
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
-                                    settings.rollup_retention_d)
+                                    settings.rollup_retention_d, settings.store_url,
+                                    settings.store_pool_size)
         # Ticks the store cannot write (a full disk) still reach every sink, numbered on.
         self.spool = Spool(self.store, settings.store_buffer_s)
         if collectors is None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
-from dashboard.store import convert
+from dashboard.store import convert, schema_pg
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
 from dashboard.store import ticks as storeticks
@@ -41,7 +41,10 @@ from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
 from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
+from dashboard.store.migrations import check_not_newer, migrate
+from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
+from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +103,36 @@ def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
     return int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
 
 
+def open_pg(store_url: str, pool_size: int) -> Pool:
+    """The PostgreSQL backend's pool, its schema migrated (every area of ``schema_pg``);
+    ``SchemaTooNew`` (one line) for a database a newer dashboard wrote, ``PgUnavailable`` when
+    the server does not answer."""
+    pool = Pool(ConnParams.from_url(store_url), pool_size)
+    try:
+        conn = pool.connect()
+        try:
+            check_not_newer(conn, schema_pg.known_versions())
+            for area, steps in schema_pg.AREAS.items():
+                migrate(conn, area, steps)
+        finally:
+            conn.close()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
 class Store:
+    """``store_url`` (``postgresql://...``): the tables of the other areas (accounts, alerts,
+    outbox, reports, ...) are in PostgreSQL and ``connect()`` hands out its pooled connections
+    (``store_pool_size`` at most); empty: everything in the SQLite file under ``data_dir``. The
+    history's own tables stay in the file here until their PostgreSQL layout plugs in beside."""
+
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
-                 rollup_retention_d: float = 400.0) -> None:
+                 rollup_retention_d: float = 400.0, store_url: str | None = None,
+                 pool_size: int = 10) -> None:
+        self.pool = open_pg(store_url, pool_size) if store_url else None
+        self.backend = "postgresql" if self.pool is not None else "sqlite"
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
         self.path = private_file(file_in(self.data_dir))
         self.raw_retention_s = raw_retention_h * 3600
@@ -123,13 +153,22 @@ class Store:
         if convert.needed(self._conn):           # a data dir of the version-1 layout
             convert.run(self)
 
-    def connect(self) -> sqlite3.Connection:
-        """A separate connection to the same file, for modules that keep their own tables."""
+    def connect(self) -> Connection:
+        """A connection of its own for modules that keep their own tables: to the same file, or
+        (``store_url``) one of the pool's, given back by its ``close()``."""
+        if self.pool is not None:
+            return self.pool.connect()
+        return connect(self.path)
+
+    def history_connect(self) -> sqlite3.Connection:
+        """A connection of its own to the history's tables (readers in other threads)."""
         return connect(self.path)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        if self.pool is not None:
+            self.pool.close()
 
     @contextmanager
     def reading(self) -> Iterator["Store"]:
@@ -138,7 +177,7 @@ class Store:
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
         runs the read beside the appends, which never wait for it. Reads only."""
         view = copy.copy(self)
-        view._conn = self.connect()
+        view._conn = self.history_connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
         view._catalog = Catalog()                # the writer's grows on the loop's thread
         view._catalog.refresh(view._conn)
@@ -339,7 +378,7 @@ class Store:
             return reads.rows_since(since, queue_labels, other_agents_hosts)
 
     def _reads(self) -> HistoryReads:
-        return HistoryReads(self.connect())
+        return HistoryReads(self.history_connect())
 
     def last_seq(self) -> int:
         with self._lock:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from dashboard.store.history_reads import HistoryReads
 from dashboard.store.statements import StatementsRepo
+from dashboard.store.txn import Connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS report_deliveries (
@@ -44,15 +45,27 @@ Totals = tuple[int, int, float, float, float]    # minutes, n, sum, min, max of 
 
 
 class ReportsRepo:
-    """``connect``: the store's ``connect``. Close it (``close`` or ``with closing(...)``)."""
+    """``connect``: the store's ``connect``; ``history_connect``: the store's
+    ``history_connect``, for the history's tables when they are not on ``connect``'s database.
+    Close it (``close`` or ``with closing(...)``)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Connection],
+                 history_connect: Callable[[], sqlite3.Connection] | None = None) -> None:
         self._conn = connect()
         self._conn.executescript(SCHEMA)
-        self.history = HistoryReads(self._conn)
+        self._history_conn: sqlite3.Connection | None = None
+        if isinstance(self._conn, sqlite3.Connection):      # one file: one connection for both
+            self.history = HistoryReads(self._conn)
+        else:
+            if history_connect is None:
+                raise ValueError("the history's tables are elsewhere: pass history_connect")
+            self._history_conn = history_connect()
+            self.history = HistoryReads(self._history_conn)
 
     def close(self) -> None:
         self._conn.close()
+        if self._history_conn is not None:
+            self._history_conn.close()
 
     # --- the morning e-mail --------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Callable, Iterable, Sequence
 
+from dashboard.store.txn import Connection
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS db_statement_texts (
     key        TEXT PRIMARY KEY,
@@ -114,7 +116,7 @@ class StatementsRepo:
         return out
 
     @staticmethod
-    def heaviest_of_day(db: sqlite3.Connection, day: str, limit: int) -> dict[str, Any] | None:
+    def heaviest_of_day(db: Connection, day: str, limit: int) -> dict[str, Any] | None:
         """The day's sums (``total_ms``, ``calls``) and its ``limit`` statements of most total
         time, each ``(key, *Totals, schema, text)``, read on ``db`` (the reports' connection);
         None when no statement was ever recorded (the tables are not created here: a store
