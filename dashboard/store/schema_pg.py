@@ -8,7 +8,25 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-AREAS: Mapping[str, Sequence[str]] = {}
+from dashboard.store import (
+    accounts,
+    alerts,
+    link_uses,
+    outbox,
+    probe_days,
+    reports,
+    statements,
+)
+
+AREAS: Mapping[str, Sequence[str]] = {
+    "accounts": accounts.PG_MIGRATIONS,
+    "alerts": alerts.PG_MIGRATIONS,
+    "outbox": outbox.PG_MIGRATIONS,
+    "link_uses": link_uses.PG_MIGRATIONS,
+    "probe_days": probe_days.PG_MIGRATIONS,
+    "statements": statements.PG_MIGRATIONS,
+    "reports": reports.PG_MIGRATIONS,
+}
 
 
 def known_versions() -> dict[str, int]:
