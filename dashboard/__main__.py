@@ -19,6 +19,8 @@ from dashboard.config.settings import ConfigError, Settings
 from dashboard.demo.cli import add_command as add_demo
 from dashboard.report.cli import add_command
 from dashboard.store.datadir import private_umask
+from dashboard.store.migrations import SchemaTooNew
+from dashboard.store.pg import PgUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
     add_demo(sub)                      # demo [--fast] [--bind H:P] (issue 8)
     args = p.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SchemaTooNew as e:          # a store a newer dashboard wrote: one line, as bad config
+        print(f"store error: {e}", file=sys.stderr)
+        return 2
+    except PgUnavailable as e:         # store_url's server does not answer at start-up
+        print(f"store error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

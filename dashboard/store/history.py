@@ -41,7 +41,7 @@ from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
 from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
-from dashboard.store.migrations import check_not_newer, migrate
+from dashboard.store.migrations import SchemaTooNew, check_not_newer, migrate
 from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
 from dashboard.store.sqlite import FILE_NAME, connect, file_in
@@ -60,10 +60,6 @@ LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues,
 class SeqTaken(sqlite3.IntegrityError, ValueError):
     """An explicit first sequence number already used (another process wrote meanwhile): an
     integrity error, as a taken key is, so a writer that catches those never writes twice."""
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer dashboard; this one would misread it."""
 
 
 def prune_period_s(raw_retention_s: float) -> float:
