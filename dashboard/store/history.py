@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
 from dashboard.store import convert, schema_pg
@@ -141,6 +141,11 @@ class Store:
         if self.pool is not None:
             return self.pool.connect()
         return connect(self.path)
+
+    def health(self) -> dict[str, Any]:
+        """The PostgreSQL server's (``status`` ok | error, ``error``, ``since``); always ok on
+        SQLite, whose trouble shows where it is written (``spool.py``)."""
+        return self.pool.health() if self.pool is not None else {"status": "ok"}
 
     def history_connect(self) -> sqlite3.Connection:
         """A connection of its own to the history's tables (readers in other threads)."""
