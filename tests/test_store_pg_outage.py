@@ -11,6 +11,7 @@ from dashboard.app import create_app
 from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from tests.support.alert_helpers import FAST, Clock, drain, pool
+from tests.support.auth_helpers import logged_in_client
 from tests.support.pg import PgCluster
 
 
@@ -51,6 +52,7 @@ def test_a_stopped_postgresql_pages_store_down_once_keeps_alerting_and_records_i
                          ack_link=lambda alert_id, channel: "http://x/ack")
     svc.store_status = rt.store_status
     web = app.test_client()
+    ann = logged_in_client(app, "viewer")
     try:
         [fired] = svc.process([pool(99.0, clock.now)], clock.now)
         drain(svc, clock)
@@ -64,6 +66,11 @@ def test_a_stopped_postgresql_pages_store_down_once_keeps_alerting_and_records_i
         assert health["store"] == {"status": "error", "age_s": health["store"]["age_s"]}
         assert urlsplit(pg_url).password not in repr(health)
         assert "PostgreSQL" in rt.store_status()["error"]       # said to a login, not here
+        # A logged-in browser: its login cannot be checked; a 503 that says so, not a 500.
+        r = ann.get("/api/alerts")
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 5
+        assert "the store is unavailable" in r.get_json()["error"]
+        assert ann.get("/healthz").status_code == 200             # the monitor still gets its answer
         assert urlsplit(pg_url).password not in rt.store_status()["error"]
         [resolved] = svc.process([pool(10.0, clock.now)], clock.now)   # judged from memory
         sender_steps(svc, clock)                    # sent directly: the store cannot queue it
