@@ -162,8 +162,11 @@ class Store:
         """This store for reads in another OS thread (dashboard/offload.py), on a connection and
         a lock of its own: the store's connection and lock belong to the event loop's thread
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
-        runs the read beside the appends, which never wait for it. Reads only."""
+        runs the read beside the appends, which never wait for it. Reads only. With
+        ``store_url`` the view has a small pool of its own, made in that thread: the store's
+        pool, its lock and its connections' sockets belong to the event loop too."""
         view = copy.copy(self)
+        view.pool = Pool(self.pool.params, 2) if self.pool is not None else None
         view._conn = self.history_connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
         view._catalog = Catalog()                # the writer's grows on the loop's thread
@@ -173,6 +176,8 @@ class Store:
             yield view
         finally:
             view._conn.close()
+            if view.pool is not None:
+                view.pool.close()
 
     # --- writing -------------------------------------------------------------------------------
 
