@@ -4,10 +4,15 @@ once and resolves once, /healthz says degraded, and what was judged meanwhile is
 the server is back."""
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from dashboard import alerting
 from dashboard.app import create_app
+from dashboard.collectors.probes import DayCounts
 from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from tests.support.alert_helpers import FAST, Clock, drain, pool
@@ -95,3 +100,21 @@ def test_a_stopped_postgresql_pages_store_down_once_keeps_alerting_and_records_i
     finally:
         svc.close()
         rt.store.close()
+
+
+def test_probe_availability_is_counted_through_an_outage_and_kept_when_the_server_returns(
+        tmp_path, pg_url: str, pg_cluster: PgCluster) -> None:
+    now = time.time()
+    pg_cluster.stop()                                   # down already when the collector is made
+    days = DayCounts(tmp_path, ZoneInfo("UTC"), flush_every_s=0, store_url=pg_url)
+    assert days.add("home", now, True) == 100.0
+    assert days.add("home", now, False) == 50.0         # counted, kept in memory
+    pg_cluster.start()
+    assert days.add("home", now, True) == pytest.approx(200 / 3)      # written now, all three
+    pg_cluster.stop()
+    assert days.add("home", now, True) == 75.0
+    pg_cluster.start()
+    days.close()                                        # the last one written on close
+    again = DayCounts(tmp_path, ZoneInfo("UTC"), store_url=pg_url)
+    assert again.add("home", now, True) == 80.0          # a restart goes on from 3 of 4
+    again.close()
