@@ -29,10 +29,10 @@ import time
 from contextlib import contextmanager
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
-from dashboard.store import convert
+from dashboard.store import convert, schema_pg
 from dashboard.store import fence as storefence
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
@@ -42,14 +42,17 @@ from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
 from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
+from dashboard.store.migrations import SchemaTooNew, check_not_newer, migrate
+from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
+from dashboard.store.sqlite import FILE_NAME, connect, file_in
+from dashboard.store.txn import Connection
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
           + CATALOG_SCHEMA + storeticks.SCHEMA + storerollups.SCHEMA + storelatest.SCHEMA)
-FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
 PRUNE_BATCH = 2_000      # tick rows per delete transaction
 LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
@@ -60,29 +63,11 @@ class SeqTaken(sqlite3.IntegrityError, ValueError):
     integrity error, as a taken key is, so a writer that catches those never writes twice."""
 
 
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer dashboard; this one would misread it."""
-
-
-def file_in(data_dir: Path | str) -> Path:
-    """The store's file in ``data_dir``: the one place its name is made."""
-    return Path(data_dir) / FILE_NAME
-
-
 def prune_period_s(raw_retention_s: float) -> float:
     """How often ``prune`` runs: every 10 min, or six times per raw retention when that is
     shorter, so the raw table never holds more than retention + 1/6 of it (a 15 min retention
     pruned every 10 min would hold up to 25 min)."""
     return min(600.0, max(10.0, raw_retention_s / 6))
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection with the settings every user of the store's file needs."""
-    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
 
 
 def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
@@ -101,9 +86,36 @@ def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
     return int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
 
 
+def open_pg(store_url: str, pool_size: int) -> Pool:
+    """The PostgreSQL backend's pool, its schema migrated (every area of ``schema_pg``);
+    ``SchemaTooNew`` (one line) for a database a newer dashboard wrote, ``PgUnavailable`` when
+    the server does not answer."""
+    pool = Pool(ConnParams.from_url(store_url), pool_size)
+    try:
+        conn = pool.connect()
+        try:
+            check_not_newer(conn, schema_pg.known_versions())
+            for area, steps in schema_pg.AREAS.items():
+                migrate(conn, area, steps)
+        finally:
+            conn.close()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
 class Store:
+    """``store_url`` (``postgresql://...``): the tables of the other areas (accounts, alerts,
+    outbox, reports, ...) are in PostgreSQL and ``connect()`` hands out its pooled connections
+    (``store_pool_size`` at most); empty: everything in the SQLite file under ``data_dir``. The
+    history's own tables stay in the file here until their PostgreSQL layout plugs in beside."""
+
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
-                 rollup_retention_d: float = 400.0) -> None:
+                 rollup_retention_d: float = 400.0, store_url: str | None = None,
+                 pool_size: int = 20) -> None:
+        self.pool = open_pg(store_url, pool_size) if store_url else None
+        self.backend = "postgresql" if self.pool is not None else "sqlite"
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
         self.path = private_file(file_in(self.data_dir))
         self.raw_retention_s = raw_retention_h * 3600
@@ -124,8 +136,20 @@ class Store:
         if convert.needed(self._conn):           # a data dir of the version-1 layout
             convert.run(self)
 
-    def connect(self) -> sqlite3.Connection:
-        """A separate connection to the same file, for modules that keep their own tables."""
+    def connect(self) -> Connection:
+        """A connection of its own for modules that keep their own tables: to the same file, or
+        (``store_url``) one of the pool's, given back by its ``close()``."""
+        if self.pool is not None:
+            return self.pool.connect()
+        return connect(self.path)
+
+    def health(self) -> dict[str, Any]:
+        """The PostgreSQL server's (``status`` ok | error, ``error``, ``since``); always ok on
+        SQLite, whose trouble shows where it is written (``spool.py``)."""
+        return self.pool.health() if self.pool is not None else {"status": "ok"}
+
+    def history_connect(self) -> sqlite3.Connection:
+        """A connection of its own to the history's tables (readers in other threads)."""
         return connect(self.path)
 
     def next_fence(self) -> int:
@@ -139,15 +163,20 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        if self.pool is not None:
+            self.pool.close()
 
     @contextmanager
     def reading(self) -> Iterator["Store"]:
         """This store for reads in another OS thread (dashboard/offload.py), on a connection and
         a lock of its own: the store's connection and lock belong to the event loop's thread
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
-        runs the read beside the appends, which never wait for it. Reads only."""
+        runs the read beside the appends, which never wait for it. Reads only. With
+        ``store_url`` the view has a small pool of its own, made in that thread: the store's
+        pool, its lock and its connections' sockets belong to the event loop too."""
         view = copy.copy(self)
-        view._conn = self.connect()
+        view.pool = Pool(self.pool.params, 2) if self.pool is not None else None
+        view._conn = self.history_connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
         view._catalog = Catalog()                # the writer's grows on the loop's thread
         view._catalog.refresh(view._conn)
@@ -156,6 +185,8 @@ class Store:
             yield view
         finally:
             view._conn.close()
+            if view.pool is not None:
+                view.pool.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -348,7 +379,7 @@ class Store:
             return reads.rows_since(since, queue_labels, other_agents_hosts, until)
 
     def _reads(self) -> HistoryReads:
-        return HistoryReads(self.connect())
+        return HistoryReads(self.history_connect())
 
     def last_seq(self) -> int:
         with self._lock:
