@@ -143,6 +143,8 @@ CREATE TABLE alert_silences (
     ended_by TEXT,
     released INTEGER NOT NULL DEFAULT 0
 );
+""", """
+ALTER TABLE alert_events ADD COLUMN fence BIGINT;   -- the leader's fencing token (store/fence.py)
 """]
 
 EPISODE_COLS = ("id", "rule", "labels", "status", "severity", "peak_severity", "started_at",
@@ -202,12 +204,12 @@ class AlertStateRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.fence: int | None = None          # the leader's fencing token; None: not fenced
-        self._fencer = fencing.SqliteFence(conn)
+        self._fencer = fencing.for_conn(conn)
 
     def create(self) -> None:
         ensure(self.conn, SCHEMA, "alerts", PG_MIGRATIONS)
-        if not is_pg(self.conn):     # the fence on PostgreSQL: not yet
-            fencing.create(self.conn)
+        self._fencer.create()
+        if not is_pg(self.conn):     # PostgreSQL: in PG_MIGRATIONS
             fencing.add_column(self.conn, "alert_events", "fence")
 
     def check_fence(self) -> None:

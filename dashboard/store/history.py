@@ -156,7 +156,7 @@ class Store:
         """A fencing token higher than every one issued before (``store/fence.py``)."""
         conn = self.connect()
         try:
-            return storefence.SqliteFence(conn).next_fence()
+            return storefence.for_conn(conn).next_fence()
         finally:
             conn.close()
 

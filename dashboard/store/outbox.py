@@ -100,6 +100,9 @@ CREATE TABLE outbox_channels (
     since DOUBLE PRECISION NOT NULL,
     last_ok DOUBLE PRECISION
 );
+""", """
+ALTER TABLE outbox_items ADD COLUMN fence BIGINT;      -- the leader's fencing token (store/fence.py)
+ALTER TABLE outbox_messages ADD COLUMN fence BIGINT;
 """]
 
 
@@ -145,12 +148,12 @@ class OutboxRepo:
     def __init__(self, conn: Connection, fence: int | None = None) -> None:
         self.conn = conn
         self.fence = fence                     # the leader's fencing token; None: not fenced
-        self._fencer = fencing.SqliteFence(conn)
+        self._fencer = fencing.for_conn(conn)
 
     def create(self) -> None:
         ensure(self.conn, SCHEMA, "outbox", PG_MIGRATIONS)
-        if not is_pg(self.conn):     # the fence on PostgreSQL: not yet
-            fencing.create(self.conn)
+        self._fencer.create()
+        if not is_pg(self.conn):     # PostgreSQL: in PG_MIGRATIONS
             fencing.add_column(self.conn, "outbox_items", "fence")
             fencing.add_column(self.conn, "outbox_messages", "fence")
 

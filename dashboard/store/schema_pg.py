@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 from dashboard.store import (
     accounts,
     alerts,
+    fence,
     link_uses,
     outbox,
     probe_days,
@@ -21,6 +22,7 @@ from dashboard.store import (
 AREAS: Mapping[str, Sequence[str]] = {
     "accounts": accounts.PG_MIGRATIONS,
     "alerts": alerts.PG_MIGRATIONS,
+    "fence": fence.PG_MIGRATIONS,
     "outbox": outbox.PG_MIGRATIONS,
     "link_uses": link_uses.PG_MIGRATIONS,
     "probe_days": probe_days.PG_MIGRATIONS,
