@@ -7,8 +7,11 @@ the receiver, so only the fence keeps it quiet). A must stand down within the lo
 B lead within 10 s and say "resolved" once the pool empties, and A, back on the network, must
 stand by (it leads again when B dies, and pages nothing twice).
 
-The store: for now both machines share one SQLite data dir (``store_env``); with the PostgreSQL
-backend each machine gets a data dir of its own and ``DASHBOARD_STORE_URL`` instead.
+The store (``store_env``, both in turn): SQLite, one data dir both machines share (they run on
+one kernel); PostgreSQL, run on C (its address only), with a data dir of its own on each machine
+and the same ``DASHBOARD_STORE_URL``: the alert state, the outbox and the fence are then shared
+through the server only, and the partition cuts A off it too. (The history's tables stay in each
+machine's own file for now: ``Store``'s docstring.)
 """
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import math
 import os
 import secrets
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -24,7 +26,9 @@ import pytest
 import redis
 
 from dashboard.demo import services as devservices
+from dashboard.store import Store
 from tests.support import netns
+from tests.support.pg import PgCluster
 from tests.support.receivers import WebhookReceiver
 from tests.support.server import DashboardServer
 from tests.support.util import mysql_connect, wait_until
@@ -35,16 +39,39 @@ LOCK_KEY = "dashboard:collector-leader"
 STOOD_DOWN = "standing down as collector leader"
 
 
-@pytest.fixture
-def store_env(tmp_path):
-    """Environment giving a machine its store. SQLite: one data dir shared by both machines
-    (they run on one kernel); PostgreSQL later: a data dir each and ``DASHBOARD_STORE_URL``."""
-    shared = tmp_path / "data"
+class StoreEnv:
+    """How a machine gets its store (``env``), and how the test reads it (``open``: a
+    ``Store`` of that machine's data dir and the shared store)."""
 
-    def env(machine: str) -> dict[str, str]:
-        return {"DASHBOARD_DATA_DIR": str(shared)}
-    env.data_dir = shared  # type: ignore[attr-defined]
-    return env
+    def __init__(self, tmp_path: Path, url: str | None) -> None:
+        self.tmp_path, self.url = tmp_path, url
+
+    def data_dir(self, machine: str) -> Path:
+        return self.tmp_path / ("data" if self.url is None else f"data-{machine}")
+
+    def env(self, machine: str) -> dict[str, str]:
+        out = {"DASHBOARD_DATA_DIR": str(self.data_dir(machine))}
+        if self.url is not None:
+            out["DASHBOARD_STORE_URL"] = self.url
+        return out
+
+    def open(self, machine: str) -> Store:
+        return Store(self.data_dir(machine), store_url=self.url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request, machines, tmp_path):
+    if request.param == "sqlite":
+        yield StoreEnv(tmp_path, None)
+        return
+    net = machines[0]
+    cluster = PgCluster(host=net.addresses["c"], port=5432, prefix=net.command("c", []),
+                        allow=str(net.subnet))
+    try:
+        cluster.start()
+        yield StoreEnv(tmp_path, cluster.url(cluster.create_database()))
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture
@@ -104,9 +131,9 @@ rules = ["db_pool_utilization"]
     servers: dict[str, DashboardServer] = {}
 
     def collect(machine: str) -> DashboardServer:
-        s = DashboardServer(store_env.data_dir / f"log-{machine}", command="collect", config=config,
+        s = DashboardServer(tmp_path / f"log-{machine}", command="collect", config=config,
                             host=net.addresses[machine], prefix=tuple(net.command(machine, [])),
-                            env={"DASHBOARD_MESSAGE_QUEUE": rds.url, **store_env(machine)})
+                            env={"DASHBOARD_MESSAGE_QUEUE": rds.url, **store_env.env(machine)})
         servers[machine] = s
         return s.start(wait=False)
 
@@ -122,12 +149,12 @@ rules = ["db_pool_utilization"]
         collect("b")
 
         # The pool at 90 %: A pages once.
-        base = wait_until(lambda: latest_threads(store_env.data_dir), timeout=30,
+        base = wait_until(lambda: latest_threads(store_env, "a"), timeout=30,
                           message="no db sample")
         for _ in range(math.ceil(0.9 * POOL) - base):
             opened.append(mysql_connect(load_url))
         wait_until(lambda: events(receiver), timeout=30, message="the pool alert never paged")
-        wait_until(lambda: delivered(store_env.data_dir) >= 1, timeout=10)
+        wait_until(lambda: delivered(store_env) >= 1, timeout=10)
         assert [e for e, _ in events(receiver)] == ["firing"]
 
         # A is cut off from Redis and MariaDB (not from the receiver).
@@ -170,12 +197,12 @@ rules = ["db_pool_utilization"]
         wait_until(lambda: leader() == "a", timeout=10 + TTL_S,
                    message=lambda: f"A did not lead again; log:\n{a.log()[-3000:]}")
         since = time.time()
-        wait_until(lambda: newest_db_sample_after(store_env.data_dir, since + 1),
+        wait_until(lambda: newest_db_sample_after(store_env, "a", since + 1),
                    timeout=20, message="A collects nothing after leading again")
         got = events(receiver)
         assert [e for e, _ in got] == ["firing", "resolved"], got
         assert len({k for _, k in got}) == 2
-        fences = fence_of_events(store_env.data_dir)
+        fences = fence_of_events(store_env)
         assert fences[0] < fences[1], fences   # firing by A's token, resolved by B's
     finally:
         for c in opened:
@@ -184,15 +211,23 @@ rules = ["db_pool_utilization"]
             s.kill()
 
 
-def _db(data_dir: Path) -> sqlite3.Connection:
-    return sqlite3.connect(data_dir / "history.sqlite3", timeout=10)
+def _query(store_env: StoreEnv, sql: str) -> list[tuple]:
+    """Rows of the store both machines share (the SQLite file, or PostgreSQL on C)."""
+    store = store_env.open("a")
+    try:
+        conn = store.connect()
+        try:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+    finally:
+        store.close()
 
 
-def latest_threads(data_dir: Path) -> int | None:
-    from dashboard.store import Store
-    if not (data_dir / "history.sqlite3").exists():
+def latest_threads(store_env: StoreEnv, machine: str) -> int | None:
+    if not (store_env.data_dir(machine) / "history.sqlite3").exists():
         return None
-    s = Store(data_dir)
+    s = store_env.open(machine)
     try:
         v = next((x.values.get("db.threads_connected") for x in s.latest() if x.source == "db"
                   and "db.threads_connected" in x.values), None)
@@ -201,23 +236,19 @@ def latest_threads(data_dir: Path) -> int | None:
         s.close()
 
 
-def delivered(data_dir: Path) -> int:
-    with _db(data_dir) as db:
-        return int(db.execute("SELECT COUNT(*) FROM outbox_messages WHERE state = 'delivered'")
-                   .fetchone()[0])
+def delivered(store_env: StoreEnv) -> int:
+    return int(_query(store_env, "SELECT COUNT(*) FROM outbox_messages WHERE state = 'delivered'"
+                      )[0][0])
 
 
-def fence_of_events(data_dir: Path) -> list[int]:
-    with _db(data_dir) as db:
-        return [r[0] for r in db.execute(
-            "SELECT e.fence FROM alert_events e JOIN alert_episodes p ON p.id = e.alert_id"
-            " WHERE p.rule = 'db_pool_utilization' AND e.kind IN ('firing', 'resolved')"
-            " ORDER BY e.id")]
+def fence_of_events(store_env: StoreEnv) -> list[int]:
+    return [r[0] for r in _query(
+        store_env, "SELECT e.fence FROM alert_events e JOIN alert_episodes p ON p.id = e.alert_id"
+        " WHERE p.rule = 'db_pool_utilization' AND e.kind IN ('firing', 'resolved') ORDER BY e.id")]
 
 
-def newest_db_sample_after(data_dir: Path, ts: float) -> bool:
-    from dashboard.store import Store
-    s = Store(data_dir)
+def newest_db_sample_after(store_env: StoreEnv, machine: str, ts: float) -> bool:
+    s = store_env.open(machine)
     try:
         return any(x.ts > ts for x in s.between(ts - 1, sources=["db"]))
     finally:

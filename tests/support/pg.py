@@ -1,7 +1,9 @@
 """A private PostgreSQL for the tests: Debian's server in a temporary directory, on loopback.
 
 ``PgCluster`` makes a cluster with ``initdb`` and runs ``postgres`` on a free 127.0.0.1 port, its
-unix socket in the same directory. PostgreSQL refuses to run as root (CI runs the tests as
+unix socket in the same directory (or, for the network-namespace tests, on one test machine's
+address: ``host``, ``port``, ``prefix`` the command that runs it there, ``allow`` the network
+whose hosts may log in). PostgreSQL refuses to run as root (CI runs the tests as
 root), so then both run as ``nobody`` (``PG_TEST_USER`` names another) and the directory is
 theirs; otherwise as the caller. The superuser (``postgres``, a password of the run) only
 creates the databases; the dashboard connects as ``dashboard``, a role with a password that may
@@ -33,7 +35,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pg8000.native
 import pytest
@@ -61,13 +63,16 @@ def _run_as() -> tuple[str, str] | None:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, prefix: Sequence[str] = (),
+                 allow: str | None = None) -> None:
+        self.host = host
+        self.prefix = tuple(prefix)
         self.dir = Path(tempfile.mkdtemp(prefix="dashboard-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self.superuser_password = secrets.token_hex(12)
         self.app_password = secrets.token_hex(12)
-        self.port = 0
+        self.port = port
         self._proc: subprocess.Popen[bytes] | None = None
         self._as = _run_as()
         self._dbs = itertools.count(1)
@@ -75,12 +80,23 @@ class PgCluster:
             entry = pwd.getpwnam(self._as[0])
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self._initdb()
+        if allow is not None:        # initdb lets in loopback only
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {allow} scram-sha-256\n")
 
     # --- processes -----------------------------------------------------------------------------
 
-    def _popen(self, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    def _popen(self, argv: list[str], on_host: bool = False, **kw: object) -> subprocess.Popen[bytes]:
+        """``on_host``: run through ``prefix`` (entering a namespace needs root: then the user
+        is dropped inside it, by ``setpriv``)."""
         extra: dict[str, object] = {}
-        if self._as is not None:
+        if on_host and self.prefix:
+            if self._as is not None:
+                entry = pwd.getpwnam(self._as[0])
+                argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                        "--clear-groups", *argv]
+            argv = [*self.prefix, *argv]
+        elif self._as is not None:
             extra = {"user": self._as[0], "group": self._as[1], "extra_groups": []}
         return subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL,
                                 start_new_session=True, **extra, **kw)  # type: ignore[call-overload]
@@ -118,9 +134,9 @@ class PgCluster:
             # CREATE DATABASE per test is 10x faster without it.
             self._proc = self._popen(
                 [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+                 "-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={self.dir}",
                  "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-                 "-c", "shared_buffers=32MB"], stdout=log, stderr=subprocess.STDOUT)
+                 "-c", "shared_buffers=32MB"], on_host=True, stdout=log, stderr=subprocess.STDOUT)
             log.close()
             try:
                 self._wait_ready(port)
@@ -141,7 +157,7 @@ class PgCluster:
                               + self.log.read_text(errors="replace")[-2000:])
             try:
                 pg8000.native.Connection("postgres", password=self.superuser_password,
-                                         host="127.0.0.1", port=port, database="postgres",
+                                         host=self.host, port=port, database="postgres",
                                          timeout=2).close()
                 return
             except Exception:      # noqa: BLE001 - not up yet (refused, starting up)
@@ -169,7 +185,7 @@ class PgCluster:
 
     def admin(self, database: str = "postgres") -> pg8000.native.Connection:
         return pg8000.native.Connection("postgres", password=self.superuser_password,
-                                        host="127.0.0.1", port=self.port, database=database,
+                                        host=self.host, port=self.port, database=database,
                                         timeout=30)
 
     def _ensure_role(self) -> None:
@@ -199,7 +215,7 @@ class PgCluster:
             conn.close()
 
     def url(self, database: str) -> str:
-        return f"postgresql://{APP_ROLE}:{self.app_password}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{APP_ROLE}:{self.app_password}@{self.host}:{self.port}/{database}"
 
 
 def start_cluster() -> PgCluster:
