@@ -20,7 +20,8 @@ each episode (start, end, peak, severity).
   replayed series by series, then the raw part in time order: the same as one time-ordered pass.
 * **Not replayed.** What only time judges live (``Engine.tick``): a source silent for three
   intervals (a gap in the history is as likely the dashboard's own downtime), repeats and
-  acknowledgements, and ``store_down``. Each run starts with no state, as after a restart.
+  acknowledgements, and the rules of ``TICK_RULES`` (``store_down``, ``notify_channel_failing``).
+  Each run starts with no state, as after a restart.
 
 ``apply_sets(settings, ["rules.NAME.KEY=VALUE", ...])`` merges proposed overrides into the
 configuration's ``[rules.NAME]`` tables, checked by the same code as the configuration file
@@ -48,6 +49,10 @@ CHUNK_S = 300.0             # raw samples read this many seconds at a time
 SET_KEYS = tuple(sorted(RULE_KEYS - {"severity_channels", "repeat_s"}))   # what changes a count
 MAX_SINCE_S = 400 * 86400
 STORE_RULE = "store_down"   # judged from the store's health (Engine.tick), never from samples
+# Rules the alert service judges from its own state at each tick, never from stored samples (the
+# store's health, the channels' deliveries: notify.channel_failing_s is never stored): a
+# backtest of them would say "0 pages" whatever they paged.
+TICK_RULES = frozenset({STORE_RULE, "notify_channel_failing"})
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
 _UNIT_S = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -103,8 +108,12 @@ def apply_overrides(settings: Settings, changes: Mapping[str, Mapping[str, Any]]
 
 def source_intervals(settings: Settings) -> dict[str, float]:
     """Each source's sampling interval as the live engine gets it from the collectors
-    (dashboard/alerting.py): the slack for sampling jitter is a quarter of it."""
-    out = {s: float(settings.interval_s) for s in ("host", "db", "cache", "queue", "app", "agents")}
+    (dashboard/alerting.py, dashboard/collectors/registry.py): the slack for sampling jitter is a
+    quarter of it. Every collector samples at ``interval_s`` except the probes (source ``app``,
+    their shortest interval); without probes no collector is of source ``app`` (StatsD's app
+    metrics come from source ``statsd``), so the live engine gives the app rules no slack."""
+    out = {s: float(settings.interval_s)
+           for s in ("host", "db", "cache", "queue", "agents", "statsd", "phpfpm")}
     if settings.probes:
         out["app"] = min(float(p.interval_s) for p in settings.probes)
     return out
@@ -155,7 +164,7 @@ class _Replay(Engine):
     def __init__(self, rules: Mapping[str, Rule], intervals: Mapping[str, float]) -> None:
         super().__init__(rules, intervals)
         self.results: dict[str, SeriesResult] = {}
-        self.series: dict[str, set[str]] = {n: set() for n in self.rules if n != STORE_RULE}
+        self.series: dict[str, set[str]] = {n: set() for n in self.rules if n not in TICK_RULES}
 
     def feed(self, rule: Rule, labels: Mapping[str, str], value: float, t: float) -> None:
         self._observe(rule, labels, value, t)
@@ -203,7 +212,7 @@ def backtest(reads: HistoryReads, rules: Mapping[str, Rule], intervals: Mapping[
     engine = _Replay(rules, intervals)
     by_metric: dict[str, list[Rule]] = {}
     for r in engine.rules.values():
-        if r.name != STORE_RULE:
+        if r.name not in TICK_RULES:
             by_metric.setdefault(r.metric, []).append(r)
     raw_from = reads.raw_since()
     if raw_from is None or raw_from >= until:

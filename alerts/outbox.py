@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from alerts.notifiers import DeliveryError, Notifier
+from dashboard.config import redact
 from dashboard.store.fence import StaleFence
 from dashboard.store.outbox import OutboxRepo, PendingMessage, WaitingItem
 from dashboard.store.txn import Connection
@@ -206,16 +207,19 @@ class Outbox:
         attempts += 1
         if error is None:
             return Outcome("delivered", attempts, None, now, now, "ok")
-        log.warning("channel %s: attempt %d of message %s failed: %s", channel, attempts, key,
-                    error)
+        # A receiver's answer is part of the error (shown on the alerts page, sent through the
+        # other channels by notify_channel_failing): one that quotes a credential (a proxy
+        # echoing the request) is scrubbed of every configured secret, like the logs.
+        text = redact.scrub(str(error)) or ""
+        log.warning("channel %s: attempt %d of message %s failed: %s", channel, attempts, key, text)
         if error.permanent or attempts > policy.retries:
-            return Outcome("failed", attempts, str(error), now, now,
+            return Outcome("failed", attempts, text, now, now,
                            "failed_permanently" if error.permanent else "failing")
         # The receiver's Retry-After (or Telegram's retry_after) wins over our backoff: sooner
         # would only be refused again (429), later would delay the page for nothing.
         wait = (error.retry_after if error.retry_after is not None
                 else policy.backoff_s * 2 ** (attempts - 1))
-        return Outcome("pending", attempts, str(error), now, now + wait, "retrying")
+        return Outcome("pending", attempts, text, now, now + wait, "retrying")
 
     def _mark(self, repo: OutboxRepo, channel: str) -> None:
         """Write the outcome of the stored message last tried on ``channel``."""
@@ -287,7 +291,8 @@ class Outbox:
 
     def stuck(self, conn: Connection) -> list[str]:
         """Why the outbox is not moving: each channel with a message that has waited longer than
-        twice its retry schedule (an item: its group window or digest period, and then that).
+        twice its retry schedule (an item: its group window or digest period, and then that),
+        unless it waits for the next attempt its receiver asked for (``_waits_as_asked``).
         Empty when it moves; an empty outbox moves."""
         now = self._clock()
         repo = OutboxRepo(conn)
@@ -303,7 +308,7 @@ class Outbox:
                 digest = repo.messages_since(ch, now - 3600) >= p.max_per_hour
                 waited = max(waited, now - u.oldest_item
                              - (p.digest_every_s if digest else p.group_window_s))
-            if waited > limit:
+            if waited > limit and not self._waits_as_asked(repo, ch, states.get(ch) or {}, now, limit):
                 error = (states.get(ch) or {}).get("error")
                 out.append(f"channel {ch}: a message waits for {waited:.0f} s (more than twice "
                            f"its retry schedule, {limit:g} s)" + (f": {error}" if error else ""))
@@ -315,6 +320,18 @@ class Outbox:
                 out.append(f"channel {ch}: a message sent from memory waits for "
                            f"{now - created:.0f} s (more than {limit:g} s)")
         return out
+
+    @staticmethod
+    def _waits_as_asked(repo: OutboxRepo, channel: str, state: Mapping[str, Any], now: float,
+                        limit: float) -> bool:
+        """The channel's oldest undelivered message is its head, tried and waiting for its next
+        attempt (a receiver's ``Retry-After``, PagerDuty's 30 s after a 429), not overdue by more
+        than ``limit``, and nothing was given up on since the channel last delivered: it moves
+        as the receiver asked (a retry that fails for good is judged then)."""
+        head = repo.head(channel)
+        if head is None or not head.attempts or now > head.next_attempt_at + limit:
+            return False
+        return not repo.failed_counts(state.get("last_ok") or 0.0).get(channel)
 
     def failing_for(self, conn: Connection) -> dict[str, tuple[float, str | None]]:
         """Each channel: seconds since its first failed attempt with no delivery after it (0 when

@@ -90,6 +90,15 @@ def exchange(url: str, data: bytes, headers: Mapping[str, str], where: str) -> A
         raise DeliveryError(f"{where}: {type(e).__name__}", False) from None
 
 
+def capped_wait(seconds: object) -> float | None:
+    """A wait a receiver asked for in its body (Telegram's ``parameters.retry_after``), held to
+    what a ``Retry-After`` header may ask: 0 to ``MAX_RETRY_AFTER_S``; None when it is no number
+    (a bool, a string, NaN)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != seconds:
+        return None
+    return max(0.0, min(float(seconds), MAX_RETRY_AFTER_S))
+
+
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP date), capped; None if absent
     or unreadable."""

@@ -296,8 +296,12 @@ def cmd_backtest(args) -> int:
         return 2
     rules = build_rules(settings)
     if args.rule is not None:
-        if args.rule not in rules or args.rule == backtest.STORE_RULE:
+        if args.rule not in rules:
             print(f"backtest: --rule: unknown rule {args.rule!r}", file=sys.stderr)
+            return 2
+        if args.rule in backtest.TICK_RULES:
+            print(f"backtest: --rule: {args.rule} is judged from the dashboard's own state, not from "
+                  "stored history", file=sys.stderr)
             return 2
         if not rules[args.rule].enabled:
             print(f"backtest: --rule: {args.rule} is disabled; add --set rules.{args.rule}.enabled=true",

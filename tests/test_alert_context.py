@@ -227,3 +227,46 @@ def test_a_context_that_fails_costs_the_page_its_context_never_the_page(tmp_path
     assert alert["event"] == "firing" and alert["context"] is None
     assert svc.context_failures == 1
     assert messages.context_text(None) == ""
+
+
+class CountingBook(StatementBook):
+    """A real book that counts how often a page's statements are summed."""
+
+    calls = 0
+
+    def growth(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().growth(*args, **kwargs)
+
+
+def test_a_storm_of_pages_in_one_tick_sums_the_statements_once(tmp_path, webhook_receiver):
+    """40 queues past their level in one tick are 40 pages with the same moment: what changed
+    around it (the statements' sums, ~20 ms each with 500 statements, and the cache an hour
+    before) is worked out once, not 40 times while the tick's publish waits."""
+    clock = Clock()
+    now = clock.now
+    book = CountingBook(1000.0, timezone.utc, clock=clock)
+    for j in range(40):
+        book.add(now - 600 + 15 * j, {"k1": Inc(3, 5.0 * (4 if j > 20 else 1), 4.0)},
+                 [("k1", "shop", "SELECT 1")] if j == 0 else ())
+    store = Store(tmp_path / "ctx")
+    store.append([Sample("cache", now - 3600, {"cache.hit_rate": 95.0})])
+    why = AlertContext(PUBLIC, store, lambda: book)
+    why.observe([Sample("cache", now, {"cache.hit_rate": 80.0})])
+    svc, _ = make_service(tmp_path / "data", [{"kind": "webhook", "url": webhook_receiver.url,
+                                               "name": "hook", "group_window_s": 0}],
+                          {"queue_pending": {"for_s": 0, "keep_firing_for_s": 0}}, clock=clock, why=why)
+    try:
+        fired = svc.process([Sample("queue", now, {"queue.pending": 5000.0}, {"queue": f"q{i}"})
+                             for i in range(40)], now)
+        assert len(fired) == 40
+        drain(svc, clock)
+    finally:
+        svc.outbox.stop()
+        svc.close()
+        store.close()
+    alerts = [a for r in delivered(webhook_receiver.requests) for a in r.json()["alerts"]]
+    assert len(alerts) == 40
+    assert all(a["context"]["statements"]["rows"][0]["text"] == "SELECT 1" for a in alerts)
+    assert all(a["context"]["cache_hit_rate"] == {"now": 80.0, "hour_before": 95.0} for a in alerts)
+    assert book.calls == 1

@@ -260,6 +260,7 @@ def test_an_unknown_or_disabled_rule_exits_2(tmp_path, capsys):
     cfg = write_config(tmp_path / "d.toml", tmp_path / "data", {"host_cpu": {"enabled": "false"}})
     for args, says in ((["--rule", "no_such_rule"], "unknown rule 'no_such_rule'"),
                        (["--rule", "host_cpu"], "host_cpu is disabled"),
+                       (["--rule", "notify_channel_failing"], "not from stored history"),
                        (["--since", "forever"], "--since: expected a duration")):
         capsys.readouterr()
         assert main(["--config", str(cfg), "backtest", *args]) == 2
@@ -269,3 +270,55 @@ def test_an_unknown_or_disabled_rule_exits_2(tmp_path, capsys):
     Store(tmp_path / "data").close()
     assert main(["--config", str(cfg), "backtest", "--rule", "host_cpu",
                  "--set", "rules.host_cpu.enabled=true"]) == 0
+
+
+def test_the_backtest_gives_each_source_the_live_engines_slack_for_jitter(tmp_path, capsys):
+    """The live engine takes each source's interval from the collectors that run (its quarter is
+    the hold's slack for jitter): StatsD's app metrics have no ``app`` collector (no probes), so
+    no slack; ``phpfpm.up`` and ``statsd.up`` have their collectors'. Breaches lasting just short
+    of the hold, as collected a few seconds early, must page in the backtest as they paged live."""
+    from dashboard.collectors import registry
+    from dashboard.demo.services import free_port
+    table = {"interval_s": INTERVAL_S, "statsd": {"bind": f"127.0.0.1:{free_port()}"},
+             "phpfpm": {"url": f"http://127.0.0.1:{free_port()}/status"},
+             "rules": {"app_error_rate": {"for_s": 60, "keep_firing_for_s": 0},
+                       "phpfpm_down": {"for_s": 30, "keep_firing_for_s": 0}}}
+    # app.error_rate over 1 % for 59 s of a 60 s hold; php-fpm down for 29 s of a 30 s hold.
+    start = (time.time() - 3600) // 60 * 60       # raw from a whole minute: no rollup before it
+    samples = []
+    for episode in range(3):
+        t0 = start + episode * 600
+        samples += [Sample("statsd", t0 + dt, {"app.error_rate": 5.0}) for dt in (0, 10, 20, 30, 40, 50, 59)]
+        samples.append(Sample("statsd", t0 + 69, {"app.error_rate": 0.0}))
+        samples += [Sample("phpfpm", t0 + dt, {"phpfpm.up": 0.0}) for dt in (0, 10, 20, 29)]
+        samples.append(Sample("phpfpm", t0 + 39, {"phpfpm.up": 1.0}))
+    samples.sort(key=lambda s: s.ts)
+
+    live_settings = config.from_dict({**table, "data_dir": str(tmp_path / "live")})
+    rt = Runtime(live_settings, registry.build(live_settings))      # never started
+    svc = install_alerting(rt)
+    try:
+        paged = [t for s in samples for t in svc.process([s], s.ts) if t.kind == "firing"]
+    finally:
+        svc.close()
+        rt.store.close()
+    live = {rule: sum(1 for t in paged if t.rule == rule) for rule in ("app_error_rate", "phpfpm_down")}
+    assert live == {"app_error_rate": 0, "phpfpm_down": 3}
+
+    data = tmp_path / "data"
+    store = Store(data)
+    try:
+        store.append(samples)
+    finally:
+        store.close()
+    cfg = tmp_path / "d.toml"
+    cfg.write_text("\n".join([
+        f'data_dir = "{data}"', f"interval_s = {INTERVAL_S}",
+        "[statsd]", f'bind = "{table["statsd"]["bind"]}"',
+        "[phpfpm]", f'url = "{table["phpfpm"]["url"]}"',
+        "[rules.app_error_rate]", "for_s = 60", "keep_firing_for_s = 0",
+        "[rules.phpfpm_down]", "for_s = 30", "keep_firing_for_s = 0"]) + "\n")
+    doc = run_backtest(capsys, cfg, "--since", "2h")
+    fired = {rule: sum(r["fired"] for r in doc["rules"] if r["rule"] == rule)
+             for rule in ("app_error_rate", "phpfpm_down")}
+    assert fired == live

@@ -49,6 +49,7 @@ def test_a_viewer_tests_proposed_settings_of_one_rule_over_the_history(stored, v
     ("", "rule"),
     ("rule=no_such_rule", "rule"),
     ("rule=store_down", "rule"),
+    ("rule=notify_channel_failing", "rule"),          # judged live from the outbox, never stored
     ("rule=host_cpu&since=forever", "since"),
     ("rule=host_cpu&since=90d", "since"),
     ("rule=host_cpu&warning=abc", "warning"),

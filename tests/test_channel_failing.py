@@ -118,3 +118,42 @@ def test_the_10_minutes_are_configurable(tmp_path, webhook_receiver, smtp_server
         assert [t.kind for t in svc.tick() if t.rule == "notify_channel_failing"] == ["firing"]
     finally:
         svc.close()
+
+
+def test_a_receiver_that_quotes_the_hooks_token_never_spreads_it(tmp_path, webhook_receiver,
+                                                                 smtp_server):
+    """A receiver's error body is part of the channel's error (shown on the alerts page, and sent
+    through the other channels by notify_channel_failing); a body that quotes the hook's token
+    (a proxy echoing the request) must not carry it there: errors are scrubbed of every
+    configured secret like the logs."""
+    token = "s3cr3t-hook-token-0123456789"
+    clock = Clock()
+    svc, settings = make_service(
+        tmp_path / "data",
+        notify=[{"name": "pager", "kind": "webhook", "url": f"{webhook_receiver.url}?token={token}"},
+                {"name": "ops-mail", "kind": "email", "to": ["ops@example.com"]}],
+        rules={"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}}, clock=clock,
+        smtp={"host": "127.0.0.1", "port": smtp_server.port}, async_mode="threading",
+        auth={"api_rate_limit": "100000 per minute"})
+    rt = Runtime(settings, [])                 # registers the configured secrets, as at start-up
+    rt.alerting = svc
+    app = create_app(settings, rt, async_mode="threading")
+    try:
+        webhook_receiver.respond_with([(403, f'{{"error": "token {token} is revoked"}}',
+                                        {"Content-Type": "application/json"})])
+        svc.process([pool(99.0, clock.now)], clock.now)
+        drain(svc, clock)
+        [pager] = [c for c in svc.overview()["channels"] if c["channel"] == "pager"]
+        assert pager["state"] == "failed_permanently" and "is revoked" in pager["error"]
+        clock.advance(605)
+        assert [t.kind for t in svc.tick() if t.rule == "notify_channel_failing"] == ["firing"]
+        drain(svc, clock)
+        [mail] = channel_mails(smtp_server, "")
+        assert "is revoked" in mail.text
+        html = logged_in_client(app, "viewer").get("/alerts").get_data(as_text=True)
+        for text in (pager["error"], mail.text, mail.html if hasattr(mail, "html") else "", html):
+            assert token not in text
+    finally:
+        rt.stop()
+        rt.store.close()
+        svc.close()

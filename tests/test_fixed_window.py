@@ -68,3 +68,21 @@ def test_the_alerts_of_a_window_are_those_whose_span_meets_it(app, client):
                       ).get_json()["alerts"] == []
     r = client.get("/api/alerts/window?from=10&to=5")
     assert r.status_code == 400 and r.is_json
+
+
+def test_the_link_of_a_page_after_a_week_of_firing_opens_the_page(app, client):
+    """A disk warning can fire for weeks before it escalates; the escalation's page carries the
+    live page on that moment, which the page must open (a fixed window is at most 7 days)."""
+    from urllib.parse import urlsplit
+
+    from dashboard.alert_context import AlertContext
+    svc = app.extensions["dashboard.alerting"]
+    at = time.time()
+    window = AlertContext("http://127.0.0.1:8050").build(
+        svc.rules["host_disk"], {"mount": "/"}, at - 9 * 86400, at)["window"]
+    assert window["from"] < at - 3600 and window["to"] > at
+    link = urlsplit(window["url"])
+    r = client.get(f"{link.path}?{link.query}")
+    assert r.status_code == 200
+    assert page_config(r.get_data(as_text=True))["fixed"] == {"from": window["from"],
+                                                              "to": window["to"]}

@@ -115,6 +115,37 @@ def test_pagerduty_gets_trigger_acknowledge_and_resolve_under_one_dedup_key_per_
         pd.stop()
 
 
+def test_a_pagerduty_retry_never_reopens_an_alert_the_same_message_resolved(tmp_path, services):
+    """One message may carry an alert's trigger and its resolve (a flap inside the group window)
+    and more events after them. When PagerDuty refuses a later event (429), the retry goes on from
+    the refused event: sending the trigger again would open a new incident for the resolved
+    alert there, which stays open (paging) if the retry stops before the resolve."""
+    pd, notify = receiver_for("pagerduty")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], {**quick(), **quick("host_cpu")}, clock=clock)
+        services.append(svc)
+        [other] = svc.process([Sample("host", clock.now, {"host.cpu_percent": 99.0})], clock.now)
+        drain(svc, clock)                                    # its trigger goes at once
+        clock.advance(0.1)
+        [flap] = svc.process([pool(90, clock.now)], clock.now)
+        clock.advance(0.1)
+        svc.process([pool(10, clock.now)], clock.now)       # resolved within the group window
+        svc.process([Sample("host", clock.now, {"host.cpu_percent": 10.0})], clock.now)
+        # The second message: the flap's trigger and resolve get in, then the limit is reached;
+        # after each wait one more event gets in and the next is refused.
+        pd.respond_with(["accepted", "accepted", "rate_limited"] + ["accepted", "rate_limited"] * 3)
+        drain(svc, clock)
+        assert pd.alerts[flap.alert_id] == {"status": "resolved", "triggers": 1}
+        assert pd.alerts[other.alert_id]["status"] == "resolved"
+        assert [(d["event_action"], d["dedup_key"]) for d in pd.documents()] == [
+            ("trigger", other.alert_id), ("trigger", flap.alert_id), ("resolve", flap.alert_id),
+            ("resolve", other.alert_id)]
+        assert pd.problems == []
+    finally:
+        pd.stop()
+
+
 def test_an_ack_through_the_api_acknowledges_the_pagerduty_alert(tmp_path):
     from dashboard.app import create_app
     from dashboard.runtime import Runtime
@@ -217,15 +248,76 @@ def test_a_rate_limit_waits_as_long_as_the_vendor_asks_then_delivers(tmp_path, v
         wait = svc.outbox.step(conn, notify["name"])
     finally:
         conn.close()
-    # Teams sends Retry-After: 7, Telegram parameters.retry_after: 7; PagerDuty and ntfy give no
+    # Teams sends Retry-After: 7, Telegram parameters.retry_after: 7; PagerDuty gives no time
+    # and its docs ask for retries 30 s apart (its limit counts the last 60 s); ntfy gives no
     # time, so the outbox's backoff (0.2 s in tests) applies.
-    expected = 7.0 if notify["kind"] in ("teams", "telegram") else 0.2
+    expected = {"teams": 7.0, "telegram": 7.0, "pagerduty": 30.0}.get(notify["kind"], 0.2)
     assert wait == pytest.approx(expected, abs=0.01)
     assert channel(svc)["state"] == "retrying" and "429" in channel(svc)["error"]
     drain(svc, clock)
     assert [r.status // 100 for r in receiver.requests] == [4, 2]
     assert receiver.requests[0].body == receiver.requests[1].body and receiver.problems == []
     assert channel(svc)["state"] == "ok"
+
+
+@pytest.mark.parametrize("retry_after", [86400, 1e308, -5, True])
+def test_telegrams_retry_after_is_capped_like_a_retry_after_header(tmp_path, services, retry_after):
+    """Telegram's flood control can ask for hours (``parameters.retry_after``); the outbox waits
+    at most an hour, as for an HTTP Retry-After, and never a negative or endless time (JSON
+    allows 1e308; a bool is no number of seconds)."""
+    receiver, notify = receiver_for("telegram")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        receiver.respond_with([(429, json.dumps({
+            "ok": False, "error_code": 429, "description": "Too Many Requests: retry later",
+            "parameters": {"retry_after": retry_after}}), {"Content-Type": "application/json"})])
+        svc.process([pool(90, clock.now)], clock.now)
+        conn = svc.outbox._connect()
+        try:
+            assert svc.outbox.step(conn, notify["name"]) == 0     # the message is composed
+            assert svc.outbox.step(conn, notify["name"]) == 0     # tried: 429
+            wait = svc.outbox.step(conn, notify["name"])
+        finally:
+            conn.close()
+        expected = {86400: 3600.0, 1e308: 3600.0, -5: 0.0, True: 0.2}[retry_after]
+        assert wait == pytest.approx(expected, abs=0.01)
+        if expected:                   # (a wait of 0: the third step already tried again)
+            assert channel(svc)["state"] == "retrying"
+    finally:
+        receiver.stop()
+
+
+def test_a_message_waiting_as_the_vendor_asks_keeps_the_outbox_moving(tmp_path, services):
+    """The watchdog's "the outbox is moving": a message PagerDuty throttled waits 30 s, as its
+    docs ask, longer than twice the outbox's own schedule; it is waiting as told, not stuck
+    (a /fail would page the outside service for a 429). Overdue past its next attempt (the sender
+    hung), it is stuck."""
+    pd, notify = receiver_for("pagerduty")
+    try:
+        clock = Clock()
+        svc, _ = make_service(tmp_path, [notify], quick(), clock=clock)
+        services.append(svc)
+        pd.respond_with(["rate_limited"])
+        svc.process([pool(90, clock.now)], clock.now)
+        conn = svc.outbox._connect()
+        try:
+            assert svc.outbox.step(conn, "pd") == 0                  # composed
+            assert svc.outbox.step(conn, "pd") == 0                  # tried: 429
+            limit = 2 * svc.outbox.schedule_s("pd")
+            assert limit < 30
+            clock.advance(limit + 5)
+            assert svc.outbox.stuck(conn) == []
+            clock.advance(30 + limit)                                # overdue: nobody tried again
+            [why] = svc.outbox.stuck(conn)
+            assert why.startswith("channel pd:") and "429" in why
+            assert svc.outbox.step(conn, "pd") == 0                  # tried again: delivered
+            assert svc.outbox.stuck(conn) == []
+        finally:
+            conn.close()
+    finally:
+        pd.stop()
 
 
 @pytest.mark.parametrize("vendor", KINDS, indirect=True)

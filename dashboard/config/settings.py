@@ -209,6 +209,8 @@ class Settings:
                 out.append(path)
         for n in self.notify:        # a hook URL can be the credential itself (issue 7)
             out.extend(n.credentials())
+            if n.url:                # ?token=VALUE, ?sig=VALUE, user:password@: each value alone
+                out.extend(url_secrets(n.url))
             if n.url and n.kind in SECRET_URL_KINDS:
                 p = urlsplit(n.url)
                 out.extend(x for x in (p.path, p.query, unquote(p.password or "")) if len(x) > 1)

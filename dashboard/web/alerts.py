@@ -187,8 +187,11 @@ def api_backtest():
     name = request.args.get("rule", "")
     if not name:
         raise BadRequest("rule is required, e.g. rule=host_cpu")
-    if name not in build_rules(settings) or name == backtest.STORE_RULE:
+    if name not in build_rules(settings):
         raise BadRequest(f"rule: unknown rule {name[:80]!r}")
+    if name in backtest.TICK_RULES:
+        raise BadRequest(f"rule: {name} is judged from the dashboard's own state, not from stored "
+                         "history")
     try:
         span = backtest.parse_since(request.args.get("since", "7d"))
     except ValueError as e:
@@ -249,7 +252,7 @@ def _backtest_rules(svc: AlertService) -> dict[str, dict[str, Any]]:
                 "critical": r.critical, "clear": r.clear_level, "for_s": r.for_s,
                 "keep_firing_for_s": r.keep_firing_for_s, "enabled": r.enabled}
             for n, r in sorted(build_rules(current_app.config["SETTINGS"]).items())
-            if n != backtest.STORE_RULE}
+            if n not in backtest.TICK_RULES}
 
 
 def _link_alert() -> dict[str, Any] | None:

@@ -56,6 +56,7 @@ def healthz():
 
 
 FIXED_MIN_S, FIXED_MAX_S = 10, 7 * 86400     # a fixed window (/?from=&to=), as /api/history's
+# (a page's link keeps within it: dashboard/alert_context.py WINDOW_MAX_S)
 
 
 def fixed_window() -> dict[str, int] | None:

@@ -6,7 +6,9 @@ types, lengths, headers, the credential) and answers as the vendor documents: it
 or, for a request that breaks the documented shape, the vendor's own error body (kept in
 ``.problems``, so a test asserts it stays empty). ``respond_with([...])`` takes, besides plain
 answers, the names of the vendor's documented failures: ``"rate_limited"`` (429),
-``"server_error"`` (5xx) and ``"rejected"`` (a permanent 4xx with the vendor's message).
+``"server_error"`` (5xx) and ``"rejected"`` (a permanent 4xx with the vendor's message), and
+``"accepted"``: the vendor's own success, as when nothing is programmed (to program a failure
+after some successes).
 ``hold()`` records the next requests but holds their answers until ``release()``: a test can kill
 the sender after the vendor has the message and before it hears back.
 """
@@ -61,7 +63,7 @@ class VendorReceiver(WebhookReceiver):
         if problems:
             self.problems.extend(problems)
             return self.invalid(req, problems)
-        if programmed is None:
+        if programmed is None or programmed == "accepted":
             return self.success(req, doc)
         if isinstance(programmed, str):
             return self.failure(programmed, req)
