@@ -164,6 +164,7 @@ class PgConnection:
     two threads at once (as the store's SQLite connections: their owners serialise)."""
 
     dialect = "postgresql"
+    yields_to_loop = True        # after each answer (execute); False on an OS thread's own
 
     def __init__(self, params: ConnParams, pool: "Pool | None" = None) -> None:
         self._params = params
@@ -243,7 +244,8 @@ class PgConnection:
         # driver read, a run of calls decodes one answer after another without letting the
         # event loop in (bench/pg_driver.py: 170 ms for 2,000-row answers). Let it in after
         # each one (a plain thread switch hint without a hub).
-        time.sleep(0)
+        if self.yields_to_loop:
+            time.sleep(0)
         return PgCursor(ctx.rows, ctx.row_count)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:

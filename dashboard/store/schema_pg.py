@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-AREAS: Mapping[str, Sequence[str]] = {}
+from dashboard.store import history_pg
+
+AREAS: Mapping[str, Sequence[str]] = {
+    "history": history_pg.PG_MIGRATIONS,
+}
 
 
 def known_versions() -> dict[str, int]:
