@@ -168,11 +168,11 @@ def test_store_url_comes_from_the_file_or_the_environment_and_empty_means_sqlite
     assert load_toml(tmp_path, 'store_url = ""').store_url is None
     url = "postgresql://dash:Pg-Secret-9@db.example:5433/dashboard"
     s = load_toml(tmp_path, 'store_url = "postgresql://a:b@h/x"', env={"DASHBOARD_STORE_URL": url})
-    assert s.store_url == url and s.store_pool_size == 10
+    assert s.store_url == url and s.store_pool_size == 20
     assert load_toml(tmp_path, "store_pool_size = 4").store_pool_size == 4
     assert load_toml(tmp_path, "", env={"DASHBOARD_STORE_POOL_SIZE": "3"}).store_pool_size == 3
     with pytest.raises(ConfigError) as e:
-        load_toml(tmp_path, "store_pool_size = 0")
+        load_toml(tmp_path, "store_pool_size = 1")
     assert str(e.value).startswith("store_pool_size: ")
     shown = repr(s.masked())
     assert "Pg-Secret-9" not in shown and "postgresql://dash:***@db.example:5433/dashboard" in shown

@@ -24,7 +24,7 @@ def open_accounts(settings: Settings) -> Iterator[Accounts]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d,
                   settings.store_url, settings.store_pool_size)
-    acc = Accounts(store.connect)
+    acc = Accounts(store.connect, data_dir=settings.data_dir)
     try:
         yield acc
     finally:

@@ -262,7 +262,8 @@ def init_app(app: Flask, runtime) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,         # ``enforce`` calls protect() after authenticating
     )
     app.extensions["dashboard.accounts"] = Accounts(
-        runtime.store.connect, settings.auth.session_idle_h, settings.auth.session_max_h)
+        runtime.store.connect, settings.auth.session_idle_h, settings.auth.session_max_h,
+        data_dir=settings.data_dir)
     app.extensions["dashboard.signing"] = signing.LinkSigner(app.secret_key, runtime.store.connect)
 
     lm = LoginManager()

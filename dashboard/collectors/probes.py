@@ -45,14 +45,14 @@ class DayCounts:
     """
 
     def __init__(self, data_dir: Path | str | None, tz: ZoneInfo,
-                 flush_every_s: float = 30.0) -> None:
+                 flush_every_s: float = 30.0, store_url: str | None = None) -> None:
         self.tz = tz
         self.flush_every_s = flush_every_s
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], list[int]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._flushed_at = time.monotonic()
-        self._repo = ProbeDaysRepo(data_dir) if data_dir is not None else None
+        self._repo = ProbeDaysRepo(data_dir, store_url) if data_dir is not None else None
 
     def day(self, wall: float) -> str:
         return datetime.fromtimestamp(wall, self.tz).strftime("%Y-%m-%d")
@@ -102,7 +102,7 @@ class ProbeCollector:
 
     def __init__(self, probes: Sequence[ProbeSettings], data_dir: Path | str | None = None,
                  tz: ZoneInfo | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, store_url: str | None = None) -> None:
         if not probes:
             raise ValueError("ProbeCollector needs at least one probe")
         self.probes = list(probes)
@@ -115,8 +115,9 @@ class ProbeCollector:
         # One kept-alive connection per probe; no proxies from the environment: probes go straight.
         self._getters = {p.name: HttpGetter(p.url) for p in probes}
         self._pool = ThreadPoolExecutor(max_workers=min(8, len(probes)), thread_name_prefix="probe")
-        # Today's availability per probe is kept in the store of ``data_dir`` (None: in memory).
-        self._days = DayCounts(data_dir, tz or ZoneInfo("UTC"))
+        # Today's availability per probe is kept in the store of ``data_dir`` (None: in memory),
+        # or in store_url's PostgreSQL.
+        self._days = DayCounts(data_dir, tz or ZoneInfo("UTC"), store_url=store_url)
 
     def _probe(self, p: ProbeSettings) -> Reading:
         labels = {"probe": p.name}

@@ -485,7 +485,7 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         demo=_bool(raw, "demo", "", False),
         message_queue=_redis_url(_str(raw, "message_queue", ""), "message_queue"),
         store_url=_store_url(raw.get("store_url")),
-        store_pool_size=_num(raw, "store_pool_size", "", 10, 1, 1000, integer=True),
+        store_pool_size=_num(raw, "store_pool_size", "", 20, 2, 1000, integer=True),
         source_file=source_file,
     )
     names = [q.name for q in s.queues]

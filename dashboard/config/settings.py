@@ -153,7 +153,7 @@ class Settings:
     # postgresql://user:pass@host:port/db: the store's tables in PostgreSQL (issue 16). None:
     # SQLite under data_dir. store_pool_size: connections of one process to it, at most.
     store_url: str | None = None
-    store_pool_size: int = 10
+    store_pool_size: int = 20
     source_file: str | None = None
 
     @property

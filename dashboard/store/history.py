@@ -48,6 +48,7 @@ from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
 from dashboard.store.migrations import check_not_newer, migrate
 from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
+from dashboard.store.sqlite import FILE_NAME, connect, file_in
 from dashboard.store.txn import Connection, is_pg
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
           + CATALOG_SCHEMA + storeticks.SCHEMA + storerollups.SCHEMA + storelatest.SCHEMA)
-FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
 PRUNE_BATCH = 2_000      # tick rows per delete transaction
 LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
@@ -70,25 +70,11 @@ class SchemaTooNew(RuntimeError):
     """The file was written by a newer dashboard; this one would misread it."""
 
 
-def file_in(data_dir: Path | str) -> Path:
-    """The store's file in ``data_dir``: the one place its name is made."""
-    return Path(data_dir) / FILE_NAME
-
-
 def prune_period_s(raw_retention_s: float) -> float:
     """How often ``prune`` runs: every 10 min, or six times per raw retention when that is
     shorter, so the raw table never holds more than retention + 1/6 of it (a 15 min retention
     pruned every 10 min would hold up to 25 min)."""
     return min(600.0, max(10.0, raw_retention_s / 6))
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection with the settings every user of the store's file needs."""
-    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
 
 
 def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
@@ -134,7 +120,7 @@ class Store:
 
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
                  rollup_retention_d: float = 400.0, store_url: str | None = None,
-                 pool_size: int = 10) -> None:
+                 pool_size: int = 20) -> None:
         self.pool = open_pg(store_url, pool_size) if store_url else None
         self.backend = "postgresql" if self.pool is not None else "sqlite"
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only

@@ -147,6 +147,17 @@ class PgCursor:
 
 _translations: dict[str, str] = {}
 
+# Parameter types sent with a statement, from the Python value: SQLite compares a float with an
+# INTEGER column, and so does PostgreSQL once it knows the parameter is a float (left to infer it,
+# it would take the column's type and refuse "12.5"). 0: let the server infer (text, NULL).
+_OIDS = {bool: 16, int: 20, float: 701, bytes: 17}
+_INT8 = range(-(2 ** 63), 2 ** 63)
+
+
+def _oid(value: Any) -> int:
+    oid = _OIDS.get(type(value), 0)
+    return 1700 if oid == 20 and value not in _INT8 else oid       # beyond int8: numeric
+
 
 def _numbered(sql: str) -> str:
     """``?`` -> ``$n`` (pg8000's scanner, which skips quotes, comments and $$ strings), cached:
@@ -170,7 +181,7 @@ class PgConnection:
         self._params = params
         self._pool = pool
         self._raw: pg8000.native.Connection | None = None
-        self._prepared: OrderedDict[str, tuple[bytes, Any, Any]] = OrderedDict()
+        self._prepared: OrderedDict[tuple[str, tuple[int, ...]], tuple[bytes, Any, Any]] = OrderedDict()
         self._open()
 
     def _open(self) -> None:
@@ -220,13 +231,16 @@ class PgConnection:
             self._lost()
             raise _translated(e) from None
 
-    def _statement(self, raw: pg8000.native.Connection, sql: str) -> tuple[bytes, Any, Any]:
-        got = self._prepared.get(sql)
+    def _statement(self, raw: pg8000.native.Connection, sql: str,
+                   oids: tuple[int, ...]) -> tuple[bytes, Any, Any]:
+        key = (sql, oids)
+        got = self._prepared.get(key)
         if got is not None:
-            self._prepared.move_to_end(sql)
+            self._prepared.move_to_end(key)
             return got
-        got = cast("tuple[bytes, Any, Any]", self._call(raw.prepare_statement, _numbered(sql), ()))
-        self._prepared[sql] = got
+        got = cast("tuple[bytes, Any, Any]",
+                   self._call(raw.prepare_statement, _numbered(sql), oids))
+        self._prepared[key] = got
         if len(self._prepared) > STATEMENT_CACHE:
             _, (name, _c, _f) = self._prepared.popitem(last=False)
             self._call(raw.close_prepared_statement, name)
@@ -237,7 +251,7 @@ class PgConnection:
         if not args:             # BEGIN, COMMIT, a constant query: one simple round trip
             ctx = self._call(raw.execute_simple, sql)
             return PgCursor(ctx.rows, ctx.row_count)
-        name, columns, funcs = self._statement(raw, sql)
+        name, columns, funcs = self._statement(raw, sql, tuple(_oid(a) for a in args))
         ctx = self._call(raw.execute_named, name, make_params(raw.py_types, args), columns,
                          funcs, sql)
         # A green socket only yields when it must wait; when the server answered before the

@@ -1,27 +1,38 @@
 """Probes up / probes run per local day and probe (``probe_availability``), for the probes'
 availability today (``dashboard/collectors/probes.py``), so a restart does not reset the day.
 
-One connection for the repository's life, opened on the store's file in the data directory
-(the probe collector is built from the settings, before the store is handed around).
+One connection for the repository's life, of its own (the probe collector is built from the
+settings, before the store is handed around): to the store's file in the data directory, or to
+``store_url``'s PostgreSQL. The same SQL on both (``txn.py``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterable
 
-from dashboard.store.history import connect, file_in
+from dashboard.store.migrations import ensure
+from dashboard.store.pg import ConnParams, PgConnection
+from dashboard.store.sqlite import connect, file_in
+from dashboard.store.txn import Connection, immediate
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS probe_availability (
     day TEXT NOT NULL, probe TEXT NOT NULL, ok INTEGER NOT NULL, total INTEGER NOT NULL,
     PRIMARY KEY (day, probe))"""
+PG_MIGRATIONS = ["""CREATE TABLE probe_availability (
+    day TEXT NOT NULL, probe TEXT NOT NULL, ok BIGINT NOT NULL, total BIGINT NOT NULL,
+    PRIMARY KEY (day, probe))"""]
 
 
 class ProbeDaysRepo:
-    def __init__(self, data_dir: Path | str) -> None:
-        path = file_in(data_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(path)
-        self._conn.execute(SCHEMA)
+    def __init__(self, data_dir: Path | str, store_url: str | None = None) -> None:
+        self._conn: Connection
+        if store_url:
+            self._conn = PgConnection(ConnParams.from_url(store_url))
+        else:
+            path = file_in(data_dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = connect(path)
+        ensure(self._conn, SCHEMA, "probe_days", PG_MIGRATIONS)
 
     def counts(self, day: str, probe: str) -> tuple[int, int]:
         """(up, run) of ``probe`` on ``day`` (``YYYY-MM-DD``); (0, 0) when none was kept."""
@@ -31,16 +42,10 @@ class ProbeDaysRepo:
 
     def save(self, counts: Iterable[tuple[str, str, int, int]]) -> None:
         """Each ``(day, probe, up, run)`` replaces what was kept, all in one transaction."""
-        c = self._conn
-        c.execute("BEGIN")                       # one transaction for all probes (autocommit conn)
-        try:
-            c.executemany(
+        with immediate(self._conn):           # one transaction for all probes (autocommit conn)
+            self._conn.executemany(
                 "INSERT INTO probe_availability(day, probe, ok, total) VALUES (?,?,?,?) "
                 "ON CONFLICT(day, probe) DO UPDATE SET ok=excluded.ok, total=excluded.total", counts)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._conn.close()

@@ -8,10 +8,26 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from dashboard.store import history_pg
+from dashboard.store import (
+    accounts,
+    alerts,
+    history_pg,
+    link_uses,
+    outbox,
+    probe_days,
+    reports,
+    statements,
+)
 
 AREAS: Mapping[str, Sequence[str]] = {
     "history": history_pg.PG_MIGRATIONS,
+    "accounts": accounts.PG_MIGRATIONS,
+    "alerts": alerts.PG_MIGRATIONS,
+    "outbox": outbox.PG_MIGRATIONS,
+    "link_uses": link_uses.PG_MIGRATIONS,
+    "probe_days": probe_days.PG_MIGRATIONS,
+    "statements": statements.PG_MIGRATIONS,
+    "reports": reports.PG_MIGRATIONS,
 }
 
 

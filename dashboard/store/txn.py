@@ -25,6 +25,14 @@ def is_pg(conn: Connection) -> bool:
     return isinstance(conn, PgConnection)
 
 
+def has_table(conn: Connection, name: str) -> bool:
+    """Whether the table exists (a reader on a store where its writer never ran)."""
+    if isinstance(conn, PgConnection):
+        return conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0] is True
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
+
+
 @contextmanager
 def immediate(conn: Connection) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` (the write lock at once, so no writer fails half-way on a busy file),

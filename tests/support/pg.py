@@ -12,6 +12,12 @@ Fixtures (registered by tests/conftest.py):
   (the next test finds it running again).
 * ``pg_url`` (each test): a fresh, empty database of its own (dropped afterwards):
   ``postgresql://dashboard:PASS@127.0.0.1:PORT/db_N``.
+* ``store_backend`` (each test, twice): "sqlite", then "postgresql". A module runs its tests on
+  both with ``pytestmark = pytest.mark.usefixtures("store_backend")``: under "postgresql" every
+  ``Store`` the test builds without a ``store_url`` of its own (the app's, the alert service's,
+  the CLI's in-process ones) is given the test's fresh database, as ``store_url`` in the
+  settings would (and so is a ``ProbeDaysRepo``); servers and commands it starts get
+  ``DASHBOARD_STORE_URL``. ``other_store_url``: a second installation's (None on SQLite).
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ import pg8000.native
 import pytest
 
 from dashboard.demo.services import free_port
+from dashboard.store import probe_days
+from dashboard.store.history import Store
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 APP_ROLE = "dashboard"
@@ -226,3 +234,42 @@ def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     finally:
         if pg_cluster.running:
             pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        store_init = Store.__init__
+        days_init = probe_days.ProbeDaysRepo.__init__
+
+        def on_pg(self: Store, data_dir: Path | str, raw_retention_h: float = 48.0,
+                  rollup_retention_d: float = 400.0, store_url: str | None = None,
+                  pool_size: int = 20) -> None:
+            store_init(self, data_dir, raw_retention_h, rollup_retention_d, store_url or url,
+                       pool_size)
+
+        def days_on_pg(self: probe_days.ProbeDaysRepo, data_dir: Path | str,
+                       store_url: str | None = None) -> None:
+            days_init(self, data_dir, store_url or url)
+
+        monkeypatch.setattr(Store, "__init__", on_pg)
+        monkeypatch.setenv("DASHBOARD_STORE_URL", url)     # servers and CLIs the test starts
+        monkeypatch.setattr(probe_days.ProbeDaysRepo, "__init__", days_on_pg)
+    return str(request.param)
+
+
+@pytest.fixture
+def other_store_url(store_backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """For a second, unrelated installation in the same test: None on SQLite (its own data dir
+    is its own store), another fresh database on PostgreSQL."""
+    if store_backend != "postgresql":
+        yield None
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        if cluster.running:
+            cluster.drop_database(name)
