@@ -132,6 +132,7 @@ class Store:
         self._conn: Connection
         self._in_thread = False                  # a reading() view: connections of its own
         if self.pool is not None:
+            self._thread_conns = history_pg.ThreadConnections(self.pool.params, pool_size)
             try:
                 self._conn = self.pool.connect()     # the writer's; its schema is migrated
             except BaseException:
@@ -167,7 +168,7 @@ class Store:
         if self.pool is None:
             return connect(self.path)
         if self._in_thread:
-            return history_pg.ThreadConnection(self.pool.params)
+            return self._thread_conns.connect()
         return self.pool.connect()
 
     def close(self) -> None:
@@ -175,6 +176,7 @@ class Store:
             self._conn.close()                   # on PostgreSQL: back to the pool, closed next
         if self.pool is not None:
             self.pool.close()
+            self._thread_conns.close()
 
     @contextmanager
     def reading(self) -> Iterator["Store"]:

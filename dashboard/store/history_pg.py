@@ -22,21 +22,22 @@ read in a ``REPEATABLE READ`` transaction, so its three tables are one moment's.
 
 **Reads in an OS thread** (``Store.reading``, ``dashboard/offload.py``) must not touch the event
 loop's objects: a pooled connection's socket is a green one (eventlet/gevent patch ``socket``)
-and the pool's lock a green lock. Such a read opens a connection of its own on a socket of the
-unpatched module (``ThreadConnection``) and closes it at the end.
+and the pool's lock a green lock. Such a read takes a connection on a socket of the unpatched
+module (``ThreadConnection``), kept idle for the next read behind a lock of the C thread module
+(``ThreadConnections``).
 
 A ``kill -9`` of the writing process mid-tick: the server rolls back its open transaction; the
 committed ticks are durable (``synchronous_commit`` on, the server's default).
 """
 from __future__ import annotations
 
+import _thread
 import socket
+import sqlite3
 import sys
 from typing import Any, Callable, cast
 
-import pg8000.native
-
-from dashboard.store.pg import ConnParams, PgConnection, _translated
+from dashboard.store.pg import ConnParams, PgConnection
 
 # The advisory lock every history write transaction takes first: one history writer at a time
 # (the numbering above). Its own key, apart from the other areas' ``WRITE_LOCK_KEY``: a tick
@@ -155,27 +156,75 @@ def _real_socket_factory() -> Callable[[str, int, float], socket.socket]:
     return lambda host, port, timeout: socket.create_connection((host, port), timeout)
 
 
+def _real_lock() -> Any:
+    """A lock of the C thread module, whether or not eventlet or gevent patched it (a green lock
+    must not be waited on by an OS thread)."""
+    ev = sys.modules.get("eventlet.patcher")
+    if ev is not None and ev.is_monkey_patched("thread"):
+        return ev.original("_thread").allocate_lock()
+    gm = sys.modules.get("gevent.monkey")
+    if gm is not None and gm.is_module_patched("threading"):
+        return gm.get_original("_thread", "allocate_lock")()
+    return _thread.allocate_lock()
+
+
 class ThreadConnection(PgConnection):
     """A connection for one OS thread's read, off the event loop: a socket of the unpatched
-    ``socket`` module, no pool (closing it closes it), and no yield to a loop after each call
-    (there is none in this thread)."""
+    ``socket`` module, and no yield to a loop after each call (there is none in this thread).
+    ``close()`` keeps it for the next read (``ThreadConnections``)."""
 
     yields_to_loop = False
 
-    def __init__(self, params: ConnParams) -> None:
+    def __init__(self, params: ConnParams, idle: ThreadConnections | None = None) -> None:
+        self._idle = idle
         super().__init__(params, None)
 
-    def _open(self) -> None:
+    def _socket(self) -> socket.socket:
         p = self._params
+        return _real_socket_factory()(p.host, p.port, p.timeout_s)
+
+    @property
+    def connected(self) -> bool:
+        return self._raw is not None
+
+    def close(self) -> None:
+        if self._idle is not None:
+            self._idle.give_back(self)
+        else:
+            self.discard()
+
+
+class ThreadConnections:
+    """The reads' connections in OS threads, kept idle for the next read (at most ``keep``; one
+    per read at once, which the worker's thread pool bounds: eventlet's tpool 20, gevent's 10),
+    behind a lock of the C thread module: a new connection costs a server process and a
+    password exchange, ~ms, for each read of the fleet, a resume or a chart."""
+
+    def __init__(self, params: ConnParams, keep: int) -> None:
+        self.params, self.keep = params, keep
+        self._lock = _real_lock()
+        self._idle: list[ThreadConnection] = []
+        self._closed = False
+
+    def connect(self) -> ThreadConnection:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        return conn if conn is not None else ThreadConnection(self.params, self)
+
+    def give_back(self, conn: ThreadConnection) -> None:
         try:
-            sock = _real_socket_factory()(p.host, p.port, p.timeout_s)
-        except OSError as e:
-            raise _translated(e) from None
-        try:
-            self._raw = pg8000.native.Connection(
-                p.user, database=p.database, password=p.password, timeout=p.timeout_s,
-                application_name=p.application_name, sock=sock)
-        except Exception as e:
-            sock.close()
-            raise _translated(e) from None
-        self._prepared.clear()
+            conn.rollback()
+        except sqlite3.Error:
+            conn.discard()
+        with self._lock:
+            if conn.connected and not self._closed and len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.discard()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.discard()
