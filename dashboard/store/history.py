@@ -156,9 +156,10 @@ class Store:
 
     def connect(self) -> Connection:
         """A connection of its own for modules that keep their own tables: to the same file, or
-        (``store_url``) one of the pool's, given back by its ``close()``."""
+        (``store_url``) one of the pool's, given back by its ``close()``; in a ``reading()``
+        view (an OS thread: the daily summary's repositories) one of the thread's own."""
         if self.pool is not None:
-            return self.pool.connect()
+            return self._thread_conns.connect() if self._in_thread else self.pool.connect()
         return connect(self.path)
 
     def history_connect(self) -> Connection:

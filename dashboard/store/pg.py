@@ -147,6 +147,7 @@ class PgCursor:
 
 
 _translations: dict[str, str] = {}
+_RETRY_SAFE = ("SELECT", "BEGIN")     # statements tried again on a connection found dead
 
 # Parameter types sent with a statement, from the Python value: SQLite compares a float with an
 # INTEGER column, and so does PostgreSQL once it knows the parameter is a float (left to infer it,
@@ -264,6 +265,18 @@ class PgConnection:
         return got
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> PgCursor:
+        """One statement. A connection found dead (the server restarted since its last use) is
+        opened again and the statement tried once more when that cannot repeat a write: a
+        read or a BEGIN outside a transaction (else ``PgUnavailable``; the next call reconnects)."""
+        was_open = self._raw is not None and not self.in_transaction
+        try:
+            return self._execute(sql, args)
+        except PgUnavailable:
+            if not (was_open and self._raw is None and sql.lstrip()[:6].upper() in _RETRY_SAFE):
+                raise
+        return self._execute(sql, args)
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> PgCursor:
         raw = self._live()
         if not args:             # BEGIN, COMMIT, a constant query: one simple round trip
             ctx = self._call(raw.execute_simple, sql)
