@@ -125,6 +125,16 @@ class Runtime:
                     log.exception("sink %r failed", sink)
         return stored
 
+    def store_status(self) -> dict[str, Any]:
+        """The store's health for /healthz and the rule ``store_down``: the spool's (ticks the
+        store cannot write: a full disk), and with ``store_url`` the PostgreSQL server's (down:
+        ``error`` however the history writes go)."""
+        st = self.spool.status()
+        server = self.store.health()
+        if server["status"] != "ok" and st["status"] == "ok":
+            st = {**st, "status": "error", "error": server["error"], "since": server["since"]}
+        return st
+
     def collector_status(self) -> dict[str, dict]:
         """Collector status for /healthz: ours when we collect, else the leader's (cluster)."""
         if not self._started and self.status_reader is not None:

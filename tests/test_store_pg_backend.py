@@ -2,9 +2,13 @@
 transaction, errors in sqlite3's classes, a bounded pool, versioned migrations (issue 16)."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -241,3 +245,21 @@ def test_a_store_url_nobody_answers_fails_at_start_without_showing_the_password(
     with pytest.raises(PgUnavailable) as e:
         Store(tmp_path, store_url=url)
     assert "Sekr1tPw" not in str(e.value)
+
+
+def test_commands_refuse_a_database_of_a_newer_schema_in_one_line_with_status_2(
+        pg_url: str, tmp_path) -> None:
+    Store(tmp_path / "a", store_url=pg_url).close()          # migrated by this dashboard
+    c = _conn(pg_url)
+    c.execute("UPDATE schema_version SET version = version + 1 WHERE area = 'alerts'")
+    c.close()
+    env = {**os.environ, "DASHBOARD_CONFIG": "", "DASHBOARD_DATA_DIR": str(tmp_path / "b"),
+           "DASHBOARD_STORE_URL": pg_url}
+    for command in (["create-token", "--role", "viewer"], ["report"]):
+        r = subprocess.run([sys.executable, "-m", "dashboard", *command], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "store error: store_url: schema area 'alerts' is at version 2, written by a newer"
+            " dashboard (this one knows up to 1): upgrade this one, or point store_url elsewhere"]
+        assert urlsplit(pg_url).password not in r.stdout + r.stderr

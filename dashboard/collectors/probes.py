@@ -12,6 +12,8 @@ not reset the day.
 """
 from __future__ import annotations
 
+import logging
+import sqlite3  # the store's errors, on either backend (dashboard/store/txn.py)
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,8 @@ from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.config.settings import ProbeSettings
 from dashboard.model import MetricSpec, Reading
 from dashboard.store.probe_days import ProbeDaysRepo
+
+log = logging.getLogger(__name__)
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.up", "bool", "The probed URL answered 2xx/3xx within its timeout", ("probe",)),
@@ -52,6 +56,7 @@ class DayCounts:
         self._counts: dict[tuple[str, str], list[int]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._flushed_at = time.monotonic()
+        self._failed_logged_at = float("-inf")
         self._repo = ProbeDaysRepo(data_dir, store_url) if data_dir is not None else None
 
     def day(self, wall: float) -> str:
@@ -82,11 +87,28 @@ class DayCounts:
             return
         counts = self._counts
         rows = [(d, p, counts[d, p][0], counts[d, p][1]) for d, p in self._dirty if (d, p) in counts]
+        try:
+            self._repo.save(rows)
+        except sqlite3.Error as e:      # a full disk, PostgreSQL down: kept, written next time
+            self._store_failed(e)
+            return
         self._dirty.clear()
-        self._repo.save(rows)
 
     def _load(self, day: str, probe: str) -> list[int]:
-        return list(self._repo.counts(day, probe)) if self._repo is not None else [0, 0]
+        if self._repo is None:
+            return [0, 0]
+        try:
+            return list(self._repo.counts(day, probe))
+        except sqlite3.Error as e:      # counted from 0 meanwhile (the day's start is lost)
+            self._store_failed(e)
+            return [0, 0]
+
+    def _store_failed(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - self._failed_logged_at >= 60:        # once a minute, not every probe
+            self._failed_logged_at = now
+            log.warning("probe availability cannot be kept in the store (%s: %s); counting goes on",
+                        type(e).__name__, e)
 
     def close(self) -> None:
         with self._lock:

@@ -33,7 +33,7 @@ import time
 from contextlib import contextmanager
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
 from dashboard.store import convert, history_pg, schema_pg
@@ -45,7 +45,7 @@ from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
 from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
-from dashboard.store.migrations import check_not_newer, migrate
+from dashboard.store.migrations import SchemaTooNew, check_not_newer, migrate
 from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
 from dashboard.store.sqlite import FILE_NAME, connect, file_in
@@ -64,10 +64,6 @@ LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues,
 class SeqTaken(sqlite3.IntegrityError, ValueError):
     """An explicit first sequence number already used (another process wrote meanwhile): an
     integrity error, as a taken key is, so a writer that catches those never writes twice."""
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer dashboard; this one would misread it."""
 
 
 def prune_period_s(raw_retention_s: float) -> float:
@@ -162,6 +158,11 @@ class Store:
             return self._thread_conns.connect() if self._in_thread else self.pool.connect()
         return connect(self.path)
 
+    def health(self) -> dict[str, Any]:
+        """The PostgreSQL server's (``status`` ok | error, ``error``, ``since``); always ok on
+        SQLite, whose trouble shows where it is written (``spool.py``)."""
+        return self.pool.health() if self.pool is not None else {"status": "ok"}
+
     def history_connect(self) -> Connection:
         """A connection of its own to the history's tables (long readers), closed by its user:
         on PostgreSQL a pooled one, or in a ``reading()`` view (an OS thread) one of the
@@ -184,7 +185,11 @@ class Store:
         """This store for reads in another OS thread (dashboard/offload.py), on a connection and
         a lock of its own: the store's connection and lock belong to the event loop's thread
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
-        runs the read beside the appends, which never wait for it. Reads only."""
+        runs the read beside the appends, which never wait for it. Reads only. With
+        ``store_url`` the view's connections (``connect``, ``history_connect``) are the OS
+        threads' own (``history_pg.ThreadConnections``: real sockets, a real lock, kept idle
+        for the next read): the store's pool, its lock and its connections' sockets belong to
+        the event loop."""
         view = copy.copy(self)
         view._in_thread = True
         view._conn = view.history_connect()

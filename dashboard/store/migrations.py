@@ -31,7 +31,8 @@ _done_lock = threading.Lock()
 
 
 class SchemaTooNew(RuntimeError):
-    """The database was written by a newer dashboard; this one would misread it."""
+    """The store (the SQLite file's history, or a PostgreSQL area) was written by a newer
+    dashboard; this one would misread it. Its message is one line; the commands exit 2."""
 
 
 def _too_new(area: str, version: int, known: int | None) -> SchemaTooNew:

@@ -179,12 +179,18 @@ class PgConnection:
     dialect = "postgresql"
     yields_to_loop = True        # after each answer (execute); False on an OS thread's own
 
-    def __init__(self, params: ConnParams, pool: "Pool | None" = None) -> None:
+    def __init__(self, params: ConnParams, pool: "Pool | None" = None, lazy: bool = False) -> None:
+        """``lazy``: a server that does not answer now is asked again at the first call (a pooled
+        connection taken during an outage: its holder, a sender thread, must not die of it)."""
         self._params = params
         self._pool = pool
         self._raw: pg8000.native.Connection | None = None
         self._prepared: OrderedDict[tuple[str, tuple[int, ...]], tuple[bytes, Any, Any]] = OrderedDict()
-        self._open()
+        try:
+            self._open()
+        except PgUnavailable:
+            if not lazy:
+                raise
 
     def _socket(self) -> socket.socket:
         """The connection's TCP socket (this process's ``socket`` module: a green one under
@@ -197,7 +203,9 @@ class PgConnection:
         try:
             sock = self._socket()
         except OSError as e:
-            raise _translated(e) from None
+            err = _translated(e)
+            self._tell_pool(err)
+            raise err from None
         try:
             # pg8000 leaves Nagle on: a message written in two sends (a bind with a blob past
             # the buffer, 8 KiB) then waits for the server's delayed ACK, 40 ms a statement
@@ -209,7 +217,9 @@ class PgConnection:
                 application_name=p.application_name, sock=sock)
         except (DatabaseError, InterfaceError, OSError) as e:
             sock.close()
-            raise _translated(e) from None
+            err = _translated(e)
+            self._tell_pool(err)
+            raise err from None
         self._prepared.clear()
 
     def _live(self) -> pg8000.native.Connection:
@@ -238,16 +248,26 @@ class PgConnection:
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
-            return fn(*args)
+            out = fn(*args)
         except DatabaseError as e:
             err = _translated(e)
             if isinstance(err, PgUnavailable):
                 self._lost()
+                self._tell_pool(err)
             raise err from None
         except (InterfaceError, OSError, ValueError, struct_error) as e:
             # a cut or timed-out socket, or a message cut short: the connection is unusable
             self._lost()
-            raise _translated(e) from None
+            err = _translated(e)
+            self._tell_pool(err)
+            raise err from None
+        if self._pool is not None:
+            self._pool.answered()
+        return out
+
+    def _tell_pool(self, err: Exception) -> None:
+        if self._pool is not None:
+            self._pool.failed(err)
 
     def _statement(self, raw: pg8000.native.Connection, sql: str,
                    oids: tuple[int, ...]) -> tuple[bytes, Any, Any]:
@@ -345,10 +365,48 @@ class Pool:
         self._out = 0
         self._cond = threading.Condition()
         self._closed = False
+        # The server's health, from every call of the pool's connections (and ``health``'s probe).
+        self.down_since: float | None = None
+        self.error: str | None = None
+        self._answered_at = float("-inf")       # monotonic time of the last answer
+        self._probe: PgConnection | None = None
+        self._probe_lock = threading.Lock()
+
+    def failed(self, err: Exception) -> None:
+        """A connection lost the server (``PgUnavailable``)."""
+        if self.down_since is None:
+            self.down_since = time.time()
+        self.error = str(err)
+
+    def answered(self) -> None:
+        self._answered_at = time.monotonic()
+        if self.down_since is not None:
+            self.down_since = None
+            self.error = None
+
+    def health(self, quiet_s: float = 5.0) -> dict[str, Any]:
+        """``status`` ok | error, with the ``error`` and ``since`` when down (the store's health
+        for /healthz and the rule ``store_down``). When no call was answered for ``quiet_s``, or
+        the server was down, a ``SELECT 1`` on a connection of its own (outside the pool's
+        count, so a pool whose connections are all out still gets an answer) asks again."""
+        if self.down_since is not None or time.monotonic() - self._answered_at > quiet_s:
+            with self._probe_lock:
+                try:
+                    if self._probe is None:
+                        self._probe = PgConnection(self.params, None)
+                    self._probe.execute("SELECT 1")
+                    self.answered()
+                except PgUnavailable as e:
+                    self.failed(e)
+        since, error = self.down_since, self.error
+        if since is None:
+            return {"status": "ok"}
+        return {"status": "error", "error": error, "since": since}
 
     def connect(self) -> PgConnection:
         """An idle connection, or a new one while fewer than ``size`` are out; else wait for one
-        to come back (``PgUnavailable`` after ``timeout_s``)."""
+        to come back (``PgUnavailable`` after ``timeout_s``). A server that is down does not
+        fail this: the connection's calls do, until it answers again."""
         deadline = time.monotonic() + self.timeout_s
         with self._cond:
             while not self._idle and self._out + len(self._idle) >= self.size:
@@ -362,7 +420,7 @@ class Pool:
         if conn is not None:
             return conn
         try:
-            return PgConnection(self.params, self)
+            return PgConnection(self.params, self, lazy=True)
         except BaseException:
             with self._cond:
                 self._out -= 1
@@ -392,3 +450,6 @@ class Pool:
             self._cond.notify_all()
         for conn in idle:
             conn.discard()
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.discard()

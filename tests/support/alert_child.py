@@ -7,6 +7,7 @@ nothing waits in the outbox, then runs until killed.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,8 +17,12 @@ from tests.support.alert_helpers import make_service, pool
 
 def main() -> None:
     data_dir, url, value = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    # DASHBOARD_STORE_URL: the store_backend fixture's PostgreSQL database, as a real process
+    # would take it from its environment.
+    store_url = os.environ.get("DASHBOARD_STORE_URL")
     svc, _ = make_service(data_dir, [{"kind": "webhook", "url": url, "name": "hook"}],
-                          {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}})
+                          {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}},
+                          **({"store_url": store_url} if store_url else {}))
     svc.outbox.start()
     svc.process([pool(value)])
     print("ready", flush=True)
