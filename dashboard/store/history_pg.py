@@ -35,6 +35,7 @@ import _thread
 import socket
 import sqlite3
 import sys
+import time
 from typing import Any, Callable, cast
 
 from dashboard.store.pg import ConnParams, PgConnection
@@ -228,3 +229,96 @@ class ThreadConnections:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.discard()
+
+
+# --- migrate-store: a SQLite data dir's history into PostgreSQL --------------------------------
+
+# Each table's columns as copied, with their PostgreSQL types (one unnest statement a batch),
+# in an order that copies what others refer to first; the key a re-run skips past.
+_COPY: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
+    ("label_sets", (("id", "BIGINT"), ("text", "TEXT")), "id"),
+    ("series", (("id", "BIGINT"), ("metric", "TEXT"), ("labels", "BIGINT")), "id"),
+    ("shapes", (("id", "BIGINT"), ("source", "TEXT"), ("labels", "BIGINT"), ("series", "TEXT")),
+     "id"),
+    ("ticks", (("seq", "BIGINT"), ("ts", "FLOAT8"), ("n", "BIGINT"), ("data", "BYTEA")), "seq"),
+    ("rollups", (("series", "BIGINT"), ("hour", "BIGINT"), ("minutes", "BYTEA"),
+                 ("sketch", "BYTEA"), ("n", "BIGINT"), ("total", "FLOAT8"), ("lo", "FLOAT8"),
+                 ("hi", "FLOAT8")), ""),
+    ("newest_ticks", (("source", "TEXT"), ("first_seq", "BIGINT"), ("last_seq", "BIGINT")), ""),
+    ("newest_left", (("source", "TEXT"), ("labels", "TEXT"), ("seq", "BIGINT")), ""),
+)
+COPY_BATCH = 2_000
+SAY_EVERY_S = 3.0
+_META_COPIED = ("history.seq_floor", "history.row_span", "history.rolled_until")
+
+
+class HistoryMismatch(RuntimeError):
+    """The target's history is not this file's: ids would mean other series."""
+
+
+def _same_catalog(src: sqlite3.Connection, dst: PgConnection) -> None:
+    """Refuse a target whose catalog gave the same ids to other names (a dashboard that ran on
+    it before the copy): its ticks and blocks would be read as the file's series."""
+    for table, cols in (("label_sets", "id, text"), ("series", "id, metric, labels"),
+                        ("shapes", "id, source, labels, series")):
+        theirs = {r[0]: tuple(r) for r in dst.execute(f"SELECT {cols} FROM {table}")}
+        if not theirs:
+            continue
+        for row in src.execute(f"SELECT {cols} FROM {table}"):
+            other = theirs.get(row[0])
+            if other is not None and other != tuple(row):
+                raise HistoryMismatch(
+                    f"the target already holds a history of its own ({table} {row[0]} differs):"
+                    " copy into an empty database")
+
+
+def copy_history(src: sqlite3.Connection, dst: PgConnection, say: Callable[[str], None]) -> int:
+    """The history's tables of ``src`` (the version-2 layout) into ``dst``, ids and sequence
+    numbers kept (a tick's blob names its shapes by id): batches of ``COPY_BATCH`` rows, each
+    one transaction under the history's lock, ``ON CONFLICT DO NOTHING``, so a run cut short is
+    run again and goes on. Returns the rows new in the target."""
+    _same_catalog(src, dst)
+    total = 0
+    for table, cols, key in _COPY:
+        names = ", ".join(c for c, _ in cols)
+        unnest = ", ".join(f"CAST(? AS {t}[])" for _, t in cols)
+        insert = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({unnest})"
+                  " ON CONFLICT DO NOTHING")
+        where: str = ""
+        args: tuple[int, ...] = ()
+        if key:                 # rows already copied are not read again
+            top = dst.execute(f"SELECT MAX({key}) FROM {table}").fetchone()[0]
+            if top is not None:
+                where, args = f" WHERE {key} > ?", (int(top),)
+        cur = src.execute(f"SELECT {names} FROM {table}{where}"
+                          + (f" ORDER BY {key}" if key else ""), args)
+        read = new = 0
+        said = time.monotonic()
+        while True:
+            rows = cur.fetchmany(COPY_BATCH)
+            if not rows:
+                break
+            begin(dst)
+            try:
+                new += max(dst.execute(insert, columns_of(rows)).rowcount, 0)
+                dst.execute("COMMIT")
+            except BaseException:
+                dst.rollback()
+                raise
+            read += len(rows)
+            if time.monotonic() - said >= SAY_EVERY_S:
+                said = time.monotonic()
+                say(f"history {table}: {read:,} rows so far, {new:,} new")
+        if key == "id":         # identity: the dashboard's new names number on past these
+            dst.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST("
+                        f"(SELECT COALESCE(MAX(id), 0) FROM {table}), 1), (SELECT MAX(id) IS"
+                        f" NOT NULL FROM {table}))")
+        say(f"history {table}: {read:,} rows, {new:,} new" if read else
+            f"history {table}: nothing (more) to copy")
+        total += new
+    marks = ",".join("?" * len(_META_COPIED))
+    meta = src.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})",
+                       _META_COPIED).fetchall()
+    for k, v in meta:           # the file's marks: the floor numbering goes on from, ...
+        dst.execute(SET_META, (k, str(v)))
+    return total
