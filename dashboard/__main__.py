@@ -91,6 +91,9 @@ def cmd_migrate_store(args) -> int:
     except FileNotFoundError as e:
         say(str(e))
         return 1
+    except migrate.HistoryMismatch as e:
+        say(str(e))
+        return 2
     say(f"done: {new} rows copied; set store_url = {mask_url(args.to)!r} and start the dashboard")
     return 0
 

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,14 +15,17 @@ from alerts.outbox import Policy
 from dashboard import alerting
 from dashboard.auth.accounts import Accounts
 from dashboard.config import load as config
+from dashboard.model import Sample
 from dashboard.store import Store
 from dashboard.store.alerts import AlertStateRepo
 from dashboard.store.link_uses import LinkUsesRepo
 from dashboard.store.pg import ConnParams, PgConnection
 from dashboard.store.probe_days import ProbeDaysRepo
 from dashboard.store.reports import ReportsRepo
+from dashboard.store.rollups import HourBlock
 from dashboard.store.statements import StatementsRepo
 from tests.support.alert_helpers import Clock, drain, pool
+from tests.support.v1_store import V1Writer
 
 ROOT = Path(__file__).resolve().parent.parent
 PW = "correct horse battery"
@@ -142,3 +146,80 @@ def test_a_bad_target_stops_with_one_line_and_status_2(tmp_path) -> None:
     assert r.stderr.strip().splitlines() == [
         "migrate-store: --to: expected postgresql://user:pass@host:port/db,"
         " got 'mysql://u:***@h:3306/db'"]
+
+
+def history_of(store: Store) -> tuple[object, ...]:
+    """What a user sees of a history: every raw sample, the rollups, the newest samples."""
+    raw = [(s.seq, s.source, s.ts, s.values, s.labels, s.error) for s in store.after(0)]
+    rolled = store.rollups("host.cpu_percent", 0, 2e9)
+    latest = [(s.seq, s.source, s.labels) for s in store.latest(within_s=1e12)]
+    return raw, rolled, latest, store.last_seq()
+
+
+def test_the_history_moves_with_its_sequence_numbers_and_a_second_run_copies_nothing_twice(
+        tmp_path, pg_url: str) -> None:
+    data = tmp_path / "data"
+    store = Store(data)
+    t0 = 1_800_000_000.0
+    for i in range(300):                         # 5 minutes at 1 s; queues come and go
+        store.append([Sample("host", t0 + i, {"host.cpu_percent": float(i % 50)})]
+                     + [Sample("queue", t0 + i, {"queue.pending": float(q)}, {"queue": f"q{q}"})
+                        for q in range(3 if i % 7 else 1)]
+                     + ([Sample("queue", t0 + i, {"queue.up": 0.0}, {"queue": "x"}, "down")]
+                        if i == 250 else []))
+    store.rollup(now=t0 + 300)
+    store.write_rollup_blocks([HourBlock("host.cpu_percent", {"host": "old"}, 1_799_996_400,
+                                         {1_799_996_400: (2, 3.0, 1.0, 2.0)}, {})])
+    before = history_of(store)
+    store.close()
+
+    r = migrate(data, pg_url)
+    assert r.returncode == 0, r.stderr
+    assert "migrate-store: history ticks: 300 rows, 300 new" in r.stderr.splitlines()
+    moved = Store(tmp_path / "elsewhere", store_url=pg_url)
+    try:
+        assert history_of(moved) == before
+        # Numbering and names go on past the copied ones.
+        [s] = moved.append([Sample("db", t0 + 400, {"db.new_metric": 1.0}, {"db": "main"})])
+        assert s.seq == before[3] + 1      # type: ignore[operator]
+        assert moved.series("db.new_metric", 0) == {'db.new_metric{db="main"}': [(t0 + 400, 1.0)]}
+    finally:
+        moved.close()
+    again = migrate(data, pg_url)
+    assert again.returncode == 0, again.stderr
+    assert "migrate-store: history ticks: nothing (more) to copy" in again.stderr.splitlines()
+    assert "migrate-store: history rollups: 5 rows, 0 new" in again.stderr.splitlines()
+
+
+def test_a_target_with_a_history_of_its_own_is_refused_in_one_line(tmp_path, pg_url: str) -> None:
+    data = tmp_path / "data"
+    store = Store(data)
+    store.append([Sample("host", 1.0, {"host.cpu_percent": 1.0})])
+    store.close()
+    other = Store(tmp_path / "other", store_url=pg_url)
+    other.append([Sample("queue", 1.0, {"queue.pending": 1.0}, {"queue": "q"})])
+    other.close()
+    r = migrate(data, pg_url)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        "migrate-store: the target already holds a history of its own")
+
+
+def test_a_data_dir_of_the_version_1_layout_is_converted_then_moved(tmp_path, pg_url: str) -> None:
+    data = tmp_path / "data"
+    v1 = V1Writer(data)
+    now = time.time()
+    seqs = [v1.sample(now - 60 + i, "host", {"host.cpu_percent": float(i)}) for i in range(5)]
+    v1.minute("host.cpu_percent", {}, int(now // 60) * 60 - 7200, [1.0, 3.0])
+    v1.conn.close()
+    r = migrate(data, pg_url)
+    assert r.returncode == 0, r.stderr
+    assert "migrate-store: history: converting the file to the time-series layout first" in r.stderr
+    moved = Store(tmp_path / "elsewhere", store_url=pg_url)
+    try:
+        assert [(s.seq, s.values) for s in moved.after(0)] == [
+            (seq, {"host.cpu_percent": float(i)}) for i, seq in enumerate(seqs)]
+        [rows] = moved.rollups("host.cpu_percent", now - 7300, now).values()
+        assert [(m["n"], m["min"], m["max"]) for m in rows][0] == (2, 1.0, 3.0)
+    finally:
+        moved.close()

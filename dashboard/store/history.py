@@ -18,6 +18,10 @@ The file's history schema is version 2 (``meta``: ``history.schema``). The table
 (``samples``, ``rollup_1m``, ``metric_sources``, ``latest_samples``, ``latest_ticks``) are
 converted on open (``convert.py``); sequence numbers go on from theirs. Other modules (alerts,
 outbox, users) keep their own tables in the same file through ``connect()``.
+
+With ``store_url`` the same tables and rows live in PostgreSQL (``history_pg.py``: the schema,
+how sequence numbers stay unique and in order across processes, reads in OS threads); this
+class keeps the same interface and the same SQL where the two agree.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
-from dashboard.store import convert, schema_pg
+from dashboard.store import convert, history_pg, schema_pg
 from dashboard.store import fence as storefence
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
@@ -46,7 +50,7 @@ from dashboard.store.migrations import SchemaTooNew, check_not_newer, migrate
 from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
 from dashboard.store.sqlite import FILE_NAME, connect, file_in
-from dashboard.store.txn import Connection
+from dashboard.store.txn import Connection, is_pg
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +110,10 @@ def open_pg(store_url: str, pool_size: int) -> Pool:
 
 
 class Store:
-    """``store_url`` (``postgresql://...``): the tables of the other areas (accounts, alerts,
-    outbox, reports, ...) are in PostgreSQL and ``connect()`` hands out its pooled connections
-    (``store_pool_size`` at most); empty: everything in the SQLite file under ``data_dir``. The
-    history's own tables stay in the file here until their PostgreSQL layout plugs in beside."""
+    """``store_url`` (``postgresql://...``): the history and the tables of the other areas
+    (accounts, alerts, outbox, reports, ...) are in PostgreSQL, and ``connect()`` hands out its
+    pooled connections (``store_pool_size`` at most; the history's writer holds one); empty:
+    everything in the SQLite file under ``data_dir``."""
 
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
                  rollup_retention_d: float = 400.0, store_url: str | None = None,
@@ -117,13 +121,24 @@ class Store:
         self.pool = open_pg(store_url, pool_size) if store_url else None
         self.backend = "postgresql" if self.pool is not None else "sqlite"
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
-        self.path = private_file(file_in(self.data_dir))
+        self.path = file_in(self.data_dir)          # SQLite's file (not made on PostgreSQL)
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()
         self._labels_cache: dict[tuple[tuple[str, str], ...], str] = {}
-        self._conn = connect(self.path)
-        self._legacy_seq = _open_schema(self._conn, self.path)
+        self._conn: Connection
+        self._in_thread = False                  # a reading() view: connections of its own
+        if self.pool is not None:
+            self._thread_conns = history_pg.ThreadConnections(self.pool.params, pool_size)
+            try:
+                self._conn = self.pool.connect()     # the writer's; its schema is migrated
+            except BaseException:
+                self.pool.close()
+                raise
+            self._legacy_seq = 0
+        else:
+            self._conn = connect(private_file(self.path))
+            self._legacy_seq = _open_schema(self._conn, self.path)
         self._catalog = Catalog()
         self._ticks = storeticks.TickReads(self._conn, self._catalog)
         self._latest = storelatest.LatestWriter()
@@ -133,14 +148,15 @@ class Store:
         self._dropped_logged_at = float("-inf")
         with self._lock:
             self._catalog.refresh(self._conn)
-        if convert.needed(self._conn):           # a data dir of the version-1 layout
+        if self.pool is None and convert.needed(self._conn):    # the version-1 layout's file
             convert.run(self)
 
     def connect(self) -> Connection:
         """A connection of its own for modules that keep their own tables: to the same file, or
-        (``store_url``) one of the pool's, given back by its ``close()``."""
+        (``store_url``) one of the pool's, given back by its ``close()``; in a ``reading()``
+        view (an OS thread: the daily summary's repositories) one of the thread's own."""
         if self.pool is not None:
-            return self.pool.connect()
+            return self._thread_conns.connect() if self._in_thread else self.pool.connect()
         return connect(self.path)
 
     def health(self) -> dict[str, Any]:
@@ -148,9 +164,15 @@ class Store:
         SQLite, whose trouble shows where it is written (``spool.py``)."""
         return self.pool.health() if self.pool is not None else {"status": "ok"}
 
-    def history_connect(self) -> sqlite3.Connection:
-        """A connection of its own to the history's tables (readers in other threads)."""
-        return connect(self.path)
+    def history_connect(self) -> Connection:
+        """A connection of its own to the history's tables (long readers), closed by its user:
+        on PostgreSQL a pooled one, or in a ``reading()`` view (an OS thread) one of the
+        thread's own (``history_pg.ThreadConnection``)."""
+        if self.pool is None:
+            return connect(self.path)
+        if self._in_thread:
+            return self._thread_conns.connect()
+        return self.pool.connect()
 
     def next_fence(self) -> int:
         """A fencing token higher than every one issued before (``store/fence.py``)."""
@@ -162,9 +184,10 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._conn.close()                   # on PostgreSQL: back to the pool, closed next
         if self.pool is not None:
             self.pool.close()
+            self._thread_conns.close()
 
     @contextmanager
     def reading(self) -> Iterator["Store"]:
@@ -172,11 +195,13 @@ class Store:
         a lock of its own: the store's connection and lock belong to the event loop's thread
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
         runs the read beside the appends, which never wait for it. Reads only. With
-        ``store_url`` the view has a small pool of its own, made in that thread: the store's
-        pool, its lock and its connections' sockets belong to the event loop too."""
+        ``store_url`` the view's connections (``connect``, ``history_connect``) are the OS
+        threads' own (``history_pg.ThreadConnections``: real sockets, a real lock, kept idle
+        for the next read): the store's pool, its lock and its connections' sockets belong to
+        the event loop."""
         view = copy.copy(self)
-        view.pool = Pool(self.pool.params, 2) if self.pool is not None else None
-        view._conn = self.history_connect()
+        view._in_thread = True
+        view._conn = view.history_connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
         view._catalog = Catalog()                # the writer's grows on the loop's thread
         view._catalog.refresh(view._conn)
@@ -185,8 +210,6 @@ class Store:
             yield view
         finally:
             view._conn.close()
-            if view.pool is not None:
-                view.pool.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -268,7 +291,13 @@ class Store:
             remember()
 
     def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+        if isinstance(self._conn, sqlite3.Connection):
+            self._conn.execute("BEGIN IMMEDIATE")
+        else:
+            history_pg.begin(self._conn)
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(history_pg.SET_META, (key, value))     # an upsert both engines read
 
     def _rollback(self) -> None:
         self._latest.forget()
@@ -311,10 +340,13 @@ class Store:
         if self._row_span is None:
             self._row_span = self._ticks.span()
         if spread > self._row_span:          # another writer may have widened it further
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
-                "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
-                (storeticks.SPAN_KEY, spread))
+            if is_pg(self._conn):
+                self._conn.execute(history_pg.WIDEN, (storeticks.SPAN_KEY, repr(float(spread))))
+            else:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
+                    "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
+                    (storeticks.SPAN_KEY, spread))
             self._row_span = spread
 
     def write_rollup_blocks(self, blocks: Iterable[HourBlock],
@@ -327,8 +359,7 @@ class Store:
             try:
                 n = storerollups.replace_blocks(self._conn, self._catalog, blocks)
                 if rolled_until is not None:
-                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                       (HistoryReads.ROLLED_UNTIL, str(int(rolled_until))))
+                    self._set_meta(HistoryReads.ROLLED_UNTIL, str(int(rolled_until)))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -464,8 +495,7 @@ class Store:
                     self._conn.execute("ROLLBACK")
                     return False
                 storerollups.merge_into(self._conn, start // 3600 * 3600, rolled)
-                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                   (HistoryReads.ROLLED_UNTIL, str(end)))
+                self._set_meta(HistoryReads.ROLLED_UNTIL, str(end))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -537,15 +567,19 @@ class Store:
                 try:
                     # The newest number survives its tick: numbering goes on from it.
                     # (Never lowered: with no tick left, the floor it had stays.)
-                    self._conn.execute(
+                    pg = is_pg(self._conn)
+                    self._conn.execute(history_pg.SEQ_FLOOR if pg else
                         "INSERT OR REPLACE INTO meta VALUES ('history.seq_floor', MAX("
                         "(SELECT COALESCE(MAX(seq + n - 1), 0) FROM ticks), COALESCE((SELECT"
                         " CAST(value AS INTEGER) FROM meta WHERE key = 'history.seq_floor'), 0)))")
                     rows = self._conn.execute(
                         "SELECT seq, n FROM ticks WHERE ts < ? ORDER BY ts LIMIT ?",
-                        (raw_cut, PRUNE_BATCH)).fetchall()
-                    self._conn.executemany("DELETE FROM ticks WHERE seq = ?",
-                                           [(seq,) for seq, _ in rows])
+                        (float(raw_cut), PRUNE_BATCH)).fetchall()
+                    if pg:                  # one statement for the batch
+                        self._conn.execute(history_pg.DELETE_TICKS, ([seq for seq, _ in rows],))
+                    else:
+                        self._conn.executemany("DELETE FROM ticks WHERE seq = ?",
+                                               [(seq,) for seq, _ in rows])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._rollback()
@@ -559,12 +593,17 @@ class Store:
         return deleted
 
     def stats(self) -> dict[str, int]:
-        """Samples, tick rows, rollup blocks and file size, for the benchmarks."""
+        """Samples, tick rows, rollup blocks and size (the file, or on PostgreSQL the history's
+        tables with their indexes and TOAST), for the benchmarks."""
         with self._lock:
             samples, rows = self._conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM ticks").fetchone()
             blocks = self._conn.execute("SELECT COUNT(*) FROM rollups").fetchone()[0]
-        size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*") if p.exists())
+            if is_pg(self._conn):
+                size = int(self._conn.execute(history_pg.SIZE).fetchone()[0])
+        if not is_pg(self._conn):
+            size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*")
+                       if p.exists())
         return {"raw_samples": int(samples), "raw_rows": int(rows), "rollup_blocks": int(blocks),
                 "bytes": size}
 

@@ -7,7 +7,9 @@ copied row by row in batches, each batch one transaction, with ``INSERT ... ON C
 NOTHING``: a run that stops (killed, the server gone) is simply run again and goes on, rows
 already copied are left as they are, and a second run copies nothing twice. Progress is one
 line per table. Identity columns' sequences are moved past the copied ids, so new rows do not
-collide. The history's tables are copied by their own layout's converter.
+collide. The history's tables are copied last, by their layout's own copier
+(``history_pg.copy_history``: ids and sequence numbers kept, batches of blobs as one statement);
+a file still in the version-1 layout is converted first, as the dashboard's first start would.
 
 The source is only read (the dashboard should be stopped meanwhile, or the copy misses what it
 writes after; running again picks that up).
@@ -18,11 +20,14 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-from dashboard.store import schema_pg
-from dashboard.store.history import open_pg
+from dashboard.store import convert, history_pg, schema_pg
+from dashboard.store.history import Store, open_pg
+from dashboard.store.history_pg import HistoryMismatch
 from dashboard.store.pg import PgConnection
 from dashboard.store.sqlite import connect, file_in
 from dashboard.store.txn import has_table, immediate
+
+__all__ = ["HistoryMismatch", "run"]
 
 BATCH = 1000
 # The tables of each area, in an order that copies what others refer to first.
@@ -73,6 +78,11 @@ def run(data_dir: Path | str, store_url: str, say: Callable[[str], None]) -> int
         raise FileNotFoundError(f"no store file in {data_dir} ({path.name})")
     pool = open_pg(store_url, 2)               # migrated to this dashboard's schema first
     src = connect(path)
+    if convert.needed(src):                    # the version-1 history: the new layout first
+        src.close()
+        say("history: converting the file to the time-series layout first")
+        Store(data_dir).close()
+        src = connect(path)
     total = 0
     try:
         dst = pool.connect()
@@ -85,6 +95,10 @@ def run(data_dir: Path | str, store_url: str, say: Callable[[str], None]) -> int
                     read, new = _copy_table(src, dst, table)
                     total += new
                     say(f"{table}: {read} rows, {new} new")
+            if has_table(src, "ticks"):
+                total += history_pg.copy_history(src, dst, say)
+            else:
+                say("history: not in the file: skipped")
         finally:
             dst.close()
     finally:

@@ -24,6 +24,7 @@ free one (``PgUnavailable`` after ``timeout_s``), ``close()`` gives it back.
 """
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -146,6 +147,7 @@ class PgCursor:
 
 
 _translations: dict[str, str] = {}
+_RETRY_SAFE = ("SELECT", "BEGIN")     # statements tried again on a connection found dead
 
 # Parameter types sent with a statement, from the Python value: SQLite compares a float with an
 # INTEGER column, and so does PostgreSQL once it knows the parameter is a float (left to infer it,
@@ -175,6 +177,7 @@ class PgConnection:
     two threads at once (as the store's SQLite connections: their owners serialise)."""
 
     dialect = "postgresql"
+    yields_to_loop = True        # after each answer (execute); False on an OS thread's own
 
     def __init__(self, params: ConnParams, pool: "Pool | None" = None, lazy: bool = False) -> None:
         """``lazy``: a server that does not answer now is asked again at the first call (a pooled
@@ -189,13 +192,31 @@ class PgConnection:
             if not lazy:
                 raise
 
+    def _socket(self) -> socket.socket:
+        """The connection's TCP socket (this process's ``socket`` module: a green one under
+        eventlet or gevent, which is what the event loop's connections need)."""
+        p = self._params
+        return socket.create_connection((p.host, p.port), p.timeout_s)
+
     def _open(self) -> None:
         p = self._params
         try:
+            sock = self._socket()
+        except OSError as e:
+            err = _translated(e)
+            self._tell_pool(err)
+            raise err from None
+        try:
+            # pg8000 leaves Nagle on: a message written in two sends (a bind with a blob past
+            # the buffer, 8 KiB) then waits for the server's delayed ACK, 40 ms a statement
+            # (a 305-sample tick took 48 ms instead of ~1; bench/pg_history.py).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             self._raw = pg8000.native.Connection(
-                p.user, host=p.host, port=p.port, database=p.database, password=p.password,
-                timeout=p.timeout_s, application_name=p.application_name)
+                p.user, database=p.database, password=p.password, timeout=p.timeout_s,
+                application_name=p.application_name, sock=sock)
         except (DatabaseError, InterfaceError, OSError) as e:
+            sock.close()
             err = _translated(e)
             self._tell_pool(err)
             raise err from None
@@ -264,6 +285,18 @@ class PgConnection:
         return got
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> PgCursor:
+        """One statement. A connection found dead (the server restarted since its last use) is
+        opened again and the statement tried once more when that cannot repeat a write: a
+        read or a BEGIN outside a transaction (else ``PgUnavailable``; the next call reconnects)."""
+        was_open = self._raw is not None and not self.in_transaction
+        try:
+            return self._execute(sql, args)
+        except PgUnavailable:
+            if not (was_open and self._raw is None and sql.lstrip()[:6].upper() in _RETRY_SAFE):
+                raise
+        return self._execute(sql, args)
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> PgCursor:
         raw = self._live()
         if not args:             # BEGIN, COMMIT, a constant query: one simple round trip
             ctx = self._call(raw.execute_simple, sql)
@@ -275,7 +308,8 @@ class PgConnection:
         # driver read, a run of calls decodes one answer after another without letting the
         # event loop in (bench/pg_driver.py: 170 ms for 2,000-row answers). Let it in after
         # each one (a plain thread switch hint without a hub).
-        time.sleep(0)
+        if self.yields_to_loop:
+            time.sleep(0)
         return PgCursor(ctx.rows, ctx.row_count)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:

@@ -71,10 +71,10 @@ class ReportsRepo:
     Close it (``close`` or ``with closing(...)``)."""
 
     def __init__(self, connect: Callable[[], Connection],
-                 history_connect: Callable[[], sqlite3.Connection] | None = None) -> None:
+                 history_connect: Callable[[], Connection] | None = None) -> None:
         self._conn = connect()
         ensure(self._conn, SCHEMA, "reports", PG_MIGRATIONS)
-        self._history_conn: sqlite3.Connection | None = None
+        self._history_conn: Connection | None = None
         if isinstance(self._conn, sqlite3.Connection):      # one file: one connection for both
             self.history = HistoryReads(self._conn)
         else:

@@ -12,6 +12,7 @@ from dashboard.store import (
     accounts,
     alerts,
     fence,
+    history_pg,
     link_uses,
     outbox,
     probe_days,
@@ -20,6 +21,7 @@ from dashboard.store import (
 )
 
 AREAS: Mapping[str, Sequence[str]] = {
+    "history": history_pg.PG_MIGRATIONS,
     "accounts": accounts.PG_MIGRATIONS,
     "alerts": alerts.PG_MIGRATIONS,
     "fence": fence.PG_MIGRATIONS,
