@@ -25,7 +25,7 @@ from dashboard.store.blocks import Minutes
 from dashboard.store.catalog import Catalog, Shape, labels_text
 from dashboard.store.rollups import BlockReads
 from dashboard.store.ticks import Row, TickReads
-from dashboard.store.txn import Connection, is_pg
+from dashboard.store.txn import Connection
 
 # How a level is breached by a minute's mean: (direction, inclusive) -> comparison.
 _OPS = {("above", False): operator.gt, ("above", True): operator.ge,
@@ -76,7 +76,6 @@ class HistoryReads:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._bulk = is_pg(conn)     # all series' blocks in one query (rollups.blocks_by_series)
         catalog = Catalog()
         self._ticks = TickReads(conn, catalog)
         self._blocks = BlockReads(conn, catalog)
@@ -176,14 +175,11 @@ class HistoryReads:
         """``Store.rollup_metrics_between``: every rolled-up minute of every series (of
         ``metrics``, None: all) in ``[since, until)``, series by series."""
         wanted = None if metrics is None else set(metrics)
-        every = (self._blocks.blocks_by_series(since, until) if self._bulk and wanted is None
-                 else None)
         for sid, metric, labels in self._blocks.every_series():
             if wanted is not None and metric not in wanted:
                 continue
             lab = dict(labels)
-            for m in (every.get(sid, ()) if every is not None else
-                      self._blocks.blocks(sid, since, until)):
+            for m in self._blocks.blocks(sid, since, until):
                 yield from zip(repeat(metric), repeat(lab), m.minute, m.n, m.total, m.lo, m.hi)
 
     def bucket_columns(self, since: float, until: float, width: int,
@@ -193,14 +189,11 @@ class HistoryReads:
         ``since``'s minute, as columns in time order. One-minute buckets are the blocks' own
         columns, joined (no Python per minute: a day of 300 series is 432,000 minutes)."""
         start = int(since // 60) * 60
-        every = (self._blocks.blocks_by_series(start, until) if self._bulk and metric is None
-                 else None)
         for sid, m_name, labels in self._blocks.every_series():
             if metric is not None and m_name != metric:
                 continue
             cols = Minutes([], [], [], [], [])
-            for m in (every.get(sid, ()) if every is not None else
-                      self._blocks.blocks(sid, start, until)):
+            for m in self._blocks.blocks(sid, start, until):
                 cols.minute += m.minute
                 cols.n += m.n
                 cols.total += m.total

@@ -198,21 +198,6 @@ class BlockReads:
             if m.minute:
                 yield m
 
-    def blocks_by_series(self, since: float, until: float) -> dict[int, list[Minutes]]:
-        """``blocks`` of every series at once, from one query: on PostgreSQL (an index on the
-        hour) a statement per series is a round trip each, 300 for a chart of 300 series."""
-        lo, hi = int(since), int(until)
-        out: dict[int, list[Minutes]] = defaultdict(list)
-        for sid, hour, data in self.conn.execute(
-                "SELECT series, hour, minutes FROM rollups WHERE hour > ? AND hour < ?"
-                " ORDER BY series, hour", (lo - HOUR, hi)):
-            m = blocks.decode_minutes(hour, data)
-            part = _clip(m, lo, hi)
-            m = m if part is None else part
-            if m.minute:
-                out[sid].append(m)
-        return out
-
     def span(self, sid: int, since: float, until: float, quantiles: bool) -> Span:
         """Every minute of ``sid`` in ``[since, until)`` and, if ``quantiles``, the sketch of
         their values: whole blocks' sketches merged, cut blocks' from their minutes."""
