@@ -329,3 +329,29 @@ def test_a_reader_catches_up_with_names_another_process_adds_while_it_reads(tmp_
         conn.close()
         reader.close()
         writer.close()
+
+
+def test_a_chart_s_buckets_hold_what_each_series_minutes_hold(store):
+    """/api/history's read of a day (Store.rollup_bucket_columns): every series' minutes, and
+    merged into wider buckets, whether the blocks are read a series at a time or all at once
+    (PostgreSQL: one query)."""
+    minutes = {HOUR + 60 * i: (2, 2.0 * i + 1, float(i), float(i) + 1) for i in range(60)}
+    store.write_rollup_blocks([HourBlock("queue.pending", {"queue": f"q{k}"}, HOUR + 3600 * h,
+                                         {m + 3600 * h: (n, s + k, lo, hi + k)
+                                          for m, (n, s, lo, hi) in minutes.items()}, {})
+                               for k in range(3) for h in range(2)])
+    since, until = HOUR + 1800, HOUR + 5400
+    for width in (60, 300):
+        got = {lab: (list(c.minute), c.n, c.total, c.lo, c.hi)
+               for _, lab, c, _ in store.rollup_bucket_columns(since, until, width)}
+        want = {}
+        for k in range(3):
+            rows = store.rollups("queue.pending", since, until - 1, {"queue": f"q{k}"})
+            [mins] = rows.values()
+            keys = sorted({HOUR + 1800 + (r["minute"] - since) // width * width for r in mins})
+            part = [[r for r in mins if key <= r["minute"] < key + width] for key in keys]
+            want[f'{{"queue":"q{k}"}}'] = (keys, [sum(r["n"] for r in p) for p in part],
+                                           [sum(r["avg"] * r["n"] for r in p) for p in part],
+                                           [min(r["min"] for r in p) for p in part],
+                                           [max(r["max"] for r in p) for p in part])
+        assert got == want
