@@ -7,12 +7,14 @@ by the test; the partition scenario is tests/test_partition.py).
   one page and one "resolved" in all, and B's web instance serves the history (from PostgreSQL)
   with no gap longer than the failover.
 * PostgreSQL restarted mid-run: the leader keeps its ticks in memory (``store_buffer_s``) and
-  writes them when the server is back, so the history has no hole; ``store_down`` pages once
-  and resolves once; no process exits.
+  writes them when the server is back, so the history has no hole (an outage longer than the
+  buffer: a hole where the ticks older than the buffer were, the newer ones kept);
+  ``store_down`` pages once and resolves once; no process exits.
 """
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ from tests.support.util import mysql_connect, wait_until
 
 POOL = 20
 FAILOVER_S = 10.0            # the issue's bound: the standby leads within 10 s
-OUTAGE_S = 20.0              # PostgreSQL down at least this long: longer than any gap allowed
+OUTAGE_S = 25.0              # PostgreSQL down at least this long: longer than any gap allowed
+SHORT_BUFFER_S = 10.0        # store_buffer_s shorter than the outage
 METRIC = "db.threads_connected"
 
 
@@ -156,13 +159,14 @@ def test_kill_9_of_machine_a_during_a_firing_alert_b_leads_pages_once_and_serves
             c.close()
 
 
-def test_a_postgresql_restart_loses_no_sample_and_pages_store_down_once(
-        machines: Site, pg, tmp_path):
-    cluster, store = pg
-    cluster: PgCluster
+@pytest.mark.parametrize("buffer_s", [None, SHORT_BUFFER_S], ids=["default-buffer", "short-buffer"])
+def test_a_postgresql_restart_loses_no_sample_within_the_buffer_and_pages_store_down_once(
+        machines: Site, pg, tmp_path, buffer_s: float | None):
+    cluster: PgCluster = pg[0]
+    store: StoreEnv = pg[1]
     monitor, _ = machines.monitor_users()
     config = write_config(tmp_path / "dashboard.toml", monitor, machines.receiver.url,
-                          ["store_down"])
+                          ["store_down"], "" if buffer_s is None else f"store_buffer_s = {buffer_s}")
     receiver = machines.receiver
     started = time.time()
     collect_a = machines.run("a", "collect", config, store)
@@ -193,11 +197,23 @@ def test_a_postgresql_restart_loses_no_sample_and_pages_store_down_once(
     (frm, to), *_ = gaps(points)
     print(f"\nPostgreSQL down {up_wall - down_wall:.1f} s: {len(during)} samples of {METRIC} "
           f"from the outage in the history; longest gap {to - frm:.2f} s")
-    # A hole as long as the outage (OUTAGE_S) if the buffered ticks were lost.
-    assert to - frm <= FAILOVER_S, (frm - down_wall, to - down_wall)
-    assert during and min(during) < down_wall + 5 and max(during) > up_wall - 5, \
-        (min(during, default=None), max(during, default=None), down_wall, up_wall)
-    assert "0 samples of the outage were dropped" in collect_a.log(), collect_a.log()[-3000:]
+    dropped = re.findall(r"(\d+) samples of the outage were dropped", collect_a.log())
+    assert dropped, collect_a.log()[-3000:]
+    if buffer_s is None:
+        # A hole as long as the outage (OUTAGE_S) if the buffered ticks were lost.
+        assert to - frm <= FAILOVER_S, (frm - down_wall, to - down_wall)
+        assert during and min(during) < down_wall + 5 and max(during) > up_wall - 5, \
+            (min(during, default=None), max(during, default=None), down_wall, up_wall)
+        assert dropped == ["0"]
+    else:
+        # Lost: the ticks older than the buffer when the server came back, and nothing else
+        # (the hole starts with the outage; the outage's last ticks are in the history).
+        assert abs(frm - down_wall) <= FAILOVER_S, (frm - down_wall, to - down_wall)
+        assert to < up_wall - 2, (frm - down_wall, to - down_wall, up_wall - down_wall)
+        assert [t for t in during if t > up_wall - buffer_s + 2], (during, up_wall)
+        assert int(dropped[-1]) > 0
+        _, (frm2, to2), *_ = gaps(points)
+        assert to2 - frm2 <= FAILOVER_S, (frm2 - down_wall, to2 - down_wall)  # one hole only
 
     time.sleep(3)                                  # a few ticks more: nothing pages again
     assert [e for e, _ in events(receiver, "store_down")] == ["firing", "resolved"]
