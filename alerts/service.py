@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3  # the store's errors, on either backend (dashboard/store/txn.py)
 import threading
 import time
 from collections import deque
@@ -118,6 +119,9 @@ class AlertService:
         self.store_status: Callable[[], Mapping[str, Any]] | None = None
         self._unsaved: deque[Unsaved] = deque(maxlen=UNSAVED_MAX)
         self._told_unsaved: dict[tuple[str, str], tuple[str, str]] = {}
+        # What each channel was last told of open alerts, as this process last read or wrote it:
+        # used only while the store cannot be read.
+        self._told_known: dict[tuple[str, str], tuple[str, str]] = {}
         self._failed_logged_at = -math.inf
         self._context: dict[str, dict[str, Any] | None] = {}   # idempotency key -> page context
         self.context_failures = 0          # pages that went out without their context
@@ -197,7 +201,10 @@ class AlertService:
         if not self.leading():
             return []
         with self.lock:
-            self._sync_acks(now)
+            try:
+                self._sync_acks(now)
+            except sqlite3.Error:       # the store cannot be read (PostgreSQL down): later
+                pass
             store = self._store_sample(now)
             try:
                 store += self._channel_samples(now)
@@ -205,7 +212,11 @@ class AlertService:
                 self._failed(e)
             self._note_errors(store)
             out = self._commit(self.engine.evaluate(store) + self.engine.tick(now), now)
-            if not self._unsaved and self.state.ended_unreleased(now):
+            try:
+                released = not self._unsaved and self.state.ended_unreleased(now)
+            except sqlite3.Error:
+                released = False
+            if released:
                 try:
                     with self.state.transaction():
                         self._release(now)
@@ -255,7 +266,10 @@ class AlertService:
         self._context = {}
         if transitions:
             self.outbox.wake()
-            counts = self.counts()
+            try:
+                counts = self.counts()
+            except sqlite3.Error:    # unreadable store (PostgreSQL down): this engine's own
+                counts = self._counts_in_memory()
             for listener in self.listeners:
                 try:
                     listener(transitions, counts)
@@ -305,7 +319,12 @@ class AlertService:
     def _hold(self, t: Transition, now: float) -> None:
         """A transition the store could not record: sent directly, recorded later."""
         rule = self.rules[t.rule]
-        sid = self.state.active_silence(t.rule, t.labels, now)
+        try:
+            sid = self.state.active_silence(t.rule, t.labels, now)
+        except sqlite3.Error:
+            # Nor can it be read (PostgreSQL down, where a full disk still reads): silences are
+            # unknown, and a page too many beats one held back for nothing.
+            sid = None
         st = next((s for s in self.engine.states.values() if s.alert_id == t.alert_id), None)
         held = Unsaved(t, now, st.peak if st else None, sid)
         if sid is None:
@@ -325,7 +344,23 @@ class AlertService:
 
     def _told(self, alert_id: str, channel: str) -> tuple[str, str] | None:
         told = self._told_unsaved.get((alert_id, channel))
-        return told if told is not None else self.state.told(alert_id, channel)
+        if told is not None:
+            return told
+        try:
+            told = self.state.told(alert_id, channel)
+        except sqlite3.Error:
+            # Unreadable store (PostgreSQL down; a full disk still reads): what this process
+            # last knew, so a "resolved" still reaches the channels that heard the alert.
+            return self._told_known.get((alert_id, channel))
+        self._know_told(alert_id, channel, told)
+        return told
+
+    def _know_told(self, alert_id: str, channel: str, told: tuple[str, str] | None) -> None:
+        """Remember what ``channel`` was told of an open alert (forgotten once resolved)."""
+        if told is None or told[0] == "resolved":
+            self._told_known.pop((alert_id, channel), None)
+        else:
+            self._told_known[(alert_id, channel)] = told
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -373,6 +408,7 @@ class AlertService:
         key = self._key(t)
         if self._outbox_repo.enqueue(ch.name, key, self.item(t, ch.name, key), now):
             self.state.set_told(t.alert_id, ch.name, t.kind, t.severity, now)
+            self._know_told(t.alert_id, ch.name, (t.kind, t.severity))
 
     def item(self, t: Transition, channel: str, key: str) -> dict[str, Any]:
         """Everything a message about ``t`` says (stored in the outbox, rendered later)."""
@@ -515,6 +551,17 @@ class AlertService:
 
     def counts(self) -> dict[str, int]:
         return overview.counts(self)
+
+    def _counts_in_memory(self) -> dict[str, int]:
+        """``counts`` from this engine's states alone (the store cannot be read)."""
+        out = {"critical": 0, "warning": 0, "acknowledged": 0, "pending": 0}
+        for st in self.engine.states.values():
+            if st.status == "pending":
+                out["pending"] += 1
+            elif st.status == "firing" and st.severity is not None:
+                out[st.severity] = out.get(st.severity, 0) + 1
+                out["acknowledged"] += int(st.acked)
+        return out
 
     def describe(self, ep: dict[str, Any], now: float) -> dict[str, Any]:
         return overview.describe(self, ep, now)

@@ -10,7 +10,10 @@ answer gzipped.
 
     .venv/bin/python bench/synthetic_history.py --data-dir /tmp/h7 --series 300 --hours 168 \\
         --interval 60
-    .venv/bin/python bench/history_read.py --data-dir /tmp/h7 [--runs 5]
+    .venv/bin/python bench/history_read.py --data-dir /tmp/h7 [--runs 5] [--store-url URL]
+
+``--store-url postgresql://...``: the history filled there (``synthetic_history.py
+--store-url``), read through the app with that ``store_url``.
 """
 from __future__ import annotations
 
@@ -50,9 +53,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--store-url", help="postgresql://user:pass@host:port/db (default: the data "
+                    "dir's SQLite file)")
     args = ap.parse_args()
     settings = from_dict({"data_dir": str(args.data_dir), "async_mode": "threading",
-                          "auth": {"api_rate_limit": "100000 per minute"}})
+                          "auth": {"api_rate_limit": "100000 per minute"},
+                          **({"store_url": args.store_url} if args.store_url else {})})
     rt = Runtime(settings, [])
     client = logged_in_client(create_app(settings, rt, async_mode="threading"),
                               name=f"bench-{os.getpid()}-{time.time_ns()}")

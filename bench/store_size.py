@@ -21,7 +21,10 @@ Prints (figures, never assertions), on a temporary store removed afterwards:
      (``HistoryReads.rolled_series`` with the sketch and two levels).
 
     .venv/bin/python bench/store_size.py [--series 300] [--hours 24] [--step 5] [--ticks 300]
-                                         [--full]
+                                         [--full] [--store-url URL|private]
+
+``--store-url``: the same on PostgreSQL (``bench/pgstore.py``; bytes are the tables' with their
+indexes and TOAST, ``pg_total_relation_size``); each part on a database of its own.
 """
 from __future__ import annotations
 
@@ -38,9 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import harness  # noqa: E402
+from bench import harness, pgstore  # noqa: E402
 from dashboard.model import Sample  # noqa: E402
 from dashboard.store import Store, sketch  # noqa: E402
+from dashboard.store.history_pg import TABLES as PG_TABLES  # noqa: E402
 from dashboard.store.history_reads import HistoryReads  # noqa: E402
 from dashboard.store.rollups import HourBlock  # noqa: E402
 
@@ -82,8 +86,14 @@ def installation_tick(ts: float, rnd: random.Random) -> list[Sample]:
 
 
 def table_bytes(store: Store, names: tuple[str, ...]) -> int:
+    """The bytes of the history's tables and indexes ``names`` (SQLite's ``dbstat``; on
+    PostgreSQL the tables among them, each with its indexes and TOAST)."""
     conn = store.connect()
     try:
+        if store.backend == "postgresql":
+            tables = [n for n in names if n in PG_TABLES]
+            return int(conn.execute("SELECT " + " + ".join(
+                f"pg_total_relation_size('{t}')" for t in tables)).fetchone()[0])
         marks = ",".join("?" * len(names))
         return int(conn.execute(f"SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ({marks})",
                                 names).fetchone()[0])
@@ -91,8 +101,9 @@ def table_bytes(store: Store, names: tuple[str, ...]) -> int:
         conn.close()
 
 
-def bench_write(tmp: Path, ticks: int) -> None:
-    store = Store(tmp / "write")
+def bench_write(tmp: Path, ticks: int, url: str | None = None) -> dict[str, float]:
+    """Prints the figures; returns the tick write's wall p50 and p95 (ms)."""
+    store = Store(tmp / "write", store_url=url)
     rnd = random.Random(15)
     t0 = time.time() - ticks
     wall, cpu = [], []
@@ -117,6 +128,7 @@ def bench_write(tmp: Path, ticks: int) -> None:
     print(f"2. raw: {raw / values:.2f} B per value (rows + index: {raw / 2**20:.2f} MiB for "
           f"{values:,} values; target <= 8 B); catalog {catalog / 1024:.0f} KiB, once")
     store.close()
+    return {"p50": p(wall, 50), "p95": p(wall, 95), "samples": len(tick)}
 
 
 def series_kinds(n: int) -> list[tuple[str, dict[str, str], int | None, float]]:
@@ -140,8 +152,9 @@ def hour_blocks(series: list, hour: int, step: int, rnd: random.Random,
     return out
 
 
-def bench_rollups(tmp: Path, args: argparse.Namespace) -> tuple[Store, list, int]:
-    store = Store(tmp / "rollups", rollup_retention_d=30)
+def bench_rollups(tmp: Path, args: argparse.Namespace, url: str | None = None
+                  ) -> tuple[Store, list, int]:
+    store = Store(tmp / "rollups", rollup_retention_d=30, store_url=url)
     rnd = random.Random(16)
     series = series_kinds(args.series)
     start = (int(time.time()) // 86400 - 8) * 86400
@@ -165,8 +178,8 @@ def bench_rollups(tmp: Path, args: argparse.Namespace) -> tuple[Store, list, int
     return store, day, start
 
 
-def bench_rollup_job(tmp: Path, args: argparse.Namespace) -> None:
-    store = Store(tmp / "job")
+def bench_rollup_job(tmp: Path, args: argparse.Namespace, url: str | None = None) -> None:
+    store = Store(tmp / "job", store_url=url)
     rnd = random.Random(17)
     series = series_kinds(args.series)
     hour = (int(time.time()) // 3600 - 2) * 3600
@@ -230,15 +243,19 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=5, help="seconds between the rollups' samples")
     ap.add_argument("--ticks", type=int, default=300)
     ap.add_argument("--full", action="store_true", help="every rollup value at full precision")
+    ap.add_argument("--store-url", help=pgstore.HELP)
     args = ap.parse_args()
     print(harness.machine_line(), f"load average {os.getloadavg()[0]:.2f}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:
-        bench_write(tmp, args.ticks)
-        store, day, start = bench_rollups(tmp, args)
-        bench_rollup_job(tmp, args)
-        bench_reads(store, day, start, args)
-        store.close()
+        with pgstore.databases(args.store_url) as database:
+            url = database()
+            print(f"store: {pgstore.masked(url)}")
+            bench_write(tmp, args.ticks, url)
+            store, day, start = bench_rollups(tmp, args, database())
+            bench_rollup_job(tmp, args, database())
+            bench_reads(store, day, start, args)
+            store.close()
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,10 @@ history at the retention for 100 / 300 / 1,000 series.
 
     .venv/bin/python bench/synthetic_history.py --data-dir DIR [--series 300] [--hours 24]
                                                 [--interval S] [--config FILE] [--seed 15]
+                                                [--store-url URL]
+
+``--store-url postgresql://...`` (default: the configuration's ``store_url``) fills that
+database's history instead of the data dir's file (an empty one; sizes are its tables').
 """
 from __future__ import annotations
 
@@ -237,11 +241,14 @@ def main() -> int:
     ap.add_argument("--interval", type=float, help="seconds between samples (the settings')")
     ap.add_argument("--config", help="configuration file (default: $DASHBOARD_CONFIG)")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--store-url", help="postgresql://user:pass@host:port/db (default: the "
+                    "configuration's store_url; none: the data dir's SQLite file)")
     args = ap.parse_args()
     settings = load(args.config)
     interval = args.interval or settings.interval_s
     raw_h = min(args.hours, settings.raw_retention_h)
-    store = Store(args.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
+    store = Store(args.data_dir, settings.raw_retention_h, settings.rollup_retention_d,
+                  store_url=args.store_url or settings.store_url)
     try:
         if any(store.stats()[k] for k in ("raw_samples", "rollup_blocks")):
             print(f"{args.data_dir} already holds a history: give an empty data dir",

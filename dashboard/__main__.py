@@ -20,7 +20,10 @@ from dashboard.config.secrets import mask_url
 from dashboard.config.settings import ConfigError, Settings
 from dashboard.demo.cli import add_command as add_demo
 from dashboard.report.cli import add_command
+from dashboard.store import migrate
 from dashboard.store.datadir import private_umask
+from dashboard.store.migrations import SchemaTooNew
+from dashboard.store.pg import PgUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +71,31 @@ def cmd_serve(args) -> int:
             "--chdir", str(ROOT), "--bind", bind, entry]
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def cmd_migrate_store(args) -> int:
+    """The data dir's users, sessions, tokens, alerts, outbox, ... into ``--to``; run again to go
+    on after an interruption (rows already there are kept)."""
+    settings = _load(args)
+    try:
+        config_mod.from_dict({"store_url": args.to})        # validated as the key is
+    except ConfigError as e:
+        print(f"migrate-store: --to: {str(e).removeprefix('store_url: ')}", file=sys.stderr)
+        return 2
+    def say(line: str) -> None:
+        print(f"migrate-store: {line}", file=sys.stderr, flush=True)
+
+    say(f"from {settings.data_dir} to {mask_url(args.to)}")
+    try:
+        new = migrate.run(settings.data_dir, args.to, say)
+    except FileNotFoundError as e:
+        say(str(e))
+        return 1
+    except migrate.HistoryMismatch as e:
+        say(str(e))
+        return 2
+    say(f"done: {new} rows copied; set store_url = {mask_url(args.to)!r} and start the dashboard")
+    return 0
 
 
 def cmd_collect(args) -> int:
@@ -289,7 +317,7 @@ def cmd_backtest(args) -> int:
     until = time.time()
     store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
     try:
-        with HistoryReads(store.connect()) as reads:
+        with HistoryReads(store.history_connect()) as reads:
             doc = backtest.backtest(reads, rules, backtest.source_intervals(settings),
                                     until - since_s, until)
     finally:
@@ -322,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a Redis user for one agent host: may append to its own stream only")
     ac.add_argument("host", help="the agent's --host-name")
     ac.set_defaults(func=cmd_agent_credentials)
+    ms = sub.add_parser("migrate-store",
+                        help="copy the SQLite data dir's tables into PostgreSQL (resumable)")
+    ms.add_argument("--to", required=True, metavar="postgresql://…",
+                    help="the database (the store_url the dashboard will use)")
+    ms.set_defaults(func=cmd_migrate_store)
     c = sub.add_parser("check", help="print the effective settings and try every target")
     c.set_defaults(func=cmd_check)
     bt = sub.add_parser("backtest", help="replay stored history through the alert rules: what "
@@ -337,7 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     add_command(sub, _load)            # report --date YYYY-MM-DD [--send] (issue 6)
     add_demo(sub)                      # demo [--fast] [--bind H:P] (issue 8)
     args = p.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SchemaTooNew as e:          # a store a newer dashboard wrote: one line, as bad config
+        print(f"store error: {e}", file=sys.stderr)
+        return 2
+    except PgUnavailable as e:         # store_url's server does not answer at start-up
+        print(f"store error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def service_for(runtime: Runtime, emit: Callable[..., Any] | None = None,
         why = AlertContext(settings.public_url, runtime.store, lambda: statement_book(runtime))
     service = build(settings, runtime.store, intervals, policy=policy,
                     ack_link=ack_link_maker(settings, signer), panel_for=panel_for, why=why)
-    service.store_status = runtime.spool.status       # judged as rule store_down
+    service.store_status = runtime.store_status       # judged as rule store_down
     if emit is not None:
         service.listeners.append(
             lambda trs, counts: emit("alert", wire_event(trs, counts, service), namespace=NAMESPACE))

@@ -52,7 +52,8 @@ class Runtime:
         # the daily summary and the alert engine use.
         self.rules: dict[str, Rule] = build_rules(settings)
         self.store = store or Store(settings.data_dir, settings.raw_retention_h,
-                                    settings.rollup_retention_d)
+                                    settings.rollup_retention_d, settings.store_url,
+                                    settings.store_pool_size)
         # Ticks the store cannot write (a full disk) still reach every sink, numbered on.
         self.spool = Spool(self.store, settings.store_buffer_s)
         if collectors is None:
@@ -123,6 +124,16 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - one sink failing never stops the others
                     log.exception("sink %r failed", sink)
         return stored
+
+    def store_status(self) -> dict[str, Any]:
+        """The store's health for /healthz and the rule ``store_down``: the spool's (ticks the
+        store cannot write: a full disk), and with ``store_url`` the PostgreSQL server's (down:
+        ``error`` however the history writes go)."""
+        st = self.spool.status()
+        server = self.store.health()
+        if server["status"] != "ok" and st["status"] == "ok":
+            st = {**st, "status": "error", "error": server["error"], "since": server["since"]}
+        return st
 
     def collector_status(self) -> dict[str, dict]:
         """Collector status for /healthz: ours when we collect, else the leader's (cluster)."""

@@ -41,7 +41,9 @@ APT_PKGS=(mariadb-server mariadb-client redis-server memcached chromium
           python3-venv python3-dev gcc ca-certificates
           iproute2 # ip netns, veth, bridges: the multi-machine tests (tests/support/netns.py)
           nginx    # binary only: tests check deploy/nginx/ with a private nginx on a loopback port
-          systemd) # systemd-analyze verify checks deploy/systemd/ (nothing is started)
+          systemd  # systemd-analyze verify checks deploy/systemd/ (nothing is started)
+          postgresql) # binaries only (/usr/lib/postgresql/15/bin): tests/support/pg.py runs a
+                      # private cluster (initdb in a temporary directory); store_url's backend
 if command -v node >/dev/null && command -v npm >/dev/null; then
     : # Node.js and npm already there (here: NodeSource's node 20 with its bundled npm 11).
       # Debian's npm package depends on Debian's nodejs and would fight with it: leave it be.
@@ -90,6 +92,9 @@ else
 fi
 for bin in mariadbd mariadb-install-db mariadb redis-server memcached chromium nginx systemd-analyze node npm; do
     command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || die "$bin not found after set-up"
+done
+for bin in initdb postgres; do
+    [[ -x /usr/lib/postgresql/15/bin/$bin ]] || die "/usr/lib/postgresql/15/bin/$bin not found after set-up"
 done
 
 # ---------------------------------------------------------------------------------------------

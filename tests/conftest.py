@@ -19,6 +19,9 @@ from tests.support import netns
 from tests.support.auth_helpers import add_token, add_user, logged_in_client
 from tests.support.receivers import SmtpSink, WebhookReceiver
 
+# The private PostgreSQL (tests/support/pg.py): ``pg_cluster`` (session), ``pg_url`` (per test).
+pytest_plugins = ("tests.support.pg",)
+
 # =============================================================================================
 # 1. Services
 #

@@ -11,6 +11,8 @@ from dashboard.model import Sample
 from tests.support.alert_helpers import Clock, drain
 from tests.support.auth_helpers import live_socket_client
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 
 def service(app):
     return app.extensions["dashboard.alerting"]

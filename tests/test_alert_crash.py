@@ -18,6 +18,8 @@ import pytest
 from tests.support.alert_helpers import delivered
 from tests.support.util import wait_until
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -20,6 +20,8 @@ from tests.support.alert_helpers import (
 )
 from tests.support.util import wait_until
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 SECRET = "hook-secret-123"
 
 

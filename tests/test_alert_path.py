@@ -20,6 +20,8 @@ from tests.support.alert_helpers import (
 )
 from tests.support.util import mysql_connect, wait_until
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 POOL = 20
 HOLD_S = 2.0
 INTERVAL_S = 0.5

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 
 import pytest
@@ -11,6 +10,8 @@ from dashboard.app import create_app
 from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
 from tests.support.auth_helpers import add_user, backdate_sessions, logged_in_client
+
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
 
 ACK = "/api/alerts/1/ack"
 SILENCES = "/api/silences"
@@ -183,13 +184,19 @@ def test_unknown_user_and_wrong_password_get_the_same_answer_through_the_same_ch
 def test_passwords_are_stored_as_scrypt_hashes_and_tokens_as_digests(app, client, make_token):
     add_user(app, "ann", "viewer", password="correct horse battery")
     text = make_token("viewer")
-    db = app.extensions["dashboard"].store.path
-    conn = sqlite3.connect(db)
-    assert conn.execute("SELECT pw_hash FROM auth_users WHERE name='ann'").fetchone()[0] \
-        .startswith("scrypt:")
-    conn.close()
-    raw = b"".join(p.read_bytes() for p in db.parent.glob("history.sqlite3*"))
-    assert b"correct horse battery" not in raw and text.encode() not in raw
+    store = app.extensions["dashboard"].store
+    conn = store.connect()
+    try:
+        assert conn.execute("SELECT pw_hash FROM auth_users WHERE name='ann'").fetchone()[0] \
+            .startswith("scrypt:")
+        kept = repr([conn.execute(f"SELECT * FROM {t}").fetchall()
+                     for t in ("auth_users", "auth_tokens")])
+    finally:
+        conn.close()
+    assert "correct horse battery" not in kept and text not in kept
+    if store.backend == "sqlite":
+        raw = b"".join(p.read_bytes() for p in store.path.parent.glob("history.sqlite3*"))
+        assert b"correct horse battery" not in raw and text.encode() not in raw
 
 
 def test_a_page_post_without_the_csrf_token_is_refused_with_400(app, client):

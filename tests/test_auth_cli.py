@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dashboard.app import create_app
 from dashboard.config.load import from_dict
 from dashboard.runtime import Runtime
 from tests.support.auth_helpers import accounts_for
+
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,9 +69,11 @@ def test_create_user_without_a_terminal_generates_and_prints_a_password(tmp_path
 
 
 def first_admin_code(data_dir: Path) -> str:
-    return ("import sys; from dashboard.config.load import from_dict;"
+    # The settings from the environment, as `serve` reads them (DASHBOARD_STORE_URL included).
+    return ("import os; from dashboard.config.load import load;"
             "from dashboard.auth.cli import first_admin;"
-            f"first_admin(from_dict({{'data_dir': {str(data_dir)!r}}}))")
+            f"first_admin(load(env={{**os.environ, 'DASHBOARD_CONFIG': '',"
+            f" 'DASHBOARD_DATA_DIR': {str(data_dir)!r}}}))")
 
 
 def test_the_first_start_creates_exactly_one_admin_and_keeps_its_password_in_a_0600_file(tmp_path):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -142,3 +143,48 @@ def test_mysql_may_list_several_named_servers_and_a_sql_queue_names_its_own():
     with pytest.raises(ConfigError, match="queues\\[0\\].server"):
         config.from_dict({"mysql": [{"name": "a", "url": "mysql://m:p@db1/"}],
                           "queues": [{"name": "q", "kind": "sql", "server": "b"}]})
+
+
+@pytest.mark.parametrize("value, why", [
+    ("mysql://u:p@h:3306/db", "expected postgresql://user:pass@host:port/db"),
+    ("postgresql://u:p@h:5432/", "expected one database name"),
+    ("postgresql://u:p@h:54x2/db", "the port is not a number"),
+    ("postgresql://u:p@/db", "the URL has no host"),
+    ("postgresql://h:5432/db", "the URL has no user name"),
+    ("postgresql://u:p@h/db?sslmode=disable", "unknown URL parameter 'sslmode'"),
+])
+def test_a_bad_store_url_stops_start_up_naming_the_key_without_its_password(tmp_path, value, why):
+    with pytest.raises(ConfigError) as e:
+        load_toml(tmp_path, f'store_url = "{value}"')
+    assert str(e.value).startswith(f"store_url: {why}")
+    assert "\n" not in str(e.value) and ":p@" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_toml(tmp_path, "", env={"DASHBOARD_STORE_URL": value})
+    assert str(e.value).startswith("store_url: ")
+
+
+def test_store_url_comes_from_the_file_or_the_environment_and_empty_means_sqlite(tmp_path):
+    assert load_toml(tmp_path, "").store_url is None
+    assert load_toml(tmp_path, 'store_url = ""').store_url is None
+    url = "postgresql://dash:Pg-Secret-9@db.example:5433/dashboard"
+    s = load_toml(tmp_path, 'store_url = "postgresql://a:b@h/x"', env={"DASHBOARD_STORE_URL": url})
+    assert s.store_url == url and s.store_pool_size == 20
+    assert load_toml(tmp_path, "store_pool_size = 4").store_pool_size == 4
+    assert load_toml(tmp_path, "", env={"DASHBOARD_STORE_POOL_SIZE": "3"}).store_pool_size == 3
+    with pytest.raises(ConfigError) as e:
+        load_toml(tmp_path, "store_pool_size = 1")
+    assert str(e.value).startswith("store_pool_size: ")
+    shown = repr(s.masked())
+    assert "Pg-Secret-9" not in shown and "postgresql://dash:***@db.example:5433/dashboard" in shown
+    assert "Pg-Secret-9" in s.secrets()
+
+
+def test_the_cli_stops_with_one_line_and_status_2_on_a_bad_store_url(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dashboard", "check"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "DASHBOARD_CONFIG": "",
+                                        "DASHBOARD_STORE_URL": "postgres://u:topsecret@h:99999/db"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "configuration error: store_url: the port is not a number from 1 to 65535,"
+        " got 'postgres://u:***@h:99999/db'"]
+    assert "topsecret" not in r.stdout + r.stderr

@@ -2,18 +2,31 @@
 from __future__ import annotations
 
 from datetime import timezone
+from typing import Callable, Iterator
+
+import pytest
 
 from dashboard.collectors.mysql.statements import Inc, StatementBook
 from dashboard.collectors.mysql.text import normalize_sql
+from dashboard.store import Store
+from dashboard.store.statements import StatementsRepo
+
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
 
 T0 = 1_800_000_000.0
 
 
-def book_at(clock: list[float]) -> StatementBook:
-    return StatementBook(slow_ms=1000, tz=timezone.utc, clock=lambda: clock[0])
+@pytest.fixture
+def book_at(tmp_path) -> Iterator[Callable[[list[float]], StatementBook]]:
+    """A book on the store's tables (as the MySQL collector gives it), its clock ``clock[0]``."""
+    store = Store(tmp_path)
+    repo = StatementsRepo(store.connect)
+    yield lambda clock: StatementBook(slow_ms=1000, tz=timezone.utc, repo=repo,
+                                      clock=lambda: clock[0])
+    store.close()
 
 
-def test_windows_sum_only_the_increments_inside_them():
+def test_windows_sum_only_the_increments_inside_them(book_at):
     now = [T0]
     b = book_at(now)
     b.add(T0, {}, [("a", "shop", "SELECT a"), ("b", "shop", "SELECT b")], baseline=True)
@@ -32,7 +45,7 @@ def test_windows_sum_only_the_increments_inside_them():
     assert b.top("1h", sort="avg_ms")["rows"][0]["id"] == "b"
 
 
-def test_a_statement_new_since_monitoring_began_and_slow_is_flagged_but_an_old_one_only_slow():
+def test_a_statement_new_since_monitoring_began_and_slow_is_flagged_but_an_old_one_only_slow(book_at):
     now = [T0]
     b = book_at(now)
     b.add(T0, {}, [("old", None, "SELECT old")], baseline=True)
@@ -42,7 +55,7 @@ def test_a_statement_new_since_monitoring_began_and_slow_is_flagged_but_an_old_o
     assert flags == {"old": ["slow"], "new": ["new_and_slow"]}
 
 
-def test_a_statement_twice_as_slow_as_over_the_previous_day_is_flagged_regressed():
+def test_a_statement_twice_as_slow_as_over_the_previous_day_is_flagged_regressed(book_at):
     now = [T0 - 20 * 3600]
     b = book_at(now)
     b.add(now[0], {}, [("q", None, "SELECT q"), ("steady", None, "SELECT s")], baseline=True)
@@ -55,7 +68,7 @@ def test_a_statement_twice_as_slow_as_over_the_previous_day_is_flagged_regressed
     assert rows["steady"]["flags"] == []
 
 
-def test_statements_from_the_process_list_lose_their_values_and_are_cut():
+def test_statements_from_the_process_list_lose_their_values_and_are_cut(book_at):
     sql = ("SELECT * FROM users /* admin */ WHERE email = 'ann@example.com' AND id IN (1, 2, 3)"
            " AND token = \"s3cr'et\" AND x = 0x1F -- trailing\n LIMIT 10")
     assert normalize_sql(sql) == ("SELECT * FROM users WHERE email = ? AND id IN (...) AND token = ? "
@@ -67,7 +80,7 @@ def test_statements_from_the_process_list_lose_their_values_and_are_cut():
     assert len(long) == 500 and long.endswith("…")
 
 
-def test_texts_of_statements_not_called_for_a_month_are_pruned_and_memory_stays_bounded():
+def test_texts_of_statements_not_called_for_a_month_are_pruned_and_memory_stays_bounded(book_at):
     """An application with varying SQL: 3,000 digests over 40 days, 75 new ones a day, each
     called once, plus one statement called every day and 500 there before monitoring began."""
     day = 86400.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 import time
 
@@ -15,6 +14,7 @@ import redis
 from dashboard.process.cluster import LeaderLock
 from dashboard.store import Store
 from dashboard.store import fence as fencing
+from dashboard.store.pg import ConnParams, PgConnection
 from tests.support.alert_helpers import Clock, drain, make_service, pool
 from tests.support.util import wait_until
 
@@ -35,11 +35,19 @@ def hook(receiver):
 QUICK = {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}}
 
 
+def store_conn(data_dir):
+    """A connection to the store the services of ``data_dir`` write (the SQLite file, or the
+    test's PostgreSQL database under ``store_backend``)."""
+    return Store(data_dir).connect()
+
+
+@pytest.mark.usefixtures("store_backend")
 def test_tokens_never_go_backwards_across_store_objects(tmp_path):
     tokens = [Store(tmp_path).next_fence() for _ in range(3)]
     assert tokens == sorted(set(tokens)) and tokens[0] >= 1
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_stale_leaders_late_transition_is_refused_and_the_new_leaders_is_kept(
         tmp_path, webhook_receiver, services):
     clock = Clock()
@@ -53,12 +61,12 @@ def test_a_stale_leaders_late_transition_is_refused_and_the_new_leaders_is_kept(
 
     # The old leader, paused past its lease, wakes up and judges a breach.
     assert old.process([pool(90.0, clock.now)], clock.now) == []
-    db = sqlite3.connect(tmp_path / "history.sqlite3")
+    db = store_conn(tmp_path)
     assert db.execute("SELECT COUNT(*) FROM alert_events").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM outbox_items").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM alert_state").fetchone()[0] == 0
     assert fencing.refused_total == refused_before + 1
-    assert fencing.SqliteFence(db).refused() == 1          # counted in the store, for /metrics
+    assert fencing.for_conn(db).refused() == 1          # counted in the store, for /metrics
 
     # The new leader judges the same breach: recorded with its token, and paged once.
     new.reload(clock.now)
@@ -70,6 +78,7 @@ def test_a_stale_leaders_late_transition_is_refused_and_the_new_leaders_is_kept(
     assert db.execute("SELECT fence FROM outbox_messages").fetchall() == [(new.state.fence,)]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_stale_leaders_outbox_sends_nothing(tmp_path, webhook_receiver, services):
     clock = Clock()
     old, _ = make_service(tmp_path, [hook(webhook_receiver)], QUICK, clock=clock)
@@ -81,11 +90,91 @@ def test_a_stale_leaders_outbox_sends_nothing(tmp_path, webhook_receiver, servic
     with pytest.raises(fencing.StaleFence):
         drain(old, clock)
     assert webhook_receiver.requests == []
-    db = sqlite3.connect(tmp_path / "history.sqlite3")
-    assert fencing.SqliteFence(db).refused() == 1
+    db = store_conn(tmp_path)
+    assert fencing.for_conn(db).refused() == 1
     # Nothing claimed by the stale leader: the item waits for the new leader.
     assert db.execute("SELECT COUNT(*) FROM outbox_messages WHERE state = 'delivered'"
                       ).fetchone()[0] == 0
+
+
+def test_postgresql_tokens_come_from_a_sequence_racing_takers_never_share_one(pg_url):
+    conns = [PgConnection(ConnParams.from_url(pg_url)) for _ in range(2)]
+    fences = [fencing.PgFence(c) for c in conns]
+    got: list[list[int]] = [[], []]
+
+    def take(i: int) -> None:
+        for _ in range(40):
+            got[i].append(fences[i].next_fence())
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    tokens = got[0] + got[1]
+    assert len(tokens) == 80 and len(set(tokens)) == 80               # none handed out twice
+    assert all(g == sorted(g) for g in got)                             # each taker's go up
+    assert fences[0].highest() == max(tokens)                           # the row keeps the highest
+    # The sequence issues them, not the row: a row set back (a backup restored over it) does not
+    # make a token come again.
+    conns[0].execute("UPDATE fence SET token = 0")
+    assert fences[1].next_fence() > max(tokens)
+    for c in conns:
+        c.close()
+
+
+def test_postgresql_a_new_token_waits_for_an_open_fenced_write_and_the_next_stale_one_is_refused(
+        pg_url):
+    old_leader, new_leader, watcher = (PgConnection(ConnParams.from_url(pg_url)) for _ in range(3))
+    old_fence, new_fence = fencing.PgFence(old_leader), fencing.PgFence(new_leader)
+    old = old_fence.next_fence()
+    old_leader.execute("CREATE TABLE pages (token BIGINT NOT NULL)")
+    # The old leader is inside a fenced write: checked, written, not committed yet.
+    old_leader.execute("BEGIN")
+    old_fence.check(old)
+    old_leader.execute("INSERT INTO pages VALUES (?)", (old,))
+    taken: list[int] = []
+    taker = threading.Thread(target=lambda: taken.append(new_fence.next_fence()))
+    taker.start()
+    try:
+        # The new leader's token waits on the fence row: it cannot be issued between the old
+        # leader's check and its commit.
+        wait_until(lambda: watcher.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'").fetchone()[0] == 1, timeout=20,
+            message="next_fence did not wait for the open fenced write")
+        assert taken == []
+    finally:
+        old_leader.execute("COMMIT")
+        taker.join(30)
+    [new] = taken
+    assert new > old
+    # The old leader's next write is refused inside its transaction, and nothing of it stays.
+    refused_before = fencing.refused_total
+    old_leader.execute("BEGIN")
+    old_leader.execute("INSERT INTO pages VALUES (?)", (old,))
+    with pytest.raises(fencing.StaleFence):
+        old_fence.check(old)
+    old_leader.rollback()
+    old_fence.count_refused()
+    assert fencing.refused_total == refused_before + 1
+    assert new_fence.refused() == 1
+    new_leader.execute("BEGIN")
+    new_fence.check(new)                                  # the new leader's writes go through
+    new_leader.execute("INSERT INTO pages VALUES (?)", (new,))
+    new_leader.execute("COMMIT")
+    assert watcher.execute("SELECT token FROM pages ORDER BY token").fetchall() == [(old,), (new,)]
+    for c in (old_leader, new_leader, watcher):
+        c.close()
+
+
+def test_a_fence_check_outside_a_transaction_is_refused_on_postgresql(pg_url):
+    conn = PgConnection(ConnParams.from_url(pg_url))
+    fence = fencing.PgFence(conn)
+    token = fence.next_fence()
+    with pytest.raises(RuntimeError, match="outside a write transaction"):
+        fence.check(token)          # its lock would end with the statement: no guard at all
+    conn.close()
 
 
 def test_a_leader_cut_off_from_redis_stops_within_the_ttl_and_leads_again_after(make_redis):
@@ -147,6 +236,7 @@ def test_the_lease_watchdog_stands_down_while_a_renewal_still_hangs(make_redis):
         lock._stop.set()
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_refused_writes_are_counted_on_the_metrics_page(tmp_path, webhook_receiver, services):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -176,6 +266,7 @@ def test_refused_writes_are_counted_on_the_metrics_page(tmp_path, webhook_receiv
     assert refused_total() == 1
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_user_ending_a_silence_on_a_former_leader_is_not_refused(
         tmp_path, webhook_receiver, services):
     clock = Clock()

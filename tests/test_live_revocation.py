@@ -14,6 +14,8 @@ from dashboard.web import live
 from tests.support.auth_helpers import accounts_for, add_user, logged_in_client
 from tests.support.util import wait_until
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 
 def sio(app):
     return app.extensions["dashboard.socketio"]

@@ -3,9 +3,14 @@ raw retention when that is shorter (a 15-minute retention pruned every 10 minute
 to 25 minutes of samples; pruned every 150 s it holds at most 17.5)."""
 from __future__ import annotations
 
+import pytest
+
 from dashboard.config import load as config
 from dashboard.runtime import Runtime
 from dashboard.store import prune_period_s
+
+# Each test on SQLite, then on PostgreSQL (tests/support/pg.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 def test_a_short_raw_retention_is_pruned_six_times_per_retention_period():

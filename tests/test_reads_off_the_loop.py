@@ -1,6 +1,7 @@
 """Long reads never stall the live page (issue 15), on a real server (gunicorn, eventlet) whose
 store holds a day of history for 100 hosts x 5 metrics (720,000 one-minute rollups, written
-through the store's own append and rollup in the set-up).
+through the store's own append and rollup in the set-up), in its SQLite file and in PostgreSQL
+(``store_url``: the reads' own connections in OS threads, history_pg.ThreadConnection).
 
 Before reads ran off the event loop, one read of the longest window held the one eventlet hub
 for seconds: every other viewer's chart stopped for as long."""
@@ -9,14 +10,17 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import pytest
 import requests
 import socketio
 
+from dashboard.auth.accounts import Accounts
+from dashboard.store import Store
 from dashboard.web.history import points
-from tests.support.auth_helpers import accounts_for
 from tests.support.history_fill import SPIKE, fill
+from tests.support.pg import PgCluster
 from tests.support.server import DashboardServer
 from tests.support.util import wait_until
 
@@ -26,14 +30,32 @@ LONGEST = "/api/history?window_s=604800"
 HOSTS, METRICS = 100, 5
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store_url(request) -> Iterator[str | None]:
+    """None (the data dir's file), or a database of this module's own on the private cluster."""
+    if request.param == "sqlite":
+        yield None
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    cluster.start()
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        if cluster.running:
+            cluster.drop_database(name)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, store_url):
     data = tmp_path_factory.mktemp("reads") / "data"
-    fill(data, HOSTS, METRICS, hours=24)
+    fill(data, HOSTS, METRICS, hours=24, store_url=store_url)
     # A third heavy read of one login waits 10 ms for a slot, not 1 s: while two run for longer,
     # it is refused (deterministic here).
-    s = DashboardServer(data, env={"DASHBOARD_INTERVAL_S": str(INTERVAL_S),
-                                   "DASHBOARD_HEAVY_READ_WAIT_S": "0.01"})
+    env = {"DASHBOARD_INTERVAL_S": str(INTERVAL_S), "DASHBOARD_HEAVY_READ_WAIT_S": "0.01"}
+    if store_url:
+        env["DASHBOARD_STORE_URL"] = store_url
+    s = DashboardServer(data, env=env)
     s.start()
     try:
         yield s
@@ -42,8 +64,13 @@ def server(tmp_path_factory):
 
 
 def token(server: DashboardServer) -> dict[str, str]:
-    with accounts_for(server.data_dir) as acc:
+    store = Store(server.data_dir, store_url=server.extra_env.get("DASHBOARD_STORE_URL"))
+    acc = Accounts(store.connect)
+    try:
         _, text = acc.create_token("viewer", "reads", created_by="test")
+    finally:
+        acc.close()
+        store.close()
     return {"Authorization": f"Bearer {text}"}
 
 

@@ -12,6 +12,8 @@ from dashboard.report.charts import figures
 from dashboard.store import Store
 from tests.support.report_data import day_bounds
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 BERLIN = "Europe/Berlin"
 
 

@@ -14,6 +14,8 @@ from dashboard.report import mailer
 from dashboard.runtime import Runtime
 from tests.support.report_data import day_bounds, write_day
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 11, 2)
 MORNING = datetime(2026, 11, 3, 7, 0, tzinfo=BERLIN).timestamp()

@@ -24,6 +24,8 @@ from dashboard.store.alerts import AlertStateRepo
 from dashboard.store.statements import StatementsRepo
 from tests.support.report_data import day_bounds, write_day, write_history
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 TZ = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 10, 20)
 HISTORY_DAYS = 14

@@ -13,6 +13,8 @@ import pytest
 from dashboard.__main__ import main
 from tests.support.report_data import day_bounds, write_day
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 DAY = date(2026, 11, 2)
 
 

@@ -4,8 +4,8 @@ a role change, a password reset or deleting the user ends all of theirs; ``[auth
 session_max_h`` ends any session that old, however busy. Live sockets follow their session."""
 from __future__ import annotations
 
+import hashlib
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,12 +22,15 @@ from tests.support.auth_helpers import SESSION_COOKIE, add_user, logged_in_clien
 from tests.support.server import DashboardServer
 from tests.support.util import wait_until
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 PW = "correct horse battery"
 
 
-def make_app(tmp_path, data="data", **auth):
+def make_app(tmp_path, data="data", store_url=None, **auth):
     settings = from_dict({"data_dir": str(tmp_path / data), "async_mode": "threading",
-                          "auth": {"api_rate_limit": "100000 per minute", **auth}})
+                          "auth": {"api_rate_limit": "100000 per minute", **auth},
+                          **({"store_url": store_url} if store_url else {})})
     return create_app(settings, Runtime(settings, []), async_mode="threading")
 
 
@@ -56,7 +59,7 @@ def bearer_of(app, value: str):
 
 
 def sessions_in(app) -> int:
-    conn = sqlite3.connect(app.extensions["dashboard"].store.path)
+    conn = app.extensions["dashboard"].store.connect()
     try:
         return conn.execute("SELECT count(*) FROM auth_sessions").fetchone()[0]
     finally:
@@ -169,8 +172,8 @@ def signed(secret: bytes, data: dict) -> str:
     return maker.session_interface.get_signing_serializer(maker).dumps(data)
 
 
-def test_a_cookie_from_another_instance_or_not_issued_here_is_refused(tmp_path):
-    here, there = make_app(tmp_path, "here"), make_app(tmp_path, "there")
+def test_a_cookie_from_another_instance_or_not_issued_here_is_refused(tmp_path, other_store_url):
+    here, there = make_app(tmp_path, "here"), make_app(tmp_path, "there", other_store_url)
     for app in (here, there):
         add_user(app, "ann", "admin", password=PW)           # the same id and name in both
     theirs = cookie(form_login(there, "ann"))
@@ -198,9 +201,17 @@ def test_the_store_keeps_only_a_hash_of_the_session_id(tmp_path):
     sid = data["login"]
     assert len(sid) >= 40                                     # 256 random bits, URL-safe
     assert sessions_in(app) == 1
-    db = app.extensions["dashboard"].store.path
-    raw = b"".join(p.read_bytes() for p in db.parent.glob("history.sqlite3*"))
-    assert sid.encode() not in raw
+    store = app.extensions["dashboard"].store
+    if store.backend == "sqlite":
+        db = store.path
+        raw = b"".join(p.read_bytes() for p in db.parent.glob("history.sqlite3*"))
+        assert sid.encode() not in raw
+    conn = store.connect()
+    try:
+        kept = repr(conn.execute("SELECT * FROM auth_sessions").fetchall())
+    finally:
+        conn.close()
+    assert sid not in kept and hashlib.sha256(sid.encode()).hexdigest() in kept
 
 
 # --- live sockets follow their session -------------------------------------------------------

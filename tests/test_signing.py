@@ -10,6 +10,8 @@ from dashboard.auth import guard as auth
 from dashboard.auth import signing
 from dashboard.store import Store
 
+pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
+
 
 class Clock:
     def __init__(self, t: float = 1_000_000.0) -> None:

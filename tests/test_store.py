@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from dashboard.model import Sample
 from dashboard.store import Store, sketch
 from dashboard.store.history_reads import HistoryReads
 from tests.support.util import kill_9_writer
+
+# Each test on SQLite, then on PostgreSQL (tests/support/pg.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 @pytest.fixture
@@ -104,3 +109,71 @@ def test_a_second_process_on_the_same_file_learns_metrics_stored_after_it_starte
     assert web.knows("queue.drain_eta_s")
     assert web.series("queue.drain_eta_s", 0) == {'queue.drain_eta_s{queue="emails"}': [(5.0, 30.0)]}
     assert not web.knows("queue.no_such_metric")
+
+
+def test_an_instance_with_a_data_dir_of_its_own_reads_the_collector_s_history(tmp_path, store_backend):
+    # On PostgreSQL a web instance on another machine (nothing shared on disk) serves the
+    # collector's history, resume and rollups; on SQLite the two share the data dir.
+    collector = Store(tmp_path / "a")
+    web = Store(tmp_path / ("b" if store_backend == "postgresql" else "a"))
+    try:
+        t0 = 1_800_000_000.0
+        for i in range(180):
+            collector.append([host(t0 + i, float(i)),
+                              Sample("queue", t0 + i, {"queue.pending": 1.0}, {"queue": "q"})])
+        collector.rollup(now=t0 + 180 + 60)
+        assert web.last_seq() == collector.last_seq() == 360
+        assert [s.seq for s in web.after(350)] == list(range(351, 361))
+        assert web.knows("queue.pending")
+        [minutes] = web.rollups("host.cpu_percent", t0, t0 + 180).values()
+        assert [m["n"] for m in minutes] == [60, 60, 60]
+        with web.reading() as view:                   # a long read's own connection
+            assert len(view.rows_since(t0)) == 360
+    finally:
+        collector.close()
+        web.close()
+
+
+def test_two_writers_at_once_number_every_sample_once_and_a_follower_misses_none(tmp_path):
+    # A leader handover overlaps: two processes append at once. Numbers stay unique and
+    # become visible in order, so a resume cursor that follows along never steps past one.
+    writers = [Store(tmp_path), Store(tmp_path)]
+    follower = Store(tmp_path)
+    done = threading.Event()
+    seen: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(store: Store, name: str) -> None:
+        try:
+            for i in range(150):
+                store.append([Sample(name, 1e9 + i, {"host.cpu_percent": float(i)}, {"k": str(k)})
+                              for k in range(3)])
+        except BaseException as e:       # noqa: BLE001 - reported below
+            failures.append(e)
+
+    def follow() -> None:
+        cursor = 0
+        while True:
+            last = done.is_set()
+            for s in follower.after(cursor):
+                seen.append(s.seq)
+                cursor = s.seq
+            if last:
+                return
+
+    threads = [threading.Thread(target=write, args=(w, f"w{n}")) for n, w in enumerate(writers)]
+    reader = threading.Thread(target=follow)
+    reader.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    done.set()
+    reader.join(120)
+    try:
+        assert not failures
+        assert seen == list(range(1, 2 * 150 * 3 + 1))
+        assert sorted(s.seq for s in follower.between(0)) == seen
+    finally:
+        for s in (*writers, follower):
+            s.close()

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from dashboard.model import Sample
-from dashboard.store import Store, connect
+from dashboard.store import Store
 from dashboard.store.catalog import Catalog
 from dashboard.store.ticks import TickReads
 from tests.support.util import kill_9_writer
 
+# Each test on SQLite, then on PostgreSQL (tests/support/pg.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
-def newest_by_brute_force(path) -> dict[tuple[str, str], int]:
+
+def newest_by_brute_force(store: Store) -> dict[tuple[str, str], int]:
     """Every stored sample read back in sequence order: the last one of each series wins."""
-    conn = connect(path)
+    conn = store.history_connect()
     try:
         return {(shape.source, shape.labels_text): seq
                 for seq, shape, *_ in TickReads(conn, Catalog()).samples(float("-inf"))}
@@ -41,7 +46,7 @@ def test_a_queue_missing_from_the_newest_tick_keeps_its_last_sample_as_the_newes
         latest = {s.labels.get("queue"): s for s in store.latest(within_s=1e12)}
         assert latest["b"].seq == second[1].seq and latest["c"].seq == second[2].seq
         assert latest["a"].ts == 3.0 and latest[None].error == "unreachable"
-        assert latest_seqs(store) == newest_by_brute_force(store.path)
+        assert latest_seqs(store) == newest_by_brute_force(store)
     finally:
         store.close()
 
@@ -60,7 +65,7 @@ def test_latest_is_right_when_two_processes_take_turns_writing(tmp_path):
             if not tick or rnd.random() < 0.2:
                 tick.append(Sample("queue", float(i), {"queue.up": 0.0}, {}, "down"))
             writer.append(tick)
-            assert latest_seqs(a) == latest_seqs(b) == newest_by_brute_force(a.path), i
+            assert latest_seqs(a) == latest_seqs(b) == newest_by_brute_force(a), i
     finally:
         a.close()
         b.close()
@@ -75,9 +80,9 @@ def test_after_kill_9_the_newest_samples_are_those_of_the_committed_ticks(tmp_pa
     """, ticks=200)
     store = Store(tmp_path)
     try:
-        assert latest_seqs(store) == newest_by_brute_force(store.path)
+        assert latest_seqs(store) == newest_by_brute_force(store)
         store.append(queues(1e6, ["q1"]))
-        assert latest_seqs(store) == newest_by_brute_force(store.path)
+        assert latest_seqs(store) == newest_by_brute_force(store)
     finally:
         store.close()
 

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from dashboard.model import Sample
 from dashboard.store import Store
+
+# Each test on SQLite, then on PostgreSQL (tests/support/pg.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 def big_tick(ts: float, n: int = 300) -> list[Sample]:

@@ -145,7 +145,8 @@ class Accounts:
     """Users, tokens and sessions. ``connect`` gives a connection to the store's file."""
 
     def __init__(self, connect: Callable[[], Connection], session_idle_h: float = 12.0,
-                 session_max_h: float = 168.0) -> None:
+                 session_max_h: float = 168.0, data_dir: Path | None = None) -> None:
+        self._data_dir = data_dir
         self.session_idle_s = session_idle_h * 3600
         self.session_max_s = session_max_h * 3600
         self._repo = AccountsRepo(connect)
@@ -170,7 +171,10 @@ class Accounts:
         return self._repo.changes()
 
     def data_dir(self) -> Path:
-        """The directory of the SQLite file (the store's data dir), for files kept beside it."""
+        """The store's data dir, for files kept beside it: the one given, else the directory of
+        the SQLite file."""
+        if self._data_dir is not None:
+            return self._data_dir
         file = self._repo.database_file()
         return Path(file).parent if file else Path(".")
 

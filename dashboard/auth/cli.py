@@ -22,8 +22,9 @@ from dashboard.store import Store
 @contextmanager
 def open_accounts(settings: Settings) -> Iterator[Accounts]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
-    acc = Accounts(store.connect)
+    store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d,
+                  settings.store_url, settings.store_pool_size)
+    acc = Accounts(store.connect, data_dir=settings.data_dir)
     try:
         yield acc
     finally:

@@ -34,6 +34,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from dashboard.auth import signing
 from dashboard.auth.accounts import RANK, Accounts, Principal
+from dashboard.store.pg import PgUnavailable
 from dashboard.web import errors
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -201,16 +202,23 @@ def enforce():
     # sends (a stale or revoked token), and the login page must open for such a browser.
     is_public = _is_public(view)
     token = bearer_token()
-    if token is not None:
-        g.principal = accounts().verify_token(token)
-        if g.principal is None and not is_public:
-            return errors.refuse(401, "invalid or revoked token")
-        if g.principal is None:
-            token = None                     # ignored: as if the header were not there
-        else:
-            g._login_user = TokenUser(g.principal)
-    if token is None:
-        g.principal = session_principal()
+    try:
+        if token is not None:
+            g.principal = accounts().verify_token(token)
+            if g.principal is None and not is_public:
+                return errors.refuse(401, "invalid or revoked token")
+            if g.principal is None:
+                token = None                     # ignored: as if the header were not there
+            else:
+                g._login_user = TokenUser(g.principal)
+        if token is None:
+            g.principal = session_principal()
+    except PgUnavailable:
+        # No login can be checked while the store's server is down: /healthz still answers
+        # (as to anyone: "degraded"); anything else is a 503 (web/errors.py).
+        if not is_public:
+            raise
+        g.principal, token = None, None
     by_cookie = token is None
 
     if is_public:
@@ -262,7 +270,8 @@ def init_app(app: Flask, runtime) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,         # ``enforce`` calls protect() after authenticating
     )
     app.extensions["dashboard.accounts"] = Accounts(
-        runtime.store.connect, settings.auth.session_idle_h, settings.auth.session_max_h)
+        runtime.store.connect, settings.auth.session_idle_h, settings.auth.session_max_h,
+        data_dir=settings.data_dir)
     app.extensions["dashboard.signing"] = signing.LinkSigner(app.secret_key, runtime.store.connect)
 
     lm = LoginManager()

@@ -12,6 +12,8 @@ not reset the day.
 """
 from __future__ import annotations
 
+import logging
+import sqlite3  # the store's errors, on either backend (dashboard/store/txn.py)
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,8 @@ from dashboard.collectors.httpget import HttpError, HttpGetter
 from dashboard.config.settings import ProbeSettings
 from dashboard.model import MetricSpec, Reading
 from dashboard.store.probe_days import ProbeDaysRepo
+
+log = logging.getLogger(__name__)
 
 METRICS: Sequence[MetricSpec] = (
     MetricSpec("app.up", "bool", "The probed URL answered 2xx/3xx within its timeout", ("probe",)),
@@ -45,14 +49,15 @@ class DayCounts:
     """
 
     def __init__(self, data_dir: Path | str | None, tz: ZoneInfo,
-                 flush_every_s: float = 30.0) -> None:
+                 flush_every_s: float = 30.0, store_url: str | None = None) -> None:
         self.tz = tz
         self.flush_every_s = flush_every_s
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], list[int]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._flushed_at = time.monotonic()
-        self._repo = ProbeDaysRepo(data_dir) if data_dir is not None else None
+        self._failed_logged_at = float("-inf")
+        self._repo = ProbeDaysRepo(data_dir, store_url) if data_dir is not None else None
 
     def day(self, wall: float) -> str:
         return datetime.fromtimestamp(wall, self.tz).strftime("%Y-%m-%d")
@@ -82,11 +87,28 @@ class DayCounts:
             return
         counts = self._counts
         rows = [(d, p, counts[d, p][0], counts[d, p][1]) for d, p in self._dirty if (d, p) in counts]
+        try:
+            self._repo.save(rows)
+        except sqlite3.Error as e:      # a full disk, PostgreSQL down: kept, written next time
+            self._store_failed(e)
+            return
         self._dirty.clear()
-        self._repo.save(rows)
 
     def _load(self, day: str, probe: str) -> list[int]:
-        return list(self._repo.counts(day, probe)) if self._repo is not None else [0, 0]
+        if self._repo is None:
+            return [0, 0]
+        try:
+            return list(self._repo.counts(day, probe))
+        except sqlite3.Error as e:      # counted from 0 meanwhile (the day's start is lost)
+            self._store_failed(e)
+            return [0, 0]
+
+    def _store_failed(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - self._failed_logged_at >= 60:        # once a minute, not every probe
+            self._failed_logged_at = now
+            log.warning("probe availability cannot be kept in the store (%s: %s); counting goes on",
+                        type(e).__name__, e)
 
     def close(self) -> None:
         with self._lock:
@@ -102,7 +124,7 @@ class ProbeCollector:
 
     def __init__(self, probes: Sequence[ProbeSettings], data_dir: Path | str | None = None,
                  tz: ZoneInfo | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, store_url: str | None = None) -> None:
         if not probes:
             raise ValueError("ProbeCollector needs at least one probe")
         self.probes = list(probes)
@@ -115,8 +137,9 @@ class ProbeCollector:
         # One kept-alive connection per probe; no proxies from the environment: probes go straight.
         self._getters = {p.name: HttpGetter(p.url) for p in probes}
         self._pool = ThreadPoolExecutor(max_workers=min(8, len(probes)), thread_name_prefix="probe")
-        # Today's availability per probe is kept in the store of ``data_dir`` (None: in memory).
-        self._days = DayCounts(data_dir, tz or ZoneInfo("UTC"))
+        # Today's availability per probe is kept in the store of ``data_dir`` (None: in memory),
+        # or in store_url's PostgreSQL.
+        self._days = DayCounts(data_dir, tz or ZoneInfo("UTC"), store_url=store_url)
 
     def _probe(self, p: ProbeSettings) -> Reading:
         labels = {"probe": p.name}

@@ -75,7 +75,8 @@ def _cache_queue_app(settings: Settings,
             settings.queues, redis_url, settings.mysql, interval_s=settings.interval_s,
             timeout_s=settings.collector_timeout_s, mysql_conn=mysql_conn))
     if settings.probes:
-        out.append(collector_class("probes")(settings.probes, settings.data_dir, settings.tz))
+        out.append(collector_class("probes")(settings.probes, settings.data_dir, settings.tz,
+                                             store_url=settings.store_url))
     if settings.statsd_bind:
         # lazy: like COLLECTORS, loaded only where configured
         from dashboard.collectors.statsd import StatsdListener

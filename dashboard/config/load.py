@@ -40,6 +40,7 @@ from dashboard.config.settings import (
     SMTPSettings,
     WatchdogSettings,
 )
+from dashboard.store.pg import ConnParams  # the URL's parser: the one the store connects with
 
 # The keys a [rules.NAME] table may set.
 RULE_KEYS = {"warning", "critical", "for_s", "clear", "enabled", "keep_firing_for_s",
@@ -223,6 +224,19 @@ def _redis_url(url: str | None, key: str) -> str | None:
         _ = p.port                     # urlsplit raises ValueError on reading a port that is no number
     except ValueError:
         raise ConfigError(key, "the port is not a number") from None
+    return url
+
+
+def _store_url(url: Any) -> str | None:
+    """PostgreSQL's URL, or None (absent or empty: SQLite under data_dir)."""
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str):
+        raise ConfigError("store_url", f"expected postgresql://user:pass@host:port/db, got {url!r}")
+    try:
+        ConnParams.from_url(url)
+    except ValueError as e:
+        raise ConfigError("store_url", f"{e}, got {mask_url(url)!r}") from None
     return url
 
 
@@ -443,7 +457,8 @@ TOP_KEYS = {"interval_s", "data_dir", "public_url", "bind", "timezone", "host_na
             "raw_retention_h", "rollup_retention_d", "collector_timeout_s", "metrics_public",
             "trusted_proxies", "store_buffer_s", "leader_ttl_s",
             "async_mode", "demo", "mysql", "redis", "memcached", "statsd", "phpfpm", "queues",
-            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue", "watchdog"}
+            "probes", "rules", "notify", "smtp", "report", "auth", "message_queue", "watchdog",
+            "store_url", "store_pool_size"}
 
 # Environment variables that override keys of the file: DASHBOARD_<KEY> for the top-level
 # scalars, plus the two connection URLs of the contract.
@@ -460,6 +475,7 @@ ENV_KEYS = {
     "DASHBOARD_DEMO": ("demo",),
     "DASHBOARD_MYSQL_URL": ("mysql", "url"), "DASHBOARD_REDIS_URL": ("redis", "url"),
     "DASHBOARD_MESSAGE_QUEUE": ("message_queue",),
+    "DASHBOARD_STORE_URL": ("store_url",), "DASHBOARD_STORE_POOL_SIZE": ("store_pool_size",),
 }
 
 
@@ -541,6 +557,8 @@ def from_dict(raw: Mapping[str, Any], source_file: str | None = None) -> Setting
         watchdog=parse_watchdog(_table(raw, "watchdog")),
         demo=_bool(raw, "demo", "", False),
         message_queue=_redis_url(_str(raw, "message_queue", ""), "message_queue"),
+        store_url=_store_url(raw.get("store_url")),
+        store_pool_size=_num(raw, "store_pool_size", "", 20, 2, 1000, integer=True),
         source_file=source_file,
     )
     names = [q.name for q in s.queues]

@@ -171,6 +171,10 @@ class Settings:
     # Redis URL joining a collector process and several web instances (Flask-SocketIO's
     # message_queue, the collector leader lock, collector status). None: one process does all.
     message_queue: str | None = None
+    # postgresql://user:pass@host:port/db: the store's tables in PostgreSQL (issue 16). None:
+    # SQLite under data_dir. store_pool_size: connections of one process to it, at most.
+    store_url: str | None = None
+    store_pool_size: int = 20
     source_file: str | None = None
 
     @property
@@ -185,7 +189,7 @@ class Settings:
         """Every URL of the settings that may carry credentials (DSNs, queue, probe, PHP-FPM)."""
         out: list[str | None] = [m.url for m in self.mysql_servers]
         out += [self.mysql.url if self.mysql else None, self.redis.url if self.redis else None,
-               self.message_queue, self.phpfpm_url]
+               self.message_queue, self.phpfpm_url, self.store_url]
         out += [q.options.get("url") for q in self.queues]
         out += [p.url for p in self.probes]
         out += [self.watchdog.url if self.watchdog else None]
@@ -241,6 +245,8 @@ class Settings:
             d["redis"]["url"] = mask_url(self.redis.url)
         if self.message_queue:
             d["message_queue"] = mask_url(self.message_queue)
+        if self.store_url:
+            d["store_url"] = mask_url(self.store_url)
         if self.phpfpm_url:
             d["phpfpm_url"] = mask_url(self.phpfpm_url)
         for q in d["queues"]:

@@ -37,7 +37,7 @@ def build_report(store: Store, settings: Settings, date_text: str | None = None,
     now = time.time() if now is None else now
     day = day_of(parse_date(date_text, settings.tz, now), settings.tz, now)
     rules = area_mod.rules(settings)
-    with closing(ReportsRepo(store.connect)) as repo:
+    with closing(ReportsRepo(store.connect, store.history_connect)) as repo:
         return _build(store, repo, settings, rules, day, charts)
 
 

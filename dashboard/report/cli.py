@@ -24,7 +24,8 @@ def cmd_report(args, load: Callable) -> int:
     if args.send and not settings.report.recipients:
         print("report: --send needs report.recipients in the configuration", file=sys.stderr)
         return 2
-    store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d)
+    store = Store(settings.data_dir, settings.raw_retention_h, settings.rollup_retention_d,
+                  settings.store_url, settings.store_pool_size)
     try:
         try:
             doc = build_report(store, settings, args.date)

@@ -77,7 +77,7 @@ class DailyMailer:
             doc = build_report(self.store, self.settings, day, now=now)
             if doc["coverage"]["status"] == "no data":
                 return "no data"
-        with closing(ReportsRepo(self.store.connect)) as repo:
+        with closing(ReportsRepo(self.store.connect, self.store.history_connect)) as repo:
             refused = repo.claim_delivery(day, now, ",".join(self.settings.report.recipients),
                                           CLAIM_STALE_S)
             if refused:
@@ -105,11 +105,11 @@ class DailyMailer:
         return self.run(now, skip_empty=True)
 
     def _sent_or_tried(self, day: str) -> bool:
-        with closing(ReportsRepo(self.store.connect)) as repo:
+        with closing(ReportsRepo(self.store.connect, self.store.history_connect)) as repo:
             return repo.delivery_tried(day)
 
     def deliveries(self) -> list[dict[str, Any]]:
-        with closing(ReportsRepo(self.store.connect)) as repo:
+        with closing(ReportsRepo(self.store.connect, self.store.history_connect)) as repo:
             return repo.deliveries(30)
 
 

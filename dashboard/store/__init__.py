@@ -7,6 +7,7 @@ backend is a new module per area behind the same interfaces.
 """
 from __future__ import annotations
 
-from dashboard.store.history import Store, connect, prune_period_s
+from dashboard.store.history import Store, prune_period_s
+from dashboard.store.sqlite import connect
 
 __all__ = ["Store", "connect", "prune_period_s"]

@@ -9,13 +9,16 @@
 The ids are given inside the writer's transaction, so two processes writing the same file (a
 collector leader and a standby that took over) agree on them; each process caches them and reads
 the tables again when it meets an id it does not know (written by another process since).
+On PostgreSQL (``history_pg.py``) the ids come from identity columns under the history's write
+lock, and the three tables are read in one ``REPEATABLE READ`` snapshot.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Mapping
+
+from dashboard.store.txn import Connection, is_pg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS label_sets (
@@ -73,20 +76,21 @@ class Catalog:
                   self.shapes, self.shapes_by_key, self._dicts):
             d.clear()
 
-    def refresh(self, conn: sqlite3.Connection) -> None:
+    def refresh(self, conn: Connection) -> None:
         """Read what was added since the last read (by this process or another), the three
         tables in one snapshot: a shape another process added between two of the reads would
         name a label set this read did not see."""
         if conn.in_transaction:                 # the caller's write transaction is the snapshot
             self._read_new(conn)
             return
-        conn.execute("BEGIN")
+        # PostgreSQL's default (READ COMMITTED) takes a snapshot per statement
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if is_pg(conn) else "BEGIN")
         try:
             self._read_new(conn)
         finally:
             conn.execute("COMMIT")
 
-    def _read_new(self, conn: sqlite3.Connection) -> None:
+    def _read_new(self, conn: Connection) -> None:
         top = max(self.labels, default=0)
         for i, text in conn.execute("SELECT id, text FROM label_sets WHERE id > ?", (top,)):
             self.labels[i] = text
@@ -105,7 +109,7 @@ class Catalog:
             self.shapes[i] = Shape(i, source, self.labels[lab], self._dicts[lab], metrics, sids)
             self.shapes_by_key[(source, self.labels[lab], metrics)] = i
 
-    def shape(self, conn: sqlite3.Connection, shape_id: int) -> Shape:
+    def shape(self, conn: Connection, shape_id: int) -> Shape:
         """The shape ``shape_id``, reading the tables again if another process added it."""
         s = self.shapes.get(shape_id)
         if s is None:
@@ -113,7 +117,7 @@ class Catalog:
             s = self.shapes[shape_id]
         return s
 
-    def series_id(self, conn: sqlite3.Connection, metric: str, labels: str) -> int | None:
+    def series_id(self, conn: Connection, metric: str, labels: str) -> int | None:
         lab = self.labels_by_text.get(labels)
         sid = None if lab is None else self.series_by_key.get((metric, lab))
         if sid is None:
@@ -125,7 +129,7 @@ class Catalog:
     def label_dict(self, lab: int) -> dict[str, str]:
         return self._dicts[lab]
 
-    def _label_set(self, conn: sqlite3.Connection, text: str) -> int:
+    def _label_set(self, conn: Connection, text: str) -> int:
         lab = self.labels_by_text.get(text)
         if lab is None:
             lab = _insert(conn, "INSERT INTO label_sets(text) VALUES (?)", (text,))
@@ -134,7 +138,7 @@ class Catalog:
             self._dicts[lab] = json.loads(text) if text else {}
         return lab
 
-    def _series(self, conn: sqlite3.Connection, metric: str, lab: int) -> int:
+    def _series(self, conn: Connection, metric: str, lab: int) -> int:
         sid = self.series_by_key.get((metric, lab))
         if sid is None:
             sid = _insert(conn, "INSERT INTO series(metric, labels) VALUES (?,?)", (metric, lab))
@@ -142,7 +146,7 @@ class Catalog:
             self.series_by_key[(metric, lab)] = sid
         return sid
 
-    def add_series(self, conn: sqlite3.Connection, metric: str, labels: Mapping[str, str]) -> int:
+    def add_series(self, conn: Connection, metric: str, labels: Mapping[str, str]) -> int:
         """The id of a series, given one if it has none; inside the caller's write transaction."""
         text = labels_text(labels)
         lab = self.labels_by_text.get(text)
@@ -152,7 +156,7 @@ class Catalog:
             sid = self._series(conn, metric, self._label_set(conn, text))
         return sid
 
-    def add_shapes(self, conn: sqlite3.Connection, keys: list[ShapeKey]) -> None:
+    def add_shapes(self, conn: Connection, keys: list[ShapeKey]) -> None:
         """Give ids to shapes not known yet; inside the caller's write transaction."""
         self.refresh(conn)
         for source, text, metrics in keys:
@@ -169,7 +173,9 @@ class Catalog:
         return {(m, s.source) for s in self.shapes.values() for m in s.metrics}
 
 
-def _insert(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> int:
+def _insert(conn: Connection, sql: str, args: tuple[object, ...]) -> int:
+    if is_pg(conn):
+        return int(conn.execute(sql + " RETURNING id", args).fetchone()[0])
     rowid = conn.execute(sql, args).lastrowid
     assert rowid is not None
     return rowid

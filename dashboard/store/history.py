@@ -18,6 +18,10 @@ The file's history schema is version 2 (``meta``: ``history.schema``). The table
 (``samples``, ``rollup_1m``, ``metric_sources``, ``latest_samples``, ``latest_ticks``) are
 converted on open (``convert.py``); sequence numbers go on from theirs. Other modules (alerts,
 outbox, users) keep their own tables in the same file through ``connect()``.
+
+With ``store_url`` the same tables and rows live in PostgreSQL (``history_pg.py``: the schema,
+how sequence numbers stay unique and in order across processes, reads in OS threads); this
+class keeps the same interface and the same SQL where the two agree.
 """
 from __future__ import annotations
 
@@ -29,10 +33,10 @@ import time
 from contextlib import contextmanager
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from dashboard.model import Sample, series_key
-from dashboard.store import convert
+from dashboard.store import convert, history_pg, schema_pg
 from dashboard.store import fence as storefence
 from dashboard.store import latest as storelatest
 from dashboard.store import rollups as storerollups
@@ -42,14 +46,17 @@ from dashboard.store.catalog import Catalog, ShapeKey, labels_text
 from dashboard.store.clean import clean_tick, stored_samples, timed
 from dashboard.store.datadir import make_private, private_file
 from dashboard.store.history_reads import Bucket, BucketColumns, HistoryReads
+from dashboard.store.migrations import SchemaTooNew, check_not_newer, migrate
+from dashboard.store.pg import ConnParams, Pool
 from dashboard.store.rollups import HourBlock
+from dashboard.store.sqlite import FILE_NAME, connect, file_in
+from dashboard.store.txn import Connection, is_pg
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
           + CATALOG_SCHEMA + storeticks.SCHEMA + storerollups.SCHEMA + storelatest.SCHEMA)
-FILE_NAME = "history.sqlite3"   # everything the dashboard keeps, in one file under data_dir
 ROLLUP_LAG_S = 5.0       # a minute is rolled up this long after it ends (late samples)
 PRUNE_BATCH = 2_000      # tick rows per delete transaction
 LABELS_CACHE_MAX = 20_000        # label sets are few and stable (hosts, queues, mounts)
@@ -60,29 +67,11 @@ class SeqTaken(sqlite3.IntegrityError, ValueError):
     integrity error, as a taken key is, so a writer that catches those never writes twice."""
 
 
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer dashboard; this one would misread it."""
-
-
-def file_in(data_dir: Path | str) -> Path:
-    """The store's file in ``data_dir``: the one place its name is made."""
-    return Path(data_dir) / FILE_NAME
-
-
 def prune_period_s(raw_retention_s: float) -> float:
     """How often ``prune`` runs: every 10 min, or six times per raw retention when that is
     shorter, so the raw table never holds more than retention + 1/6 of it (a 15 min retention
     pruned every 10 min would hold up to 25 min)."""
     return min(600.0, max(10.0, raw_retention_s / 6))
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection with the settings every user of the store's file needs."""
-    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
 
 
 def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
@@ -101,17 +90,55 @@ def _open_schema(conn: sqlite3.Connection, path: Path) -> int:
     return int(conn.execute("SELECT MAX(seq) FROM samples").fetchone()[0] or 0)
 
 
+def open_pg(store_url: str, pool_size: int) -> Pool:
+    """The PostgreSQL backend's pool, its schema migrated (every area of ``schema_pg``);
+    ``SchemaTooNew`` (one line) for a database a newer dashboard wrote, ``PgUnavailable`` when
+    the server does not answer."""
+    pool = Pool(ConnParams.from_url(store_url), pool_size)
+    try:
+        conn = pool.connect()
+        try:
+            check_not_newer(conn, schema_pg.known_versions())
+            for area, steps in schema_pg.AREAS.items():
+                migrate(conn, area, steps)
+        finally:
+            conn.close()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
 class Store:
+    """``store_url`` (``postgresql://...``): the history and the tables of the other areas
+    (accounts, alerts, outbox, reports, ...) are in PostgreSQL, and ``connect()`` hands out its
+    pooled connections (``store_pool_size`` at most; the history's writer holds one); empty:
+    everything in the SQLite file under ``data_dir``."""
+
     def __init__(self, data_dir: Path | str, raw_retention_h: float = 48.0,
-                 rollup_retention_d: float = 400.0) -> None:
+                 rollup_retention_d: float = 400.0, store_url: str | None = None,
+                 pool_size: int = 20) -> None:
+        self.pool = open_pg(store_url, pool_size) if store_url else None
+        self.backend = "postgresql" if self.pool is not None else "sqlite"
         self.data_dir = make_private(data_dir)      # password hashes and tokens: owner only
-        self.path = private_file(file_in(self.data_dir))
+        self.path = file_in(self.data_dir)          # SQLite's file (not made on PostgreSQL)
         self.raw_retention_s = raw_retention_h * 3600
         self.rollup_retention_s = rollup_retention_d * 86400
         self._lock = threading.Lock()
         self._labels_cache: dict[tuple[tuple[str, str], ...], str] = {}
-        self._conn = connect(self.path)
-        self._legacy_seq = _open_schema(self._conn, self.path)
+        self._conn: Connection
+        self._in_thread = False                  # a reading() view: connections of its own
+        if self.pool is not None:
+            self._thread_conns = history_pg.ThreadConnections(self.pool.params, pool_size)
+            try:
+                self._conn = self.pool.connect()     # the writer's; its schema is migrated
+            except BaseException:
+                self.pool.close()
+                raise
+            self._legacy_seq = 0
+        else:
+            self._conn = connect(private_file(self.path))
+            self._legacy_seq = _open_schema(self._conn, self.path)
         self._catalog = Catalog()
         self._ticks = storeticks.TickReads(self._conn, self._catalog)
         self._latest = storelatest.LatestWriter()
@@ -121,33 +148,60 @@ class Store:
         self._dropped_logged_at = float("-inf")
         with self._lock:
             self._catalog.refresh(self._conn)
-        if convert.needed(self._conn):           # a data dir of the version-1 layout
+        if self.pool is None and convert.needed(self._conn):    # the version-1 layout's file
             convert.run(self)
 
-    def connect(self) -> sqlite3.Connection:
-        """A separate connection to the same file, for modules that keep their own tables."""
+    def connect(self) -> Connection:
+        """A connection of its own for modules that keep their own tables: to the same file, or
+        (``store_url``) one of the pool's, given back by its ``close()``; in a ``reading()``
+        view (an OS thread: the daily summary's repositories) one of the thread's own."""
+        if self.pool is not None:
+            return self._thread_conns.connect() if self._in_thread else self.pool.connect()
         return connect(self.path)
+
+    def health(self) -> dict[str, Any]:
+        """The PostgreSQL server's (``status`` ok | error, ``error``, ``since``); always ok on
+        SQLite, whose trouble shows where it is written (``spool.py``)."""
+        return self.pool.health() if self.pool is not None else {"status": "ok"}
+
+    def history_connect(self) -> Connection:
+        """A connection of its own to the history's tables (long readers), closed by its user:
+        on PostgreSQL a pooled one, or in a ``reading()`` view (an OS thread) one of the
+        thread's own (``history_pg.ThreadConnection``)."""
+        if self.pool is None:
+            return connect(self.path)
+        if self._in_thread:
+            return self._thread_conns.connect()
+        return self.pool.connect()
 
     def next_fence(self) -> int:
         """A fencing token higher than every one issued before (``store/fence.py``)."""
         conn = self.connect()
         try:
-            return storefence.SqliteFence(conn).next_fence()
+            return storefence.for_conn(conn).next_fence()
         finally:
             conn.close()
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._conn.close()                   # on PostgreSQL: back to the pool, closed next
+        if self.pool is not None:
+            self.pool.close()
+            self._thread_conns.close()
 
     @contextmanager
     def reading(self) -> Iterator["Store"]:
         """This store for reads in another OS thread (dashboard/offload.py), on a connection and
         a lock of its own: the store's connection and lock belong to the event loop's thread
         (under eventlet the lock is a green one, which an OS thread must not wait on), and WAL
-        runs the read beside the appends, which never wait for it. Reads only."""
+        runs the read beside the appends, which never wait for it. Reads only. With
+        ``store_url`` the view's connections (``connect``, ``history_connect``) are the OS
+        threads' own (``history_pg.ThreadConnections``: real sockets, a real lock, kept idle
+        for the next read): the store's pool, its lock and its connections' sockets belong to
+        the event loop."""
         view = copy.copy(self)
-        view._conn = self.connect()
+        view._in_thread = True
+        view._conn = view.history_connect()
         view._lock = threading.Lock()            # used by this one thread: never contended
         view._catalog = Catalog()                # the writer's grows on the loop's thread
         view._catalog.refresh(view._conn)
@@ -237,7 +291,13 @@ class Store:
             remember()
 
     def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+        if isinstance(self._conn, sqlite3.Connection):
+            self._conn.execute("BEGIN IMMEDIATE")
+        else:
+            history_pg.begin(self._conn)
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(history_pg.SET_META, (key, value))     # an upsert both engines read
 
     def _rollback(self) -> None:
         self._latest.forget()
@@ -280,10 +340,13 @@ class Store:
         if self._row_span is None:
             self._row_span = self._ticks.span()
         if spread > self._row_span:          # another writer may have widened it further
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
-                "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
-                (storeticks.SPAN_KEY, spread))
+            if is_pg(self._conn):
+                self._conn.execute(history_pg.WIDEN, (storeticks.SPAN_KEY, repr(float(spread))))
+            else:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?1, MAX(?2, COALESCE("
+                    "(SELECT CAST(value AS REAL) FROM meta WHERE key = ?1), 0)))",
+                    (storeticks.SPAN_KEY, spread))
             self._row_span = spread
 
     def write_rollup_blocks(self, blocks: Iterable[HourBlock],
@@ -296,8 +359,7 @@ class Store:
             try:
                 n = storerollups.replace_blocks(self._conn, self._catalog, blocks)
                 if rolled_until is not None:
-                    self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                       (HistoryReads.ROLLED_UNTIL, str(int(rolled_until))))
+                    self._set_meta(HistoryReads.ROLLED_UNTIL, str(int(rolled_until)))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -348,7 +410,7 @@ class Store:
             return reads.rows_since(since, queue_labels, other_agents_hosts, until)
 
     def _reads(self) -> HistoryReads:
-        return HistoryReads(self.connect())
+        return HistoryReads(self.history_connect())
 
     def last_seq(self) -> int:
         with self._lock:
@@ -433,8 +495,7 @@ class Store:
                     self._conn.execute("ROLLBACK")
                     return False
                 storerollups.merge_into(self._conn, start // 3600 * 3600, rolled)
-                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                   (HistoryReads.ROLLED_UNTIL, str(end)))
+                self._set_meta(HistoryReads.ROLLED_UNTIL, str(end))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -506,15 +567,19 @@ class Store:
                 try:
                     # The newest number survives its tick: numbering goes on from it.
                     # (Never lowered: with no tick left, the floor it had stays.)
-                    self._conn.execute(
+                    pg = is_pg(self._conn)
+                    self._conn.execute(history_pg.SEQ_FLOOR if pg else
                         "INSERT OR REPLACE INTO meta VALUES ('history.seq_floor', MAX("
                         "(SELECT COALESCE(MAX(seq + n - 1), 0) FROM ticks), COALESCE((SELECT"
                         " CAST(value AS INTEGER) FROM meta WHERE key = 'history.seq_floor'), 0)))")
                     rows = self._conn.execute(
                         "SELECT seq, n FROM ticks WHERE ts < ? ORDER BY ts LIMIT ?",
-                        (raw_cut, PRUNE_BATCH)).fetchall()
-                    self._conn.executemany("DELETE FROM ticks WHERE seq = ?",
-                                           [(seq,) for seq, _ in rows])
+                        (float(raw_cut), PRUNE_BATCH)).fetchall()
+                    if pg:                  # one statement for the batch
+                        self._conn.execute(history_pg.DELETE_TICKS, ([seq for seq, _ in rows],))
+                    else:
+                        self._conn.executemany("DELETE FROM ticks WHERE seq = ?",
+                                               [(seq,) for seq, _ in rows])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._rollback()
@@ -528,12 +593,17 @@ class Store:
         return deleted
 
     def stats(self) -> dict[str, int]:
-        """Samples, tick rows, rollup blocks and file size, for the benchmarks."""
+        """Samples, tick rows, rollup blocks and size (the file, or on PostgreSQL the history's
+        tables with their indexes and TOAST), for the benchmarks."""
         with self._lock:
             samples, rows = self._conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM ticks").fetchone()
             blocks = self._conn.execute("SELECT COUNT(*) FROM rollups").fetchone()[0]
-        size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*") if p.exists())
+            if is_pg(self._conn):
+                size = int(self._conn.execute(history_pg.SIZE).fetchone()[0])
+        if not is_pg(self._conn):
+            size = sum(p.stat().st_size for p in self.data_dir.glob(FILE_NAME + "*")
+                       if p.exists())
         return {"raw_samples": int(samples), "raw_rows": int(rows), "rollup_blocks": int(blocks),
                 "bytes": size}
 

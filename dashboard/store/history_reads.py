@@ -13,7 +13,6 @@ per-minute Python object.
 from __future__ import annotations
 
 import operator
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
@@ -26,6 +25,7 @@ from dashboard.store.blocks import Minutes
 from dashboard.store.catalog import Catalog, Shape, labels_text
 from dashboard.store.rollups import BlockReads
 from dashboard.store.ticks import Row, TickReads
+from dashboard.store.txn import Connection
 
 # How a level is breached by a minute's mean: (direction, inclusive) -> comparison.
 _OPS = {("above", False): operator.gt, ("above", True): operator.ge,
@@ -74,7 +74,7 @@ class HistoryReads:
 
     ROLLED_UNTIL = "history.rolled_until"      # meta: minutes before it are rolled up
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
         catalog = Catalog()
         self._ticks = TickReads(conn, catalog)

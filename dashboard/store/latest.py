@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from dashboard.model import Sample
 from dashboard.store.ticks import TickReads
+from dashboard.store.txn import is_pg
 
 SCHEMA = """
 -- Per source, the sequence range of its newest append (dashboard/store/latest.py).
@@ -39,6 +40,12 @@ CREATE TABLE IF NOT EXISTS newest_left (
     PRIMARY KEY (source, labels)
 ) WITHOUT ROWID;
 """
+
+_LEFT_PG = ("INSERT INTO newest_left SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]),"
+            " CAST(? AS BIGINT[])) ON CONFLICT (source, labels) DO UPDATE SET seq = excluded.seq")
+_NEWEST_PG = ("INSERT INTO newest_ticks SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]),"
+              " CAST(? AS BIGINT[])) ON CONFLICT (source) DO UPDATE SET"
+              " first_seq = excluded.first_seq, last_seq = excluded.last_seq")
 
 Key = str                                   # the labels' stored text, within one source
 Commit = Callable[[], None]
@@ -78,10 +85,15 @@ class LatestWriter:
             if len(before) != len(keys) or before.keys() != keys.keys():
                 dropped.extend((src, lab, seq) for lab, seq in before.items() if lab not in keys)
         c = reads.conn
-        if dropped:
-            c.executemany("INSERT OR REPLACE INTO newest_left VALUES (?,?,?)", dropped)
-        c.executemany("INSERT OR REPLACE INTO newest_ticks VALUES (?,?,?)",
-                      [(src, lo, hi) for src, (lo, hi) in ranges.items()])
+        newest = [(src, lo, hi) for src, (lo, hi) in ranges.items()]
+        if is_pg(c):                # a statement each, not a round trip per row
+            if dropped:
+                c.execute(_LEFT_PG, [list(col) for col in zip(*dropped)])
+            c.execute(_NEWEST_PG, [list(col) for col in zip(*newest)])
+        else:
+            if dropped:
+                c.executemany("INSERT OR REPLACE INTO newest_left VALUES (?,?,?)", dropped)
+            c.executemany("INSERT OR REPLACE INTO newest_ticks VALUES (?,?,?)", newest)
         last = first + len(sources) - 1
 
         def commit() -> None:

@@ -2,12 +2,14 @@
 ``dashboard/signing.py``: a link is used once, also across processes sharing the store.
 
 Each call opens its own connection (``connect``: the store's), as links are checked from web
-requests in any thread or process.
+requests in any thread or process. The same SQL on SQLite and PostgreSQL (``txn.py``).
 """
 from __future__ import annotations
 
-import sqlite3
 from typing import Callable
+
+from dashboard.store.migrations import ensure
+from dashboard.store.txn import Connection, IntegrityError, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signed_link_uses (
@@ -18,13 +20,22 @@ CREATE TABLE IF NOT EXISTS signed_link_uses (
 ) WITHOUT ROWID;
 """
 
+PG_MIGRATIONS = ["""
+CREATE TABLE signed_link_uses (
+    nonce   TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    used_at DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
+"""]
+
 
 class LinkUsesRepo:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Connection]) -> None:
         self._connect = connect
         conn = connect()
         try:
-            conn.executescript(SCHEMA)
+            ensure(conn, SCHEMA, "link_uses", PG_MIGRATIONS)
         finally:
             conn.close()
 
@@ -43,15 +54,12 @@ class LinkUsesRepo:
         dropped: a nonce is only needed while its link could still verify."""
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.execute("INSERT INTO signed_link_uses (nonce, purpose, used_at, expires) "
                              "VALUES (?, ?, ?, ?)", (nonce, purpose, now, expires))
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                return False
-            conn.execute("DELETE FROM signed_link_uses WHERE expires < ?", (forget_before,))
-            conn.execute("COMMIT")
+                conn.execute("DELETE FROM signed_link_uses WHERE expires < ?", (forget_before,))
             return True
+        except IntegrityError:
+            return False
         finally:
             conn.close()

@@ -16,7 +16,9 @@ import sqlite3
 from typing import Any, Callable, Mapping
 
 from dashboard.store.history_reads import HistoryReads
+from dashboard.store.migrations import ensure
 from dashboard.store.statements import StatementsRepo
+from dashboard.store.txn import Connection, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS report_deliveries (
@@ -38,21 +40,53 @@ CREATE TABLE IF NOT EXISTS report_day_done (
     PRIMARY KEY (tz, day)
 ) WITHOUT ROWID;
 """
+PG_MIGRATIONS = ["""
+CREATE TABLE report_deliveries (
+    date TEXT PRIMARY KEY,
+    claimed_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION,
+    recipients TEXT NOT NULL,
+    error TEXT,
+    permanent INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE report_day_series (
+    tz TEXT NOT NULL, day TEXT NOT NULL, metric TEXT NOT NULL, labels TEXT NOT NULL,
+    minutes BIGINT NOT NULL, n BIGINT NOT NULL, sum DOUBLE PRECISION NOT NULL,
+    min DOUBLE PRECISION NOT NULL, max DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tz, day, metric, labels)
+);
+CREATE TABLE report_day_done (
+    tz TEXT NOT NULL, day TEXT NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (tz, day)
+);
+"""]
 DELIVERY_COLUMNS = ("date", "claimed_at", "sent_at", "recipients", "error", "permanent")
 
 Totals = tuple[int, int, float, float, float]    # minutes, n, sum, min, max of a series-day
 
 
 class ReportsRepo:
-    """``connect``: the store's ``connect``. Close it (``close`` or ``with closing(...)``)."""
+    """``connect``: the store's ``connect``; ``history_connect``: the store's
+    ``history_connect``, for the history's tables when they are not on ``connect``'s database.
+    Close it (``close`` or ``with closing(...)``)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Connection],
+                 history_connect: Callable[[], Connection] | None = None) -> None:
         self._conn = connect()
-        self._conn.executescript(SCHEMA)
-        self.history = HistoryReads(self._conn)
+        ensure(self._conn, SCHEMA, "reports", PG_MIGRATIONS)
+        self._history_conn: Connection | None = None
+        if isinstance(self._conn, sqlite3.Connection):      # one file: one connection for both
+            self.history = HistoryReads(self._conn)
+        else:
+            if history_connect is None:
+                raise ValueError("the history's tables are elsewhere: pass history_connect")
+            self._history_conn = history_connect()
+            self.history = HistoryReads(self._history_conn)
 
     def close(self) -> None:
         self._conn.close()
+        if self._history_conn is not None:
+            self._history_conn.close()
 
     # --- the morning e-mail --------------------------------------------------------------------
 
@@ -62,8 +96,7 @@ class ReportsRepo:
         pass, or a claim older than ``stale_s`` without a result (a crashed sender), is taken
         again."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             row = conn.execute("SELECT sent_at, error, permanent, claimed_at FROM report_deliveries"
                                " WHERE date = ?", (day,)).fetchone()
             why = None
@@ -81,11 +114,7 @@ class ReportsRepo:
                 else:                             # a failure that may pass, or a dead sender
                     conn.execute("UPDATE report_deliveries SET claimed_at = ? WHERE date = ?",
                                  (now, day))
-            conn.execute("COMMIT")
-            return why
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return why
 
     def delivery_failed(self, day: str, error: str, permanent: bool, now: float) -> None:
         self._conn.execute("UPDATE report_deliveries SET error = ?, permanent = ?,"
@@ -125,17 +154,12 @@ class ReportsRepo:
         """Keep ``day``'s totals per (metric, labels) for the metrics of ``signature``,
         replacing what was kept."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.execute("DELETE FROM report_day_series WHERE tz = ? AND day = ?", (tz, day))
             conn.executemany("INSERT INTO report_day_series VALUES (?,?,?,?,?,?,?,?,?)",
                              [(tz, day, m, lab, *t) for (m, lab), t in totals.items()])
-            conn.execute("INSERT OR REPLACE INTO report_day_done VALUES (?, ?, ?)",
-                         (tz, day, signature))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn.execute("INSERT INTO report_day_done VALUES (?, ?, ?) ON CONFLICT (tz, day)"
+                         " DO UPDATE SET metrics = excluded.metrics", (tz, day, signature))
 
     # --- the other areas' figures of a day -----------------------------------------------------
 

@@ -4,10 +4,12 @@
 quantile sketch. The rollup job adds the minutes it rolls up to their hour's row (read, merged,
 written back in its transaction), so a block grows a minute at a time and the watermark in
 ``meta`` says which minutes are in.
+
+On PostgreSQL (``history_pg.py``) a block is keyed by (series, hour) and rewritten in place (an
+upsert), and a batch of blocks is one statement.
 """
 from __future__ import annotations
 
-import sqlite3
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from dashboard.store import blocks, sketch
 from dashboard.store.blocks import Minutes
 from dashboard.store.catalog import Catalog
 from dashboard.store.ticks import TickReads
+from dashboard.store.txn import Connection, is_pg
 
 # A rowid table: a block rewritten (the rollup job adds a minute to the hour's block each
 # minute) is deleted and appended anew (REPLACE), so an hour's final blocks end up packed in
@@ -67,13 +70,20 @@ def roll(reads: TickReads, start: int, end: int) -> dict[int, tuple[dict[int, Mi
     return out
 
 
-def merge_into(conn: sqlite3.Connection, hour: int,
+def merge_into(conn: Connection, hour: int,
                rolled: Mapping[int, tuple[Mapping[int, MinuteRow], Mapping[int, int]]]) -> None:
     """Add minutes and sketch counts to the blocks of ``hour`` (inside a write transaction). A
     minute already in a block is merged with the new one, as the sketch counts are."""
-    old = {sid: (m, s) for sid, m, s in conn.execute(
-        "SELECT series, minutes, sketch FROM rollups WHERE hour = ? AND series IN"
-        f" ({','.join('?' * len(rolled))})", (hour, *rolled))} if rolled else {}
+    if not rolled:
+        old = {}
+    elif is_pg(conn):               # one statement text whatever the number of series
+        old = {sid: (m, s) for sid, m, s in conn.execute(
+            "SELECT series, minutes, sketch FROM rollups WHERE hour = ?"
+            " AND series = ANY(CAST(? AS BIGINT[]))", (hour, list(rolled)))}
+    else:
+        old = {sid: (m, s) for sid, m, s in conn.execute(
+            "SELECT series, minutes, sketch FROM rollups WHERE hour = ? AND series IN"
+            f" ({','.join('?' * len(rolled))})", (hour, *rolled))}
     rows = []
     for sid, (minutes, buckets) in rolled.items():
         merged = dict(minutes)
@@ -88,10 +98,10 @@ def merge_into(conn: sqlite3.Connection, hour: int,
             merged = {**have, **merged}
             total.update(sketch.decode(old[sid][1]))
         rows.append(_row(sid, hour, Minutes.of(merged), total))
-    conn.executemany(_INSERT, rows)
+    _write(conn, rows)
 
 
-def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[HourBlock]) -> int:
+def replace_blocks(conn: Connection, catalog: Catalog, given: Iterable[HourBlock]) -> int:
     """Write whole blocks (the bulk path), replacing what those hours held; returns how many."""
     rows = []
     for b in given:
@@ -99,12 +109,29 @@ def replace_blocks(conn: sqlite3.Connection, catalog: Catalog, given: Iterable[H
             raise ValueError(f"{b.metric}: hour {b.hour} must be whole and hold its minutes")
         sid = catalog.add_series(conn, b.metric, b.labels)
         rows.append(_row(sid, b.hour, Minutes.of(b.minutes), b.buckets))
-    conn.executemany(_INSERT, rows)
+    _write(conn, rows)
     return len(rows)
 
 
 _INSERT = ("INSERT OR REPLACE INTO rollups(series, hour, minutes, sketch, n, total, lo, hi)"
            " VALUES (?,?,?,?,?,?,?,?)")
+_UPSERT_PG = ("INSERT INTO rollups(series, hour, minutes, sketch, n, total, lo, hi)"
+              " SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BYTEA[]),"
+              " CAST(? AS BYTEA[]), CAST(? AS BIGINT[]), CAST(? AS FLOAT8[]), CAST(? AS FLOAT8[]),"
+              " CAST(? AS FLOAT8[])) ON CONFLICT (series, hour) DO UPDATE SET"
+              " minutes = excluded.minutes, sketch = excluded.sketch, n = excluded.n,"
+              " total = excluded.total, lo = excluded.lo, hi = excluded.hi")
+PG_BATCH = 1_000                 # blocks per statement on PostgreSQL
+
+
+def _write(conn: Connection, rows: list[tuple[int, int, bytes, bytes, int, float, float, float]]
+           ) -> None:
+    """Blocks written over what their (series, hour) held."""
+    if not is_pg(conn):
+        conn.executemany(_INSERT, rows)
+        return
+    for i in range(0, len(rows), PG_BATCH):
+        conn.execute(_UPSERT_PG, [list(c) for c in zip(*rows[i:i + PG_BATCH])])
 
 
 def _row(sid: int, hour: int, m: Minutes, buckets: Mapping[int, int]) -> tuple[
@@ -133,7 +160,7 @@ def _clip(m: Minutes, since: int, until: int) -> Minutes | None:
 class BlockReads:
     """Reads of the rollup blocks on ``conn``."""
 
-    def __init__(self, conn: sqlite3.Connection, catalog: Catalog) -> None:
+    def __init__(self, conn: Connection, catalog: Catalog) -> None:
         self.conn = conn
         self.catalog = catalog
 
@@ -234,7 +261,7 @@ class BlockReads:
                 for sid, (m, lab) in sorted(self.catalog.series.items())]
 
 
-def prune(conn: sqlite3.Connection, catalog: Catalog, before: float) -> int:
+def prune(conn: Connection, catalog: Catalog, before: float) -> int:
     """Delete the blocks of hours that ended before ``before`` (a series' range delete each)."""
     catalog.refresh(conn)
     cut = int(before) // HOUR * HOUR - HOUR

@@ -8,12 +8,16 @@
   cursor).
 
 The repository keeps one connection for its life; its caller (the book) serialises the calls
-with its own lock, as it did when it held the connection itself.
+with its own lock, as it did when it held the connection itself. The same SQL on SQLite and
+PostgreSQL (``txn.py``); only the schema is written twice (``PG_MIGRATIONS``).
 """
 from __future__ import annotations
 
 import sqlite3
 from typing import Any, Callable, Iterable, Sequence
+
+from dashboard.store.migrations import ensure
+from dashboard.store.txn import Connection, has_table, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS db_statement_texts (
@@ -30,10 +34,30 @@ CREATE TABLE IF NOT EXISTS db_statement_hours (
     rows_examined REAL, rows_sent REAL, PRIMARY KEY (hour, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS db_statement_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_UPSERT = """INSERT INTO {t} VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET
- calls = calls + excluded.calls, total_ms = total_ms + excluded.total_ms,
- max_ms = max(max_ms, excluded.max_ms), rows_examined = rows_examined + excluded.rows_examined,
- rows_sent = rows_sent + excluded.rows_sent"""
+PG_MIGRATIONS = ["""
+CREATE TABLE db_statement_texts (
+    key        TEXT PRIMARY KEY,
+    schema_name TEXT,
+    text       TEXT NOT NULL,
+    first_seen DOUBLE PRECISION
+);
+CREATE TABLE db_statement_days (
+    day TEXT NOT NULL, key TEXT NOT NULL, calls DOUBLE PRECISION, total_ms DOUBLE PRECISION,
+    max_ms DOUBLE PRECISION, rows_examined DOUBLE PRECISION, rows_sent DOUBLE PRECISION,
+    PRIMARY KEY (day, key));
+CREATE TABLE db_statement_hours (
+    hour BIGINT NOT NULL, key TEXT NOT NULL, calls DOUBLE PRECISION, total_ms DOUBLE PRECISION,
+    max_ms DOUBLE PRECISION, rows_examined DOUBLE PRECISION, rows_sent DOUBLE PRECISION,
+    PRIMARY KEY (hour, key));
+CREATE TABLE db_statement_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""]
+# The stored row is named by its table: a bare column would be ambiguous beside ``excluded``
+# on PostgreSQL. The larger maximum by CASE: SQLite has no GREATEST, PostgreSQL no max(a, b).
+_UPSERT = """INSERT INTO {t} VALUES (?,?,?,?,?,?,?) ON CONFLICT ({k}, key) DO UPDATE SET
+ calls = {t}.calls + excluded.calls, total_ms = {t}.total_ms + excluded.total_ms,
+ max_ms = CASE WHEN excluded.max_ms > {t}.max_ms THEN excluded.max_ms ELSE {t}.max_ms END,
+ rows_examined = {t}.rows_examined + excluded.rows_examined,
+ rows_sent = {t}.rows_sent + excluded.rows_sent"""
 
 Totals = tuple[float, float, float, float, float]     # calls, total_ms, max_ms, rows ex., rows sent
 Text = tuple[str, "str | None", str, "float | None"]   # key, schema, text, first seen
@@ -43,10 +67,10 @@ class StatementsRepo:
     """``connect``: the store's ``connect``; None keeps the tables in memory (a book without a
     store: the collector before the runtime hands it one, and tests)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection] | None = None) -> None:
-        self._db = connect() if connect is not None else sqlite3.connect(
+    def __init__(self, connect: Callable[[], Connection] | None = None) -> None:
+        self._db: Connection = connect() if connect is not None else sqlite3.connect(
             ":memory:", check_same_thread=False, isolation_level=None)
-        self._db.executescript(SCHEMA)
+        ensure(self._db, SCHEMA, "statements", PG_MIGRATIONS)
 
     def keys(self) -> set[str]:
         """Every statement whose text is kept."""
@@ -57,23 +81,22 @@ class StatementsRepo:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO db_statement_meta VALUES (?, ?)", (key, value))
+        self._db.execute("INSERT INTO db_statement_meta VALUES (?, ?) ON CONFLICT (key)"
+                         " DO UPDATE SET value = excluded.value", (key, value))
 
     def add(self, day: str, hour: int, texts: Sequence[Text],
             totals: Iterable[tuple[str, float, float, float, float, float]]) -> None:
         """New texts (a known key is left as it is) and one interval's ``(key, *Totals)`` added
         to the day's and the hour's totals, in one transaction."""
         rows = list(totals)
-        self._db.execute("BEGIN")
-        try:
+        with immediate(self._db):
             if texts:
-                self._db.executemany("INSERT OR IGNORE INTO db_statement_texts VALUES (?,?,?,?)", texts)
-            self._db.executemany(_UPSERT.format(t="db_statement_days"), [(day, *r) for r in rows])
-            self._db.executemany(_UPSERT.format(t="db_statement_hours"), [(hour, *r) for r in rows])
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                self._db.executemany("INSERT INTO db_statement_texts VALUES (?,?,?,?)"
+                                     " ON CONFLICT DO NOTHING", texts)
+            self._db.executemany(_UPSERT.format(t="db_statement_days", k="day"),
+                                 [(day, *r) for r in rows])
+            self._db.executemany(_UPSERT.format(t="db_statement_hours", k="hour"),
+                                 [(hour, *r) for r in rows])
 
     def prune(self, hours_before: float, days_before: str, texts_seen_before: float,
               texts_since: float) -> bool:
@@ -82,12 +105,11 @@ class StatementsRepo:
         count from ``texts_since``) that no kept day calls. True when a text was dropped."""
         self._db.execute("DELETE FROM db_statement_hours WHERE hour < ?", (hours_before,))
         self._db.execute("DELETE FROM db_statement_days WHERE day < ?", (days_before,))
-        before = self._db.total_changes
-        self._db.execute(
+        dropped = self._db.execute(
             "DELETE FROM db_statement_texts WHERE COALESCE(first_seen, ?) < ? AND key NOT IN"
             " (SELECT key FROM db_statement_days WHERE day >= ?)",
-            (texts_since, texts_seen_before, days_before))
-        return self._db.total_changes != before
+            (texts_since, texts_seen_before, days_before)).rowcount
+        return dropped > 0
 
     def day(self, day: str) -> dict[str, Totals]:
         """Each statement called on ``day``: its totals."""
@@ -114,13 +136,12 @@ class StatementsRepo:
         return out
 
     @staticmethod
-    def heaviest_of_day(db: sqlite3.Connection, day: str, limit: int) -> dict[str, Any] | None:
+    def heaviest_of_day(db: Connection, day: str, limit: int) -> dict[str, Any] | None:
         """The day's sums (``total_ms``, ``calls``) and its ``limit`` statements of most total
         time, each ``(key, *Totals, schema, text)``, read on ``db`` (the reports' connection);
         None when no statement was ever recorded (the tables are not created here: a store
         without a MySQL collector has none)."""
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                      " AND name = 'db_statement_days'").fetchone() is None:
+        if not has_table(db, "db_statement_days"):
             return None
         total_ms, calls = db.execute("SELECT COALESCE(SUM(total_ms), 0), COALESCE(SUM(calls), 0)"
                                      " FROM db_statement_days WHERE day = ?", (day,)).fetchone()

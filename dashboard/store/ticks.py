@@ -14,7 +14,6 @@ test's day) is cut into several rows; ``meta`` keeps the widest span written (``
 from __future__ import annotations
 
 import json
-import sqlite3
 import zlib
 from array import array
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from dashboard.model import Sample
 from dashboard.store import columns
 from dashboard.store.catalog import Catalog, Shape
+from dashboard.store.txn import Connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ticks (
@@ -89,7 +89,7 @@ def row_cuts(times: Sequence[float]) -> list[tuple[int, int]]:
 class TickReads:
     """Reads of the raw rows on ``conn`` (the store's, or a reader's own connection)."""
 
-    def __init__(self, conn: sqlite3.Connection, catalog: Catalog) -> None:
+    def __init__(self, conn: Connection, catalog: Catalog) -> None:
         self.conn = conn
         self.catalog = catalog
 

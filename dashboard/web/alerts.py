@@ -229,7 +229,7 @@ def api_backtest():
 
 def _backtest(store: Any, rules: dict, intervals: dict[str, float], since: float,
               until: float) -> dict[str, Any]:
-    with HistoryReads(store.connect()) as history:
+    with HistoryReads(store.history_connect()) as history:
         return backtest.backtest(history, rules, intervals, since, until)
 
 

@@ -9,6 +9,8 @@ from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from dashboard.store.pg import PgUnavailable
+
 SQLITE_INT_MAX = 2 ** 63 - 1
 
 
@@ -70,6 +72,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(BadRequest)
     def _bad_request(e: BadRequest):
         return jsonify(error=str(e)), e.status
+
+    @app.errorhandler(PgUnavailable)
+    def _store_unavailable(e: PgUnavailable):
+        # store_url's server does not answer (logins, alerts, reports live there): say so,
+        # and when to try again, instead of a 500 with a traceback per request.
+        resp = refuse(503, "the store is unavailable (its database does not answer); try again shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

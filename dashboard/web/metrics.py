@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from dashboard.collectors.catalog import all_metrics
 from dashboard.model import Sample
 from dashboard.store import alerts as alert_state
-from dashboard.store.fence import SqliteFence
+from dashboard.store.fence import for_conn as fence_for
 
 bp = Blueprint("prometheus", __name__)
 
@@ -180,7 +180,7 @@ class StoreCollector:
         from prometheus_client.metrics_core import CounterMetricFamily
         conn = self.runtime.store.connect()
         try:
-            refused = SqliteFence(conn).refused()
+            refused = fence_for(conn).refused()
         finally:
             conn.close()
         return CounterMetricFamily(

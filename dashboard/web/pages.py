@@ -43,7 +43,7 @@ def healthz():
     """
     rt = current_app.extensions["dashboard"]
     collectors = rt.collector_status()
-    store = rt.spool.status()
+    store = rt.store_status()
     if g.principal is None:
         collectors = {name: {k: c.get(k) for k in ANONYMOUS_HEALTH} for name, c in collectors.items()}
         store = {k: store[k] for k in ANONYMOUS_HEALTH}

@@ -9,6 +9,7 @@ nothing waits in the outbox, then runs until killed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,12 @@ def main() -> None:
     # An optional 4th argument: the [[notify]] table as JSON (a vendor's channel) instead.
     notify = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {"kind": "webhook", "url": url,
                                                                 "name": "hook"}
+    # DASHBOARD_STORE_URL: the store_backend fixture's PostgreSQL database, as a real process
+    # would take it from its environment.
+    store_url = os.environ.get("DASHBOARD_STORE_URL")
     svc, _ = make_service(data_dir, [notify],
-                          {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}})
+                          {"db_pool_utilization": {"for_s": 0, "keep_firing_for_s": 0}},
+                          **({"store_url": store_url} if store_url else {}))
     svc.outbox.start()
     svc.process([pool(value)])
     print("ready", flush=True)

@@ -41,7 +41,7 @@ def make_service(data_dir: Path, notify: list[dict[str, Any]], rules: dict | Non
     settings = config.from_dict({"data_dir": str(data_dir), "host_name": "web-1",
                                  "public_url": "http://127.0.0.1:8050", "notify": notify,
                                  "rules": rules or {}, **extra})
-    store = Store(settings.data_dir)
+    store = Store(settings.data_dir, store_url=settings.store_url)
     signer = signing.LinkSigner(signing.secret_key(settings.data_dir), store.connect)
     svc = alerting.build(settings, store, sources or {}, policy=policy,
                          ack_link=alerting.ack_link_maker(settings, signer), clock=clock,

@@ -31,7 +31,7 @@ from itsdangerous import URLSafeTimedSerializer
 from dashboard.auth import signing
 from dashboard.auth.accounts import Accounts, User
 from dashboard.auth.guard import LOGIN_KEY
-from dashboard.store import connect as sqlite_connect
+from dashboard.store import Store
 
 SESSION_COOKIE = "dashboard_session"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -40,17 +40,19 @@ _names = itertools.count(1)
 
 @contextlib.contextmanager
 def accounts_for(target) -> Iterator[Accounts]:
-    """Accounts of a Flask app, or of a data dir (a real server's, the same SQLite file)."""
+    """Accounts of a Flask app, or of a data dir (a real server's, the same store)."""
     if isinstance(target, Flask):
         yield target.extensions["dashboard.accounts"]
         return
-    path = Path(target) / "history.sqlite3"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    acc = Accounts(lambda: sqlite_connect(path))
+    # The store a server of that data dir opens (on PostgreSQL under the store_backend fixture)
+    Path(target).mkdir(parents=True, exist_ok=True)
+    store = Store(target)
+    acc = Accounts(store.connect)
     try:
         yield acc
     finally:
         acc.close()
+        store.close()
 
 
 def add_user(target, name: str | None = None, role: str = "admin",
@@ -109,7 +111,7 @@ def logged_in_client(app: Flask, role: str = "admin", name: str | None = None) -
 
 
 def backdate_sessions(app: Flask, user: User, idle_s: float = 0, age_s: float = 0) -> None:
-    conn = sqlite_connect(app.extensions["dashboard"].store.path)
+    conn = app.extensions["dashboard"].store.connect()
     try:
         conn.execute("UPDATE auth_sessions SET last_seen = last_seen - ?, created = created - ? "
                      "WHERE user_id = ?", (idle_s, age_s, user.id))

@@ -21,10 +21,11 @@ def value(i: int, host: int, metric: int) -> float:
 
 
 def fill(data_dir: Path, hosts: int, metrics: int, hours: float, step_s: float = 60.0,
-         now: float | None = None) -> int:
-    """Fill ``data_dir``'s store, ending two minutes before ``now``; returns the ticks written."""
+         now: float | None = None, store_url: str | None = None) -> int:
+    """Fill ``data_dir``'s store (or ``store_url``'s), ending two minutes before ``now``; returns
+    the ticks written."""
     now = time.time() if now is None else now
-    store = Store(data_dir)
+    store = Store(data_dir, store_url=store_url)
     try:
         ticks = int((hours * 3600 - 120) // step_s)
         spike_at = ticks // 2

@@ -75,8 +75,9 @@ def kill_9_writer(data_dir, tick: str, ticks: int) -> list[int]:
     """Run a store writer in a child process and SIGKILL it once it has committed ``ticks`` ticks.
 
     ``tick`` is the body of its endless loop (Python, 4-space indented), with ``s`` the Store on
-    ``data_dir``, ``Sample`` imported, ``i`` the tick number (from 1) and ``time`` imported; it
-    must ``print(<last seq of the tick>, flush=True)`` after each append. Returns those seqs: the
+    ``data_dir`` (on ``DASHBOARD_STORE_URL`` when set: the ``store_backend`` fixture's database),
+    ``Sample`` imported, ``i`` the tick number (from 1) and ``time`` imported; it must
+    ``print(<last seq of the tick>, flush=True)`` after each append. Returns those seqs: the
     ticks the writer saw committed before it was killed.
     """
     import os
@@ -86,11 +87,11 @@ def kill_9_writer(data_dir, tick: str, ticks: int) -> list[int]:
     import textwrap
 
     code = textwrap.dedent(f"""
-        import sys, time
+        import os, sys, time
         sys.path.insert(0, {os.getcwd()!r})
         from dashboard.store import Store
         from dashboard.model import Sample
-        s = Store({str(data_dir)!r})
+        s = Store({str(data_dir)!r}, store_url=os.environ.get("DASHBOARD_STORE_URL") or None)
         i = 0
         while True:
             i += 1
