@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ import pymysql
 import pytest
 
 from dashboard.config.load import from_dict, parse_mysql
+from dashboard.config.load import load as load_config
 from tests.support.util import mysql_connect, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,3 +219,72 @@ def test_each_unit_command_line_is_one_the_dashboard_accepts(monkeypatch, name, 
     monkeypatch.setattr(cli, func, lambda args: seen.append(args) or 0)
     assert cli.main(argv.split()) == 0          # argparse exits 2 on an unknown option
     assert len(seen) == 1
+
+
+# --- deploy/two-machines -------------------------------------------------------------------------
+
+TWO = ROOT / "deploy" / "two-machines"
+DROP_INS = {"dashboard-collector.service": TWO / "systemd" / "dashboard-collector.service.d",
+            "dashboard-web@.service": TWO / "systemd" / "dashboard-web@.service.d"}
+
+
+def test_the_two_machine_layout_has_a_drop_in_for_each_unit_a_machine_runs():
+    assert sorted(p.name for p in (TWO / "systemd").iterdir()) == sorted(d.name for d in DROP_INS.values())
+    for unit, folder in DROP_INS.items():
+        assert [p.name for p in folder.iterdir()] == ["two-machines.conf"], unit
+        assert (UNITS / unit).exists()
+
+
+@pytest.mark.parametrize("name,unit", [("dashboard-web@8051.service", "dashboard-web@.service"),
+                                       ("dashboard-collector.service", "dashboard-collector.service")])
+def test_systemd_accepts_each_two_machine_unit_with_its_drop_in(tmp_path, name, unit):
+    """The unit and its drop-in folder side by side, as in /etc/systemd/system: verify reads
+    both (an unknown key or a bad value in the drop-in is reported)."""
+    for f in UNITS.iterdir():
+        (tmp_path / f.name).write_text(f.read_text().replace("/opt/dashboard", str(ROOT)))
+    folder = tmp_path / DROP_INS[unit].name
+    folder.mkdir()
+    (folder / "two-machines.conf").write_text((DROP_INS[unit] / "two-machines.conf").read_text())
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / name)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    problems = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.strip() and "not found" not in line.lower()]
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+def _drop_in(unit: str) -> configparser.ConfigParser:
+    p = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    p.optionxform = str               # type: ignore[assignment]
+    p.read(DROP_INS[unit] / "two-machines.conf")
+    return p
+
+
+@pytest.mark.parametrize("unit,argv", [
+    ("dashboard-collector.service", ["collect"]),
+    ("dashboard-web@.service", ["serve", "--web-only", "--bind", "127.0.0.1:0"]),
+])
+def test_a_machine_that_starts_while_postgresql_is_away_keeps_restarting(tmp_path, unit, argv):
+    """The process exits with a status systemd restarts (not the 2 of a bad configuration), and
+    the drop-in lifts the start limit that would otherwise leave the unit failed."""
+    from dashboard.demo.services import free_port
+
+    env = {**os.environ, "DASHBOARD_DATA_DIR": str(tmp_path / "data"),
+           "DASHBOARD_STORE_URL": f"postgresql://dashboard:s3cret-pg-pw@127.0.0.1:{free_port()}/dashboard",
+           "DASHBOARD_MESSAGE_QUEUE": f"redis://127.0.0.1:{free_port()}/1"}
+    env.pop("DASHBOARD_CONFIG", None)
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "dashboard", *argv],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    base = _unit(unit)["Service"]
+    assert result.returncode not in (0, int(base["RestartPreventExitStatus"])), result.stderr
+    assert base["Restart"] in ("always", "on-failure")
+    assert "s3cret-pg-pw" not in result.stdout + result.stderr
+    assert _drop_in(unit)["Unit"]["StartLimitIntervalSec"] == "0"
+
+
+def test_the_two_machine_configuration_loads_and_names_the_shared_services():
+    s = load_config(TWO / "dashboard.toml", env={})
+    assert s.store_url and s.store_url.startswith("postgresql://")
+    assert s.message_queue and s.message_queue.startswith("redis://")
+    assert s.host_name == "dashboard" and s.trusted_proxies == 1
+    assert s.data_dir == from_dict({}).data_dir       # each machine's own (the units set it)
