@@ -91,6 +91,11 @@ CREATE TABLE auth_known_addresses (
     last_login DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (user_id, addr_hash)
 );
+""", """
+CREATE TABLE auth_changes (  -- bumped by every ended login: web instances poll it
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    n          BIGINT NOT NULL
+);
 """]
 
 # The rows the repository gives, in column order:
@@ -201,7 +206,7 @@ class AccountsRepo:
         """Within the caller's lock and transaction: a login ended (logout, revocation, a
         password or role change, a deletion)."""
         self._conn.execute("INSERT INTO auth_changes (id, n) VALUES (1, 1)"
-                           " ON CONFLICT(id) DO UPDATE SET n = n + 1")
+                           " ON CONFLICT(id) DO UPDATE SET n = auth_changes.n + 1")
 
     def changes(self) -> int:
         """How many times a login ended so far: a web instance that sees it move re-checks the
