@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from dashboard.demo import services as devservices
-from tests.support import netns
+from tests.support import astlock, netns
 from tests.support.auth_helpers import add_token, add_user, logged_in_client
 from tests.support.receivers import SmtpSink, WebhookReceiver
+
+astlock.install()      # before any test starts a thread: CPython 3.11's AST state is shared
 
 # The private PostgreSQL (tests/support/pg.py): ``pg_cluster`` (session), ``pg_url`` (per test).
 pytest_plugins = ("tests.support.pg",)

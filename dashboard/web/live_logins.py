@@ -25,6 +25,7 @@ last socket is gone and starts again with the next; it sleeps with the Socket.IO
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class LoginWatch:
         self._sleep = sleep
         self.recheck_s = recheck_s
         self._lock = threading.Lock()
+        self._unreadable_logged_at = float("-inf")
         self._held: dict[str, SocketLogin] = {}
         self._watching = False
 
@@ -135,7 +137,13 @@ class LoginWatch:
     def _valid(self, login: SocketLogin) -> bool:
         try:
             return still_valid(login, self.accounts)
-        except Exception:  # noqa: BLE001 - the accounts file unreadable: keep, try again later
+        except sqlite3.OperationalError as e:    # the store away (a full disk, PostgreSQL down)
+            now = time.monotonic()
+            if now - self._unreadable_logged_at >= 60:     # one line a minute, not a traceback a socket
+                self._unreadable_logged_at = now
+                log.warning("could not check live sockets' logins (kept until the store answers): %s", e)
+            return True
+        except Exception:  # noqa: BLE001 - the accounts unreadable: keep, try again later
             log.exception("could not check a socket's login")
             return True
 
