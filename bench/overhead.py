@@ -311,12 +311,15 @@ def versus(tmp: Path, env: dict, targets: list[Subject], args) -> int:
     for n, root in enumerate(r for pair in order for r in pair):
         subjects = dashboard_phase(tmp, env, targets, args, root=root, data=f"data-{n}")
         dash, floor = subjects[0], subjects[1]
-        got[root].append((dash.cpu_pct(), (dash.pss_mean() or 0) / 2**20, dash.rss_mean() / 2**20,
-                          floor.cpu_pct()))
+        # schedstat (ns) rather than cpu_times' 10 ms ticks: the differences sought are small
+        got[root].append((harness.oncpu_percent_between(dash.samples[0], dash.samples[-1]),
+                          (dash.pss_mean() or 0) / 2**20, dash.rss_mean() / 2**20,
+                          harness.oncpu_percent_between(floor.samples[0], floor.samples[-1])))
         print(f"\nphase {n + 1}: {root}: CPU {got[root][-1][0]:.3f} %, PSS {got[root][-1][1]:.1f} MB "
               f"(floor {got[root][-1][3]:.3f} %); {harness.machine_line()}", flush=True)
     print(f"\n{harness.machine_line()}")
-    print(f"{'checkout':44} {'CPU % core':>10} {'PSS MB':>8} {'RSS MB':>8} {'floor CPU':>9}  phases")
+    print(f"{'checkout (CPU: schedstat)':44} {'CPU % core':>10} {'PSS MB':>8} {'RSS MB':>8} "
+          f"{'floor CPU':>9}  phases")
     means = {}
     for root, rows in got.items():
         means[root] = [sum(r[i] for r in rows) / len(rows) for i in range(4)]
