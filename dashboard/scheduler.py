@@ -267,6 +267,8 @@ class CollectorRunner:
         batch: list[Sample] = []
         started: list[tuple[Collector, _Call]] = []
         for c in collectors:
+            if self._stopped:                     # stop() ran meanwhile: start nothing more
+                return
             source = c.source
             call = self._inflight.get(source)
             if call is not None and not call.done.is_set():
