@@ -111,11 +111,11 @@ class Auth:
         return {"token": self.token} if self.token else None
 
 
-def prepare_auth(env: Mapping[str, str], role: str = "viewer") -> Auth:
+def prepare_auth(env: Mapping[str, str], role: str = "viewer", root: Path = ROOT) -> Auth:
     """Create an API token against the bench's data dir, if the app knows ``create-token``.
 
     Before issue 7 lands the command does not exist and the benches run without auth."""
-    proc = subprocess.run([PY, "-m", "dashboard", "create-token", "--role", role], cwd=ROOT,
+    proc = subprocess.run([PY, "-m", "dashboard", "create-token", "--role", role], cwd=root,
                           env=dict(env), capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         if "invalid choice" in proc.stderr:
@@ -256,6 +256,7 @@ class DashboardServer:
     proc: subprocess.Popen | None = None
     _tmp: Path | None = None
     auth: Auth = field(default_factory=Auth)
+    root: Path = ROOT                    # the checkout whose dashboard runs (bench --vs DIR)
 
     @property
     def url(self) -> str:
@@ -288,7 +289,7 @@ class DashboardServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         env = self.full_env()
-        self.auth = prepare_auth(env)
+        self.auth = prepare_auth(env, root=self.root)
         if self.before_start is not None:
             self.before_start(self.data_dir, env)
         argv = self.argv()
@@ -296,7 +297,7 @@ class DashboardServer:
             argv = ["setpriv", "--pdeathsig", "KILL", "--", *argv]
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(argv, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         finally:

@@ -19,6 +19,13 @@ ratio of each to the dashboard.
     .venv/bin/python bench/overhead.py                      # 60 s after a 10 s warm-up
     .venv/bin/python bench/overhead.py --seconds 120 --with-mysql --with-redis
     .venv/bin/python bench/overhead.py --all --seconds 120 --warmup 30
+    .venv/bin/python bench/overhead.py --all --vs /work/main --rounds 2   # this checkout : DIR
+
+``--vs DIR`` (issue 19): another checkout's dashboard (DIR, e.g. the commit before a change in a
+``git worktree``) is run alternately with this one's -- A B B A ... for ``--rounds`` -- on the same
+MariaDB, Redis and workload, each phase with a fresh data dir, its warm-up and its own floor run
+beside it; printed: each phase, the means per checkout and the ratio this/DIR (the figure that
+counts on a shared machine). No rivals in this mode.
 """
 from __future__ import annotations
 
@@ -218,13 +225,14 @@ def start_targets(stack: contextlib.ExitStack, tmp: Path, args) -> tuple[dict, l
     return env, targets, facts
 
 
-def dashboard_phase(tmp: Path, env: dict, targets: list[Subject], args) -> list[Subject]:
+def dashboard_phase(tmp: Path, env: dict, targets: list[Subject], args,
+                    root: Path = harness.ROOT, data: str = "data") -> list[Subject]:
     with contextlib.ExitStack() as stack:
         mysql_url, redis_url = env.get("DASHBOARD_MYSQL_URL"), env.get("DASHBOARD_REDIS_URL")
-        srv = stack.enter_context(harness.DashboardServer(data_dir=tmp / "data", env=env))
+        srv = stack.enter_context(harness.DashboardServer(data_dir=tmp / data, env=env, root=root))
         health = json.loads(srv.get("/healthz"))
         names = ", ".join(sorted(health.get("collectors", {})))
-        print(f"dashboard: {srv.url}, collectors: {names} at {args.interval:g} s, "
+        print(f"dashboard ({root}): {srv.url}, collectors: {names} at {args.interval:g} s, "
               f"auth: {srv.auth.note}")
         floor = start_floor(stack, args.interval, mysql_url, redis_url)
         seen = connect_client(stack, srv)
@@ -295,6 +303,35 @@ def table(dash: Subject, others: list[Subject], skipped: dict[str, str]) -> None
         print(f"{name}: not measured: {why}")
 
 
+def versus(tmp: Path, env: dict, targets: list[Subject], args) -> int:
+    """This checkout (A) and ``args.vs`` (B) alternately, A B B A ..., under the same targets."""
+    here, there = harness.ROOT, args.vs.resolve()
+    order = [(here, there) if r % 2 == 0 else (there, here) for r in range(args.rounds)]
+    got: dict[Path, list[tuple[float, float, float, float]]] = {here: [], there: []}
+    for n, root in enumerate(r for pair in order for r in pair):
+        subjects = dashboard_phase(tmp, env, targets, args, root=root, data=f"data-{n}")
+        dash, floor = subjects[0], subjects[1]
+        # schedstat (ns) rather than cpu_times' 10 ms ticks: the differences sought are small
+        got[root].append((harness.oncpu_percent_between(dash.samples[0], dash.samples[-1]),
+                          (dash.pss_mean() or 0) / 2**20, dash.rss_mean() / 2**20,
+                          harness.oncpu_percent_between(floor.samples[0], floor.samples[-1])))
+        print(f"\nphase {n + 1}: {root}: CPU {got[root][-1][0]:.3f} %, PSS {got[root][-1][1]:.1f} MB "
+              f"(floor {got[root][-1][3]:.3f} %); {harness.machine_line()}", flush=True)
+    print(f"\n{harness.machine_line()}")
+    print(f"{'checkout (CPU: schedstat)':44} {'CPU % core':>10} {'PSS MB':>8} {'RSS MB':>8} "
+          f"{'floor CPU':>9}  phases")
+    means = {}
+    for root, rows in got.items():
+        means[root] = [sum(r[i] for r in rows) / len(rows) for i in range(4)]
+        cpu, pss, rss, fl = means[root]
+        print(f"{str(root)[-44:]:44} {cpu:10.3f} {pss:8.1f} {rss:8.1f} {fl:9.3f}  "
+              + ", ".join(f"{r[0]:.3f}" for r in rows))
+    a, b = means[here], means[there]
+    print(f"ratio this/--vs: CPU {a[0] / b[0]:.2f}x, PSS {a[1] / b[1]:.2f}x, RSS {a[2] / b[2]:.2f}x "
+          f"(floor {a[3] / b[3] if b[3] else float('nan'):.2f}x: the machine's drift between phases)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="measured seconds (default 60)")
@@ -311,7 +348,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --all: comparison tools to run, comma-separated ('' for none)")
     ap.add_argument("--async-mode", choices=("eventlet", "gevent"),
                     help="the server's worker (default: the settings', i.e. eventlet)")
+    ap.add_argument("--vs", type=Path, metavar="DIR",
+                    help="another checkout's dashboard, run alternately with this one's (no rivals)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="with --vs: phases per checkout, in the order A B B A ... (default 2)")
     args = ap.parse_args(argv)
+    if args.vs is not None and not (args.vs / "dashboard" / "__main__.py").exists():
+        ap.error(f"--vs {args.vs}: no dashboard checkout there")
+    if not 1 <= args.rounds <= 10:
+        ap.error("--rounds 1..10")
     if not 5 <= args.seconds <= 3600 or not 0 <= args.warmup <= 600 or not 0.1 <= args.interval <= 60:
         ap.error("--seconds 5..3600, --warmup 0..600, --interval 0.1..60")
     rival_names = [r for r in args.rivals.split(",") if r.strip()] if args.all else []
@@ -327,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tempfile.mkdtemp(prefix="dash-overhead-"))
         stack.callback(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
         env, targets, facts = start_targets(stack, tmp, args)
+        if args.vs is not None:
+            return versus(tmp, env, targets, args)
         subjects = dashboard_phase(tmp, env, targets, args)
         dash, base = subjects[0], subjects[1]
         d_cpu, f_cpu = dash.cpu_pct(), base.cpu_pct()

@@ -1,11 +1,15 @@
-"""Timing: one APScheduler job per collector, plus the store's maintenance jobs.
+"""Timing: one tick loop per collector interval, plus APScheduler for the maintenance jobs.
 
-Each collector runs at its own interval (``max_instances=1``, ``coalesce=True``). The collection
-itself runs in the collector's own thread and is waited for at most ``timeout_s``: a collector
-that raises or hangs yields a sample with ``<source>.up = 0`` and the error, and never delays
-another collector, because every job has its own executor thread and only ever waits on its own
-collector. A hung call is not started again while it is still hanging; each tick meanwhile reports
-"still not answering" so the page and the alert engine see the outage as it lasts.
+One thread per distinct interval wakes on the grid and hands each of its collectors a collection,
+which runs in the collector's own thread; the collections that finish within ``gather_s`` are
+published together as one tick (one store transaction, one alert pass, one Socket.IO event). The
+loop never waits longer than that on any collector: one that is slower publishes from its own
+thread when it finishes, one that raises or hangs yields a sample with ``<source>.up = 0`` and the
+error (the loop wakes at its ``timeout_s`` to say so), and neither delays another collector. A
+hung call is not started again while it is still hanging; each tick meanwhile reports "still not
+answering" so the page and the alert engine see the outage as it lasts. (Issue 19: one APScheduler
+job per collector -- its dispatch, an executor thread blocked on each collection and the hand-over
+of seven ticks into one -- cost more than some of the collections.)
 
 Everything here uses ``threading``, which eventlet and gevent monkey-patch into green threads, so
 the module works the same in every async mode.
@@ -36,12 +40,20 @@ Publish = Callable[[list[Sample]], object]       # what it returns is not used
 class _Call:
     """One collection: started by a tick, run by the collector's own thread, waited for."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "", ts: float = 0.0,
+                 late: Callable[["_Call"], None] | None = None) -> None:
         self.started = time.time()
+        self.source = source
+        self.ts = ts                 # the tick's time stamp (tick loop)
         self.done = threading.Event()
         self.result: list[Reading] | None = None
         self.error: BaseException | None = None
         self.picked = False          # its thread has begun it
+        # Tick loop: set (under the runner's hand-over lock) once the loop has stopped waiting
+        # for it; the collector's thread then publishes it itself via ``late``.
+        self.orphaned = False
+        self.timed_out = False       # its time-out was published: the result is dropped
+        self._late = late
 
     def run(self, collector: Collector) -> None:
         self.picked = True
@@ -51,6 +63,8 @@ class _Call:
             self.error = e
         finally:
             self.done.set()
+            if self._late is not None:
+                self._late(self)
 
 
 class _CollectorThread:
@@ -135,6 +149,8 @@ class CollectorRunner:
         # tick was published: what the watchdog (dashboard/watchdog.py) calls "ticking". A
         # collection that hangs, or a publish that sticks, leaves it behind.
         self._answered: dict[str, float] = {}
+        self._handoff = threading.Lock()        # a call's done/orphaned/timed_out, loop vs thread
+        self._loops: list[tuple[threading.Thread, threading.Event]] = []
 
     # --- one tick ------------------------------------------------------------------------------
 
@@ -229,6 +245,118 @@ class CollectorRunner:
         except Exception:  # noqa: BLE001 - a failing sink must not kill the collector's job
             log.exception("publishing %d samples failed", len(samples))
 
+    # --- the tick loop ---------------------------------------------------------------------------
+
+    def _loop(self, interval: float, collectors: list[Collector], first: float,
+              stop: threading.Event) -> None:
+        """Every ``interval`` s from ``first`` (wall clock, the grid the maintenance jobs share):
+        one round over ``collectors``. In between, wakes only at a pending call's time-out."""
+        next_at = first
+        while not stop.is_set():
+            now = time.time()
+            if now >= next_at:
+                try:
+                    self._round(collectors)
+                except Exception:  # noqa: BLE001 - a round's failure must not end the loop
+                    log.exception("collection round failed")
+                now = time.time()
+                next_at += interval
+                if next_at <= now:                 # fell behind: skip to the grid (coalesce)
+                    next_at += interval * ((now - next_at) // interval + 1)
+            wake = next_at
+            for c in collectors:
+                call = self._inflight.get(c.source)
+                if call is not None and not call.timed_out and not call.done.is_set():
+                    wake = min(wake, call.started + c.timeout_s)
+            if stop.wait(max(0.0, wake - time.time())):
+                return
+            self._time_outs(collectors)
+
+    def _round(self, collectors: list[Collector]) -> None:
+        ts = self._clock()
+        batch: list[Sample] = []
+        started: list[tuple[Collector, _Call]] = []
+        for c in collectors:
+            if self._stopped:                     # stop() ran meanwhile: start nothing more
+                return
+            source = c.source
+            call = self._inflight.get(source)
+            if call is not None and not call.done.is_set():
+                if call.timed_out:
+                    batch.append(self._error_sample(
+                        source, ts, f"{source} collector still not answering after "
+                                    f"{ts - call.started:.0f} s"))
+                continue                          # within its time-out: skipped this round
+            call = _Call(source, ts, self._late)
+            self._inflight[source] = call
+            thread = self._threads.get(source)
+            if thread is None:
+                thread = self._threads[source] = _CollectorThread(c)
+            thread.start(call)
+            started.append((c, call))
+        until = time.time() + self.gather_s
+        answered: list[str] = []
+        for c, call in started:
+            done = call.done.is_set() or (self.gather_s > 0 and
+                                          call.done.wait(max(0.0, until - time.time())))
+            with self._handoff:
+                if not (done or call.done.is_set()):
+                    call.orphaned = True          # its thread publishes it when it is done
+                    continue
+            batch.extend(self._finished(c.source, call))
+            answered.append(c.source)
+        if batch and not self._stopped:
+            self._publish_quietly(batch)
+            self._mark_answered(answered)
+
+    def _mark_answered(self, sources: list[str]) -> None:
+        """Collections that ended in time and whose samples were published (the watchdog's
+        "ticking"): a hung collection, or a publish that sticks, leaves its source behind."""
+        now = self._clock()
+        for source in sources:
+            self._answered[source] = now
+
+    def _finished(self, source: str, call: _Call) -> list[Sample]:
+        if self._inflight.get(source) is call:
+            del self._inflight[source]
+        if call.error is not None:
+            if not isinstance(call.error, CollectorError):
+                log.error("collector %s failed", source, exc_info=call.error)
+            return [self._error_sample(source, call.ts, _error_text(call.error))]
+        return self._samples(source, call.ts, call.result or [])
+
+    def _late(self, call: _Call) -> None:
+        """In the collector's thread, as a collection ends: published here if the loop has
+        stopped waiting for it, dropped if its time-out was published meanwhile."""
+        with self._handoff:
+            if not call.orphaned or call.timed_out:
+                return
+            call.orphaned = False
+        if not self._stopped:
+            self._publish_quietly(self._finished(call.source, call))
+            self._mark_answered([call.source])
+
+    def _time_outs(self, collectors: list[Collector]) -> None:
+        now = time.time()
+        for c in collectors:
+            call = self._inflight.get(c.source)
+            if call is None or call.timed_out or now < call.started + c.timeout_s:
+                continue
+            with self._handoff:
+                if call.done.is_set():
+                    continue                      # just finished: its thread publishes it
+                call.timed_out = True
+            if not self._stopped:
+                self._publish_quietly([self._error_sample(
+                    c.source, self._clock(),
+                    f"{c.source} collector timed out after {c.timeout_s:g} s")])
+
+    def _publish_quietly(self, samples: list[Sample]) -> None:
+        try:
+            self._publish(samples)
+        except Exception:  # noqa: BLE001 - a failing sink must not kill the tick loop
+            log.exception("publishing %d samples failed", len(samples))
+
     # --- status ----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, dict]:
@@ -290,23 +418,31 @@ class CollectorRunner:
             return
         self._stopped = False
         self._started_at = self._clock()
-        workers = len(self.collectors) + len(self._extra_jobs) + 4
+        workers = len(self._extra_jobs) + 4
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 5},
         )
-        start = self._anchor = datetime.now() + timedelta(seconds=0.05)
+        self._anchor = datetime.now() + timedelta(seconds=0.05)
+        first = self._anchor.timestamp()
+        by_interval: dict[float, list[Collector]] = {}
         for c in self.collectors:
-            self._scheduler.add_job(self.tick, "interval", args=[c], seconds=c.interval_s,
-                                    next_run_time=start, id=f"collect-{c.source}",
-                                    max_instances=1, coalesce=True,
-                                    misfire_grace_time=max(1, int(c.interval_s)))
+            by_interval.setdefault(float(c.interval_s), []).append(c)
+        for interval, group in sorted(by_interval.items()):
+            stop = threading.Event()
+            loop = threading.Thread(target=self._loop, args=(interval, group, first, stop),
+                                    name=f"tick-{interval:g}s", daemon=True)
+            self._loops.append((loop, stop))
+            loop.start()
         for func, trigger in self._extra_jobs:
             self._add(func, trigger)
         self._scheduler.start()
 
     def stop(self) -> None:
         self._stopped = True
+        for _, stop in self._loops:
+            stop.set()
+        self._loops.clear()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

@@ -1,4 +1,4 @@
-"""The collector runner: one job per collector, failures and hangs isolated."""
+"""The collector runner: one tick loop per interval, failures and hangs isolated."""
 from __future__ import annotations
 
 import threading
