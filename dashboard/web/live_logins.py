@@ -159,6 +159,12 @@ class LoginWatch:
     def _changes(self) -> int | None:
         try:
             return self.accounts.changes()
+        except sqlite3.OperationalError as e:    # the store away: one line a minute, no traceback
+            now = time.monotonic()
+            if now - self._unreadable_logged_at >= 60:
+                self._unreadable_logged_at = now
+                log.warning("could not read the count of ended logins (the store is away): %s", e)
+            return None
         except Exception:  # noqa: BLE001 - the store unreadable: the full re-check still runs
             log.warning("could not read the count of ended logins", exc_info=True)
             return None
