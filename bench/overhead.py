@@ -19,7 +19,7 @@ ratio of each to the dashboard.
     .venv/bin/python bench/overhead.py                      # 60 s after a 10 s warm-up
     .venv/bin/python bench/overhead.py --seconds 120 --with-mysql --with-redis
     .venv/bin/python bench/overhead.py --all --seconds 120 --warmup 30
-    .venv/bin/python bench/overhead.py --all --vs /work/main --rounds 2   # this checkout : DIR
+    .venv/bin/python bench/overhead.py --all --vs ../other-checkout --rounds 2   # this checkout : DIR
 
 ``--vs DIR`` (issue 19): another checkout's dashboard (DIR, e.g. the commit before a change in a
 ``git worktree``) is run alternately with this one's -- A B B A ... for ``--rounds`` -- on the same

@@ -25,7 +25,7 @@ checkout's, and its *.css (the same server, data and platform; the page's HTML i
 alternated within each round, and the ratio this/DIR printed per viewport. ``--profile``: a CPU
 profile (CDP Profiler) of one extra window per variant at 1920x3800, self time by function.
 
-    .venv/bin/python bench/page_cost.py [--vs /work/main] [--rounds 2] [--seconds 30] [--profile]
+    .venv/bin/python bench/page_cost.py [--vs OTHER_CHECKOUT] [--rounds 2] [--seconds 30] [--profile]
 Debian's /usr/bin/chromium through playwright's executable_path; never `playwright install`.
 """
 from __future__ import annotations
