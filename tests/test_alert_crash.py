@@ -3,19 +3,14 @@ after the restart and nothing goes out twice; the one window left (receiver answ
 yet committed) resends with the same Idempotency-Key, which is what receivers dedupe on."""
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.support.alert_helpers import delivered
+from tests.support.alert_process import AlertChild
 from tests.support.util import wait_until
 
 pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on PostgreSQL
@@ -23,35 +18,8 @@ pytestmark = pytest.mark.usefixtures("store_backend")     # on SQLite and on Pos
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Child:
-    def __init__(self, data_dir: Path, url: str, value: float) -> None:
-        self.log = open(data_dir.parent / f"child-{time.monotonic_ns()}.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.alert_child", str(data_dir), url, str(value)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def wait_line(self, text: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.lines.get(timeout=max(0.01, deadline - time.monotonic())) == text:
-                    return
-            except queue.Empty:
-                raise AssertionError(f"child did not print {text!r} within {timeout} s; "
-                                     f"log: {Path(self.log.name).read_text()[-2000:]}") from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
+def Child(data_dir: Path, url: str, value: float) -> AlertChild:
+    return AlertChild(data_dir, url, str(value))
 
 
 @pytest.fixture

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +13,7 @@ import pytest
 from dashboard.config import load as config
 from dashboard.model import Sample
 from tests.support.alert_helpers import Clock, drain, make_service, pool
+from tests.support.alert_process import AlertChild
 from tests.support.util import wait_until
 from tests.support.vendor_receivers import (
     NtfyReceiver,
@@ -417,35 +412,8 @@ def test_a_bad_vendor_table_stops_start_up_naming_the_key(table, key):
 
 # --- kill -9 between the vendor's 2xx and the outbox's record ---------------------------------------
 
-class Child:
-    def __init__(self, data_dir: Path, notify: dict) -> None:
-        self.log = open(data_dir.parent / f"child-{time.monotonic_ns()}.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.alert_child", str(data_dir), "-", "90",
-             json.dumps(notify)], cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def wait_line(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.lines.get(timeout=max(0.01, deadline - time.monotonic())) == text:
-                    return
-            except queue.Empty:
-                raise AssertionError(f"child did not print {text!r} within {timeout} s; "
-                                     f"log: {Path(self.log.name).read_text()[-2000:]}") from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
+def Child(data_dir: Path, notify: dict) -> AlertChild:
+    return AlertChild(data_dir, "-", "90", json.dumps(notify))
 
 
 @pytest.mark.parametrize("vendor", KINDS, indirect=True)
