@@ -37,13 +37,8 @@ def store_url(request) -> Iterator[str | None]:
         yield None
         return
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    cluster.start()
-    name = cluster.create_database()
-    try:
-        yield cluster.url(name)
-    finally:
-        if cluster.running:
-            cluster.drop_database(name)
+    with cluster.database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

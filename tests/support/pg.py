@@ -34,6 +34,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -207,6 +208,18 @@ class PgCluster:
             conn.close()
         return name
 
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """A fresh database for the block (the cluster started again if a test stopped it): its
+        URL; dropped afterwards, unless the cluster is down by then."""
+        self.start()
+        name = self.create_database()
+        try:
+            yield self.url(name)
+        finally:
+            if self.running:
+                self.drop_database(name)
+
     def drop_database(self, name: str) -> None:
         conn = self.admin()
         try:
@@ -243,13 +256,8 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     """A fresh database of this test's own on the session's cluster (started again if a test
     before stopped it)."""
-    pg_cluster.start()
-    name = pg_cluster.create_database()
-    try:
-        yield pg_cluster.url(name)
-    finally:
-        if pg_cluster.running:
-            pg_cluster.drop_database(name)
+    with pg_cluster.database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -283,9 +291,5 @@ def other_store_url(store_backend: str, request: pytest.FixtureRequest) -> Itera
         yield None
         return
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    name = cluster.create_database()
-    try:
-        yield cluster.url(name)
-    finally:
-        if cluster.running:
-            cluster.drop_database(name)
+    with cluster.database() as url:
+        yield url
