@@ -138,10 +138,7 @@ class LoginWatch:
         try:
             return still_valid(login, self.accounts)
         except sqlite3.OperationalError as e:    # the store away (a full disk, PostgreSQL down)
-            now = time.monotonic()
-            if now - self._unreadable_logged_at >= 60:     # one line a minute, not a traceback a socket
-                self._unreadable_logged_at = now
-                log.warning("could not check live sockets' logins (kept until the store answers): %s", e)
+            self._store_away("could not check live sockets' logins (kept until the store answers)", e)
             return True
         except Exception:  # noqa: BLE001 - the accounts unreadable: keep, try again later
             log.exception("could not check a socket's login")
@@ -156,14 +153,18 @@ class LoginWatch:
             except Exception:  # noqa: BLE001 - already gone
                 log.debug("disconnect of %s failed", sid, exc_info=True)
 
+    def _store_away(self, what: str, e: Exception) -> None:
+        """One line a minute while the store is away, not a traceback per socket per second."""
+        now = time.monotonic()
+        if now - self._unreadable_logged_at >= 60:
+            self._unreadable_logged_at = now
+            log.warning("%s: %s", what, e)
+
     def _changes(self) -> int | None:
         try:
             return self.accounts.changes()
-        except sqlite3.OperationalError as e:    # the store away: one line a minute, no traceback
-            now = time.monotonic()
-            if now - self._unreadable_logged_at >= 60:
-                self._unreadable_logged_at = now
-                log.warning("could not read the count of ended logins (the store is away): %s", e)
+        except sqlite3.OperationalError as e:
+            self._store_away("could not read the count of ended logins (the store is away)", e)
             return None
         except Exception:  # noqa: BLE001 - the store unreadable: the full re-check still runs
             log.warning("could not read the count of ended logins", exc_info=True)
