@@ -49,8 +49,7 @@ def test_the_alert_bar_goes_critical_live_and_an_operator_acknowledges_from_the_
         page = ctx.new_page()
         browser_login(page, server)
         errors: list[str] = []
-        # (Chromium's own favicon.ico request is not the page's doing)
-        page.on("console", lambda m: m.type == "error" and "favicon" not in str(m.location)
+        page.on("console", lambda m: m.type == "error"
                 and errors.append(f"{m.text} {m.location}"))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/")

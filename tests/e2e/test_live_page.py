@@ -194,3 +194,20 @@ def test_a_chart_below_the_fold_is_up_to_date_and_within_its_axes_when_scrolled_
             last = page.evaluate(IN_AXES, below)["last"]
             wait_until(lambda last=last: (a := current()) and a["last"] > last, timeout=5,
                        message=lambda: f"{below}: {page.evaluate(IN_AXES, below)}")
+
+
+def test_the_live_page_leaves_no_error_in_the_browser_console(server):
+    """An operator who opens DevTools on the wall screen sees no red line: no failed request
+    (the browser's own icon request included: a 404 there looked like a broken page) and no
+    script error, once the page is live and has taken a few seconds of samples."""
+    with chromium() as ctx:
+        page = ctx.new_page()
+        browser_login(page, server)
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(f"{m.text} {m.location}"))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        wait_until(lambda: chip(page) == "live", timeout=20, message=lambda: f"chip: {chip(page)}")
+        before = len(real_points(page))
+        wait_until(lambda: len(real_points(page)) >= before + 2, timeout=10)
+        assert errors == []
