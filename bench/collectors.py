@@ -112,10 +112,10 @@ def bench_cache_queue(ticks: int) -> None:
         report("cache.collect()", *c)
         report("queue.collect() (10 queues)", *q)
         runner = CollectorRunner([cache, queues], lambda samples: None)
-        rc = cpu_per_call(lambda: runner.tick(cache), ticks)
-        rq = cpu_per_call(lambda: runner.tick(queues), ticks)
-        report("runner.tick(cache)", *rc)
-        report("runner.tick(queue)", *rq)
+        rc = cpu_per_call(lambda: runner.collect_round([cache], cache.timeout_s), ticks)
+        rq = cpu_per_call(lambda: runner.collect_round([queues], queues.timeout_s), ticks)
+        report("runner.collect_round([cache])", *rc)
+        report("runner.collect_round([queue])", *rq)
         total = c[0] + q[0]
         print(f"  cache + queue collection: {total / 10:.3f} % of one core at 1 s "
               f"(target <= 0.1 %); through the runner: {(rc[0] + rq[0]) / 10:.3f} %")

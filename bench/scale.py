@@ -133,17 +133,18 @@ def _root(db):
 # --- 1. tick CPU ---------------------------------------------------------------------------------
 
 def tick_cpu(runner, collector, ticks: int, before=None) -> float:
-    """Mean process CPU (ms) of ``runner.tick(collector)``: collection thread + publish."""
+    """Mean process CPU (ms) of one round of ``collector`` (the tick loop's, waited for):
+    collection thread + publish."""
     for _ in range(3):                                   # warm: connections, first rates
         if before:
             before()
-        runner.tick(collector)
+        runner.collect_round([collector], collector.timeout_s)
     total = 0.0
     for _ in range(ticks):
         if before:
             before()                                     # the agents publish: not timed
         t0 = time.process_time()
-        runner.tick(collector)
+        runner.collect_round([collector], collector.timeout_s)
         total += time.process_time() - t0
     return 1000 * total / ticks
 
@@ -166,7 +167,6 @@ def bench_ticks(tmp: Path, redis_url: str, mysql_url: str, queues: list[dict], a
                                      "mysql": {"url": mysql_url}})
         rt = Runtime(settings, [collector])
         create_app(settings, rt, async_mode="threading")
-        rt.runner.gather_s = 0.0                         # one collector per tick here
         made.append(rt)
         return rt.runner
 
@@ -248,7 +248,7 @@ def full_tick(redis_url: str, mysql_url: str, queues: list[dict], hosts: int) ->
         out.clear()
         agents.publish()
         for c in collectors:
-            runner.tick(c)
+            runner.collect_round([c], c.timeout_s)
         time.sleep(0.3)
     agents.stop()
     for c in collectors:

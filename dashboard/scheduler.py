@@ -38,19 +38,18 @@ Publish = Callable[[list[Sample]], object]       # what it returns is not used
 
 
 class _Call:
-    """One collection: started by a tick, run by the collector's own thread, waited for."""
+    """One collection: started by a round, run by the collector's own thread, waited for."""
 
-    def __init__(self, source: str = "", ts: float = 0.0,
-                 late: Callable[["_Call"], None] | None = None) -> None:
+    def __init__(self, source: str, ts: float, late: Callable[["_Call"], None]) -> None:
         self.started = time.time()
         self.source = source
-        self.ts = ts                 # the tick's time stamp (tick loop)
+        self.ts = ts                 # the round's time stamp
         self.done = threading.Event()
         self.result: list[Reading] | None = None
         self.error: BaseException | None = None
         self.picked = False          # its thread has begun it
-        # Tick loop: set (under the runner's hand-over lock) once the loop has stopped waiting
-        # for it; the collector's thread then publishes it itself via ``late``.
+        # Set (under the runner's hand-over lock) once the round has stopped waiting for it;
+        # the collector's thread then publishes it itself via ``late``.
         self.orphaned = False
         self.timed_out = False       # its time-out was published: the result is dropped
         self._late = late
@@ -63,8 +62,7 @@ class _Call:
             self.error = e
         finally:
             self.done.set()
-            if self._late is not None:
-                self._late(self)
+            self._late(self)
 
 
 class _CollectorThread:
@@ -125,15 +123,11 @@ class CollectorRunner:
                  clock: Callable[[], float] = time.time, gather_s: float = 0.0) -> None:
         self.collectors = list(collectors)
         self._publish = publish
-        # Collectors of one interval are started together; those done within ``gather_s`` of
-        # the first are published as one tick: one store transaction, one alert pass and one
-        # Socket.IO event instead of one per collector (issue 9: 7 collectors at 1 s).
-        # The first tick to finish waits for the collections still running (at most gather_s):
-        # a lone collector publishes at once, a slow one does not hold the others back.
+        # A round starts the collections of one interval together; those done within
+        # ``gather_s`` are published as one tick: one store transaction, one alert pass and one
+        # Socket.IO event instead of one per collector (issue 9: 7 collectors at 1 s). The round
+        # waits only while some are still running: a slower one does not hold the others back.
         self.gather_s = gather_s
-        self._batch: list[Sample] | None = None
-        self._gather = threading.Condition()
-        self._collecting = 0
         self._clock = clock
         self._inflight: dict[str, _Call] = {}
         self._threads: dict[str, _CollectorThread] = {}
@@ -152,55 +146,7 @@ class CollectorRunner:
         self._handoff = threading.Lock()        # a call's done/orphaned/timed_out, loop vs thread
         self._loops: list[tuple[threading.Thread, threading.Event]] = []
 
-    # --- one tick ------------------------------------------------------------------------------
-
-    def tick(self, collector: Collector) -> list[Sample]:
-        """Collect once (or report why not) and publish the samples. Returns what was published."""
-        with self._gather:
-            self._collecting += 1              # a tick that will join the gathered batch
-        try:
-            samples, answered = self._collect(collector)
-        except BaseException:
-            self._handed_over()
-            raise
-        if self._stopped:                    # stopped meanwhile: nothing more goes out
-            self._handed_over()
-            return []
-        self._publish_safely(samples)
-        if answered:
-            self._answered[collector.source] = self._clock()
-        return samples
-
-    def _collect(self, collector: Collector) -> tuple[list[Sample], bool]:
-        """The tick's samples, and whether the collector answered (not hung, not timed out)."""
-        source = collector.source
-        ts = self._clock()
-        call = self._inflight.get(source)
-        answered = False
-        if call is not None and not call.done.is_set():
-            waited = ts - call.started
-            samples = [self._error_sample(source, ts, f"{source} collector still not answering "
-                                                      f"after {waited:.0f} s")]
-        else:
-            call = _Call()
-            self._inflight[source] = call
-            thread = self._threads.get(source)
-            if thread is None:
-                thread = self._threads[source] = _CollectorThread(collector)
-            thread.start(call)
-            if call.done.wait(collector.timeout_s):
-                del self._inflight[source]
-                answered = True
-                if call.error is not None:
-                    if not isinstance(call.error, CollectorError):
-                        log.error("collector %s failed", source, exc_info=call.error)
-                    samples = [self._error_sample(source, ts, _error_text(call.error))]
-                else:
-                    samples = self._samples(source, ts, call.result or [])
-            else:
-                samples = [self._error_sample(
-                    source, ts, f"{source} collector timed out after {collector.timeout_s:g} s")]
-        return samples, answered
+    # --- samples ---------------------------------------------------------------------------------
 
     def _samples(self, source: str, ts: float, readings: list[Reading]) -> list[Sample]:
         up_key = f"{source}.up"
@@ -222,29 +168,6 @@ class CollectorRunner:
         self._status[source].update(status="error", last_sample_ts=ts, error=error)
         return Sample(source, ts, {f"{source}.up": 0.0}, {}, error)
 
-    def _handed_over(self) -> None:
-        with self._gather:
-            self._collecting -= 1
-            self._gather.notify_all()
-
-    def _publish_safely(self, samples: list[Sample]) -> None:
-        if self.gather_s > 0:
-            with self._gather:
-                self._collecting -= 1
-                if self._batch is not None:       # another tick is gathering: ride along
-                    self._batch.extend(samples)
-                    self._gather.notify_all()
-                    return
-                self._batch = list(samples)
-                self._gather.wait_for(lambda: self._collecting <= 0, timeout=self.gather_s)
-                samples, self._batch = self._batch, None
-        else:
-            self._handed_over()
-        try:
-            self._publish(samples)
-        except Exception:  # noqa: BLE001 - a failing sink must not kill the collector's job
-            log.exception("publishing %d samples failed", len(samples))
-
     # --- the tick loop ---------------------------------------------------------------------------
 
     def _loop(self, interval: float, collectors: list[Collector], first: float,
@@ -256,7 +179,7 @@ class CollectorRunner:
             now = time.time()
             if now >= next_at:
                 try:
-                    self._round(collectors)
+                    self.collect_round(collectors)
                 except Exception:  # noqa: BLE001 - a round's failure must not end the loop
                     log.exception("collection round failed")
                 now = time.time()
@@ -272,13 +195,21 @@ class CollectorRunner:
                 return
             self._time_outs(collectors)
 
-    def _round(self, collectors: list[Collector]) -> None:
+    def collect_round(self, collectors: Sequence[Collector],
+                      wait_s: float | None = None) -> list[Sample]:
+        """One round over ``collectors``, the one the tick loop runs every interval: hands each
+        collector a collection (one still running within its time-out is skipped, one past it
+        is reported as still not answering), publishes those done within ``wait_s`` (default
+        ``gather_s``) as one tick and returns them. One not done by then publishes from its
+        own thread when it ends. (Benches call it directly with a long ``wait_s``: one tick,
+        timed, without the loop's thread; without the loop, no time-out is reported.)"""
+        wait_s = self.gather_s if wait_s is None else wait_s
         ts = self._clock()
         batch: list[Sample] = []
         started: list[tuple[Collector, _Call]] = []
         for c in collectors:
             if self._stopped:                     # stop() ran meanwhile: start nothing more
-                return
+                return []
             source = c.source
             call = self._inflight.get(source)
             if call is not None and not call.done.is_set():
@@ -294,10 +225,10 @@ class CollectorRunner:
                 thread = self._threads[source] = _CollectorThread(c)
             thread.start(call)
             started.append((c, call))
-        until = time.time() + self.gather_s
+        until = time.time() + wait_s
         answered: list[str] = []
         for c, call in started:
-            done = call.done.is_set() or (self.gather_s > 0 and
+            done = call.done.is_set() or (wait_s > 0 and
                                           call.done.wait(max(0.0, until - time.time())))
             with self._handoff:
                 if not (done or call.done.is_set()):
@@ -305,9 +236,11 @@ class CollectorRunner:
                     continue
             batch.extend(self._finished(c.source, call))
             answered.append(c.source)
-        if batch and not self._stopped:
-            self._publish_quietly(batch)
-            self._mark_answered(answered)
+        if not batch or self._stopped:            # stopped meanwhile: nothing more goes out
+            return []
+        self._publish_quietly(batch)
+        self._mark_answered(answered)
+        return batch
 
     def _mark_answered(self, sources: list[str]) -> None:
         """Collections that ended in time and whose samples were published (the watchdog's

@@ -12,6 +12,7 @@ from dashboard.model import Sample
 from dashboard.runtime import Runtime
 from dashboard.web.history import points
 from tests.support.auth_helpers import logged_in_client, token_client
+from tests.support.util import wait_until
 
 
 @pytest.fixture
@@ -111,8 +112,9 @@ def test_healthz_shows_anonymous_callers_status_and_age_and_logged_in_ones_the_e
     rt = Runtime(settings, [HostCollector(interval_s=0.2), db])
     app = create_app(settings, rt, async_mode="threading")
     try:
-        for c in rt.runner.collectors:
-            rt.runner.tick(c)
+        rt.runner.start()
+        wait_until(lambda: all(st["status"] != "starting" for st in rt.runner.status().values()),
+                   timeout=20, message=lambda: f"collector status: {rt.runner.status()}")
         anon = app.test_client().get("/healthz")
         assert anon.status_code == 200
         body = anon.get_json()
@@ -129,5 +131,4 @@ def test_healthz_shows_anonymous_callers_status_and_age_and_logged_in_ones_the_e
         bad_token = app.test_client().get("/healthz", headers={"Authorization": "Bearer dsh_x"})
         assert "error" not in bad_token.get_json()["collectors"]["db"]
     finally:
-        for c in rt.runner.collectors:
-            c.close()
+        rt.runner.stop()

@@ -291,12 +291,19 @@ def test_runtime_collects_probes_into_the_store_as_app_samples(site, tmp_path):
                                  "data_dir": str(tmp_path)})
     store = Store(tmp_path)
     runtime = Runtime(settings, store=store)
-    [probe] = [c for c in runtime.runner.collectors if c.source == "app"]
-    samples = runtime.runner.tick(probe)
-    assert {(s.source, s.labels.get("probe")) for s in samples} == {("app", None), ("app", "home")}
+    assert [c.source for c in runtime.runner.collectors if c.source == "app"] == ["app"]
+    published: list = []
+    runtime.sinks.append(published.append)
+    runtime.runner.start()
+    try:
+        [app, *_] = wait_until(lambda: [[s for s in t if s.source == "app"] for t in published
+                                         if any(s.source == "app" for s in t)],
+                               timeout=20, message="no probe tick")
+    finally:
+        runtime.runner.stop()
+    assert {(s.source, s.labels.get("probe")) for s in app} == {("app", None), ("app", "home")}
     assert Path(tmp_path / "history.sqlite3").exists()
     assert store.latest()
-    runtime.runner.stop()
 
 
 def test_probe_day_counts_reach_the_file_every_flush_period_without_a_clean_close(tmp_path):

@@ -24,30 +24,37 @@ def test_redis_stopped_mid_run_is_reported_down_and_recovers_without_restart(mak
     settings = config.from_dict({"redis": {"url": server.url}, "queues": [
         {"name": "emails", "kind": "redis-list", "key": "queue:emails"},
         {"name": "jobs", "kind": "rq"}]})
-    cache = CacheCollector(server.url, timeout_s=3)
-    queues = QueueCollector(settings.queues, server.url, timeout_s=3)
+    cache = CacheCollector(server.url, interval_s=0.2, timeout_s=3)
+    queues = QueueCollector(settings.queues, server.url, interval_s=0.2, timeout_s=3)
     published: list = []
     runner = CollectorRunner([cache, queues], published.extend)
 
-    def tick() -> dict[str, tuple[float, str | None]]:
-        out = {}
-        for c in (cache, queues):
-            plain = next(s for s in runner.tick(c) if not s.labels)
-            out[c.source] = (plain.values[f"{c.source}.up"], plain.error)
+    def newest() -> dict[str, tuple[float, str | None]]:
+        """Each collector's newest (up, error), from the ticks the running runner published."""
+        out: dict[str, tuple[float, str | None]] = {}
+        for s in reversed(list(published)):
+            if not s.labels and s.source not in out:
+                out[s.source] = (s.values[f"{s.source}.up"], s.error)
         return out
 
+    def both(up: float):
+        return lambda: (seen := newest()) and all(seen.get(c, (None,))[0] == up
+                                                  for c in ("cache", "queue")) and seen
+
     try:
-        assert tick() == {"cache": (1.0, None), "queue": (1.0, None)}
+        runner.start()
+        assert wait_until(both(1.0), timeout=20, message=lambda: f"newest: {newest()}") == \
+            {"cache": (1.0, None), "queue": (1.0, None)}
         server.stop()
-        down = tick()
-        assert down["cache"][0] == 0 and down["queue"][0] == 0
+        down = wait_until(both(0.0), timeout=20, message=lambda: f"newest: {newest()}")
         for _, error in down.values():
             assert f"redis 127.0.0.1:{server.port}" in error and "ConnectionError" in error
         assert runner.status()["cache"]["status"] == "error"
 
         server.start()                          # same port; the list is gone (no persistence)
-        assert tick() == {"cache": (1.0, None), "queue": (1.0, None)}
-        emails = next(s for s in published[::-1] if s.labels == {"queue": "emails"})
+        assert wait_until(both(1.0), timeout=20, message=lambda: f"newest: {newest()}") == \
+            {"cache": (1.0, None), "queue": (1.0, None)}
+        emails = next(s for s in reversed(list(published)) if s.labels == {"queue": "emails"})
         assert emails.values["queue.pending"] == 0
         assert runner.status()["queue"]["status"] == "ok"
     finally:

@@ -148,7 +148,7 @@ def test_a_collection_handed_over_as_the_runner_stops_ends_as_stopped_not_as_a_h
     c = CountingCollector()
     thread = _CollectorThread(c)
     thread._stopped = True                # stop() lands between the hand-over and the wake-up
-    call = _Call()
+    call = _Call("cache", 0.0, late=lambda call: None)
     thread.start(call)
     assert call.done.wait(5)
     assert "stopped" in str(call.error) and c.calls == 0

@@ -14,6 +14,7 @@ from dashboard.config.load import from_dict
 from dashboard.model import CollectorError
 from dashboard.runtime import Runtime
 from tests.support.auth_helpers import logged_in_client
+from tests.support.util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_PW = "Mysql-Pw-7f3a9"
@@ -92,11 +93,21 @@ def test_log_records_are_scrubbed_of_secrets_in_message_args_and_traceback(caplo
     assert "mysql://monitor:***@db/" in handler_text and "refused: ***" in handler_text
 
 
+def collected(rt: Runtime, source: str) -> None:
+    """Run the runtime's tick loop until ``source``'s first samples are stored, then stop it."""
+    rt.runner.start()
+    try:
+        wait_until(lambda: rt.store.between(0, sources=[source]), timeout=20,
+                   message=f"no {source} samples stored")
+    finally:
+        rt.runner.stop()
+
+
 def test_error_samples_healthz_and_pages_never_show_a_secret(tmp_path):
     settings = from_dict(secret_settings(tmp_path / "data"))
     rt = Runtime(settings, [LeakyCollector()])
     app = create_app(settings, rt, async_mode="threading")
-    rt.runner.tick(rt.runner.collectors[0])
+    collected(rt, "db")
     client = logged_in_client(app, "admin")
     health = client.get("/healthz").get_data(as_text=True)     # error texts need a login
     assert "cannot reach mysql://monitor:***@" in health
@@ -203,7 +214,7 @@ def test_a_reading_error_with_a_configured_secret_is_scrubbed_before_it_is_store
     settings = from_dict(secret_settings(tmp_path / "data"))
     rt = Runtime(settings, [WordyCollector()])
     app = create_app(settings, rt, async_mode="threading")
-    rt.runner.tick(rt.runner.collectors[0])
+    collected(rt, "queue")
     stored = [s.error for s in rt.store.latest() if s.error]
     assert stored == ["cannot read redis://:***@127.0.0.1:9/0: refused"]
     latest = logged_in_client(app, "viewer").get("/api/latest").get_data(as_text=True)
