@@ -53,6 +53,7 @@ COLLECTING_WORKER = textwrap.dedent("""
             values[c.source] = {k: v for r in c.collect() if not r.error for k, v in r.values.items()}
             c.close()
     print(json.dumps({"redis_loaded": sys.modules.get("redis") is not None,
+                      "pg8000_loaded": "pg8000" in sys.modules,
                       "cache_clients": values["cache"]["cache.clients"],
                       "pending": values["queue"].get("queue.pending")}))
 """)
@@ -75,6 +76,7 @@ def test_the_worker_reads_redis_without_redis_py_unless_a_message_queue_needs_it
     without = _run_worker(tmp_path, config)
     # The cache and queue collectors read the real Redis, and redis-py was never imported.
     assert without["redis_loaded"] is False
+    assert without["pg8000_loaded"] is False      # the store is on SQLite: no PostgreSQL driver
     assert without["cache_clients"] >= 1 and without["pending"] == 0
     # With a message queue, the Socket.IO manager and the leader lock need redis-py: it loads.
     with_mq = _run_worker(tmp_path, f'message_queue = "{redis_server.url}"\n' + config)
