@@ -17,8 +17,7 @@ import socket
 import time
 from typing import Callable, Sequence
 
-import redis
-
+from dashboard.collectors import resp
 from dashboard.collectors.rates import RateTracker, WindowedCounters
 from dashboard.collectors.redisconn import OwnReads, describe_error, make_client, own_reads
 from dashboard.model import CollectorError, MetricSpec, Reading
@@ -47,25 +46,26 @@ _INFO_FIELDS = re.compile(
 class RedisInfo:
     """``INFO stats memory clients`` over one persistent client, parsed for the fields we use.
 
-    redis-py's generic INFO parser costs more than the round trip; we register a pass-through
-    response callback on our own client and pick eight integers with one regex.
+    The reply stays bytes (a generic INFO parser costs more than the round trip): we pick eight
+    integers with one regex.
     """
 
-    def __init__(self, url: str, timeout_s: float = 2.0, client: redis.Redis | None = None) -> None:
+    def __init__(self, url: str, timeout_s: float = 2.0, client: resp.Client | None = None) -> None:
         self.url = url
         self.client = client or make_client(url, timeout_s)
-        self.client.set_response_callback("INFO", lambda response, **kw: response)
         self._sections: tuple[str, ...] = ("stats", "memory", "clients")
 
     def read(self) -> dict[str, int]:
         try:
-            raw = self.client.execute_command("INFO", *self._sections)
-        except redis.ResponseError:
+            raw = self.client.execute("INFO", *self._sections)
+        except resp.ResponseError:
             # Redis < 7 takes one section per INFO; ask for everything once and keep doing so.
             self._sections = ()
-            raw = self.client.execute_command("INFO")
+            raw = self.client.execute("INFO")
         if isinstance(raw, str):
             raw = raw.encode()
+        if not isinstance(raw, bytes):
+            raise resp.ProtocolError(f"malformed reply: INFO answered a {type(raw).__name__}")
         return {k.decode(): int(v) for k, v in _INFO_FIELDS.findall(raw)}
 
     def close(self) -> None:
@@ -151,7 +151,7 @@ class CacheCollector:
     def __init__(self, redis_url: str | None = None, memcached: str | None = None,
                  window_s: float = 60.0, interval_s: float = 1.0, timeout_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 redis_client: redis.Redis | None = None) -> None:
+                 redis_client: resp.Client | None = None) -> None:
         if not redis_url and not memcached:
             raise ValueError("CacheCollector needs a Redis URL or a memcached address")
         self.interval_s = interval_s
@@ -173,7 +173,7 @@ class CacheCollector:
         try:
             info = self._redis.read()
             own_hits, own_misses = self._ledger.hits, self._ledger.misses
-        except redis.RedisError as e:
+        except resp.RedisError as e:
             raise describe_error(self._redis.url, e) from None
         finally:
             if locked:

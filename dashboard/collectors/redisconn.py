@@ -14,23 +14,18 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+from dashboard.collectors.resp import Client
 from dashboard.model import CollectorError
 
 
-def make_client(url: str, timeout_s: float = 2.0) -> redis.Redis:
-    """A client with short timeouts and a single immediate retry.
+def make_client(url: str, timeout_s: float = 2.0) -> Client:
+    """A client (our own RESP2 one, see ``resp``) with short timeouts and a single retry.
 
-    redis-py's default is three retries with exponential backoff, which turns a stopped server
-    into a many-second hang of the collector; one retry is enough to replace a connection that
-    died while the server restarted (the first command on it fails, the retry reconnects).
+    No backoff and no second retry: a stopped server must not become a many-second hang of the
+    collector; one retry is enough to replace a connection that died while the server restarted
+    (the first command on it fails, the retry reconnects). Named ``dashboard`` in CLIENT LIST.
     """
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 1), health_check_interval=0, client_name="dashboard")
+    return Client(url, timeout_s=timeout_s, name="dashboard")
 
 
 def server_of(url: str) -> str:

@@ -31,13 +31,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from struct import error as struct_error  # pg8000 raises it on a message cut short
-from typing import Any, Iterable, Iterator, Sequence, cast
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pg8000.native
-from pg8000.converters import make_params
-from pg8000.dbapi import convert_paramstyle
-from pg8000.exceptions import DatabaseError, InterfaceError
+if TYPE_CHECKING:
+    import pg8000.native
 
 SCHEMES = ("postgresql", "postgres")
 STATEMENT_CACHE = 256            # prepared statements kept per connection (the store has ~150)
@@ -45,6 +43,32 @@ STATEMENT_CACHE = 256            # prepared statements kept per connection (the 
 # check-then-write at a time, as SQLite's BEGIN IMMEDIATE gives (a random constant: the lock
 # space is shared with anything else in the database).
 WRITE_LOCK_KEY = 0x64617368     # "dash"
+
+
+class _NotLoaded(Exception):
+    """Stands for pg8000's error classes until the first connection imports the driver."""
+
+
+# pg8000 is imported by the first PostgreSQL connection (``_driver``), not with this module: the
+# store on SQLite, and every process importing ``PgUnavailable`` or ``ConnParams`` from here, never
+# loads it (with its converters' dateutil and scramp's asn1crypto: 4.1 MB of a worker's anonymous
+# memory, issue 19). No pg8000 error can be raised before that, so the stand-ins never match.
+_DatabaseError: type[Exception] = _NotLoaded
+_InterfaceError: type[Exception] = _NotLoaded
+_make_params: Any = None
+_convert_paramstyle: Any = None
+
+
+def _driver() -> Any:
+    """``pg8000.native``, importing the driver the first time."""
+    global _DatabaseError, _InterfaceError, _make_params, _convert_paramstyle
+    import pg8000.native
+    from pg8000.converters import make_params
+    from pg8000.dbapi import convert_paramstyle
+    from pg8000.exceptions import DatabaseError, InterfaceError
+    _DatabaseError, _InterfaceError = DatabaseError, InterfaceError
+    _make_params, _convert_paramstyle = make_params, convert_paramstyle
+    return pg8000.native
 
 
 class PgIntegrityError(sqlite3.IntegrityError):
@@ -100,7 +124,7 @@ class ConnParams:
                    p.hostname, port, database, timeout_s, app)
 
 
-def _sqlstate(e: DatabaseError) -> tuple[str, str]:
+def _sqlstate(e: Exception) -> tuple[str, str]:
     info = e.args[0] if e.args and isinstance(e.args[0], dict) else {}
     return str(info.get("C", "")), str(info.get("M", e))
 
@@ -111,7 +135,7 @@ _UNAVAILABLE = ("08", "53", "57P", "58")
 
 
 def _translated(e: Exception) -> sqlite3.Error:
-    if isinstance(e, DatabaseError):
+    if isinstance(e, _DatabaseError):
         code, message = _sqlstate(e)
         if code.startswith("23"):
             return PgIntegrityError(f"{message} ({code})")
@@ -166,7 +190,9 @@ def _numbered(sql: str) -> str:
     the store's statement texts are few and fixed."""
     out = _translations.get(sql)
     if out is None:
-        out, _ = convert_paramstyle("qmark", sql, ())
+        if _convert_paramstyle is None:
+            _driver()
+        out, _ = _convert_paramstyle("qmark", sql, ())
         if len(_translations) < 4096:
             _translations[sql] = out
     return out
@@ -212,10 +238,10 @@ class PgConnection:
             # (a 305-sample tick took 48 ms instead of ~1; bench/pg_history.py).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            self._raw = pg8000.native.Connection(
+            self._raw = _driver().Connection(
                 p.user, database=p.database, password=p.password, timeout=p.timeout_s,
                 application_name=p.application_name, sock=sock)
-        except (DatabaseError, InterfaceError, OSError) as e:
+        except (_DatabaseError, _InterfaceError, OSError) as e:
             sock.close()
             err = _translated(e)
             self._tell_pool(err)
@@ -249,13 +275,13 @@ class PgConnection:
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
             out = fn(*args)
-        except DatabaseError as e:
+        except _DatabaseError as e:
             err = _translated(e)
             if isinstance(err, PgUnavailable):
                 self._lost()
                 self._tell_pool(err)
             raise err from None
-        except (InterfaceError, OSError, ValueError, struct_error) as e:
+        except (_InterfaceError, OSError, ValueError, struct_error) as e:
             # a cut or timed-out socket, or a message cut short: the connection is unusable
             self._lost()
             err = _translated(e)
@@ -302,7 +328,7 @@ class PgConnection:
             ctx = self._call(raw.execute_simple, sql)
             return PgCursor(ctx.rows, ctx.row_count)
         name, columns, funcs = self._statement(raw, sql, tuple(_oid(a) for a in args))
-        ctx = self._call(raw.execute_named, name, make_params(raw.py_types, args), columns,
+        ctx = self._call(raw.execute_named, name, _make_params(raw.py_types, args), columns,
                          funcs, sql)
         # A green socket only yields when it must wait; when the server answered before the
         # driver read, a run of calls decodes one answer after another without letting the

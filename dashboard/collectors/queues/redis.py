@@ -23,8 +23,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-import redis
-
+from dashboard.collectors import resp
 from dashboard.collectors.base import capped
 from dashboard.collectors.queues.base import BackendDown, QueueRead
 from dashboard.collectors.redisconn import describe_error, make_client, own_reads
@@ -73,7 +72,7 @@ def _exists(result: Any) -> bool:
 
 class RedisQueues:
     def __init__(self, url: str, queues: Sequence[QueueSettings], timeout_s: float = 2.0,
-                 client: redis.Redis | None = None, wall: Callable[[], float] = time.time) -> None:
+                 client: resp.Client | None = None, wall: Callable[[], float] = time.time) -> None:
         self.url = url
         self.client = client or make_client(url, timeout_s)
         self.timeout_s = timeout_s
@@ -93,13 +92,10 @@ class RedisQueues:
             return
         locked = self._ledger.lock.acquire(timeout=1.0)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for cmd, _ in plan:
-                pipe.execute_command(*cmd)
-            results = pipe.execute(raise_on_error=False)
+            results = self.client.pipeline([cmd for cmd, _ in plan])
             hits = sum(1 for r in results if _exists(r))
             self._ledger.record(hits, len(results) - hits)
-        except redis.RedisError as e:
+        except resp.RedisError as e:
             raise BackendDown(str(describe_error(self.url, e))) from None
         finally:
             if locked:

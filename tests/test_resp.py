@@ -1,0 +1,296 @@
+"""The collectors' own Redis client (dashboard/collectors/resp.py) against a real redis-server,
+and against fake servers for the faults: one that never answers, one that answers garbage."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from dashboard.collectors import resp
+from dashboard.collectors.cache import CacheCollector
+from dashboard.collectors.queues.collector import QueueCollector
+from dashboard.collectors.redisconn import describe_error
+from dashboard.config import load as config
+from dashboard.model import CollectorError
+from dashboard.scheduler import CollectorRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_pipeline_is_one_write_with_every_reply_in_its_place(redis_server):
+    r = redis.Redis.from_url(redis_server.url)
+    r.flushdb()
+    r.rpush("q", "first", "second")
+    r.zadd("z", {"a": 1, "b": 2, "c": 3})
+    r.hset("job:1", "enqueued_at", "2026-12-04T10:00:00Z")
+    r.sadd("s", "x", "y")
+    r.set("plain", "v")
+    client = resp.Client(redis_server.url)
+    try:
+        replies = client.pipeline([("LLEN", "q"), ("LINDEX", "q", 0), ("LINDEX", "q", 5),
+                                   ("ZCARD", "z"), ("ZCARD", "missing"), ("HGET", "job:1", "enqueued_at"),
+                                   ("TYPE", "q"), ("TYPE", "missing"), ("SMEMBERS", "s"),
+                                   ("LLEN", "plain"), ("SCARD", "s")])
+        wrongtype = replies[9]
+        assert replies[:9] == [2, b"first", None, 3, 0, b"2026-12-04T10:00:00Z", "list", "none",
+                               replies[8]] and sorted(replies[8]) == [b"x", b"y"]
+        assert isinstance(wrongtype, resp.ResponseError) and "WRONGTYPE" in str(wrongtype)
+        assert replies[10] == 2                     # the replies after an error are in place
+        with pytest.raises(resp.ResponseError):
+            client.execute("LLEN", "plain")
+        assert client.execute("LLEN", "q") == 2     # an error reply leaves the connection usable
+        names = [c["name"] for c in r.client_list()]
+        assert names.count("dashboard") == 1        # CLIENT SETNAME, one connection
+    finally:
+        client.close()
+
+
+def test_an_acl_user_with_a_password_and_a_database_number_from_the_url(make_redis):
+    server = make_redis()
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser("dash", enabled=True, passwords=["+dash-pw"], keys=["*"],
+                      commands=["+hello", "+client|setname", "+select", "+info", "+llen"])
+    # (set after start: the fixture's readiness PING does not authenticate)
+    admin.config_set("requirepass", "default-pw")
+    admin = redis.Redis(port=server.port, password="default-pw", db=3)
+    admin.rpush("in-db-3", "a", "b", "c")
+    client = resp.Client(f"redis://dash:dash-pw@127.0.0.1:{server.port}/3")
+    plain = resp.Client(f"redis://:default-pw@127.0.0.1:{server.port}/?db=3")
+    wrong = resp.Client(f"redis://dash:not-the-pw@127.0.0.1:{server.port}/3")
+    try:
+        assert client.execute("LLEN", "in-db-3") == 3
+        assert plain.execute("LLEN", "in-db-3") == 3
+        seen = {c["user"]: (c["name"], c["db"]) for c in admin.client_list()}
+        assert seen["dash"] == ("dashboard", "3")
+        with pytest.raises(resp.AuthenticationError) as e:
+            wrong.execute("LLEN", "in-db-3")
+        text = str(describe_error(f"redis://dash:not-the-pw@127.0.0.1:{server.port}/3", e.value))
+        assert "authentication failed" in text and "not-the-pw" not in text
+    finally:
+        for c in (client, plain, wrong):
+            c.close()
+
+
+def test_a_unix_socket_with_a_database_number(make_redis, tmp_path):
+    path = tmp_path / "redis.sock"
+    server = make_redis(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"])
+    redis.Redis(port=server.port, db=2).rpush("k", "1")
+    client = resp.Client(f"unix://{path}?db=2")
+    try:
+        assert client.execute("LLEN", "k") == 1
+        assert client.execute("CLIENT", "GETNAME") == b"dashboard"
+    finally:
+        client.close()
+
+
+def test_a_restarted_server_is_reconnected_by_the_one_retry(make_redis):
+    server = make_redis()
+    client = resp.Client(server.url)
+    try:
+        assert client.execute("LLEN", "k") == 0
+        server.stop()
+        with pytest.raises(resp.ConnectionError):
+            client.execute("LLEN", "k")
+        server.start()
+        assert client.execute("LLEN", "k") == 0     # after a failed call: a fresh connection
+        server.stop()
+        server.start()                              # the client's connection is dead, unknown to it
+        assert client.pipeline([("LLEN", "k"), ("ZCARD", "z")]) == [0, 0]
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers; its redis:// URL."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            held.append(conn)
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0"
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
+
+
+HUNG_BESIDE_GOOD = """
+import eventlet
+eventlet.monkey_patch()                       # as in the worker (wsgi.py)
+import json, sys, time
+from dashboard.collectors.cache import CacheCollector
+hung = CacheCollector(sys.argv[1], timeout_s=4)        # its I/O limit: 2 s
+good = CacheCollector(sys.argv[2], timeout_s=4)
+result = {}
+def run_hung():
+    started = time.monotonic()
+    try:
+        hung.collect()
+        result["hung"] = "answered"
+    except Exception as e:
+        result["hung"] = str(e)
+    result["hung_s"] = round(time.monotonic() - started, 2)
+g = eventlet.spawn(run_hung)
+eventlet.sleep(0.2)
+good_meanwhile = 0
+while not g.dead:
+    good.collect()
+    good_meanwhile += 1
+    eventlet.sleep(0.05)
+print(json.dumps({**result, "good_meanwhile": good_meanwhile}))
+"""
+
+
+def test_a_server_that_never_answers_times_out_and_other_collectors_go_on(silent_server, redis_server):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-c", HUNG_BESIDE_GOOD, silent_server, redis_server.url],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("hung collection ended after", result["hung_s"], "s")
+    assert "TimeoutError" in result["hung"]
+    assert result["good_meanwhile"] >= 2          # green threads: the wait on one blocks no other
+
+
+HELLO_REPLY = b"*6\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:7\r\n"
+
+
+def _commands(buf: bytes) -> tuple[list[list[bytes]], bytes]:
+    """Whole RESP commands at the start of ``buf`` and the rest (the fake server's side)."""
+    out = []
+    while buf.startswith(b"*") and b"\r\n" in buf:
+        end = buf.index(b"\r\n")
+        pos, args = end + 2, []
+        for _ in range(int(buf[1:end])):
+            e = buf.find(b"\r\n", pos)
+            if e < 0:
+                return out, buf
+            n = int(buf[pos + 1:e])
+            if len(buf) < e + 2 + n + 2:
+                return out, buf
+            args.append(buf[e + 2:e + 2 + n])
+            pos = e + 2 + n + 2
+        if len(args) < int(buf[1:end]):
+            return out, buf
+        out.append(args)
+        buf = buf[pos:]
+    return out, buf
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A fake Redis: HELLO gets a proper answer, every other command the next of ``answers``
+    (then the connection stays open, silent). Yields its URL and that list."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    answers: list[bytes] = []
+    conns: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            cmds, buf = _commands(buf + chunk)
+            out = b""
+            for cmd in cmds:
+                if cmd[0].upper() == b"HELLO":
+                    out += HELLO_REPLY
+                elif answers:
+                    out += answers.pop(0)
+            try:
+                conn.sendall(out)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0", answers
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+
+
+MALFORMED = [
+    b"?what\r\n",                               # no RESP type
+    b":12a\r\n",                                # no integer
+    b": 12\r\n",
+    b"$2\r\nabcd\r\n",                          # a bulk string longer than its length
+    b"$-7\r\n",                                 # a negative length
+    b"$99999999999\r\n",                        # beyond any limit
+    b"*-2\r\n",
+    b"*3\r\n:1\r\n:2\r\n?\r\n",                 # a bad item inside an array
+    b"$4\r\nINFO\r\n+OK\r\n",                   # more replies than asked for
+    b"*1\r\n" * 10 + b":1\r\n",                 # nested too deep
+    b"+OK\rX\r\n",                              # a stray CR in a status line
+]
+
+
+@pytest.mark.parametrize("answer", MALFORMED, ids=[repr(a)[:24] for a in MALFORMED])
+def test_a_malformed_reply_is_an_error_and_the_next_call_starts_afresh(garbage_server, answer):
+    url, answers = garbage_server
+    answers += [answer, b"$3\r\nabc\r\n"]
+    client = resp.Client(url, timeout_s=2)
+    try:
+        with pytest.raises(resp.ProtocolError) as e:
+            client.execute("INFO")
+        assert "malformed reply" in str(e.value) and client.malformed == 1
+        assert client.execute("GET", "k") == b"abc"     # a new connection, in step again
+    finally:
+        client.close()
+
+
+def test_malformed_answers_fail_the_cache_and_queue_ticks_and_spare_the_others(garbage_server, redis_server):
+    url, answers = garbage_server
+    answers += [b"$5\r\nhello world\r\n", b"*2\r\n:1\r\n?\r\n"] * 5
+    settings = config.from_dict({"queues": [{"name": "emails", "kind": "redis-list", "key": "q",
+                                             "url": url}]})
+    bad_cache = CacheCollector(url, timeout_s=2)
+    bad_queues = QueueCollector(settings.queues, None, timeout_s=4)
+    good = CacheCollector(redis_server.url, timeout_s=2)
+    runner = CollectorRunner([bad_cache, bad_queues], lambda samples: None)
+    try:
+        plain = {c.source: next(s for s in runner.tick(c) if not s.labels) for c in (bad_cache, bad_queues)}
+        assert plain["cache"].values["cache.up"] == 0 and "malformed reply" in plain["cache"].error
+        assert plain["queue"].values["queue.up"] == 0 and "malformed reply" in plain["queue"].error
+        assert runner.status()["cache"]["status"] == runner.status()["queue"]["status"] == "error"
+        with pytest.raises(CollectorError):
+            bad_cache.collect()
+        # The process and the other collectors go on: a real Redis is read as ever.
+        assert good.collect()[0].values["cache.clients"] >= 1
+    finally:
+        runner.stop()
+        good.close()
