@@ -109,6 +109,16 @@ def test_malformed_statsd_packets_are_counted_and_ignored(statsd):
     assert v["app.error_rate"] == pytest.approx(12.5)                 # 1 of 8 requests
 
 
+def test_statsd_lines_sent_before_a_tick_count_in_that_tick(statsd):
+    collector, clock, sender = statsd
+    collector.collect()                      # a first tick, as the runner gives them
+    for _ in range(200):
+        sender.send(b"shop.requests:1|c")    # loopback UDP: queued at the listener on return
+    clock.t += 10
+    v = collector.collect()[0].values
+    assert v["app.requests_per_s"] == pytest.approx(200 / 10)
+
+
 def test_the_statsd_listener_starts_and_stops_with_the_runtime(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))

@@ -2,7 +2,7 @@
 
 Each configured queue has a kind (``redis-list``, ``rq``, ``celery``, ``sql``; options in
 ``options``). Readers do the I/O -- one pipelined round trip per Redis server
-(``redis``), two indexed statements per SQL queue under a statement time limit
+(``redis``), one statement per SQL queue under a statement time limit
 (``sql``) -- and return plain counts; this module turns counts into flows over a window:
 
 - ``queue.net_dequeue_per_s`` = how fast ``pending`` falls, from its ups and downs over the

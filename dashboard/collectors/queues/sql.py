@@ -1,5 +1,5 @@
-"""A jobs table in MySQL/MariaDB as a queue: two indexed statements per tick, each under a
-statement time limit.
+"""A jobs table in MySQL/MariaDB as a queue: one statement per tick (two indexed reads joined,
+one round trip: issue 19), under a statement time limit.
 
 With the index ``(status, created_at, priority)`` every figure is an index range or an index
 end: pending per priority and the processing/failed counts are covering range scans (capped at
@@ -53,23 +53,26 @@ class SqlQueue:
         max_id = f"(SELECT MAX({pk}) FROM {t})" if pk else "NULL"
         added = (f"(SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {pk} > %s LIMIT {cap}) n)"
                  if pk else "NULL")
-        self.summary_sql = (
+        summary = (
             f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} IN ({inn(self.processing)}) "
-            f"LIMIT {cap}) a), "
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} IN ({inn(self.failed)}) LIMIT {cap}) b), "
-            f"(SELECT MIN({c}) FROM {t} WHERE {s} IN ({inn(self.pending)})), "
-            f"NOW(6), UNIX_TIMESTAMP(NOW(6)), {max_id}, {added}")
-        self.summary_args = [*self.processing, *self.failed, *self.pending]
+            f"LIMIT {cap}) a) AS processing, "
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} IN ({inn(self.failed)}) LIMIT {cap}) b)"
+            f" AS failed, (SELECT MIN({c}) FROM {t} WHERE {s} IN ({inn(self.pending)})) AS oldest, "
+            f"NOW(6) AS now_dt, UNIX_TIMESTAMP(NOW(6)) AS now_epoch, {max_id} AS max_id, {added} AS added")
         self.has_id = bool(pk)
         self.last_id: int | None = None         # MAX(id) at the previous tick
         self.enqueued_total = 0.0               # rows added since we started counting
         prio = o["priority_column"]
         if prio:
-            self.pending_sql = (f"SELECT p, COUNT(*) FROM (SELECT {_q(prio)} AS p FROM {t} WHERE {s} "
-                                f"IN ({inn(self.pending)}) LIMIT {cap}) x GROUP BY p")
+            pending = (f"SELECT p, COUNT(*) AS n FROM (SELECT {_q(prio)} AS p FROM {t} WHERE {s} "
+                       f"IN ({inn(self.pending)}) LIMIT {cap}) x GROUP BY p")
         else:
-            self.pending_sql = (f"SELECT NULL, COUNT(*) FROM (SELECT 1 FROM {t} WHERE {s} "
-                                f"IN ({inn(self.pending)}) LIMIT {cap}) x")
+            pending = (f"SELECT NULL AS p, COUNT(*) AS n FROM (SELECT 1 FROM {t} WHERE {s} "
+                       f"IN ({inn(self.pending)}) LIMIT {cap}) x")
+        # One row per pending priority, the summary's columns repeated on each; one row with
+        # p and n NULL when nothing is pending (with a priority column).
+        self.read_sql = (f"SELECT s.*, g.p, g.n FROM ({summary}) s LEFT JOIN ({pending}) g ON 1 = 1")
+        self.summary_args = [*self.processing, *self.failed, *self.pending]
         cols = [o["status_column"], o["created_column"]] + ([prio] if prio else [])
         base = o["table"].split(".")[-1]
         self.index_sql = (f"CREATE INDEX {_q(base + '_queue_idx')} ON {t} "
@@ -150,11 +153,11 @@ class SqlQueues:
         r = QueueRead(q.name, window_s=q.window_s)
         mariadb = self.conn.flavor == "mariadb"
         try:
-            prio_rows = self.conn.query(q.limited(q.pending_sql, mariadb), q.pending)
             # id > NULL matches nothing: the first tick only learns MAX(id)
-            args = q.summary_args + ([q.last_id] if q.has_id else [])
-            (processing, failed, oldest, now_dt, now_epoch, max_id, added), = self.conn.query(
-                q.limited(q.summary_sql, mariadb), args)
+            args = q.summary_args + ([q.last_id] if q.has_id else []) + q.pending
+            rows = self.conn.query(q.limited(q.read_sql, mariadb), args)
+            processing, failed, oldest, now_dt, now_epoch, max_id, added = rows[0][:7]
+            prio_rows = [(p, n) for *_, p, n in rows if n is not None]
         except QueryError as e:          # the connection is fine: this queue's statement is not
             q.last_error = self._explain(q, e)
             q.retry_at = now + RETRY_AFTER_S
