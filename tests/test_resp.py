@@ -19,6 +19,7 @@ from dashboard.collectors.cache import CacheCollector
 from dashboard.collectors.queues.collector import QueueCollector
 from dashboard.collectors.redisconn import describe_error
 from dashboard.config import load as config
+from dashboard.demo import services as devservices
 from dashboard.model import CollectorError
 from dashboard.scheduler import CollectorRunner
 
@@ -89,6 +90,41 @@ def test_a_unix_socket_with_a_database_number(make_redis, tmp_path):
         assert client.execute("CLIENT", "GETNAME") == b"dashboard"
     finally:
         client.close()
+
+
+def _certificates(d: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+def test_rediss_checks_the_servers_certificate_and_reads_over_tls(make_redis, tmp_path):
+    ca, cert, key = _certificates(tmp_path)
+    tls_port = devservices.free_port()
+    server = make_redis(extra_args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                                    "--tls-auth-clients", "no"])
+    redis.Redis(port=server.port).rpush("k", "a", "b")
+    trusted = resp.Client(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}")
+    unknown_ca = resp.Client(f"rediss://127.0.0.1:{tls_port}/0")      # the system's CAs only
+    try:
+        assert trusted.pipeline([("LLEN", "k"), ("CLIENT", "GETNAME")]) == [2, b"dashboard"]
+        with pytest.raises(resp.RedisError) as e:     # never a silent unverified connection
+            unknown_ca.execute("LLEN", "k")
+        assert "certificate" in str(describe_error("rediss://x", e.value)).lower()
+        listed = redis.Redis(port=server.port).client_list()
+        assert [c for c in listed if c["name"] == "dashboard"]      # the TLS client, named
+    finally:
+        trusted.close()
+        unknown_ca.close()
 
 
 def test_a_restarted_server_is_reconnected_by_the_one_retry(make_redis):
