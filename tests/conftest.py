@@ -53,6 +53,21 @@ def test_network() -> Iterator[netns.Network]:
     yield from netns.network()
 
 
+@pytest.hookimpl(tryfirst=True)     # before pytest-xdist reads the groups (``--dist loadgroup``)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (scripts/test.sh runs the whole suite on several workers), a module's
+    tests that share a module- or class-scoped fixture (a server, a browser, a filled store) run
+    on one worker, so it is set up once; every other test goes wherever a worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = [d for defs in info.name2fixturedefs.values() for d in defs
+                  if d.scope in ("module", "class", "package")]
+        if shared and not any(True for _ in item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Namespaces of test runs killed mid-test (their pid is gone); never another live run's.
     if netns.problem() is None:
