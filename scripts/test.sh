@@ -27,9 +27,27 @@ fi
 
 # Per-test limit: a hung test fails instead of eating CI's time. Override with PYTEST_TIMEOUT.
 TIMEOUT=${PYTEST_TIMEOUT:-300}
+
+# Workers (pytest-xdist): most tests wait (servers starting, subprocesses, leases, a browser), so
+# the whole suite runs on more workers than the 2 cores, each with its own session services
+# (MariaDB, Redis, PostgreSQL... on ports and in directories of its own). Tests that share a
+# module's fixture stay on one worker (tests/conftest.py marks them; --dist loadgroup). Given
+# paths run in this process, as before. PYTEST_WORKERS=N sets the number (0: no workers).
+parallel=()
+workers=${PYTEST_WORKERS:-}
+if [[ -z $workers ]] && ((${#targets[@]})); then
+    workers=4
+fi
+for arg in "$@"; do
+    [[ $arg == -n* || $arg == --numprocesses* ]] && workers=""
+done
+if [[ -n $workers && $workers != 0 ]]; then
+    parallel=(-n "$workers" --dist loadgroup)
+fi
+
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout="$TIMEOUT" -rfEs \
-    "${targets[@]}" "$@" </dev/null
+    ${parallel[@]+"${parallel[@]}"} "${targets[@]}" "$@" </dev/null
 rc=$?
 set -e
 if ((rc == 5)); then

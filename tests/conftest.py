@@ -8,6 +8,7 @@ Sections:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,41 @@ def _services_fresh_for_each_test() -> None:
 def test_network() -> Iterator[netns.Network]:
     """Machines on a network of this test's own (tests/support/netns.py), gone afterwards."""
     yield from netns.network()
+
+
+_SHARED_SCOPE = re.compile(r"""scope\s*=\s*["'](?:module|class|package)["']""")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist with ``--dist loadgroup`` (scripts/test.sh runs the whole suite on
+    several workers): the tests of a module that defines a module-, class- or package-scoped
+    fixture (a server, a browser, a filled store) run on one worker, so it is set up once; every
+    other test is a unit of its own, run by whichever worker is free.
+
+    xdist's own loadgroup reads ``xdist_group`` marks by suffixing ``item._nodeid``, which pytest
+    9 no longer has (its ``nodeid`` is ``str(item._id)``): the marks would be ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # lazy: only a run with workers has xdist loaded
+
+    root = Path(config.rootpath)
+    shared: dict[str, bool] = {}
+
+    def module_shares_fixtures(path: str) -> bool:
+        if path not in shared:
+            try:
+                shared[path] = bool(_SHARED_SCOPE.search((root / path).read_text()))
+            except OSError:
+                shared[path] = False
+        return shared[path]
+
+    class ByModuleWhereShared(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if module_shares_fixtures(path) else nodeid
+
+    return ByModuleWhereShared(config, log)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

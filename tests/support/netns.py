@@ -22,6 +22,8 @@ with ``CI=true`` that is a failure (as ``tests/support/disk.py`` does for tmpfs)
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import random
@@ -30,6 +32,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence, TypeVar
@@ -122,6 +125,18 @@ def sweep_stale() -> list[str]:
     return gone
 
 
+@contextlib.contextmanager
+def _subnet_lock() -> Iterator[None]:
+    """Held from picking a free /24 until its address is on the root namespace's veth: runs in
+    parallel (pytest-xdist workers, other checkouts' runs) pick one each, never the same."""
+    with open(Path(tempfile.gettempdir()) / f"{PREFIX}-subnet.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _free_subnet() -> ipaddress.IPv4Network:
     """A /24 of 10.213.0.0/16 that no address of the root namespace is in (another run's)."""
     used = set(re.findall(r"inet (10\.213\.\d+)\.", _ip("-4", "addr", "show", check=False).stdout))
@@ -138,21 +153,26 @@ class Network:
 
     def __init__(self) -> None:
         self.id = secrets.token_hex(3)
-        self.subnet = _free_subnet()
-        self._hosts = list(self.subnet.hosts())
-        self.gateway = str(self._hosts[0])                # the test process's own address
         self.addresses: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self._made: list[str] = []
         self._cuts: list[tuple[str, str]] = []
-        self.switch = self._netns("sw")
-        _ip("link", "add", "br0", "type", "bridge", ns=self.switch)
-        _ip("link", "set", "br0", "up", ns=self.switch)
-        # The test process: a veth in the root namespace, its peer on the bridge.
         self.root_if = f"{PREFIX}{self.id}r"
-        self._veth(self.root_if, None, "root")
-        _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.root_if)
-        _ip("link", "set", self.root_if, "up")
+        try:
+            with _subnet_lock():
+                self.subnet = _free_subnet()
+                self._hosts = list(self.subnet.hosts())
+                self.gateway = str(self._hosts[0])        # the test process's own address
+                self.switch = self._netns("sw")
+                _ip("link", "add", "br0", "type", "bridge", ns=self.switch)
+                _ip("link", "set", "br0", "up", ns=self.switch)
+                # The test process: a veth in the root namespace, its peer on the bridge.
+                self._veth(self.root_if, None, "root")
+                _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.root_if)
+            _ip("link", "set", self.root_if, "up")
+        except BaseException:
+            self.close()          # what was made so far (namespaces, the root veth) goes too
+            raise
 
     def ns(self, role: str) -> str:
         return f"{PREFIX}-{os.getpid()}-{self.id}-{role}"
