@@ -128,15 +128,22 @@
     if (relayouts.length) requestAnimationFrame(relayoutNext);
   }
 
+  // A question asked while an answer is on its way is asked again once it arrives: that answer
+  // may predate what prompted the question (an alert that resolved meanwhile), and taking it
+  // would leave the bar stale until the next alert anywhere.
+  var askAgain = false;
   function load() {
-    if (loading) return loading;
+    if (loading) { askAgain = true; return loading; }
     var windowS = Math.max((live.state && live.state.windowS) || 900, 3600);
     loadedWindow = windowS;
     loading = fetch("/api/alerts?history_s=" + windowS, { credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error("alerts: HTTP " + r.status); return r.json(); })
       .then(function (d) { last = d; render(d); shade(); })
       .catch(function (e) { console.error(e); })
-      .then(function () { loading = null; });
+      .then(function () {
+        loading = null;
+        if (askAgain) { askAgain = false; load(); }
+      });
     return loading;
   }
 

@@ -77,3 +77,44 @@ def test_the_alert_bar_goes_critical_live_and_an_operator_acknowledges_from_the_
         wait_until(lambda: (b := page.evaluate(BAR)) and b["critical"] == "0", timeout=20,
                    message=lambda: f"bar: {page.evaluate(BAR)}")
         assert errors == []
+
+
+def test_an_alert_that_resolves_while_the_page_still_waits_for_its_alerts_leaves_the_bar_clear(
+        server, webhook_receiver):
+    """The page asks for the active alerts as it loads, again when its socket connects and again
+    after each alert event. When the first answer is slow and the alert resolves meanwhile, that
+    answer is out of date by the time it arrives: the page must ask again, not take the old
+    answer for the later question (the bar stayed "1 critical" for a resolved alert until the
+    next alert anywhere)."""
+    webhook_receiver.default_status = 503              # the probed site is down: app_down fires
+    with chromium() as ctx:
+        api = ctx.request
+        browser_login(ctx.new_page(), server)
+
+        def critical() -> int:
+            r = api.get(server.url + "/api/alerts")
+            return sum(a["severity"] == "critical" for a in r.json()["active"])
+
+        wait_until(lambda: critical() == 1, timeout=30, message="app_down never fired")
+        page = ctx.new_page()
+        held: list = []
+        later: list = []
+        page.route(lambda url: "/api/alerts" in url,
+                   lambda route: (later if held else held).append(route) or (held[0] is route
+                                                                            or route.continue_()))
+        page.goto(server.url + "/")
+        # (page.evaluate lets Playwright run the route handler meanwhile)
+        wait_until(lambda: page.evaluate("1") and held, timeout=20,
+                   message="the page never asked for its alerts")
+        stale = held[0].fetch()                        # the answer as it is now: 1 critical
+        wait_until(lambda: page.get_attribute("#status-chip", "data-state") == "live", timeout=20)
+        webhook_receiver.default_status = 200          # back up: app_down resolves
+        # The resolve's event reaches the bar; its follow-up question (300 ms later) finds the
+        # first one still unanswered.
+        wait_until(lambda: (b := page.evaluate(BAR)) and b["critical"] == "0", timeout=30,
+                   message=lambda: f"bar: {page.evaluate(BAR)}")
+        page.evaluate("new Promise(function (r) { setTimeout(r, 300); })")
+        assert not later
+        held[0].fulfill(response=stale)                # the slow first answer arrives at last
+        wait_until(lambda: page.evaluate("1") and later and page.evaluate(BAR)["critical"] == "0",
+                   timeout=20, message=lambda: f"asked again: {len(later)}; bar: {page.evaluate(BAR)}")
