@@ -424,10 +424,12 @@
   }
 
   /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
-     arrays in place (cut to the window) and the chart moves through Plotly.animate without a
-     redraw, with the axis ranges autorange would give: only the trace lines and the axes are
-     drawn again. Plotly.extendTraces redraws the whole chart (defaults of every attribute, legend,
-     threshold lines, margins): about half the main thread an idle page used (issue 19,
+     arrays in place (cut to the window), Plotly.animate without a redraw draws the trace lines
+     from them (no axis transition), then one Plotly.relayout of the axis ranges draws the x axis
+     (and the y axis only when its range changes) from the points already computed.
+     Plotly.extendTraces redraws the whole chart (defaults of every attribute, legend, threshold
+     lines, margins): about half the main thread an idle page used; an animate that moves the axes
+     too draws both axes in its transition frame and again in the relayout that ends it (issue 19,
      bench/page_cost.py). Rollup windows (min..max bands) keep extendTraces. */
   var SLIDE = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
   function slide(c) {
@@ -442,12 +444,28 @@
       if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
       upd.push({ x: tr.x, y: tr.y });
     }
-    var layout = { xaxis: { range: xRange(data) } };
-    if (!c.panel.y_max) layout.yaxis = { range: yRange(c.panel, data) };
-    Plotly.animate(gd, { data: upd, traces: u.idx, layout: layout }, SLIDE).catch(function () {
+    var axes = { "xaxis.range": xRange(data) };
+    if (!c.panel.y_max) {
+      var y = yKept(gd, yRange(c.panel, data));
+      if (y) axes["yaxis.range"] = y;
+    }
+    Plotly.animate(gd, { data: upd, traces: u.idx }, SLIDE).catch(function () {
       if (charts[c.panel.id] === c) Plotly.redraw(gd);     // an interrupted move: draw it whole
     });
+    Plotly.relayout(gd, axes);
     return true;
+  }
+
+  /* The y axis is not moved while every point stays within it: a new y range only when a point
+     leaves the axis (or the axis stands more than Y_SLACK times above its points, e.g. a spike left
+     the window), and then with Y_HEADROOM above what the points need, so the next few rises fit. */
+  var Y_HEADROOM = 0.1, Y_SLACK = 1.35;
+  function yKept(gd, fit) {
+    var cur = gd._fullLayout.yaxis && gd._fullLayout.yaxis.range;
+    var span = fit[1] - fit[0];
+    if (cur && cur[0] <= fit[0] && cur[1] >= fit[1] && cur[0] >= fit[0] - span * (Y_SLACK - 1) &&
+        cur[1] <= fit[1] + span * (Y_SLACK - 1)) return null;
+    return [fit[0] < 0 ? fit[0] - span * Y_HEADROOM : fit[0], fit[1] > 0 ? fit[1] + span * Y_HEADROOM : fit[1]];
   }
 
   /* What autorange gives a date axis of lines: first to last point, no padding. */
