@@ -133,7 +133,9 @@
                          text: l.label, showarrow: false, font: { size: 10, color: color } });
     });
     var yaxis = { gridcolor: "#2a2f3a", zerolinecolor: "#2a2f3a", fixedrange: true,
-                  ticksuffix: panel.unit === "%" ? "%" : "", automargin: true };
+                  ticksuffix: panel.unit === "%" ? "%" : "" };
+    // No automargin: the left margin (48 px) holds the longest label ("150kB/s"), and the labels
+    // are not measured again at every move (issue 19).
     if (panel.unit === "B/s") { yaxis.tickformat = ".2s"; yaxis.ticksuffix = "B/s"; }
     if (panel.y_max) { yaxis.range = [0, panel.y_max]; } else { yaxis.rangemode = "tozero"; }
     var xaxis = { type: "date", gridcolor: "#2a2f3a", fixedrange: true };
@@ -424,13 +426,13 @@
   }
 
   /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
-     arrays in place (cut to the window), Plotly.animate without a redraw draws the trace lines
-     from them (no axis transition), then one Plotly.relayout of the axis ranges draws the x axis
-     (and the y axis only when its range changes) from the points already computed.
-     Plotly.extendTraces redraws the whole chart (defaults of every attribute, legend, threshold
-     lines, margins): about half the main thread an idle page used; an animate that moves the axes
-     too draws both axes in its transition frame and again in the relayout that ends it (issue 19,
-     bench/page_cost.py). Rollup windows (min..max bands) keep extendTraces. */
+     arrays in place (cut to the window) and the chart moves through Plotly.animate without a
+     redraw, with the x range autorange would give (the y range only when a point leaves the y
+     axis, see yKept): only the trace lines and the axes are drawn again. Plotly.extendTraces
+     redraws the whole chart (defaults of every attribute, legend, threshold lines, margins): about
+     half the main thread an idle page used (issue 19, bench/page_cost.py). Animating the traces
+     alone and moving the axes with one relayout drew the lines twice (the transition, then the
+     relayout) and cost a third more. Rollup windows (min..max bands) keep extendTraces. */
   var SLIDE = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
   function slide(c) {
     var gd = c.div, u = c.pend, data = gd.data, cap = maxPoints();
@@ -444,15 +446,12 @@
       if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
       upd.push({ x: tr.x, y: tr.y });
     }
-    var axes = { "xaxis.range": xRange(data) };
-    if (!c.panel.y_max) {
-      var y = yKept(gd, yRange(c.panel, data));
-      if (y) axes["yaxis.range"] = y;
-    }
-    Plotly.animate(gd, { data: upd, traces: u.idx }, SLIDE).catch(function () {
+    var layout = { xaxis: { range: xRange(data) } };
+    var y = !c.panel.y_max && yKept(gd, yRange(c.panel, data));
+    if (y) layout.yaxis = { range: y };
+    Plotly.animate(gd, { data: upd, traces: u.idx, layout: layout }, SLIDE).catch(function () {
       if (charts[c.panel.id] === c) Plotly.redraw(gd);     // an interrupted move: draw it whole
     });
-    Plotly.relayout(gd, axes);
     return true;
   }
 
