@@ -6,10 +6,11 @@
  * - A gap longer than three sampling intervals is drawn as a gap (a null point), never bridged.
  * - A hidden tab draws nothing; it buffers and catches up in one batch when shown again.
  * - Receiving is not drawing: samples are queued per chart as they arrive, and a chart is redrawn
- *   (one extendTraces for all it has queued) at most once a second, only while it is on screen,
- *   one chart per animation frame. Plotly redraws a whole chart on every extendTraces (8-15 ms
- *   on a 2-core machine, however few the new points): redrawing every chart at every tick made
- *   a page sampling at 0.1 s fall behind and lose its socket (bench/page_endurance.py).
+ *   (one move for all it has queued) at most once a second, only while it is on screen, a few
+ *   charts per animation frame (MOVE_BUDGET_MS). Plotly redraws a whole chart on every
+ *   extendTraces (8-15 ms on a 2-core machine, however few the new points): redrawing every chart
+ *   at every tick made a page sampling at 0.1 s fall behind and lose its socket
+ *   (bench/page_endurance.py).
  * - Below a 1 s interval a trace gets at most about one point a second, the same number of
  *   points as a 1 s installation (the value beside the title still shows every sample).
  * - Queue panels draw the queues the history answer names (h.queues.shown: the busiest by jobs
@@ -25,7 +26,15 @@
   var cfg = JSON.parse(document.getElementById("page-config").textContent);
   var RAW_MAX_WINDOW_S = 3600;
   var REDRAW_EVERY_MS = 1000;     // a chart on screen moves once a second
-  var FRAME_BUDGET_MS = 4;        // stop redrawing charts in this frame past this; next frame
+  // Charts due move a few at a time: MOVES_PER_FRAME a frame (fewer past MOVE_BUDGET_MS of
+  // synchronous drawing, e.g. extendTraces in a rollup window), then the next frame. A move's work
+  // is mostly not in this callback: Plotly.animate computes the figure in microtasks after it and
+  // draws the axes in the next frame, so a time budget here let every due chart move in one frame
+  // and, at 33 charts, the frame after it held every chart's axes (tasks of 100-700 ms, issue 19).
+  // One chart a frame costs the other way: every frame pays the whole page's style, paint and
+  // compositing (busy x1.3-1.7 at the wall). A chart drawn whole (its first drawing or a new
+  // trace: 40-130 ms) has a frame to itself.
+  var MOVES_PER_FRAME = 3, MOVE_BUDGET_MS = 12;
   var PLOT_STEP_MS = (cfg.interval_s || 1) < 1 ? 950 : 0;  // thinning below 1 s (see above)
   var COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#ba68c8", "#f06292", "#e0e0e0", "#fff176", "#4db6ac"];
   var SEVERITY_COLORS = { warning: "#ffb300", critical: "#ff5252", target: "#66bb6a" };
@@ -504,7 +513,9 @@
       var c = dirty[i];
       if (charts[c.panel.id] !== c) { dirty.splice(i, 1); continue; }   // replaced by a reload
       var due = c.lastDraw + REDRAW_EVERY_MS;
-      if (!onScreen[c.div.id] || due > t0 || performance.now() - t0 > FRAME_BUDGET_MS) {
+      var whole = !!c.initial || c.added.length > 0;
+      if (!onScreen[c.div.id] || due > t0 ||
+          (drawn && (whole || drawn >= MOVES_PER_FRAME || performance.now() - t0 > MOVE_BUDGET_MS))) {
         if (onScreen[c.div.id]) next = Math.min(next, due);
         i++;
         continue;
