@@ -469,7 +469,8 @@
      the window), and then with Y_HEADROOM above what the points need, so the next few rises fit. */
   var Y_HEADROOM = 0.1, Y_SLACK = 1.35;
   function yKept(gd, fit) {
-    var cur = gd._fullLayout.yaxis && gd._fullLayout.yaxis.range;
+    // Until a range is given, Plotly autoranges the y axis at every move (the first drawing's).
+    var ya = gd.layout.yaxis || {}, cur = ya.autorange === false ? ya.range : null;
     var span = fit[1] - fit[0];
     if (cur && cur[0] <= fit[0] && cur[1] >= fit[1] && cur[0] >= fit[0] - span * (Y_SLACK - 1) &&
         cur[1] <= fit[1] + span * (Y_SLACK - 1)) return null;
