@@ -7,7 +7,7 @@
  * - A hidden tab draws nothing; it buffers and catches up in one batch when shown again.
  * - Receiving is not drawing: samples are queued per chart as they arrive, and a chart is redrawn
  *   (one move for all it has queued) at most once a second, only while it is on screen, a few
- *   charts per animation frame (MOVE_BUDGET_MS). Plotly redraws a whole chart on every
+ *   charts per animation frame (MOVES_PER_FRAME). Plotly redraws a whole chart on every
  *   extendTraces (8-15 ms on a 2-core machine, however few the new points): redrawing every chart
  *   at every tick made a page sampling at 0.1 s fall behind and lose its socket
  *   (bench/page_endurance.py).
@@ -465,8 +465,9 @@
   }
 
   /* The y axis is not moved while every point stays within it: a new y range only when a point
-     leaves the axis (or the axis stands more than Y_SLACK times above its points, e.g. a spike left
-     the window), and then with Y_HEADROOM above what the points need, so the next few rises fit. */
+     leaves the axis (or the axis reaches more than Y_SLACK - 1 of the points' span beyond them,
+     e.g. a spike left the window), and then with Y_HEADROOM of that span beyond what the points
+     need, so the next few rises fit. fit: what autorange would give (yRange). */
   var Y_HEADROOM = 0.1, Y_SLACK = 1.35;
   function yKept(gd, fit) {
     // Until a range is given, Plotly autoranges the y axis at every move (the first drawing's).
