@@ -23,7 +23,8 @@ the DevTools protocol:
 ``--vs DIR``: the same readings with DIR's dashboard/static/*.js served instead of this
 checkout's, and its *.css (the same server, data and platform; the page's HTML is this checkout's), the two
 alternated within each round, and the ratio this/DIR printed per viewport. ``--profile``: a CPU
-profile (CDP Profiler) of one extra window per variant at 1920x3800, self time by function.
+profile (CDP Profiler) of one extra window per variant at 1920x3800, self time by function, and
+a DevTools trace of it: each task over 50 ms with the script entries and rendering steps in it.
 
     .venv/bin/python bench/page_cost.py [--vs OTHER_CHECKOUT] [--rounds 2] [--seconds 30] [--profile]
 Debian's /usr/bin/chromium through playwright's executable_path; never `playwright install`.
@@ -144,6 +145,7 @@ def one(browser, url: str, cookies: list[dict], variant: str, static_dir: Path |
         page.wait_for_timeout(settle_s * 1000)
         page.evaluate("() => { window.__pagecost.longtasks = []; }")
         if profile:
+            browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
             wall.send("Profiler.enable")
             wall.send("Profiler.setSamplingInterval", {"interval": 500})
             wall.send("Profiler.start")
@@ -153,7 +155,8 @@ def one(browser, url: str, cookies: list[dict], variant: str, static_dir: Path |
         m1, t1 = metrics(wall), time.monotonic()
         c1 = metrics(thread)
         if profile:
-            return self_times(wall.send("Profiler.stop")["profile"])
+            times = self_times(wall.send("Profiler.stop")["profile"])
+            return times + [(-1.0, line) for line in long_tasks_in(browser.stop_tracing())]
         longtasks = page.evaluate("() => window.__pagecost.longtasks")
         lags, shown = [], {}
         for _ in range(5):
@@ -175,6 +178,41 @@ def one(browser, url: str, cookies: list[dict], variant: str, static_dir: Path |
                        shown["plotted"], shown["traces"], shown["points"], max(lags), shown["looked"])
     finally:
         ctx.close()
+
+
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
+
+
+def long_tasks_in(raw: bytes) -> list[str]:
+    """The renderer main thread's tasks over LONG_TASK_MS in a DevTools trace, each with what ran in
+    it: the script entries (function and where) and the rendering steps, longest first."""
+    import json
+    events = json.loads(raw)["traceEvents"]
+    mains = {(e["pid"], e["tid"]) for e in events
+             if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"}
+    spans = sorted((e for e in events if (e.get("pid"), e.get("tid")) in mains and e.get("ph") == "X"
+                    and "dur" in e), key=lambda e: e["ts"])
+    out = []
+    for task in (e for e in spans if e["name"] == "RunTask" and e["dur"] > LONG_TASK_MS * 1000):
+        end = task["ts"] + task["dur"]
+        parts: dict[str, float] = {}
+        for e in spans:
+            if e["ts"] < task["ts"] or e["ts"] >= end or e is task:
+                continue
+            d = e.get("args", {}).get("data", {})
+            if e["name"] in ("FunctionCall", "TimerFire", "FireAnimationFrame", "EventDispatch", "MinorGC",
+                             "MajorGC", "UpdateLayoutTree", "Layout", "Paint", "Layerize", "Commit",
+                             "ParseHTML", "EvaluateScript", "v8.compile"):
+                what = e["name"]
+                if e["name"] == "FunctionCall":
+                    where = str(d.get("url", "")).rsplit("/", 1)[-1].split("?")[0]
+                    what += f" {d.get('functionName') or '(anonymous)'} {where}:{d.get('lineNumber', 0) + 1}"
+                elif e["name"] == "EventDispatch":
+                    what += f" {d.get('type')}"
+                parts[what] = parts.get(what, 0.0) + e["dur"] / 1000
+        top = ", ".join(f"{k} {v:.0f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])[:6])
+        out.append((task["dur"] / 1000, f"long task {task['dur'] / 1000:.0f} ms: {top}"))
+    return [line for _, line in sorted(out, reverse=True)]
 
 
 def self_times(profile: dict) -> list[tuple[float, str]]:
@@ -272,11 +310,16 @@ def main(argv: list[str] | None = None) -> int:
                         prof = one(browser, srv.url, cookies, name, static, "wall", args.settle, args.seconds,
                                    profile=True)
                         assert isinstance(prof, list)
+                        longs = [line for ms, line in prof if ms < 0]
+                        prof = [(ms, where) for ms, where in prof if ms >= 0]
                         total = sum(ms for ms, _ in prof)
                         print(f"\nCPU profile, {name}, wall, {args.seconds:g} s: {total:.0f} ms sampled; "
                               "self time by function:")
                         for ms, where in prof[:25]:
                             print(f"  {ms:8.1f} ms  {where}")
+                        print(f"tasks over {LONG_TASK_MS:g} ms in that window (DevTools trace): {len(longs)}")
+                        for line in longs[:12]:
+                            print(f"  {line}")
             finally:
                 browser.close()
     finally:

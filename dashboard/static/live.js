@@ -6,10 +6,11 @@
  * - A gap longer than three sampling intervals is drawn as a gap (a null point), never bridged.
  * - A hidden tab draws nothing; it buffers and catches up in one batch when shown again.
  * - Receiving is not drawing: samples are queued per chart as they arrive, and a chart is redrawn
- *   (one extendTraces for all it has queued) at most once a second, only while it is on screen,
- *   one chart per animation frame. Plotly redraws a whole chart on every extendTraces (8-15 ms
- *   on a 2-core machine, however few the new points): redrawing every chart at every tick made
- *   a page sampling at 0.1 s fall behind and lose its socket (bench/page_endurance.py).
+ *   (one move for all it has queued) at most once a second, only while it is on screen, a few
+ *   charts per animation frame (MOVES_PER_FRAME). Plotly redraws a whole chart on every
+ *   extendTraces (8-15 ms on a 2-core machine, however few the new points): redrawing every chart
+ *   at every tick made a page sampling at 0.1 s fall behind and lose its socket
+ *   (bench/page_endurance.py).
  * - Below a 1 s interval a trace gets at most about one point a second, the same number of
  *   points as a 1 s installation (the value beside the title still shows every sample).
  * - Queue panels draw the queues the history answer names (h.queues.shown: the busiest by jobs
@@ -25,7 +26,15 @@
   var cfg = JSON.parse(document.getElementById("page-config").textContent);
   var RAW_MAX_WINDOW_S = 3600;
   var REDRAW_EVERY_MS = 1000;     // a chart on screen moves once a second
-  var FRAME_BUDGET_MS = 4;        // stop redrawing charts in this frame past this; next frame
+  // Charts due move a few at a time: MOVES_PER_FRAME a frame (fewer past MOVE_BUDGET_MS of
+  // synchronous drawing, e.g. extendTraces in a rollup window), then the next frame. A move's work
+  // is mostly not in this callback: Plotly.animate computes the figure in microtasks after it and
+  // draws the axes in the next frame, so a time budget here let every due chart move in one frame
+  // and, at 33 charts, the frame after it held every chart's axes (tasks of 100-700 ms, issue 19).
+  // One chart a frame costs the other way: every frame pays the whole page's style, paint and
+  // compositing (busy x1.3-1.7 at the wall). A chart drawn whole (its first drawing or a new
+  // trace: 40-130 ms) has a frame to itself.
+  var MOVES_PER_FRAME = 3, MOVE_BUDGET_MS = 12;
   var PLOT_STEP_MS = (cfg.interval_s || 1) < 1 ? 950 : 0;  // thinning below 1 s (see above)
   var COLORS = ["#4fc3f7", "#ffb74d", "#81c784", "#ba68c8", "#f06292", "#e0e0e0", "#fff176", "#4db6ac"];
   var SEVERITY_COLORS = { warning: "#ffb300", critical: "#ff5252", target: "#66bb6a" };
@@ -133,7 +142,9 @@
                          text: l.label, showarrow: false, font: { size: 10, color: color } });
     });
     var yaxis = { gridcolor: "#2a2f3a", zerolinecolor: "#2a2f3a", fixedrange: true,
-                  ticksuffix: panel.unit === "%" ? "%" : "", automargin: true };
+                  ticksuffix: panel.unit === "%" ? "%" : "" };
+    // No automargin: the left margin (48 px) holds the longest label ("150kB/s"), and the labels
+    // are not measured again at every move (issue 19).
     if (panel.unit === "B/s") { yaxis.tickformat = ".2s"; yaxis.ticksuffix = "B/s"; }
     if (panel.y_max) { yaxis.range = [0, panel.y_max]; } else { yaxis.rangemode = "tozero"; }
     var xaxis = { type: "date", gridcolor: "#2a2f3a", fixedrange: true };
@@ -425,10 +436,12 @@
 
   /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
      arrays in place (cut to the window) and the chart moves through Plotly.animate without a
-     redraw, with the axis ranges autorange would give: only the trace lines and the axes are
-     drawn again. Plotly.extendTraces redraws the whole chart (defaults of every attribute, legend,
-     threshold lines, margins): about half the main thread an idle page used (issue 19,
-     bench/page_cost.py). Rollup windows (min..max bands) keep extendTraces. */
+     redraw, with the x range autorange would give (the y range only when a point leaves the y
+     axis, see yKept): only the trace lines and the axes are drawn again. Plotly.extendTraces
+     redraws the whole chart (defaults of every attribute, legend, threshold lines, margins): about
+     half the main thread an idle page used (issue 19, bench/page_cost.py). Animating the traces
+     alone and moving the axes with one relayout drew the lines twice (the transition, then the
+     relayout) and cost a third more. Rollup windows (min..max bands) keep extendTraces. */
   var SLIDE = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
   function slide(c) {
     var gd = c.div, u = c.pend, data = gd.data, cap = maxPoints();
@@ -443,11 +456,26 @@
       upd.push({ x: tr.x, y: tr.y });
     }
     var layout = { xaxis: { range: xRange(data) } };
-    if (!c.panel.y_max) layout.yaxis = { range: yRange(c.panel, data) };
+    var y = !c.panel.y_max && yKept(gd, yRange(c.panel, data));
+    if (y) layout.yaxis = { range: y };
     Plotly.animate(gd, { data: upd, traces: u.idx, layout: layout }, SLIDE).catch(function () {
       if (charts[c.panel.id] === c) Plotly.redraw(gd);     // an interrupted move: draw it whole
     });
     return true;
+  }
+
+  /* The y axis is not moved while every point stays within it: a new y range only when a point
+     leaves the axis (or the axis reaches more than Y_SLACK - 1 of the points' span beyond them,
+     e.g. a spike left the window), and then with Y_HEADROOM of that span beyond what the points
+     need, so the next few rises fit. fit: what autorange would give (yRange). */
+  var Y_HEADROOM = 0.1, Y_SLACK = 1.35;
+  function yKept(gd, fit) {
+    // Until a range is given, Plotly autoranges the y axis at every move (the first drawing's).
+    var ya = gd.layout.yaxis || {}, cur = ya.autorange === false ? ya.range : null;
+    var span = fit[1] - fit[0];
+    if (cur && cur[0] <= fit[0] && cur[1] >= fit[1] && cur[0] >= fit[0] - span * (Y_SLACK - 1) &&
+        cur[1] <= fit[1] + span * (Y_SLACK - 1)) return null;
+    return [fit[0] < 0 ? fit[0] - span * Y_HEADROOM : fit[0], fit[1] > 0 ? fit[1] + span * Y_HEADROOM : fit[1]];
   }
 
   /* What autorange gives a date axis of lines: first to last point, no padding. */
@@ -487,7 +515,9 @@
       var c = dirty[i];
       if (charts[c.panel.id] !== c) { dirty.splice(i, 1); continue; }   // replaced by a reload
       var due = c.lastDraw + REDRAW_EVERY_MS;
-      if (!onScreen[c.div.id] || due > t0 || performance.now() - t0 > FRAME_BUDGET_MS) {
+      var whole = !!c.initial || c.added.length > 0;
+      if (!onScreen[c.div.id] || due > t0 ||
+          (drawn && (whole || drawn >= MOVES_PER_FRAME || performance.now() - t0 > MOVE_BUDGET_MS))) {
         if (onScreen[c.div.id]) next = Math.min(next, due);
         i++;
         continue;

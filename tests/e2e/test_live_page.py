@@ -3,6 +3,7 @@ survives a server restart with no gap longer than the downtime."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -211,3 +212,49 @@ def test_the_live_page_leaves_no_error_in_the_browser_console(server):
         before = len(real_points(page))
         wait_until(lambda: len(real_points(page)) >= before + 2, timeout=10)
         assert errors == []
+
+
+def test_a_chart_y_axis_grows_when_a_value_rises_above_it(tmp_path):
+    """The y axis is not recomputed every second (issue 19) but it still holds every point: StatsD
+    packets at a few a second, then a burst a hundred times as high, and the chart's y axis rises
+    over the burst's points as soon as they are drawn, and keeps holding them while it moves."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        udp.close()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cfg = tmp_path / "dashboard.toml"
+        cfg.write_text(f'[statsd]\nbind = "127.0.0.1:{port}"\n')
+        chart = "chart-app-statsd"
+
+        def send(n: int) -> None:
+            for _ in range(n):
+                udp.sendto(b"shop.signup:1|c", ("127.0.0.1", port))
+
+        with DashboardServer(tmp_path / "data", config=cfg) as server, \
+                chromium(viewport=(1920, 3800)) as ctx:      # every chart in view
+            page = open_live_page(ctx, server)
+            wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+
+            def low() -> dict | None:
+                send(3)
+                time.sleep(0.3)
+                a = page.evaluate(IN_AXES, chart)
+                return a if a and a["top"] > 0 and a["newest"] - a["last"] <= 2000 else None
+            before = wait_until(low, timeout=20, message=lambda: f"{chart}: {page.evaluate(IN_AXES, chart)}")
+            send(3000)                          # ~300/s averaged over the collector's window
+
+            def risen() -> dict | None:
+                send(3)
+                time.sleep(0.3)
+                a = page.evaluate(IN_AXES, chart)
+                return a if a and a["top"] > 20 * before["y1"] and a["top"] <= a["y1"] else None
+            wait_until(risen, timeout=15, message=lambda: f"{chart}: before {before}, now "
+                                                          f"{page.evaluate(IN_AXES, chart)}")
+            for _ in range(3):                  # and the points stay within it as the chart moves
+                last = page.evaluate(IN_AXES, chart)["last"]
+                wait_until(lambda last=last: (a := risen()) and a["last"] > last, timeout=5,
+                           message=lambda: f"{chart}: {page.evaluate(IN_AXES, chart)}")
+    finally:
+        udp.close()
