@@ -22,6 +22,7 @@ from dashboard.config import load as config
 from dashboard.demo import services as devservices
 from dashboard.model import CollectorError
 from dashboard.scheduler import CollectorRunner
+from tests.support.util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -317,9 +318,14 @@ def test_malformed_answers_fail_the_cache_and_queue_ticks_and_spare_the_others(g
     bad_cache = CacheCollector(url, timeout_s=2)
     bad_queues = QueueCollector(settings.queues, None, timeout_s=4)
     good = CacheCollector(redis_server.url, timeout_s=2)
-    runner = CollectorRunner([bad_cache, bad_queues], lambda samples: None)
+    published: list = []
+    runner = CollectorRunner([bad_cache, bad_queues], published.extend)
+    runner.start()
     try:
-        plain = {c.source: next(s for s in runner.tick(c) if not s.labels) for c in (bad_cache, bad_queues)}
+        def plain_samples() -> dict:
+            return {s.source: s for s in list(published) if not s.labels}
+        plain = wait_until(lambda: (p := plain_samples()).keys() >= {"cache", "queue"} and p,
+                           timeout=20, message=lambda: f"published: {published}")
         assert plain["cache"].values["cache.up"] == 0 and "malformed reply" in plain["cache"].error
         assert plain["queue"].values["queue.up"] == 0 and "malformed reply" in plain["queue"].error
         assert runner.status()["cache"]["status"] == runner.status()["queue"]["status"] == "error"
