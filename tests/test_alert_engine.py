@@ -238,3 +238,52 @@ def test_one_isolated_slow_statement_does_not_page_but_slow_statements_in_consec
     # One slow statement at 0 s and one at 50 s (minute 1 and minute 2): above 0 for 110 s.
     two = [(t, 1 if t <= 60 else 2 if t <= 61 else 1) for t in range(1, 111)]
     assert kinds(run(e, two, slow)) == [("firing", "warning")]
+
+
+def _reference(engine: Engine, samples) -> list:
+    """What ``evaluate`` is defined as: every rule of every metric of every sample observed."""
+    out = []
+    for s in samples:
+        engine.last_seen[s.source] = max(engine.last_seen.get(s.source, s.ts), s.ts)
+        for metric, value in s.values.items():
+            for rule in engine._by_metric.get(metric, ()):
+                out.extend(engine._observe(rule, s.labels, float(value), s.ts))
+    return out
+
+
+def test_skipping_quiet_series_changes_no_transition_and_no_state():
+    """Issue 19: ``evaluate`` skips quiet series of rules with nothing in memory. Fed the same
+    random ticks, every rule's metric (above and below, inclusive levels, scaled, windowed)
+    moving around and exactly onto its levels, it pages exactly as observing every one."""
+    import random
+
+    rs = build_rules(config.from_dict({"rules": {}, "probes": [
+        {"name": "home", "url": "http://127.0.0.1:1/"}]}))
+    # No shipped "below" rule counts its level as a breach: one made so, beside the others.
+    rs["cache_hit_rate_at"] = dataclasses.replace(rs["cache_hit_rate"], name="cache_hit_rate_at",
+                                                  inclusive=True)
+    levels: dict[str, list[float]] = {}
+    good: dict[str, float] = {}
+    for r in rs.values():
+        lv = [x / r.scale for x in (r.warning, r.critical, r.clear) if x is not None]
+        levels.setdefault(r.metric, []).extend(lv)
+        good[r.metric] = min(lv) - 1 if r.direction == "above" else max(lv) + 1
+    rnd = random.Random(19)
+    fast, slow = Engine(rs, {"db": 1.0}, T0), Engine(rs, {"db": 1.0}, T0)
+    kinds_seen = set()
+    for i in range(3000):
+        samples = []
+        for metric, lv in levels.items():
+            # A few label sets, sometimes one twice in a tick; mostly quiet, often exactly on
+            # a level (inclusive or not), sometimes anywhere around them.
+            for _ in range(3):
+                x = rnd.random()
+                v = good[metric] if x < 0.6 else rnd.choice(lv) if x < 0.85 else \
+                    rnd.uniform(min(lv) - 5, max(lv) + 5)
+                labels = {"queue": rnd.choice("ab"), "probe": "home", "server": "r1"}
+                samples.append(Sample(metric.split(".")[0], T0 + i * 7.0, {metric: v}, labels))
+        got, want = fast.evaluate(samples), _reference(slow, samples)
+        assert got == want
+        assert fast.export() == slow.export() and fast.last_seen == slow.last_seen
+        kinds_seen.update(t.kind for t in got)
+    assert {"firing", "resolved"} <= kinds_seen      # the stream did page

@@ -13,24 +13,25 @@ from __future__ import annotations
 import json
 
 import pytest
-import socketio.packet
 
 from dashboard.app import create_app
 from dashboard.config.load import from_dict
 from dashboard.model import Sample
 from dashboard.runtime import Runtime
+from dashboard.web.live import JsonPacket, PacketJson
 from tests.support.auth_helpers import live_socket_client
 
 
 class CountingJson:
-    """Stands in for the json module of python-socketio's packets; counts what it encodes."""
+    """Stands in for the json of the server's Socket.IO packets (``live.PacketJson``); counts
+    what it encodes."""
 
     def __init__(self) -> None:
         self.encoded: list[str] = []
         self.paused = 0
 
     def dumps(self, obj, **kwargs) -> str:
-        text = json.dumps(obj, **kwargs)
+        text = PacketJson.dumps(obj, **kwargs)
         if not self.paused:
             self.encoded.append(text)
         return text
@@ -63,7 +64,7 @@ def test_a_tick_is_json_encoded_once_however_many_browsers_watch(quiet_app, monk
     for c in clients:
         c.get_received("/live")                 # drop anything sent on connect
     counter = CountingJson()
-    monkeypatch.setattr(socketio.packet.Packet, "json", counter)
+    monkeypatch.setattr(JsonPacket, "json", counter)
     server = quiet_app.extensions["dashboard.socketio"].server
     deliver = server._send_eio_packet            # the test client's per-client send
     delivered = []
@@ -88,3 +89,24 @@ def test_a_tick_is_json_encoded_once_however_many_browsers_watch(quiet_app, monk
     for c in clients:                            # ... and every browser got both ticks
         assert samples_seqs(c) == expected
 
+
+
+def test_packet_json_reads_as_the_stdlib_encoding_and_leaves_it_the_odd_values():
+    """Issue 19: packets go out through orjson; a browser parses the same values as from the
+    stdlib's text, and what orjson would write differently is still the stdlib's."""
+    from collections import OrderedDict
+    from enum import IntEnum
+
+    tick_wire = [s.to_wire() for s in tick(1_700_000_000.123456)] + [
+        {"seq": 3, "ts": 1e16, "source": "queue", "values": {"queue.pending": 1e-7, "x": -0.0},
+         "labels": {"queue": "é\u2028</script>"}, "error": "a \"quoted\" \\ error"}]
+    data = ["samples", tick_wire]
+    assert json.loads(PacketJson.dumps(data, separators=(",", ":"))) == data
+
+    class Level(IntEnum):
+        HIGH = 2
+
+    odd = [{1: "int key"}, OrderedDict(a=1), 2 ** 70, Level.HIGH]
+    for value in odd:
+        assert PacketJson.dumps(value, separators=(",", ":")) == json.dumps(value, separators=(",", ":"))
+    assert PacketJson.loads('["a",{"b":1}]') == ["a", {"b": 1}]

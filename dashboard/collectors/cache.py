@@ -128,10 +128,12 @@ class _Figures:
 
     def values(self, now: float, hits: float, misses: float, evicted: float, commands: float,
                used: float, limit: float, of_host: bool, clients: float) -> dict[str, float]:
-        out: dict[str, float] = {"cache.clients": clients, "cache.memory_used_bytes": used,
+        # Floats, not INFO's ints: a tick of floats only is checked by the store in one pass
+        # (dashboard/store/clean.py), one int sends its samples through value by value.
+        out: dict[str, float] = {"cache.clients": float(clients), "cache.memory_used_bytes": float(used),
                                  "cache.memory_of_host": 1.0 if of_host else 0.0}
         if limit > 0:
-            out["cache.memory_limit_bytes"] = limit
+            out["cache.memory_limit_bytes"] = float(limit)
             out["cache.memory_percent"] = used / limit * 100.0
         deltas = self.window.observe(now, hits, misses)
         if deltas is not None and deltas[0] + deltas[1] > 0:
