@@ -4,11 +4,12 @@ from gevent import monkey
 monkey.patch_all()
 
 from dashboard.config import load as config_mod  # noqa: E402
-from dashboard.process.serverimports import skip_client_libraries  # noqa: E402
+from dashboard.process.serverimports import skip_client_libraries, skip_unused_modules  # noqa: E402
 
 # The settings first: without a message queue, redis-py stays out too (serverimports.py).
 settings = config_mod.load()
 skip_client_libraries(settings.message_queue)
+skip_unused_modules()
 
 from dashboard.app import create_app  # noqa: E402
 

@@ -1,17 +1,31 @@
-"""The gunicorn worker keeps the client libraries out, and still sends what it must send."""
+"""The gunicorn worker keeps the client libraries (and the test, debugger and process-pool code the
+libraries import, serverimports.py) out, and still sends and serves what it must."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import requests
+import socketio
+
+from tests.support.auth_helpers import add_token, add_user
+from tests.support.server import DashboardServer
+from tests.support.util import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# What only tests, the debugger, the reloader or a process pool use (issue 19): never in the worker.
+KEPT_OUT = ("pdb", "click.testing", "flask.testing", "werkzeug.debug.tbtools", "multiprocessing.queues",
+            "multiprocessing.connection")
 
 WORKER = textwrap.dedent("""
     import json, sys
+    KEPT_OUT = %r
     import wsgi                                  # the worker's entry: the whole app is built
     from alerts.notifiers import WebhookNotifier
     from dashboard.config.settings import NotifySettings
@@ -23,8 +37,9 @@ WORKER = textwrap.dedent("""
     except ImportError:
         loaded = False
     print(json.dumps({"requests_importable": loaded,
-                      "socketio_server": type(wsgi.app.extensions["socketio"].server).__name__}))
-""")
+                      "socketio_server": type(wsgi.app.extensions["socketio"].server).__name__,
+                      "loaded": sorted(m for m in KEPT_OUT if m in sys.modules)}))
+""" % (KEPT_OUT,))
 
 
 def test_the_worker_builds_the_app_and_delivers_a_webhook_without_the_client_libraries(
@@ -35,7 +50,7 @@ def test_the_worker_builds_the_app_and_delivers_a_webhook_without_the_client_lib
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"requests_importable": False, "socketio_server": "Server"}
+    assert result == {"requests_importable": False, "socketio_server": "Server", "loaded": []}
     webhook_receiver.wait_for(1, timeout=10)
     got = webhook_receiver.requests[0]
     assert json.loads(got.body) == {"hello": "from the worker"}
@@ -81,3 +96,36 @@ def test_the_worker_reads_redis_without_redis_py_unless_a_message_queue_needs_it
     # With a message queue, the Socket.IO manager and the leader lock need redis-py: it loads.
     with_mq = _run_worker(tmp_path, f'message_queue = "{redis_server.url}"\n' + config)
     assert with_mq["redis_loaded"] is True
+
+
+PW = "correct horse battery"
+
+
+def test_the_worker_without_them_logs_in_serves_pages_pushes_samples_and_rate_limits(tmp_path):
+    data = tmp_path / "data"
+    add_user(data, "ops", "admin", password=PW)
+    token = add_token(data, "viewer")
+    config = tmp_path / "dashboard.toml"
+    config.write_text('[auth]\napi_rate_limit = "5 per minute"\n')
+    with DashboardServer(data, config=config, env={"DASHBOARD_INTERVAL_S": "0.5"}) as server:
+        s = requests.Session()
+        page = s.get(server.url + "/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = s.post(server.url + "/login", data={"name": "ops", "password": PW, "csrf_token": csrf},
+                   allow_redirects=False, timeout=10)
+        assert r.status_code in (302, 303), r.text[:500]
+        home = s.get(server.url + "/", timeout=10)
+        assert home.status_code == 200 and "/login" not in home.url
+        # The live channel: a Socket.IO client over WebSocket gets the collectors' samples.
+        arrivals: list[object] = []
+        client = socketio.Client(reconnection=False)
+        client.on("samples", arrivals.append, namespace="/live")
+        client.connect(server.url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+                       auth={"token": token})
+        try:
+            wait_until(lambda: len(arrivals) >= 2, timeout=30, message="no samples over Socket.IO")
+        finally:
+            client.disconnect()
+        # flask-limiter (limits) still counts: the sixth API call within the minute is refused.
+        codes = [s.get(server.url + "/api/latest", timeout=10).status_code for _ in range(6)]
+        assert codes[:5] == [200] * 5 and codes[5] == 429, codes
