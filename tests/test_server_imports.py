@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What only tests, the debugger, the reloader or a process pool use (issue 19): never in the worker.
 KEPT_OUT = ("pdb", "click.testing", "flask.testing", "werkzeug.debug.tbtools", "multiprocessing.queues",
-            "multiprocessing.connection")
+            "multiprocessing.connection", "limits.aio.storage", "limits.aio.strategies")
 
 WORKER = textwrap.dedent("""
     import json, sys
