@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +145,18 @@ def test_a_restarted_server_is_reconnected_by_the_one_retry(make_redis):
         client.close()
 
 
+def _accept_forever(srv: socket.socket, accepted: Callable[[socket.socket], object]) -> None:
+    """Hand every connection ``srv`` accepts to ``accepted``, in a thread, until it is closed."""
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted(conn)
+    threading.Thread(target=accept, daemon=True).start()
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """A TCP server that accepts connections and never answers; its redis:// URL."""
@@ -152,16 +164,7 @@ def silent_server() -> Iterator[str]:
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
     held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            held.append(conn)
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
+    _accept_forever(srv, held.append)
     try:
         yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0"
     finally:
@@ -264,15 +267,10 @@ def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
             except OSError:
                 return
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            conns.append(conn)
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-    threading.Thread(target=accept, daemon=True).start()
+    def accepted(conn: socket.socket) -> None:
+        conns.append(conn)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    _accept_forever(srv, accepted)
     try:
         yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0", answers
     finally:
