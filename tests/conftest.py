@@ -214,6 +214,13 @@ def app(tmp_path: Path):
     application = create_app(settings, runtime, async_mode="threading")
     yield application
     runtime.stop()
+    # Sockets a test left connected: forget them, so their logins' re-check task ends at its
+    # next wake instead of polling this test's store (on PostgreSQL: a dropped database) for
+    # the rest of the run.
+    watch = application.extensions.get("dashboard.live_logins")
+    if watch is not None:
+        for sid in list(watch._held):
+            watch.gone(sid)
 
 
 @pytest.fixture
