@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -117,6 +119,43 @@ def test_statsd_lines_sent_before_a_tick_count_in_that_tick(statsd):
     clock.t += 10
     v = collector.collect()[0].values
     assert v["app.requests_per_s"] == pytest.approx(200 / 10)
+
+
+FLOOD_SENDER = """
+import socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+line = b"shop.requests:1|c"
+while True:
+    try:
+        s.sendto(line, ("127.0.0.1", port))
+    except OSError:
+        pass
+"""
+
+
+def test_a_tick_during_a_statsd_flood_is_taken_without_waiting_for_the_flood_to_end():
+    """An app that sends faster than the listener parses: the tick's reading still comes at once
+    with what arrived so far (the rest counts in the next ticks), never after the flood."""
+    listener = StatsdListener("127.0.0.1:0")
+    listener.start()
+    port = listener.address[1]
+    senders = [subprocess.Popen([sys.executable, "-c", FLOOD_SENDER, str(port)]) for _ in range(4)]
+    try:
+        wait_until(lambda: listener.packets_total > 50_000, timeout=30,
+                   message=lambda: f"only {listener.packets_total} packets arrived")
+        taken: list = []
+        t = threading.Thread(target=lambda: taken.append(listener.take()), daemon=True)
+        t.start()
+        t.join(10)        # a reading takes milliseconds; the flood goes on until the senders stop
+        assert taken, "take() still reading the flood after 10 s"
+        assert taken[0].packets > 0
+        assert all(p.poll() is None for p in senders)      # the flood was still on
+    finally:
+        for p in senders:
+            p.kill()
+            p.wait()
+        listener.stop()
 
 
 def test_the_statsd_listener_starts_and_stops_with_the_runtime(tmp_path):

@@ -146,7 +146,10 @@ class StatsdListener:
     def take(self) -> Interval:
         sock = self._sock
         if self._aligned and sock is not None and not self._stopping:
-            self._drain(sock, self._take_buf)      # what arrived up to this tick counts in it
+            # What arrived up to this tick counts in it; under a flood, at most FLOOD packets
+            # here (the listener's thread reads on): the queue never empties while the flood
+            # lasts, and the tick's reading must not wait for it to end.
+            self._drain(sock, self._take_buf, FLOOD)
             now = time.monotonic()
             self._takes = (self._takes[1] if self._takes else now, now)
         with self._lock:
@@ -198,12 +201,12 @@ class StatsdListener:
                     wait = min(longest, period)
             self._wake.wait(wait)
 
-    def _drain(self, sock: socket.socket, buf: bytearray) -> int:
-        """Read what is queued without waiting; the number of packets read."""
+    def _drain(self, sock: socket.socket, buf: bytearray, limit: int | None = None) -> int:
+        """Read what is queued without waiting (at most ``limit`` packets); the number read."""
         got = 0
         if not self._aligned:
             sock.settimeout(0.0)
-        while not self._stopping:
+        while not self._stopping and (limit is None or got < limit):
             try:
                 n = sock.recv_into(buf)
             except OSError:                   # nothing queued (BlockingIOError), or closed
