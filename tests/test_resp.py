@@ -128,6 +128,58 @@ def test_rediss_checks_the_servers_certificate_and_reads_over_tls(make_redis, tm
         unknown_ca.close()
 
 
+def _redis5_reply(cmd: list[bytes], state: dict) -> bytes:
+    """Redis 5 with requirepass "pw": no HELLO, and an AUTH of one argument only (no users)."""
+    name = cmd[0].upper()
+    if name == b"HELLO":
+        return b"-ERR unknown command 'HELLO'\r\n"
+    if name == b"AUTH":
+        if len(cmd) != 2:
+            return b"-ERR wrong number of arguments for 'auth' command\r\n"
+        state["authed"] = cmd[1] == b"pw"
+        return b"+OK\r\n" if state["authed"] else b"-ERR invalid password\r\n"
+    if not state.get("authed"):
+        return b"-NOAUTH Authentication required.\r\n"
+    return b"+OK\r\n" if name == b"CLIENT" else b":7\r\n"
+
+
+def test_a_redis_before_6_gets_auth_with_the_password_alone_when_the_url_names_a_user():
+    """redis://default:pw@host (a managed service's usual form) against a server without ACL
+    users: AUTH user password is refused for its arity, AUTH password is what it takes."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    conns: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        buf, state = b"", {}
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            cmds, buf = _commands(buf + chunk)
+            try:
+                conn.sendall(b"".join(_redis5_reply(c, state) for c in cmds))
+            except OSError:
+                return
+
+    def accepted(conn: socket.socket) -> None:
+        conns.append(conn)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    _accept_forever(srv, accepted)
+    client = resp.Client(f"redis://default:pw@127.0.0.1:{srv.getsockname()[1]}/0")
+    try:
+        assert client.execute("LLEN", "q") == 7
+    finally:
+        client.close()
+        srv.close()
+        for c in conns:
+            c.close()
+
+
 def test_a_restarted_server_is_reconnected_by_the_one_retry(make_redis):
     server = make_redis()
     client = resp.Client(server.url)

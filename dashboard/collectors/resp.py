@@ -11,7 +11,8 @@ replies. The collectors need little of it, and this module gives exactly that:
   in the query) and ``unix:///path/to/socket?db=N&password=...``; ``db`` in the query wins
   over the path, the URL's user and password over the query's.
 - On connect, one write: ``HELLO 2 [AUTH user password] SETNAME dashboard`` and ``SELECT db``
-  (when not 0); a server before 6.0 gets ``AUTH`` and ``CLIENT SETNAME`` instead of HELLO. Any
+  (when not 0); a server before 6.0 gets ``AUTH`` (the password alone if it refuses a user) and
+  ``CLIENT SETNAME`` instead of HELLO. Any
   refusal fails the connection, as with redis-py.
 - Connect and I/O time limits (2 s in the collectors): a whole call, however the server trickles
   its answer, ends by its deadline; a server that accepts and never answers is a ``TimeoutError``
@@ -390,6 +391,12 @@ class Client:
                 steps.insert(0, ("AUTH", ("AUTH", a.username, a.password) if a.username
                                  else ("AUTH", a.password)))
             replies = self._exchange(steps)
+            if (a.username and a.password and isinstance(replies[0], ResponseError)
+                    and "wrong number of arguments" in str(replies[0]).lower()):
+                # A server without ACL users (Redis < 6) takes the password alone, whatever
+                # user the URL names ("default" from a managed service): as redis-py retries.
+                steps[0] = ("AUTH", ("AUTH", a.password))
+                replies = self._exchange(steps)
         for (what, _), reply in zip(steps, replies):
             if isinstance(reply, ResponseError):
                 if what == "AUTH" or str(reply).startswith(("NOAUTH", "WRONGPASS")):
