@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -146,38 +147,12 @@ def _redis5_reply(cmd: list[bytes], state: dict) -> bytes:
 def test_a_redis_before_6_gets_auth_with_the_password_alone_when_the_url_names_a_user():
     """redis://default:pw@host (a managed service's usual form) against a server without ACL
     users: AUTH user password is refused for its arity, AUTH password is what it takes."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    conns: list[socket.socket] = []
-
-    def serve(conn: socket.socket) -> None:
-        buf, state = b"", {}
-        while True:
-            try:
-                chunk = conn.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            cmds, buf = _commands(buf + chunk)
-            try:
-                conn.sendall(b"".join(_redis5_reply(c, state) for c in cmds))
-            except OSError:
-                return
-
-    def accepted(conn: socket.socket) -> None:
-        conns.append(conn)
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
-    _accept_forever(srv, accepted)
-    client = resp.Client(f"redis://default:pw@127.0.0.1:{srv.getsockname()[1]}/0")
-    try:
-        assert client.execute("LLEN", "q") == 7
-    finally:
-        client.close()
-        srv.close()
-        for c in conns:
-            c.close()
+    with fake_redis(_redis5_reply) as port:
+        client = resp.Client(f"redis://default:pw@127.0.0.1:{port}/0")
+        try:
+            assert client.execute("LLEN", "q") == 7
+        finally:
+            client.close()
 
 
 def test_a_restarted_server_is_reconnected_by_the_one_retry(make_redis):
@@ -288,18 +263,17 @@ def _commands(buf: bytes) -> tuple[list[list[bytes]], bytes]:
     return out, buf
 
 
-@pytest.fixture
-def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
-    """A fake Redis: HELLO gets a proper answer, every other command the next of ``answers``
-    (then the connection stays open, silent). Yields its URL and that list."""
+@contextmanager
+def fake_redis(reply: Callable[[list[bytes], dict], bytes]) -> Iterator[int]:
+    """A fake Redis server on a loopback port (yielded): each whole command read on a connection
+    is answered with ``reply(command, that connection's state dict)``."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
-    answers: list[bytes] = []
     conns: list[socket.socket] = []
 
     def serve(conn: socket.socket) -> None:
-        buf = b""
+        buf, state = b"", {}
         while True:
             try:
                 chunk = conn.recv(65536)
@@ -308,14 +282,8 @@ def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
             if not chunk:
                 return
             cmds, buf = _commands(buf + chunk)
-            out = b""
-            for cmd in cmds:
-                if cmd[0].upper() == b"HELLO":
-                    out += HELLO_REPLY
-                elif answers:
-                    out += answers.pop(0)
             try:
-                conn.sendall(out)
+                conn.sendall(b"".join(reply(c, state) for c in cmds))
             except OSError:
                 return
 
@@ -324,11 +292,26 @@ def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
     _accept_forever(srv, accepted)
     try:
-        yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0", answers
+        yield srv.getsockname()[1]
     finally:
         srv.close()
         for c in conns:
             c.close()
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A fake Redis: HELLO gets a proper answer, every other command the next of ``answers``
+    (then the connection stays open, silent). Yields its URL and that list."""
+    answers: list[bytes] = []
+
+    def reply(cmd: list[bytes], state: dict) -> bytes:
+        if cmd[0].upper() == b"HELLO":
+            return HELLO_REPLY
+        return answers.pop(0) if answers else b""
+
+    with fake_redis(reply) as port:
+        yield f"redis://127.0.0.1:{port}/0", answers
 
 
 MALFORMED = [
