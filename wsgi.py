@@ -37,16 +37,6 @@ def _is_ip_literal(host) -> bool:
 
 socket.getaddrinfo = _getaddrinfo_in_thread
 
-from dashboard.config import load as config_mod  # noqa: E402
-from dashboard.process.serverimports import skip_client_libraries, skip_unused_modules  # noqa: E402
+from dashboard.process.serverimports import worker_app  # noqa: E402
 
-# Before the settings: loading them parses the rate limits with ``limits`` (serverimports.py).
-skip_unused_modules()
-
-# The settings first: without a message queue, redis-py stays out too (serverimports.py).
-settings = config_mod.load()
-skip_client_libraries(settings.message_queue)
-
-from dashboard.app import create_app  # noqa: E402
-
-app = create_app(settings, async_mode="eventlet")
+app = worker_app("eventlet")

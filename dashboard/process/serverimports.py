@@ -39,6 +39,7 @@ from __future__ import annotations
 import sys
 import types
 from concurrent.futures import BrokenExecutor
+from typing import Any
 
 CLIENT_LIBRARIES = ("requests", "websocket")
 MESSAGE_QUEUE_LIBRARIES = ("redis",)
@@ -92,3 +93,16 @@ def skip_unused_modules() -> list[str]:
         sys.modules[module] = stand_in
         skipped.append(module)
     return skipped
+
+
+def worker_app(async_mode: str) -> Any:
+    """The web worker's app, with every library above kept out first (wsgi.py, wsgi_gevent.py:
+    their one shared step after the monkey-patching). The stand-ins go in before the settings
+    load (which parses the rate limits with ``limits``); redis-py stays out unless the settings
+    name a message queue."""
+    skip_unused_modules()
+    from dashboard.config import load as config_mod  # lazy: after the stand-ins are in place
+    settings = config_mod.load()
+    skip_client_libraries(settings.message_queue)
+    from dashboard.app import create_app  # lazy: after the blocks; the app is what they keep lean
+    return create_app(settings, async_mode=async_mode)
