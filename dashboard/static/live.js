@@ -435,33 +435,83 @@
   }
 
   /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
-     arrays in place (cut to the window) and the chart moves through Plotly.animate without a
-     redraw, with the x range autorange would give (the y range only when a point leaves the y
-     axis, see yKept): only the trace lines and the axes are drawn again. Plotly.extendTraces
+     arrays in place and drawn through Plotly.animate without a redraw. The axes move only when
+     they must: the x axis in steps (xStep), the y axis when a point leaves it (yKept). A second
+     without an axis move draws the trace lines alone. Plotly.extendTraces
      redraws the whole chart (defaults of every attribute, legend, threshold lines, margins): about
      half the main thread an idle page used (issue 19, bench/page_cost.py). Animating the traces
      alone and moving the axes with one relayout drew the lines twice (the transition, then the
      relayout) and cost a third more. Rollup windows (min..max bands) keep extendTraces. */
   var SLIDE = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
   function slide(c) {
-    var gd = c.div, u = c.pend, data = gd.data, cap = maxPoints();
+    var gd = c.div, u = c.pend, data = gd.data;
     if (state.resolution !== "raw" || !data || !gd._fullLayout || typeof Plotly.animate !== "function") return false;
     for (var k = 0; k < u.idx.length; k++) if (!data[u.idx[k]]) return false;
-    var upd = [];
     for (k = 0; k < u.idx.length; k++) {
       var tr = data[u.idx[k]];
       Array.prototype.push.apply(tr.x, u.x[k]);
       Array.prototype.push.apply(tr.y, u.y[k]);
-      if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
-      upd.push({ x: tr.x, y: tr.y });
     }
-    var layout = { xaxis: { range: xRange(data) } };
+    var layout = {}, moved = false, x = xStep(c, data, u.idx);
+    if (x) { layout.xaxis = { range: x }; moved = true; }
     var y = !c.panel.y_max && yKept(gd, yRange(c.panel, data));
-    if (y) layout.yaxis = { range: y };
-    Plotly.animate(gd, { data: upd, traces: u.idx, layout: layout }, SLIDE).catch(function () {
-      if (charts[c.panel.id] === c) Plotly.redraw(gd);     // an interrupted move: draw it whole
+    if (y) { layout.yaxis = { range: y }; moved = true; }
+    // Every trace is handed over when an axis moves (each is drawn again on the new axes); else
+    // only those with new points.
+    var idx = moved ? data.map(function (_, i) { return i; }) : u.idx;
+    var upd = idx.map(function (i) { return { x: data[i].x, y: data[i].y }; });
+    var frame = { data: upd, traces: idx };
+    if (moved) frame.layout = layout;
+    Plotly.animate(gd, frame, SLIDE).catch(function () {
+      if (charts[c.panel.id] !== c) return;
+      c.xr = null;                                         // the next move gives the axes again
+      Plotly.redraw(gd);                                   // an interrupted move: draw it whole
     });
     return true;
+  }
+
+  /* The x axis moves in steps: it ends a lead past the newest point and stays put while new points
+     fill that room, then moves on by the lead at once. Moving an axis (ticks, labels, grid, every
+     trace again) was about 45 % of a chart's move; at every second it cost the wall screen more
+     than the lines did (issue 19). The lead is 2.5-5 % of the window (22-45 s of 15 minutes),
+     spread over the charts so that they do not all move their axes in the same second. While the
+     axis stays, the points that fall off its start are dropped, so the line reaches back to the
+     axis' start; at a move the traces are cut to the window (maxPoints), as extendTraces would. */
+  var X_LEAD = 0.05;
+  function xStep(c, data, idx) {
+    var hi = -Infinity, k, tr;
+    for (k = 0; k < data.length; k++) {
+      tr = data[k];
+      if (tr.x.length && tr.x[tr.x.length - 1] > hi) hi = tr.x[tr.x.length - 1];
+    }
+    var xr = c.xr;
+    if (xr && hi <= xr[1]) {
+      for (k = 0; k < idx.length; k++) cutBefore(data[idx[k]], xr[0]);
+      return null;
+    }
+    var cap = maxPoints(), lo = Infinity;
+    for (k = 0; k < data.length; k++) {
+      tr = data[k];
+      if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
+      if (tr.x.length && tr.x[0] < lo) lo = tr.x[0];
+    }
+    if (c.stagger === undefined) c.stagger = staggerOf(c.panel.id);
+    var lead = Math.max(2000, state.windowS * 1000 * X_LEAD * (0.5 + 0.5 * c.stagger));
+    c.xr = [lo < hi ? lo : hi - 1000, hi + lead];
+    return c.xr.slice();
+  }
+
+  function cutBefore(tr, x0) {
+    var n = 0;
+    while (n < tr.x.length - 1 && tr.x[n + 1] <= x0) n++;   // the point at or before the start stays
+    if (n) { tr.x.splice(0, n); tr.y.splice(0, n); }
+  }
+
+  /* A fraction in [0, 1) fixed per panel: the charts' x axes move at different seconds. */
+  function staggerOf(id) {
+    var h = 0;
+    for (var i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) % 1000003;
+    return (h * 0.6180339887) % 1;
   }
 
   /* The y axis is not moved while every point stays within it: a new y range only when a point
@@ -476,17 +526,6 @@
     if (cur && cur[0] <= fit[0] && cur[1] >= fit[1] && cur[0] >= fit[0] - span * (Y_SLACK - 1) &&
         cur[1] <= fit[1] + span * (Y_SLACK - 1)) return null;
     return [fit[0] < 0 ? fit[0] - span * Y_HEADROOM : fit[0], fit[1] > 0 ? fit[1] + span * Y_HEADROOM : fit[1]];
-  }
-
-  /* What autorange gives a date axis of lines: first to last point, no padding. */
-  function xRange(data) {
-    var lo = Infinity, hi = -Infinity;
-    data.forEach(function (tr) {
-      if (!tr.x.length) return;
-      if (tr.x[0] < lo) lo = tr.x[0];
-      if (tr.x[tr.x.length - 1] > hi) hi = tr.x[tr.x.length - 1];
-    });
-    return lo < hi ? [lo, hi] : [hi - 1000, hi];
   }
 
   /* What autorange with rangemode "tozero" gives lines (the panel's threshold lines included, as
