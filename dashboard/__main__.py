@@ -67,7 +67,8 @@ def cmd_serve(args) -> int:
     os.environ.setdefault("EVENTLET_THREADPOOL_SIZE", "4")
     print(f"dashboard: serving {settings.public_url} (bind {bind}, {mode} worker), "
           f"data in {settings.data_dir}", flush=True)
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+    # gunicorn's master, with imports it never uses deferred (dashboard/process/master.py).
+    argv = [sys.executable, "-m", "dashboard.process.master", "-c", str(ROOT / "gunicorn.conf.py"),
             "--chdir", str(ROOT), "--bind", bind, entry]
     os.execv(sys.executable, argv)
     return 0  # not reached

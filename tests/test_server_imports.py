@@ -129,3 +129,55 @@ def test_the_worker_without_them_logs_in_serves_pages_pushes_samples_and_rate_li
         # flask-limiter (limits) still counts: the sixth API call within the minute is refused.
         codes = [s.get(server.url + "/api/latest", timeout=10).status_code for _ in range(6)]
         assert codes[:5] == [200] * 5 and codes[5] == 429, codes
+
+
+MASTER = textwrap.dedent("""
+    import json, sys
+    from dashboard.process import master
+    master.defer()
+    # What gunicorn's master imports: the app runner, its arbiter and config, the worker class.
+    import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.config, gworker  # noqa: F401
+    import gunicorn.util
+    from gunicorn.config import Config
+    Config().set("bind", ["127.0.0.1:1"])       # a setting parsed and validated, as at start-up
+    before = {n: type(sys.modules[n]).__name__ for n in master.DEFERRED}
+    # And at the first use, in whichever process: the real modules, for early and late importers.
+    date = gunicorn.util.http_date(0)
+    import importlib.metadata
+    from email.utils import parsedate_to_datetime
+    print(json.dumps({"before": before, "date": date, "version": importlib.metadata.version("gunicorn"),
+                      "parsed": parsedate_to_datetime(date).year,
+                      "after": {n: type(sys.modules[n]).__name__ for n in master.DEFERRED}}))
+""")
+
+
+def test_the_gunicorn_master_defers_what_it_never_uses_and_the_real_modules_load_at_first_use():
+    """The master (python -m dashboard.process.master) holds no importlib.metadata or email
+    parser after gunicorn's own imports (3.6 MB it never runs, copied into the worker as it runs);
+    a use of either, in the master or the worker that inherits the stand-ins, gets the real one."""
+    out = subprocess.run([sys.executable, "-c", MASTER], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["before"] == {"importlib.metadata": "Deferred", "email.utils": "Deferred"}
+    assert got["date"] == "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", got["version"]) and got["parsed"] == 1970
+    assert got["after"] == {"importlib.metadata": "module", "email.utils": "module"}
+
+
+def test_the_dashboard_serves_through_the_deferring_master(tmp_path):
+    """``python -m dashboard serve`` runs gunicorn through dashboard.process.master: its master
+    process is that module, and the worker it forks answers (the HTTP Date header needs the real
+    email.utils, loaded in the worker at its first response)."""
+    with DashboardServer(tmp_path / "data") as server:
+        r = requests.get(server.url + "/healthz", timeout=10)
+        assert r.status_code == 200 and r.headers["Date"].endswith(" GMT")
+        # `serve` execs the master: the process started is it.
+        assert "-m dashboard.process.master" in _cmdline(server.proc.pid)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
