@@ -1,6 +1,7 @@
 /* The live page: history first (one HTTP request), then Socket.IO samples extend each chart.
  *
- * - Every chart is extended with Plotly.extendTraces capped to the window: no unbounded arrays.
+ * - Every chart keeps its window's points, and in a raw window at most the x axis' lead more
+ *   (see slide): no unbounded arrays.
  * - The client keeps the last sequence number it applied; after any (re)connect it sends
  *   `resume {after_seq}` and applies what the server answers before live samples continue.
  * - A gap longer than three sampling intervals is drawn as a gap (a null point), never bridged.
