@@ -11,10 +11,16 @@ opens a connection per sample (mysqld_exporter does, and it shows in ``Connectio
 * A failed connection is retried after 1, 2, 4 ... seconds (capped), never in a tight loop; the
   collector meanwhile reports the outage (``db.up = 0``) with the last error.
 * Error texts never contain the password (PyMySQL's do not; we scrub them anyway).
+* TLS as PyMySQL does it without TLS options ("preferred": used when the server offers it, the
+  certificate not verified), but on one shared context without the system's CA store: PyMySQL
+  loads it for every connection (``ssl.create_default_context``) and never uses it, since nothing
+  is verified. That was ~0.75 MB of OpenSSL certificate objects per connection, 1.5 MB of the
+  worker's resident memory for the two connections (issue 19).
 """
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -89,13 +95,40 @@ class Grants:
                    or has("REPLICATION CLIENT"))
 
 
+_tls: ssl.SSLContext | None = None
+
+
+def preferred_tls() -> ssl.SSLContext:
+    """PyMySQL's context for "preferred" TLS (``Connection._create_ssl_ctx({})``) minus the CA
+    store it loads and never consults: no verification, no hostname check. Made at the first
+    connect, after the worker's monkey-patching (a green context under eventlet/gevent)."""
+    global _tls
+    if _tls is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        ctx.options |= ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3
+        _tls = ctx
+    return _tls
+
+
+def connect(**kwargs: Any) -> Any:
+    """``pymysql.connect`` in its default TLS mode ("preferred") on ``preferred_tls()``."""
+    conn = pymysql.connect(ssl_disabled=True, defer_connect=True, **kwargs)
+    # What PyMySQL's __init__ sets for "preferred": try TLS if the server offers it, else plain.
+    conn.ssl, conn.ctx = True, preferred_tls()
+    conn.connect()
+    return conn
+
+
 class MySQLConnection:
     """A lazily (re)connected session; ``query`` raises ``CollectorError`` when it cannot."""
 
     def __init__(self, settings: MySQLSettings, role: str, statement_limit_s: float = 5.0,
                  backoff_initial_s: float = 1.0, backoff_max_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
-                 connect: Callable[..., Any] = pymysql.connect) -> None:
+                 connect: Callable[..., Any] = connect) -> None:
         self.settings = settings
         self.role = role
         self.statement_limit_s = statement_limit_s
