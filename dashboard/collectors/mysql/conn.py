@@ -114,7 +114,10 @@ def preferred_tls() -> ssl.SSLContext:
 
 
 def connect(**kwargs: Any) -> Any:
-    """``pymysql.connect`` in its default TLS mode ("preferred") on ``preferred_tls()``."""
+    """``pymysql.connect`` in its default TLS mode ("preferred") on ``preferred_tls()``; with
+    TLS options of its own (``ssl``, ``ssl_ca`` ...), PyMySQL's as they are."""
+    if any(k.startswith("ssl") for k in kwargs):
+        return pymysql.connect(**kwargs)
     conn = pymysql.connect(ssl_disabled=True, defer_connect=True, **kwargs)
     # What PyMySQL's __init__ sets for "preferred": try TLS if the server offers it, else plain.
     conn.ssl, conn.ctx = True, preferred_tls()
