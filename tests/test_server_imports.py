@@ -166,14 +166,17 @@ def test_the_gunicorn_master_defers_what_it_never_uses_and_the_real_modules_load
 
 
 def test_the_dashboard_serves_through_the_deferring_master(tmp_path):
-    """``python -m dashboard serve`` runs gunicorn through dashboard.process.master: its master
-    process is that module, and the worker it forks answers (the HTTP Date header needs the real
-    email.utils, loaded in the worker at its first response)."""
+    """``python -m dashboard serve`` runs gunicorn through dashboard.process.master under -OO
+    (issue 19: docstrings are 3.4 MB of the worker): its master process is that module, and the
+    worker it forks answers (the HTTP Date header needs the real email.utils, loaded in the worker
+    at its first response)."""
     with DashboardServer(tmp_path / "data") as server:
         r = requests.get(server.url + "/healthz", timeout=10)
         assert r.status_code == 200 and r.headers["Date"].endswith(" GMT")
-        # `serve` execs the master: the process started is it.
-        assert "-m dashboard.process.master" in _cmdline(server.proc.pid)
+        # `serve` execs the master: the process started is it, under -OO (no docstrings), and
+        # the worker is its fork.
+        cmdline = _cmdline(server.proc.pid).replace(sys.executable, "python")
+        assert cmdline.startswith("python -OO -m dashboard.process.master "), cmdline
 
 
 def _cmdline(pid: int) -> str:
