@@ -224,8 +224,10 @@ def test_a_chart_x_axis_moves_in_steps_and_always_holds_the_newest_point(server)
         # Points that came while the axis stayed where it was, then an axis that moved on.
         def stayed() -> bool:
             look()
-            return any(b["x1"] == a["x1"] and b["last"] >= a["last"] + 2000 for a, b in zip(looks, looks[2:]))
-        wait_until(stayed, timeout=20, message=lambda: f"{chart}: the axis moved with every point: {looks[-4:]}")
+            return any(b["x1"] == a["x1"] and b["last"] >= a["last"] + 2000
+                       for a, b in zip(looks, looks[2:]))
+        wait_until(stayed, timeout=20,
+                   message=lambda: f"{chart}: the axis moved with every point: {looks[-4:]}")
         before = looks[-1]
         wait_until(lambda: (a := look()) and a["x1"] > before["x1"], timeout=25,
                    message=lambda: f"{chart}: the axis never moved on: {looks[-4:]}")
