@@ -116,10 +116,11 @@
     return Math.max(3 * intervalOf(source), 3) * 1000;
   }
 
-  function maxPoints() {
-    if (state.resolution !== "raw") return Math.ceil(state.windowS / 60) + 10;
+  function maxPoints(windowS) {
+    var w = windowS || state.windowS;
+    if (state.resolution !== "raw") return Math.ceil(w / 60) + 10;
     var every = Math.max(Math.min(cfg.interval_s || 1, 1), PLOT_STEP_MS / 1000);
-    return Math.ceil(state.windowS / every * 1.1) + 10;
+    return Math.ceil(w / every * 1.1) + 10;
   }
 
   function formatValue(v, unit) {
@@ -201,8 +202,10 @@
     cfg.panels.forEach(function (panel) {
       var div = document.getElementById("chart-" + panel.id);
       if (!div) return;
+      // windowS: the window this chart was drawn for (a click on another one changes
+      // state.windowS before the new history replaces the charts).
       var chart = { panel: panel, div: div, traces: {}, count: 0, pend: null, added: [],
-                    lastDraw: 0, queued: false };
+                    lastDraw: 0, queued: false, windowS: state.windowS };
       watch(div);
       var data = [], bands = [];
       Object.keys(history.series).sort().forEach(function (key) {
@@ -429,7 +432,12 @@
       c.added = [];
     }
     if (c.pend) {
-      if (fresh || !slide(c)) Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints());
+      if (fresh || !slide(c)) {
+        Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints(c.windowS));
+        // The x axis a slide gave stays where it was: let it follow the points again (autorange)
+        // until the next slide gives it a new step.
+        if (c.xr) { c.xr = null; Plotly.relayout(c.div, { "xaxis.autorange": true }); }
+      }
       c.pend = null;
     }
     c.lastDraw = performance.now();
@@ -475,10 +483,13 @@
      fill that room, then moves on by the lead at once. Moving an axis (ticks, labels, grid, every
      trace again) was about 45 % of a chart's move; at every second it cost the wall screen more
      than the lines did (issue 19). The lead is 2.5-5 % of the window (22-45 s of 15 minutes),
-     spread over the charts so that they do not all move their axes in the same second. While the
-     axis stays, the points that fall off its start are dropped, so the line reaches back to the
-     axis' start; at a move the traces are cut to the window (maxPoints), as extendTraces would. */
-  var X_LEAD = 0.05;
+     spread over the charts so that they do not all move their axes in the same second. At a move
+     the axis starts X_SPAN windows before the newest point (or at the oldest point, while the
+     chart fills) and the traces are cut there, by time, whatever their sampling interval (a 30 s
+     probe's 1,000 points would be 8 hours), and to maxPoints as a bound. While the axis stays, the
+     points that fall off its start are dropped; a point at or before the start stays, so the line
+     reaches the axis' edge. */
+  var X_LEAD = 0.05, X_SPAN = 1.1;   // X_SPAN: what 1 s charts showed before (maxPoints' slack)
   function xStep(c, data, idx) {
     var hi = -Infinity, k, tr;
     for (k = 0; k < data.length; k++) {
@@ -490,14 +501,17 @@
       for (k = 0; k < idx.length; k++) cutBefore(data[idx[k]], xr[0]);
       return null;
     }
-    var cap = maxPoints(), lo = Infinity;
+    var win = (c.windowS || state.windowS) * 1000, x0 = hi - win * X_SPAN;
+    var cap = maxPoints(c.windowS), lo = Infinity;
     for (k = 0; k < data.length; k++) {
       tr = data[k];
+      cutBefore(tr, x0);
       if (tr.x.length > cap) { tr.x.splice(0, tr.x.length - cap); tr.y.splice(0, tr.y.length - cap); }
       if (tr.x.length && tr.x[0] < lo) lo = tr.x[0];
     }
+    lo = Math.max(lo, x0);
     if (c.stagger === undefined) c.stagger = staggerOf(c.panel.id);
-    var lead = Math.max(2000, state.windowS * 1000 * X_LEAD * (0.5 + 0.5 * c.stagger));
+    var lead = Math.max(2000, win * X_LEAD * (0.5 + 0.5 * c.stagger));
     c.xr = [lo < hi ? lo : hi - 1000, hi + lead];
     return c.xr.slice();
   }

@@ -235,6 +235,43 @@ def test_a_chart_x_axis_moves_in_steps_and_always_holds_the_newest_point(server)
         assert moved["x1"] - moved["last"] <= 0.05 * 300 * 1000 + 1, moved   # a lead past the newest
 
 
+# Samples of the CPU chart's series every 30 s for three hours past its newest point, handed to
+# the page's own "samples" handler (a slow source: 360 points, well under the chart's point cap).
+SLOW_SAMPLES = """() => {
+  const live = window.dashboardLive, d = document.getElementById('chart-host-cpu');
+  let last = -Infinity;
+  for (const t of d.data) for (const x of t.x) last = Math.max(last, +new Date(x));
+  const batch = [];
+  for (let k = 1; k <= 360; k++) {
+    batch.push({seq: live.state.lastSeq + k, ts: (last + k * 30000) / 1000, source: 'host',
+                labels: {}, values: {'host.cpu_percent': 10 + (k % 7)}});
+  }
+  live.socket.listeners('samples').forEach(f => f(batch));
+  return (last + 360 * 30000);
+}"""
+
+
+def test_a_slow_series_is_drawn_over_the_window_not_over_its_point_count(server):
+    """Points are kept by time, not by count: a series sampled every 30 s for three hours is drawn
+    over the 15-minute window (a tenth more, as the 1 s charts show, and the lead), not over the
+    8 hours that the 1 s chart's 1,000 points would hold, and its newest point is in view."""
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        wait_until(lambda: (a := page.evaluate(IN_AXES, "chart-host-cpu")) and a["last"] > 0, timeout=15)
+        newest = page.evaluate(SLOW_SAMPLES)
+        span = """(id) => { const xa = document.getElementById(id)._fullLayout.xaxis;
+                            return [xa.r2l(xa.range[0]), xa.r2l(xa.range[1])]; }"""
+
+        def drawn() -> list | None:
+            a = page.evaluate(IN_AXES, "chart-host-cpu")
+            return page.evaluate(span, "chart-host-cpu") if a and a["last"] == newest else None
+        x0, x1 = wait_until(drawn, timeout=10,
+                            message=lambda: f"not drawn: {page.evaluate(IN_AXES, 'chart-host-cpu')}")
+        assert x0 <= newest <= x1
+        assert x1 - x0 <= (1.1 + 0.05) * 900 * 1000 + 1, (x1 - x0) / 60000
+
+
 def test_the_live_page_leaves_no_error_in_the_browser_console(server):
     """An operator who opens DevTools on the wall screen sees no red line: no failed request
     (the browser's own icon request included: a 404 there looked like a broken page) and no
