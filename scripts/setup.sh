@@ -120,17 +120,25 @@ if [[ ! -f $STAMP || $(<"$STAMP") != "$WANT" ]]; then
         | { grep -v "^WARNING: Location 'file:.*' is ignored: it is neither" || true; } \
         || die "pip install failed"
     "$VENV/bin/python" -m pip check >/dev/null || say "pip: warning: 'pip check' reports conflicts"
-    # The server runs under `python -OO` (dashboard/__main__.py): its bytecode without docstrings
-    # is compiled here, since Python does not write it where PYTHONDONTWRITEBYTECODE is set (and
-    # would compile ~700 modules at every start). The standard library's too, where writable.
+    printf '%s\n' "$WANT" >"$STAMP"
+else
+    say "pip: requirements unchanged"
+fi
+# The server runs under `python -OO` (dashboard/__main__.py): its bytecode without docstrings is
+# compiled here, since Python does not write it where PYTHONDONTWRITEBYTECODE is set or the
+# service user cannot write (it would compile ~700 modules at every start). Once per set of
+# requirements (its own stamp: an install from before this step gets it too). The standard
+# library's as well where writable (as root: .opt-2.pyc files beside Debian's own .pyc, which
+# Python recompiles by itself if a package update leaves them stale).
+OPT_STAMP=$VENV/.opt2-compiled.sha256
+if [[ ! -f $OPT_STAMP || $(<"$OPT_STAMP") != "$WANT" ]]; then
+    say "compileall: bytecode for python -OO"
     "$VENV/bin/python" -OO -m compileall -q -j 0 "$VENV/lib" >/dev/null \
         || say "compileall: warning: some of .venv was not compiled for -OO"
     "$VENV/bin/python" -OO -m compileall -q -j 0 \
         "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
         >/dev/null 2>&1 || true
-    printf '%s\n' "$WANT" >"$STAMP"
-else
-    say "pip: requirements unchanged"
+    printf '%s\n' "$WANT" >"$OPT_STAMP"
 fi
 # The project's own modules, for -OO too (quick when nothing changed).
 "$VENV/bin/python" -OO -m compileall -q -j 0 dashboard alerts ./*.py >/dev/null \

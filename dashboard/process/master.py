@@ -30,13 +30,16 @@ class Deferred(types.ModuleType):
     def __getattr__(self, attr: str):
         # Only names not in the module's dict come here: before the real import, every name but
         # the few a new module has (__name__, __spec__ None, ...). __path__ too: importing a
-        # submodule of a deferred package loads the package first.
+        # submodule of a deferred package loads the package first (a submodule the package
+        # imports itself then runs twice, once for each; nothing here imports one that way).
         return getattr(self.load(), attr)
 
     def load(self) -> types.ModuleType:
         name = self.__name__
         if sys.modules.get(name) is self:
-            del sys.modules[name]
+            # pop: two threads may get here at once; the second finds the first's real module
+            # (or waits on the import lock for it).
+            sys.modules.pop(name, None)
         real = importlib.import_module(name)
         # Whoever holds the stand-in (``import email.utils`` in gunicorn.util) sees the real names.
         self.__dict__.update(real.__dict__)
