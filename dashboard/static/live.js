@@ -434,9 +434,13 @@
     if (c.pend) {
       if (fresh || !slide(c)) {
         Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints(c.windowS));
-        // The x axis a slide gave stays where it was: let it follow the points again (autorange)
-        // until the next slide gives it a new step.
-        if (c.xr) { c.xr = null; Plotly.relayout(c.div, { "xaxis.autorange": true }); }
+        // The x axis a slide gave stays where it was: when the new points pass its end, the next
+        // step now (the drawing above kept the old range).
+        var gd = c.div, data = gd.data;
+        if (c.xr && data && data.some(function (tr) { return tr.x.length && tr.x[tr.x.length - 1] > c.xr[1]; })) {
+          c.xr = null;
+          Plotly.relayout(gd, { "xaxis.range": xStep(c, data, []) });
+        }
       }
       c.pend = null;
     }
