@@ -486,14 +486,16 @@
   /* The x axis moves in steps: it ends a lead past the newest point and stays put while new points
      fill that room, then moves on by the lead at once. Moving an axis (ticks, labels, grid, every
      trace again) was about 45 % of a chart's move; at every second it cost the wall screen more
-     than the lines did (issue 19). The lead is 2.5-5 % of the window (22-45 s of 15 minutes),
-     spread over the charts so that they do not all move their axes in the same second. At a move
+     than the lines did (issue 19). The lead is 2.5-5 % of the window (22-45 s of 15 minutes; of
+     the span drawn while a chart fills, at least 5 s), spread over the charts so that they do not
+     all move their axes in the same second. At a move
      the axis starts X_SPAN windows before the newest point (or at the oldest point, while the
      chart fills) and the traces are cut there, by time, whatever their sampling interval (a 30 s
      probe's 1,000 points would be 8 hours), and to maxPoints as a bound. While the axis stays, the
      points that fall off its start are dropped; a point at or before the start stays, so the line
      reaches the axis' edge. */
   var X_LEAD = 0.05, X_SPAN = 1.1;   // X_SPAN: what 1 s charts showed before (maxPoints' slack)
+  var X_LEAD_MIN_MS = 5000;           // a few points between steps, even in a chart's first minute
   function xStep(c, data, idx) {
     var hi = -Infinity, k, tr;
     for (k = 0; k < data.length; k++) {
@@ -515,7 +517,10 @@
     }
     lo = Math.max(lo, x0);
     if (c.stagger === undefined) c.stagger = staggerOf(c.panel.id);
-    var lead = Math.max(2000, win * X_LEAD * (0.5 + 0.5 * c.stagger));
+    // Of the span drawn, up to the window: while a chart fills (the first minutes after a start)
+    // a lead of the whole window's share was up to 45 s of empty axis beside a minute of line.
+    var drawn = Math.min(win, Math.max(hi - lo, 0));
+    var lead = Math.max(X_LEAD_MIN_MS, drawn * X_LEAD * (0.5 + 0.5 * c.stagger));
     c.xr = [lo < hi ? lo : hi - 1000, hi + lead];
     return c.xr.slice();
   }

@@ -277,6 +277,29 @@ def test_a_slow_series_is_drawn_over_the_window_not_over_its_point_count(server)
         assert x1 - x0 <= (1.1 + 0.05) * 900 * 1000 + 1, (x1 - x0) / 60000
 
 
+def test_a_filling_chart_leaves_little_empty_axis_beside_its_line(server):
+    """While a chart fills (a fresh server: a few seconds of points in a 15-minute window), the room
+    past its newest point follows what is drawn (a twentieth of it, at least 5 s), not the window's
+    share (up to 45 s of empty axis beside a line of seconds)."""
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        chart = "chart-host-cpu"
+        first = """(id) => { const d = document.getElementById(id); let lo = Infinity;
+                             for (const t of d.data) if (t.x.length) lo = Math.min(lo, +new Date(t.x[0]));
+                             return lo; }"""
+
+        def stepped() -> dict | None:
+            a = page.evaluate(IN_AXES, chart)
+            # A step taken: the axis ends seconds past the newest point (a lone first point's
+            # autorange ends a millisecond past it).
+            return a if a and a["last"] > 0 and a["x1"] - a["last"] >= 1500 else None
+        a = wait_until(stepped, timeout=20, message=lambda: f"{chart}: {page.evaluate(IN_AXES, chart)}")
+        drawn = a["last"] - page.evaluate(first, chart)
+        assert drawn < 60_000, drawn
+        assert a["x1"] - a["last"] <= max(5000, 0.05 * drawn) + 1, (a, drawn)
+
+
 def test_the_live_page_leaves_no_error_in_the_browser_console(server):
     """An operator who opens DevTools on the wall screen sees no red line: no failed request
     (the browser's own icon request included: a 404 there looked like a broken page) and no
