@@ -434,13 +434,9 @@
     if (c.pend) {
       if (fresh || !slide(c)) {
         Plotly.extendTraces(c.div, { x: c.pend.x, y: c.pend.y }, c.pend.idx, maxPoints(c.windowS));
-        // The x axis a slide gave stays where it was: when the new points pass its end, the next
-        // step now (the drawing above kept the old range).
-        var gd = c.div, data = gd.data;
-        if (c.xr && data && data.some(function (tr) { return tr.x.length && tr.x[tr.x.length - 1] > c.xr[1]; })) {
-          c.xr = null;
-          Plotly.relayout(gd, { "xaxis.range": xStep(c, data, []) });
-        }
+        // The drawing above kept the x range a slide gave: past its end, the next step now.
+        var x = c.xr && xStep(c, c.div.data, []);
+        if (x) Plotly.relayout(c.div, { "xaxis.range": x });
       }
       c.pend = null;
     }
@@ -488,12 +484,11 @@
      trace again) was about 45 % of a chart's move; at every second it cost the wall screen more
      than the lines did (issue 19). The lead is 2.5-5 % of the window (22-45 s of 15 minutes; of
      the span drawn while a chart fills, at least 5 s), spread over the charts so that they do not
-     all move their axes in the same second. At a move
-     the axis starts X_SPAN windows before the newest point (or at the oldest point, while the
-     chart fills) and the traces are cut there, by time, whatever their sampling interval (a 30 s
-     probe's 1,000 points would be 8 hours), and to maxPoints as a bound. While the axis stays, the
-     points that fall off its start are dropped; a point at or before the start stays, so the line
-     reaches the axis' edge. */
+     all move their axes in the same second. At a move the axis starts X_SPAN windows before the
+     newest point (or at the oldest point, while the chart fills) and the traces are cut there, by
+     time, whatever their sampling interval (a 30 s probe's 1,000 points would be 8 hours), and to
+     maxPoints as a bound. While the axis stays, the points that fall off its start are dropped; a
+     point at or before the start stays, so the line reaches the axis' edge. */
   var X_LEAD = 0.05, X_SPAN = 1.1;   // X_SPAN: what 1 s charts showed before (maxPoints' slack)
   var X_LEAD_MIN_MS = 5000;           // a few points between steps, even in a chart's first minute
   function xStep(c, data, idx) {
@@ -507,7 +502,7 @@
       for (k = 0; k < idx.length; k++) cutBefore(data[idx[k]], xr[0]);
       return null;
     }
-    var win = (c.windowS || state.windowS) * 1000, x0 = hi - win * X_SPAN;
+    var win = c.windowS * 1000, x0 = hi - win * X_SPAN;
     var cap = maxPoints(c.windowS), lo = Infinity;
     for (k = 0; k < data.length; k++) {
       tr = data[k];
