@@ -269,8 +269,10 @@ def test_a_slow_series_is_drawn_over_the_window_not_over_its_point_count(server)
                             return [xa.r2l(xa.range[0]), xa.r2l(xa.range[1])]; }"""
 
         def drawn() -> list | None:
+            # The points and then the move's axes (applied once Plotly's previous drawing is done).
             a = page.evaluate(IN_AXES, "chart-host-cpu")
-            return page.evaluate(span, "chart-host-cpu") if a and a["last"] == newest else None
+            r = page.evaluate(span, "chart-host-cpu") if a and a["last"] == newest else None
+            return r if r and r[1] >= newest else None
         x0, x1 = wait_until(drawn, timeout=10,
                             message=lambda: f"not drawn: {page.evaluate(IN_AXES, 'chart-host-cpu')}")
         assert x0 <= newest <= x1
