@@ -156,7 +156,9 @@ def one(browser, url: str, cookies: list[dict], variant: str, static_dir: Path |
         c1 = metrics(thread)
         if profile:
             times = self_times(wall.send("Profiler.stop")["profile"])
-            return times + [(-1.0, line) for line in long_tasks_in(browser.stop_tracing())]
+            raw = browser.stop_tracing()
+            return (times + [(-1.0, line) for line in long_tasks_in(raw)]
+                    + [(-2.0, line) for line in steps_in(raw, seconds)])
         longtasks = page.evaluate("() => window.__pagecost.longtasks")
         lags, shown = [], {}
         for _ in range(5):
@@ -180,7 +182,7 @@ def one(browser, url: str, cookies: list[dict], variant: str, static_dir: Path |
         ctx.close()
 
 
-TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute", "blink", "cc"]
 
 
 def long_tasks_in(raw: bytes) -> list[str]:
@@ -215,6 +217,31 @@ def long_tasks_in(raw: bytes) -> list[str]:
     return [line for _, line in sorted(out, reverse=True)]
 
 
+def steps_in(raw: bytes, seconds: float) -> list[str]:
+    """The renderer main thread's time by trace event, self time (an event's own, less the events
+    inside it), ms a second, the 15 largest: where the busy time goes, script and rendering alike
+    (the CPU profile shows rendering only as "(program)")."""
+    import json
+    events = json.loads(raw)["traceEvents"]
+    mains = {(e["pid"], e["tid"]) for e in events
+             if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"}
+    spans = sorted((e for e in events if (e.get("pid"), e.get("tid")) in mains and e.get("ph") == "X"
+                    and "dur" in e), key=lambda e: (e["ts"], -e["dur"]))
+    own: dict[str, float] = {}
+    stack: list[dict] = []
+    for e in spans:
+        while stack and stack[-1]["ts"] + stack[-1]["dur"] <= e["ts"]:
+            stack.pop()
+        if stack:
+            own[stack[-1]["name"]] = own.get(stack[-1]["name"], 0.0) - e["dur"]
+        own[e["name"]] = own.get(e["name"], 0.0) + e["dur"]
+        stack.append(e)
+    total = sum(own.values())
+    top = sorted(own.items(), key=lambda kv: -kv[1])[:15]
+    return ([f"all {total / 1000 / seconds:6.1f} ms/s"]
+            + [f"{v / 1000 / seconds:6.1f} ms/s  {k}" for k, v in top])
+
+
 def self_times(profile: dict) -> list[tuple[float, str]]:
     """Self time per function (ms) from a CDP CPU profile."""
     nodes = {n["id"]: n for n in profile["nodes"]}
@@ -244,7 +271,8 @@ def show(r: Reading) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vs", type=Path, default=None, help="another checkout to compare with")
+    ap.add_argument("--vs", type=Path, action="append", default=[],
+                    help="another checkout to compare with (again for more: vs1, vs2 ...; ratios to vs1)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--settle", type=float, default=5.0)
@@ -256,19 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     views = args.viewports.split(",")
     if not set(views) <= set(VIEWPORTS) or not 1 <= args.rounds <= 20 or not 5 <= args.seconds <= 600:
         ap.error(f"--viewports from {','.join(VIEWPORTS)}; --rounds 1..20; --seconds 5..600")
-    vs_static = None
-    if args.vs is not None:
-        vs_static = args.vs.resolve() / "dashboard" / "static"
+    variants: list[tuple[str, Path | None]] = [("this", None)]
+    for n, other in enumerate(args.vs, 1):
+        vs_static = other.resolve() / "dashboard" / "static"
         if not (vs_static / "live.js").is_file():
-            ap.error(f"--vs: no dashboard/static/live.js under {args.vs}")
+            ap.error(f"--vs: no dashboard/static/live.js under {other}")
+        variants.append(("vs" if len(args.vs) == 1 else f"vs{n}", vs_static))
     harness.sigterm_as_exit()
     print(harness.machine_line())
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     from playwright.sync_api import sync_playwright
 
-    variants: list[tuple[str, Path | None]] = [("this", None)]
-    if vs_static is not None:
-        variants.append(("vs", vs_static))
     base = Path(tempfile.mkdtemp(prefix="dash-page-cost-"))
     state: dict = {}
 
@@ -282,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         with soak_platform(base, 1.0, 48.0, before_start=before_start) as env, sync_playwright() as pw:
             srv = env.server
             print(f"server: {srv.url}, every collector at 1 s, {state['ticks']} host ticks pre-filled; "
-                  f"this: {harness.ROOT}; vs: {args.vs or '-'}")
+                  f"this: {harness.ROOT}; "
+                  + "; ".join(f"{name}: {static.parent.parent}" for name, static in variants[1:] if static))
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 cookies = log_in(browser, srv.url, state["creds"])
@@ -310,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                         prof = one(browser, srv.url, cookies, name, static, "wall", args.settle, args.seconds,
                                    profile=True)
                         assert isinstance(prof, list)
-                        longs = [line for ms, line in prof if ms < 0]
+                        longs = [line for ms, line in prof if ms == -1.0]
+                        steps = [line for ms, line in prof if ms == -2.0]
                         prof = [(ms, where) for ms, where in prof if ms >= 0]
                         total = sum(ms for ms, _ in prof)
                         print(f"\nCPU profile, {name}, wall, {args.seconds:g} s: {total:.0f} ms sampled; "
@@ -320,11 +348,14 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"tasks over {LONG_TASK_MS:g} ms in that window (DevTools trace): {len(longs)}")
                         for line in longs[:12]:
                             print(f"  {line}")
+                        print("main thread by trace event (self time):")
+                        for line in steps:
+                            print(f"  {line}")
             finally:
                 browser.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    summary(readings, views, len(variants) > 1)
+    summary(readings, views, [name for name, _ in variants])
     return 0
 
 
@@ -333,11 +364,13 @@ def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def summary(readings: list[Reading], views: list[str], compare: bool) -> None:
+def summary(readings: list[Reading], views: list[str], names: list[str]) -> None:
+    """Medians per variant and viewport; each other variant's ratio to the first compared one
+    (this/vs with one --vs; this/vs1, vs2/vs1 ... with more)."""
     print("\nmedians over the rounds:")
     for view in views:
         med = {}
-        for name in ("this", "vs"):
+        for name in names:
             rs = [r for r in readings if r.variant == name and r.viewport == view]
             if not rs:
                 continue
@@ -355,10 +388,13 @@ def summary(readings: list[Reading], views: list[str], compare: bool) -> None:
                   f"points {m['points']:.0f}, freshness lag {m['lag_ms'] / 1000:.2f} s; long tasks "
                   f"{n_long}, longest {longest:.0f} ms (target none over {LONG_TASK_MS:g} ms: "
                   f"{'met' if longest <= LONG_TASK_MS else 'MISSED'})")
-        if compare and len(med) == 2:
-            ratios = {k: (f"{med['this'][k] / med['vs'][k]:.2f}" if med["vs"][k] else "n/a")
+        base = names[1] if len(names) > 1 else None
+        for name in names:
+            if base is None or name == base or name not in med or base not in med:
+                continue
+            ratios = {k: (f"{med[name][k] / med[base][k]:.2f}" if med[base][k] else "n/a")
                       for k in ("busy", "cpu", "script", "heap_mb", "points")}
-            print(f"  ratio this/vs {view}: busy {ratios['busy']}, cpu {ratios['cpu']}, script "
+            print(f"  ratio {name}/{base} {view}: busy {ratios['busy']}, cpu {ratios['cpu']}, script "
                   f"{ratios['script']}, heap {ratios['heap_mb']}, points {ratios['points']}")
 
 
