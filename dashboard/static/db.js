@@ -26,10 +26,31 @@
     return td;
   }
 
+  // One formatter per precision: toLocaleString with options builds a new one at every call.
+  var formats = {};
   function num(v, digits) {
     if (v === null || v === undefined) return "–";
-    return Number(v).toLocaleString(undefined, { maximumFractionDigits: digits === undefined ? 1 : digits });
+    var d = digits === undefined ? 1 : digits;
+    var f = formats[d] || (formats[d] = new Intl.NumberFormat(undefined, { maximumFractionDigits: d }));
+    return f.format(Number(v));
   }
+
+  /* The lists change a few rows at a time (pushed every second while statements run): a row
+     whose data is the same stays as it is, so the page restyles and repaints only what changed
+     (issue 19). build(item) makes a row; key(item) is what it shows. */
+  function syncRows(body, items, key, build) {
+    for (var i = 0; i < items.length; i++) {
+      var k = key(items[i]), tr = body.rows[i];
+      if (tr && tr.dashboardKey === k) continue;
+      var fresh = build(items[i]);
+      fresh.dashboardKey = k;
+      if (tr) body.replaceChild(fresh, tr); else body.appendChild(fresh);
+    }
+    while (body.rows.length > items.length) body.deleteRow(items.length);
+  }
+
+  function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+  function setHidden(node, hidden) { if (node.hidden !== hidden) node.hidden = hidden; }
 
   /* ---- pool gauge ---- */
   function updateGauge(sample) {
@@ -63,18 +84,19 @@
   /* ---- running now ---- */
   function renderNow(now) {
     var err = el("db-now-error"), body = el("db-now-table").tBodies[0];
-    err.hidden = !now.error;
-    err.textContent = now.error || "";
-    body.textContent = "";
-    now.rows.forEach(function (r) {
+    setHidden(err, !now.error);
+    setText(err, now.error || "");
+    syncRows(body, now.rows, function (r) {
+      return JSON.stringify([r.id, r.user, r.host, r.schema, num(r.seconds, 1), r.state, r.statement]);
+    }, function (r) {
       var tr = document.createElement("tr");
       cell(tr, r.id, "num"); cell(tr, r.user); cell(tr, r.host); cell(tr, r.schema);
       cell(tr, num(r.seconds, 1), "num"); cell(tr, r.state); cell(tr, r.statement, "sql");
-      body.appendChild(tr);
+      return tr;
     });
-    el("db-now-count").textContent = now.error ? "–" : String(now.rows.length);
-    el("db-now-empty").hidden = !!now.rows.length || !!now.error;
-    el("db-now-table").hidden = !now.rows.length;
+    setText(el("db-now-count"), now.error ? "–" : String(now.rows.length));
+    setHidden(el("db-now-empty"), !!now.rows.length || !!now.error);
+    setHidden(el("db-now-table"), !now.rows.length);
   }
 
   /* ---- top statements ---- */
@@ -82,9 +104,11 @@
 
   function renderStatus(p) {
     var src = el("db-source");
-    src.textContent = "Source: " + (p.source || "–") + (p.source_note ? " — " + p.source_note : "");
-    src.setAttribute("data-source", p.source || "");
-    var box = el("db-notices");
+    setText(src, "Source: " + (p.source || "–") + (p.source_note ? " — " + p.source_note : ""));
+    if (src.getAttribute("data-source") !== (p.source || "")) src.setAttribute("data-source", p.source || "");
+    var box = el("db-notices"), notices = JSON.stringify(p.notices || []);
+    if (box.dashboardKey === notices) return;
+    box.dashboardKey = notices;
     box.textContent = "";
     (p.notices || []).forEach(function (n) {
       var d = document.createElement("p");
@@ -105,9 +129,8 @@
   function renderTop() {
     var t = state.top[state.window];
     var body = el("db-top-table").tBodies[0];
-    body.textContent = "";
-    if (!t) return;
-    sortRows(t.rows).forEach(function (r) {
+    if (!t) { syncRows(body, [], null, null); return; }
+    syncRows(body, sortRows(t.rows), JSON.stringify, function (r) {
       var tr = document.createElement("tr");
       var td = cell(tr, "", "sql");
       var code = document.createElement("code");
@@ -127,19 +150,20 @@
       cell(tr, num(r.share_pct, 1) + " %", "num"); cell(tr, num(r.avg_ms, 2), "num");
       cell(tr, num(r.max_ms, 1), "num"); cell(tr, num(r.rows_examined, 0), "num");
       cell(tr, num(r.rows_sent, 0), "num");
-      body.appendChild(tr);
+      return tr;
     });
-    el("db-top-empty").hidden = !!t.rows.length;
-    el("db-top-table").hidden = !t.rows.length;
+    setHidden(el("db-top-empty"), !!t.rows.length);
+    setHidden(el("db-top-table"), !t.rows.length);
     var mins = Math.round(t.span_s / 60);
-    el("db-top-summary").textContent = num(t.calls, 0) + " statements, " + num(t.total_ms / 1000, 1) +
+    setText(el("db-top-summary"), num(t.calls, 0) + " statements, " + num(t.total_ms / 1000, 1) +
       " s in total, " + (t.avg_ms === null ? "–" : num(t.avg_ms, 2) + " ms") + " on average" +
       (state.window !== "today" && t.span_s < ({ "5m": 300, "1h": 3600 })[state.window] - 30
-        ? " (window covers " + mins + " min so far)" : "");
+        ? " (window covers " + mins + " min so far)" : ""));
     Array.prototype.forEach.call(root.querySelectorAll("[data-sort]"), function (b) {
       var on = b.getAttribute("data-sort") === state.sort;
+      var sort = on ? (state.desc ? "descending" : "ascending") : "none";
       b.classList.toggle("sorted", on);
-      b.setAttribute("aria-sort", on ? (state.desc ? "descending" : "ascending") : "none");
+      if (b.getAttribute("aria-sort") !== sort) b.setAttribute("aria-sort", sort);
     });
   }
 

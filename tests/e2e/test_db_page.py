@@ -58,3 +58,39 @@ def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server,
         assert "new & slow" in page.text_content("#db-top-table tbody tr:first-child")
         assert page.evaluate("document.querySelectorAll('#db-extras img').length") == 0
         assert dialogs == []
+
+
+PUSH_TWICE = """() => {
+  const socket = window.dashboardLive.socket;
+  socket.disconnect();                       // only the pushes below reach the lists now
+  const push = socket.listeners('db_statements')[0];
+  const row = (text, calls) => ({text: text, flags: [], schema: 'shop', calls: calls,
+    total_ms: calls * 2, share_pct: 50, avg_ms: 2, max_ms: 3, rows_examined: 10, rows_sent: 1});
+  const top = rows => ({top: {'1h': {rows: rows, calls: 30, total_ms: 60, avg_ms: 2, span_s: 3600}}});
+  const body = () => document.querySelector('#db-top-table tbody');
+  push(top([row('SELECT kept FROM a', 20), row('SELECT moved FROM b', 10)]));
+  const before = Array.from(body().rows);
+  const code = before[0].querySelector('code');
+  getSelection().selectAllChildren(code);    // the user selects a statement to copy it
+  push(top([row('SELECT kept FROM a', 20), row('SELECT moved FROM b', 11)]));
+  const after = Array.from(body().rows);
+  return {kept: after[0] === before[0] && before[0].isConnected, replaced: after[1] !== before[1],
+          selected: getSelection().toString(), calls: after[1].cells[1].textContent,
+          rows: after.length};
+}"""
+
+
+def test_a_push_leaves_unchanged_statement_rows_and_the_users_selection_alone(server):
+    """The top-statements list is pushed every second while the workload runs. A row whose data
+    did not change stays the same element: a statement the user selected to copy stays selected,
+    and the page restyles only the rows that changed (issue 19). Before, every push rebuilt the
+    table and dropped the selection."""
+    with chromium() as ctx:
+        page, events = open_logged_in(ctx, server)
+        page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=30000)
+        got = page.evaluate(PUSH_TWICE)
+        assert got["rows"] == 2
+        assert got["kept"], "an unchanged row was rebuilt"
+        assert got["selected"] == "SELECT kept FROM a"
+        assert got["replaced"] and got["calls"] == "11"
+        assert events["dialogs"] == []
