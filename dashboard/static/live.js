@@ -317,10 +317,35 @@
     });
   }
 
+  /* A panel's current value. A panel out of view keeps its newest text until it comes into view:
+     a changed text restyles, lays out and repaints the page around it every second, and at 1080p
+     most panels are below the fold (issue 19). */
+  var heldValues = {};        // panel id -> text held while its panel is out of view
+  var panelShown = {};        // panel id -> in view (absent: not known yet, written at once)
+  var valueObserver = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      var id = e.target.id.slice("panel-".length);
+      panelShown[id] = e.isIntersecting;
+      if (e.isIntersecting && heldValues[id] !== undefined) {
+        writeValue(id, heldValues[id]);
+        delete heldValues[id];
+      }
+    });
+  }) : null;
+  cfg.panels.forEach(function (p) {
+    var fig = document.getElementById("panel-" + p.id);
+    if (fig && valueObserver) valueObserver.observe(fig);
+  });
+
   function setPanelValue(panel, metric, v) {
     if (panel.metrics[0] !== metric) return;
-    var el = document.getElementById("value-" + panel.id);
     var text = formatValue(v, panel.unit);
+    if (panelShown[panel.id] === false) { heldValues[panel.id] = text; return; }
+    writeValue(panel.id, text);
+  }
+
+  function writeValue(id, text) {
+    var el = document.getElementById("value-" + id);
     if (el && el.textContent !== text) el.textContent = text;   // no DOM write, no relayout
   }
 
