@@ -77,7 +77,11 @@
   socket.on("samples", function (batch) {
     for (var i = batch.length - 1; i >= 0; i--) {
       var s = batch[i];
-      if (s.source === "db" && (!s.labels || !Object.keys(s.labels).length)) { updateGauge(s); return; }
+      if (s.source === "db" && (!s.labels || !Object.keys(s.labels).length)) {
+        held.gauge = s;
+        show();
+        return;
+      }
     }
   });
 
@@ -167,13 +171,36 @@
     });
   }
 
+  /* What arrived is drawn while the area is in view; out of view, the newest of each part is held
+     and drawn as the area comes into view: at 1080p it is below the fold, and its lists and gauge
+     changed the page there every second (issue 19). */
+  var held = {}, box = root.getBoundingClientRect();
+  var inView = box.bottom > 0 && box.top < window.innerHeight;   // then as the observer says
+  if (window.IntersectionObserver) {
+    new IntersectionObserver(function (entries) {
+      inView = entries[entries.length - 1].isIntersecting;
+      show();
+    }).observe(root);
+  }
+
   function apply(p) {
-    if (p.source !== undefined) renderStatus(p);
-    if (p.now) renderNow(p.now);
+    if (p.source !== undefined) held.status = p;
+    if (p.now) held.now = p.now;
     if (p.top) {
       if (p.top.window) { state.top[p.top.window] = p.top; } else { state.top = p.top; }
-      renderTop();
+      held.top = true;
     }
+    show();
+  }
+
+  function show() {
+    if (inView === false) return;
+    var h = held;
+    held = {};
+    if (h.gauge) updateGauge(h.gauge);
+    if (h.status) renderStatus(h.status);
+    if (h.now) renderNow(h.now);
+    if (h.top) renderTop();
   }
 
   function load() {

@@ -37,6 +37,7 @@ def test_slow_statements_show_live_as_text_even_when_they_contain_markup(server,
     with chromium() as ctx:
         page, events = open_logged_in(ctx, server)
         dialogs = events["dialogs"]
+        page.locator("#db-extras").scroll_into_view_if_needed()     # drawn while in view
         page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=30000)
         wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=20)
 
@@ -87,10 +88,29 @@ def test_a_push_leaves_unchanged_statement_rows_and_the_users_selection_alone(se
     table and dropped the selection."""
     with chromium() as ctx:
         page, events = open_logged_in(ctx, server)
+        page.locator("#db-extras").scroll_into_view_if_needed()     # drawn while in view
         page.wait_for_selector('#db-source[data-source="performance_schema"]', timeout=30000)
+        wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=20)
         got = page.evaluate(PUSH_TWICE)
         assert got["rows"] == 2
         assert got["kept"], "an unchanged row was rebuilt"
         assert got["selected"] == "SELECT kept FROM a"
         assert got["replaced"] and got["calls"] == "11"
         assert events["dialogs"] == []
+
+
+def test_the_lists_below_the_fold_are_drawn_as_they_come_into_view(server):
+    """Out of view, the database area keeps what is pushed without drawing it (at 1080p it is
+    below the fold, and its lists changed the page every second, issue 19); scrolled to, it shows
+    the newest at once."""
+    with chromium(viewport=(1600, 600)) as ctx:
+        page, _ = open_logged_in(ctx, server)
+        page.wait_for_selector("body[data-charts-drawn]", timeout=30000)
+        top = page.evaluate("document.getElementById('db-extras').getBoundingClientRect().top")
+        assert top > 600, "the database area is not below the fold in this test's window"
+        # Samples arrive every second while the area is out of view: the gauge is not drawn.
+        wait_until(lambda: page.evaluate("window.dashboardLive.state.lastSeq") > 3, timeout=20)
+        assert page.text_content("#db-gauge-text") == "waiting for the first sample…"
+        page.locator("#db-extras").scroll_into_view_if_needed()
+        wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=10,
+                   message="the gauge was not drawn as the area came into view")

@@ -152,7 +152,8 @@ def test_a_hostile_queue_name_and_statement_are_shown_as_text_and_nothing_runs(
     with chromium() as ctx:
         page, events = open_logged_in(ctx, stack)
         page.wait_for_selector("body[data-charts-drawn]", timeout=20000)
-        # the statement running now, from the processlist, as text
+        # the statement running now, from the processlist, as text (drawn while the area is in view)
+        page.locator("#db-extras").scroll_into_view_if_needed()
         wait_until(lambda: HOSTILE in page.inner_text("#db-now-table"), timeout=20,
                    message=lambda: "statement not listed: " + page.inner_text("#db-now"))
         # the queue name, in the chart legend (plotly SVG text) and in the alert bar
