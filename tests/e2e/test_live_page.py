@@ -200,6 +200,23 @@ def test_a_chart_below_the_fold_is_up_to_date_and_within_its_axes_when_scrolled_
                        message=lambda: f"{below}: {page.evaluate(IN_AXES, below)}")
 
 
+def test_a_panel_below_the_fold_shows_its_newest_value_as_it_comes_into_view(server):
+    """A panel out of view holds its value instead of writing it every second (each write
+    restyled, laid out and repainted the page around it, issue 19); scrolled to, it shows the
+    newest value at once."""
+    with chromium(viewport=(800, 600)) as ctx:       # one column: the host panels one below another
+        page = open_live_page(ctx, server)
+        below = "host-io"
+        top = page.evaluate("id => document.getElementById('panel-' + id).getBoundingClientRect().top", below)
+        assert top > 900, top
+        first = page.evaluate("window.dashboardLive.state.lastSeq")
+        wait_until(lambda: page.evaluate("window.dashboardLive.state.lastSeq") >= first + 3, timeout=15)
+        assert page.text_content(f"#value-{below}") == ""      # samples for it came, none written
+        page.evaluate("id => document.getElementById('panel-' + id).scrollIntoView()", below)
+        wait_until(lambda: page.text_content(f"#value-{below}") != "", timeout=5,
+                   message="the value was not written as the panel came into view")
+
+
 def test_a_chart_x_axis_moves_in_steps_and_always_holds_the_newest_point(server):
     """The x axis is not moved every second (issue 19): the newest points fill the room at its end
     while it stays put, and once a point reaches that end the axis moves on (the 5-minute window:
