@@ -175,7 +175,8 @@
      and drawn as the area comes into view: at 1080p it is below the fold, and its lists and gauge
      changed the page there every second (issue 19). */
   var held = {}, box = root.getBoundingClientRect();
-  var inView = box.bottom > 0 && box.top < window.innerHeight;   // then as the observer says
+  // Then as the observer says; without one, always drawn.
+  var inView = !window.IntersectionObserver || (box.bottom > 0 && box.top < window.innerHeight);
   if (window.IntersectionObserver) {
     new IntersectionObserver(function (entries) {
       inView = entries[entries.length - 1].isIntersecting;

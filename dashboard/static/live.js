@@ -321,7 +321,7 @@
      a changed text restyles, lays out and repaints the page around it every second, and at 1080p
      most panels are below the fold (issue 19). */
   var heldValues = {};        // panel id -> text held while its panel is out of view
-  var panelShown = {};        // panel id -> in view (absent: not known yet, written at once)
+  var panelShown = {};        // panel id -> in view (absent: no observer, written at once)
   var valueObserver = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
     entries.forEach(function (e) {
       var id = e.target.id.slice("panel-".length);
@@ -334,7 +334,11 @@
   }) : null;
   cfg.panels.forEach(function (p) {
     var fig = document.getElementById("panel-" + p.id);
-    if (fig && valueObserver) valueObserver.observe(fig);
+    if (!fig || !valueObserver) return;
+    // Where it is now: the history may be drawn before the observer's first answer.
+    var r = fig.getBoundingClientRect();
+    panelShown[p.id] = r.bottom > 0 && r.top < window.innerHeight;
+    valueObserver.observe(fig);
   });
 
   function setPanelValue(panel, metric, v) {

@@ -108,8 +108,11 @@ def test_the_lists_below_the_fold_are_drawn_as_they_come_into_view(server):
         page.wait_for_selector("body[data-charts-drawn]", timeout=30000)
         top = page.evaluate("document.getElementById('db-extras').getBoundingClientRect().top")
         assert top > 600, "the database area is not below the fold in this test's window"
-        # Samples arrive every second while the area is out of view: the gauge is not drawn.
-        wait_until(lambda: page.evaluate("window.dashboardLive.state.lastSeq") > 3, timeout=20)
+        # The database's samples arrive every second while the area is out of view: not drawn.
+        page.evaluate("""() => { window.__dbSamples = 0;
+          window.dashboardLive.socket.on('samples', b => b.forEach(s => {
+            if (s.source === 'db') window.__dbSamples++; })); }""")
+        wait_until(lambda: page.evaluate("window.__dbSamples") >= 2, timeout=20)
         assert page.text_content("#db-gauge-text") == "waiting for the first sample…"
         page.locator("#db-extras").scroll_into_view_if_needed()
         wait_until(lambda: "connections open" in page.text_content("#db-gauge-text"), timeout=10,
