@@ -195,7 +195,7 @@
   }
 
   function show() {
-    if (inView === false) return;
+    if (!inView) return;
     var h = held;
     held = {};
     if (h.gauge) updateGauge(h.gauge);

@@ -206,7 +206,6 @@
       // state.windowS before the new history replaces the charts).
       var chart = { panel: panel, div: div, traces: {}, count: 0, pend: null, added: [],
                     lastDraw: 0, queued: false, windowS: state.windowS };
-      watch(div);
       var data = [], bands = [];
       Object.keys(history.series).sort().forEach(function (key) {
         var s = history.series[key];
@@ -317,34 +316,40 @@
     });
   }
 
-  /* A panel's current value. A panel out of view keeps its newest text until it comes into view:
-     a changed text restyles, lays out and repaints the page around it every second, and at 1080p
-     most panels are below the fold (issue 19). */
+  /* Which panels are in view. Only they are drawn: a chart moves at most once a second while
+     in view (drawFrame), and a panel's value is written while in view; out of view it keeps its
+     newest text until the panel comes into view (a changed text restyled, laid out and repainted
+     the page around it every second, and at 1080p most panels are below the fold, issue 19).
+     No margin: a chart entering the view is brought up to date a frame or two later (the
+     observer's callback, then the next animation frame). A 200 px margin kept another row of
+     charts below the fold of a 1080p screen moving every second: half as much again. */
+  var shown = {};             // panel id -> in view (absent: no IntersectionObserver, always)
   var heldValues = {};        // panel id -> text held while its panel is out of view
-  var panelShown = {};        // panel id -> in view (absent: no observer, written at once)
-  var valueObserver = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+  var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
     entries.forEach(function (e) {
       var id = e.target.id.slice("panel-".length);
-      panelShown[id] = e.isIntersecting;
+      shown[id] = e.isIntersecting;
       if (e.isIntersecting && heldValues[id] !== undefined) {
         writeValue(id, heldValues[id]);
         delete heldValues[id];
       }
     });
+    wake(0);
   }) : null;
   cfg.panels.forEach(function (p) {
     var fig = document.getElementById("panel-" + p.id);
-    if (!fig || !valueObserver) return;
+    if (!fig || !observer) return;
     // Where it is now: the history may be drawn before the observer's first answer.
     var r = fig.getBoundingClientRect();
-    panelShown[p.id] = r.bottom > 0 && r.top < window.innerHeight;
-    valueObserver.observe(fig);
+    shown[p.id] = r.bottom > 0 && r.top < window.innerHeight;
+    observer.observe(fig);
   });
+  function inView(panel) { return shown[panel.id] !== false; }
 
   function setPanelValue(panel, metric, v) {
     if (panel.metrics[0] !== metric) return;
     var text = formatValue(v, panel.unit);
-    if (panelShown[panel.id] === false) { heldValues[panel.id] = text; return; }
+    if (!inView(panel)) { heldValues[panel.id] = text; return; }
     writeValue(panel.id, text);
   }
 
@@ -409,20 +414,6 @@
 
   /* ---- drawing: at most once a second per chart, on screen only, a few ms per frame ---- */
   var dirty = [];             // charts with queued points or traces, oldest first
-  var onScreen = {};          // chart div id -> visible (no IntersectionObserver: always)
-  // No margin: a chart entering the view is brought up to date a frame or two later (the
-  // observer's callback, then the next animation frame). A 200 px margin kept another row of
-  // charts below the fold of a 1080p screen moving every second: half as much again (issue 19).
-  var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
-    entries.forEach(function (e) { onScreen[e.target.id] = e.isIntersecting; });
-    wake(0);
-  }) : null;
-  var watched = {};
-
-  function watch(div) {
-    if (!observer) { onScreen[div.id] = true; return; }
-    if (!watched[div.id]) { watched[div.id] = true; observer.observe(div); }
-  }
 
   function queue(chart) {
     if (chart.queued) return;
@@ -603,9 +594,9 @@
       if (charts[c.panel.id] !== c) { dirty.splice(i, 1); continue; }   // replaced by a reload
       var due = c.lastDraw + REDRAW_EVERY_MS;
       var whole = !!c.initial || c.added.length > 0;
-      if (!onScreen[c.div.id] || due > t0 ||
+      if (!inView(c.panel) || due > t0 ||
           (drawn && (whole || drawn >= MOVES_PER_FRAME || performance.now() - t0 > MOVE_BUDGET_MS))) {
-        if (onScreen[c.div.id]) next = Math.min(next, due);
+        if (inView(c.panel)) next = Math.min(next, due);
         i++;
         continue;
       }
