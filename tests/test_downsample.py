@@ -88,9 +88,12 @@ def test_an_hour_of_one_second_samples_is_merged_and_keeps_its_spike(client):
     cpu = body["series"]["host.cpu_percent"]
     assert body["resolution"] == "raw" and body["bucket_s"] == 3
     assert len(cpu["t"]) <= MAX_POINTS and max(cpu["max"]) == 99.0 and max(cpu["v"]) < 99.0
-    # Fifteen minutes are under the cap: raw points, as before.
+    # Fifteen minutes are under the cap: raw points, as before. The window ends when the
+    # request is read, which on a busy machine can be seconds after the last sample: count
+    # the samples still inside it then.
     short = client.get("/api/history?window_s=900").get_json()["series"]["host.cpu_percent"]
-    assert "max" not in short and len(short["t"]) >= 899
+    inside = sum(1 for s in ticks if s.ts >= time.time() - 900)
+    assert "max" not in short and len(short["t"]) >= inside >= 890
 
 
 def test_a_long_series_span_is_merged_into_at_most_the_cap(client):
