@@ -295,6 +295,7 @@
     c.div.textContent = "";
     Plotly.newPlot(c.div, data, layoutFor(c.panel), PLOT_CONFIG);
     c.plotted = true;
+    plottedWhole(c);
   }
 
   function drawLater(gen) {
@@ -345,6 +346,19 @@
     observer.observe(fig);
   });
   function inView(panel) { return shown[panel.id] !== false; }
+
+  // The pointer over a chart: its moves go through Plotly (hover reads what Plotly computed).
+  var pointerOn = {};         // panel id -> the pointer is over its chart
+  cfg.panels.forEach(function (p) {
+    var div = document.getElementById("chart-" + p.id);
+    if (!div) return;
+    div.addEventListener("mouseenter", function () {
+      pointerOn[p.id] = true;
+      var c = charts[p.id];
+      if (c && c.tailed) move(c, null, []);
+    });
+    div.addEventListener("mouseleave", function () { pointerOn[p.id] = false; });
+  });
 
   function setPanelValue(panel, metric, v) {
     if (panel.metrics[0] !== metric) return;
@@ -448,6 +462,7 @@
         c.div.textContent = "";
         Plotly.newPlot(c.div, c.added, layoutFor(c.panel), PLOT_CONFIG);
         c.plotted = true;
+        plottedWhole(c);
       }
       c.added = [];
     }
@@ -457,6 +472,7 @@
         // The drawing above kept the x range a slide gave: past its end, the next step now.
         var x = c.xr && xStep(c, c.div.data, []);
         if (x) Plotly.relayout(c.div, { "xaxis.range": x });
+        drawnByPlotly(c);
       }
       c.pend = null;
     }
@@ -466,7 +482,7 @@
   /* The once-a-second move of a chart in a raw window: the new points are appended to the traces'
      arrays in place and drawn through Plotly.animate without a redraw. The axes move only when
      they must: the x axis in steps (xStep), the y axis when a point leaves it (yKept). A second
-     without an axis move draws the trace lines alone. Plotly.extendTraces
+     without an axis move draws the new points outside Plotly (drawTails). Plotly.extendTraces
      redraws the whole chart (defaults of every attribute, legend, threshold lines, margins): about
      half the main thread an idle page used (issue 19, bench/page_cost.py). Animating the traces
      alone and moving the axes with one relayout drew the lines twice (the transition, then the
@@ -485,18 +501,114 @@
     if (x) { layout.xaxis = { range: x }; moved = true; }
     var y = !c.panel.y_max && yKept(gd, yRange(c.panel, data));
     if (y) { layout.yaxis = { range: y }; moved = true; }
-    // Every trace is handed over when an axis moves (each is drawn again on the new axes); else
-    // only those with new points.
-    var idx = moved ? data.map(function (_, i) { return i; }) : u.idx;
+    if (!moved && !pointerOn[c.panel.id] && drawTails(c, u.idx)) return true;
+    if (moved) move(c, layout); else move(c, null, u.idx);
+    return true;
+  }
+
+  /* A move through Plotly: with a layout, every trace is handed over (each is drawn again on the
+     new axes); else those with new points, and every trace when some line has a tail (Plotly's
+     line takes the tail's points, and the tails go). */
+  function move(c, layout, idx) {
+    var gd = c.div, data = gd.data;
+    if (layout || c.tailed) idx = data.map(function (_, i) { return i; });
     var upd = idx.map(function (i) { return { x: data[i].x, y: data[i].y }; });
     var frame = { data: upd, traces: idx };
-    if (moved) frame.layout = layout;
+    if (layout) frame.layout = layout;
     Plotly.animate(gd, frame, SLIDE).catch(function () {
       if (charts[c.panel.id] !== c) return;
       c.xr = null;                                         // the next move gives the axes again
       Plotly.redraw(gd);                                   // an interrupted move: draw it whole
     });
+    // The traces are computed and drawn in this task's microtasks, before the next paint.
+    drawnByPlotly(c);
+  }
+
+  /* A second without an axis move is drawn outside Plotly: a chart's axes stay put for 22-45 s
+     of a 15-minute window (xStep, yKept), and in those seconds Plotly's line, as it last drew it,
+     is still right where it is; only the points after its end are missing. They are drawn as a
+     "tail": one SVG path per trace in the plot area, from the last point Plotly drew, with the
+     axes' own scale (c2p, rounded to 0.01 px as Plotly does) and the trace's colour and width.
+     A move through Plotly paid the defaults of the whole figure and redrew each line whole
+     (~3 ms a chart, about two fifths of the wall screen's main thread, issue 19).
+     The next Plotly drawing (an axis move, a new trace, a resize) takes the tails' points into
+     its line and the tails are emptied. Plotly's hover reads what it last computed, so while the
+     pointer is over a chart its moves go through Plotly, and entering it brings Plotly up to date
+     first. Where Plotly's plot area or axes are not found, the move goes through Plotly. */
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  function drawTails(c, idx) {
+    var gd = c.div, fl = gd._fullLayout, fd = gd._fullData, data = gd.data;
+    var xy = fl && fl._plots && fl._plots.xy, xa = fl && fl.xaxis, ya = fl && fl.yaxis;
+    if (!c.plotX || !xy || !xy.plot || !fd || !xa || !ya ||
+        typeof xa.c2p !== "function" || typeof ya.c2p !== "function") return false;
+    // The plot area and axes as Plotly last drew them: the tails are drawn on them, and a change
+    // (Plotly drew the chart again) means its line must be drawn by Plotly.
+    var geo = geometry(gd);
+    if (c.geo === undefined) c.geo = geo;
+    else if (geo !== c.geo) return false;
+    var host = xy.plot.node();
+    if (!c.tailG || c.tailG.parentNode !== host) {
+      c.tailG = document.createElementNS(SVG_NS, "g");
+      c.tailG.setAttribute("class", "live-tails");
+      host.appendChild(c.tailG);
+      c.tails = {};
+    }
+    for (var k = 0; k < idx.length; k++) {
+      var i = idx[k], f = fd[i];
+      if (c.plotX[i] === undefined || !f || !f.line || f.index !== i) return false;
+    }
+    for (k = 0; k < idx.length; k++) {
+      i = idx[k]; f = fd[i];
+      var tr = data[i], from = c.plotX[i], x = tr.x, y = tr.y, j = x.length - 1;
+      while (j > 0 && x[j] > from) j--;                   // the last point Plotly drew
+      var d = "", pen = false;
+      for (; f.visible === true && j < x.length; j++) {
+        var v = y[j];
+        if (v === null || v === undefined) { pen = false; continue; }   // a gap stays a gap
+        d += (pen ? "L" : "M") + px(xa.c2p(x[j])) + "," + px(ya.c2p(v));
+        pen = true;
+      }
+      var p = c.tails[i];
+      if (!p) {
+        p = c.tails[i] = document.createElementNS(SVG_NS, "path");
+        p.setAttribute("style", "fill:none;stroke-miterlimit:2;stroke:" + f.line.color +
+                       ";stroke-width:" + f.line.width + "px;opacity:" + f.opacity);
+        c.tailG.appendChild(p);
+      }
+      if (d) { p.setAttribute("d", d); c.tailed = true; } else p.removeAttribute("d");
+    }
     return true;
+  }
+
+  function px(v) { return Math.round(v * 100) / 100; }
+
+  /* Where Plotly draws: the plot area, the axes' ranges, which traces are shown (a click on a
+     legend entry hides one). */
+  function geometry(gd) {
+    var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    return [xa._offset, xa._length, ya._offset, ya._length].concat(xa.range, ya.range,
+      gd._fullData.map(function (f) { return f.visible; })).join();
+  }
+
+  /* Plotly has drawn every point its traces hold now: where each line ends, and no tails. */
+  function drawnByPlotly(c) {
+    var data = c.div.data || [];
+    c.plotX = data.map(function (tr) { return tr.x.length ? tr.x[tr.x.length - 1] : -Infinity; });
+    c.geo = undefined;          // read at the first tail, once Plotly has drawn
+    if (!c.tailed) return;
+    Object.keys(c.tails).forEach(function (i) { c.tails[i].removeAttribute("d"); });
+    c.tailed = false;
+  }
+
+  /* After Plotly.newPlot (which drops a chart's listeners): every point is in Plotly's line.
+     Plotly also redraws a chart itself (a resize, a legend click): tails drawn on the former
+     geometry are then misplaced or of a hidden trace, and Plotly's line holds their points. */
+  function plottedWhole(c) {
+    drawnByPlotly(c);
+    if (!c.div.on) return;
+    c.div.on("plotly_afterplot", function () {
+      if (charts[c.panel.id] === c && c.geo !== undefined && geometry(c.div) !== c.geo) drawnByPlotly(c);
+    });
   }
 
   /* The x axis moves in steps: it ends a lead past the newest point and stays put while new points

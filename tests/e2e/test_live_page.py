@@ -319,6 +319,105 @@ def test_a_filling_chart_leaves_little_empty_axis_beside_its_line(server):
         assert a["x1"] - a["last"] <= max(5000, 0.05 * drawn) + 1, (a, drawn)
 
 
+# What a chart shows of its first trace: every vertex drawn in its plot area in the trace's colour
+# (pixels, as in the SVG), the newest point placed by the chart's own axes, and the data points
+# placed the same way. A point of the line that is no data point, or a newest point not drawn,
+# is a chart that shows something else than its data.
+DRAWN = """(id) => {
+  const d = document.getElementById(id);
+  const plot = d && d.querySelector('.cartesianlayer .overplot > .xy');
+  const own = plot && plot.querySelector('.scatterlayer .js-line');
+  if (!own || !d.data || !d.data[0].x.length || !d._fullLayout) return null;
+  const xa = d._fullLayout.xaxis, ya = d._fullLayout.yaxis, t = d.data[0];
+  const at = (x, y) => [Math.round(xa.c2p(x) * 100) / 100, Math.round(ya.c2p(y) * 100) / 100];
+  const colour = getComputedStyle(own).stroke, points = new Set();
+  let newest = null;
+  for (let i = 0; i < t.x.length; i++) {
+    if (t.y[i] === null) continue;
+    newest = at(t.x[i], t.y[i]);
+    points.add(newest.join());
+  }
+  const vertices = [];
+  let plotlyEnd = -Infinity;
+  for (const p of plot.querySelectorAll('path')) {
+    if (getComputedStyle(p).stroke !== colour) continue;
+    for (const m of (p.getAttribute('d') || '').matchAll(/(-?[0-9.]+),(-?[0-9.]+)/g)) {
+      const v = [+m[1], +m[2]];
+      if (p.classList.contains('js-line')) plotlyEnd = Math.max(plotlyEnd, v[0]);
+      if (v[0] >= 0 && v[0] <= xa._length && v[1] >= 0 && v[1] <= ya._length) vertices.push(v);
+    }
+  }
+  const strays = vertices.filter(v => !points.has(v.join()));
+  return {newest: newest, drawn: vertices.some(v => v.join() === newest.join()), strays: strays,
+          vertices: vertices.length, byPlotly: plotlyEnd >= newest[0] - 0.01,
+          seq: window.dashboardLive.state.lastSeq};
+}"""
+
+
+def test_each_second_the_line_drawn_holds_the_newest_point_and_only_data_points(server):
+    """Between its axis moves a chart's newest seconds are drawn outside Plotly (issue 19: a move
+    through Plotly paid the whole figure's defaults); what the user sees is still the data:
+    every second the line reaches the newest point, and every vertex of the line in the plot
+    area is a data point where the chart's axes put it, the newest seconds drawn beside Plotly's
+    line included."""
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        chart, seen, outside = "chart-host-cpu", [], 0
+        for _ in range(8):
+            seq = page.evaluate("window.dashboardLive.state.lastSeq")
+            # Drawn at most once a second; a move's axes follow its points in the next frame.
+            a = wait_until(lambda seq=seq: (a := page.evaluate(DRAWN, chart)) and a["seq"] > seq
+                           and a["drawn"] and not a["strays"] and a, timeout=5,
+                           message=lambda: f"{chart}: {page.evaluate(DRAWN, chart)}")
+            seen.append(a["vertices"])
+            outside += not a["byPlotly"]
+        # The newest seconds were drawn beside Plotly's line (not only at its moves), and the
+        # line grew.
+        assert outside >= 2 and seen[-1] > seen[0], (outside, seen)
+
+
+def test_hovering_a_chart_shows_its_newest_point(server):
+    """Plotly's hover reads the points Plotly last computed: the seconds drawn beside its line
+    are handed to it as the pointer enters the chart, so the hover at the line's end is the
+    newest point, not the one of Plotly's last move."""
+    with chromium() as ctx:
+        page = open_live_page(ctx, server)
+        wait_until(lambda: chip(page) == "live", timeout=15, message=lambda: f"chip: {chip(page)}")
+        chart = "chart-host-cpu"
+        # No more samples, with the newest seconds drawn beside Plotly's line: a second's draw
+        # may still be due (a move at its x axis' step draws through Plotly; then wait again).
+        for _ in range(10):
+            page.evaluate("window.dashboardLive.socket.connect()")
+            wait_until(lambda: (a := page.evaluate(DRAWN, chart)) and not a["byPlotly"], timeout=15,
+                       message=lambda: f"{chart}: {page.evaluate(DRAWN, chart)}")
+            page.evaluate("window.dashboardLive.socket.disconnect()")
+            wait_until(lambda: not page.evaluate("id => window.dashboardLive.charts()[id].queued",
+                                                 "host-cpu"), timeout=5)
+            if not page.evaluate(DRAWN, chart)["byPlotly"]:
+                break
+        else:
+            raise AssertionError("every pause fell on an axis move")
+        page.evaluate("""id => { window.hovered = null; document.getElementById(id).on('plotly_hover',
+                        e => { window.hovered = e.points.map(p => [p.curveNumber, p.pointNumber]); }); }""",
+                      chart)
+        box = page.locator(f"#{chart} .nsewdrag").bounding_box()
+        last = page.evaluate("""id => { const t = document.getElementById(id).data[0];
+                                let i = t.y.length - 1; while (t.y[i] === null) i--;
+                                return [i, t.y[i].toFixed(2)]; }""", chart)
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        moves = iter(range(1000))
+
+        end = box["x"] + page.evaluate(DRAWN, chart)["newest"][0]
+
+        def hover():   # at the line's end (Plotly takes one hover a frame: the pointer moves on)
+            page.mouse.move(end + next(moves) % 2, box["y"] + box["height"] / 2)
+            return page.evaluate("window.hovered")
+        hovered = wait_until(hover, timeout=5, interval=0.2)
+        assert hovered == [[0, last[0]]], (hovered, last)
+        assert last[1] in page.text_content(f"#{chart} .hoverlayer")
+
+
 def test_the_live_page_leaves_no_error_in_the_browser_console(server):
     """An operator who opens DevTools on the wall screen sees no red line: no failed request
     (the browser's own icon request included: a 404 there looked like a broken page) and no
