@@ -224,7 +224,7 @@
         if (band) bands.push(band);
         var lastX = null;
         for (var i = 0; i < s.t.length; i++) {
-          var x = s.t[i] * 1000;
+          var x = Math.round(s.t[i] * 1000);      // whole ms, as Plotly keeps a date
           if (lastX !== null && x - lastX < PLOT_STEP_MS && state.resolution === "raw") continue;
           if (lastX !== null && x - lastX > gap) { tr.x.push(lastX + 1); tr.y.push(null); }
           tr.x.push(x); tr.y.push(s.v[i]); lastX = x;
@@ -272,7 +272,7 @@
       seg = [];
     }
     for (var i = 0; i < s.t.length; i++) {
-      var t = s.t[i] * 1000;
+      var t = Math.round(s.t[i] * 1000);
       if (lastX !== null && t - lastX > gap) close();
       seg.push([t, s.min[i], s.max[i]]);
       if (s.min[i] !== s.max[i]) wide = true;
@@ -351,16 +351,17 @@
   function inView(panel) { return shown[panel.id] !== false; }
 
   // The pointer over a chart: its moves go through Plotly (hover reads what Plotly computed).
+  // Pointer events, not mouse events: a tap hovers too, and Plotly cancels a tap's mouse events.
   var pointerOn = {};         // panel id -> the pointer is over its chart
   cfg.panels.forEach(function (p) {
     var div = document.getElementById("chart-" + p.id);
     if (!div) return;
-    div.addEventListener("mouseenter", function () {
+    div.addEventListener("pointerenter", function () {
       pointerOn[p.id] = true;
       var c = charts[p.id];
       if (c && c.tailed) move(c, null, []);
     });
-    div.addEventListener("mouseleave", function () { pointerOn[p.id] = false; });
+    div.addEventListener("pointerleave", function () { pointerOn[p.id] = false; });
   });
 
   function setPanelValue(panel, metric, v) {
@@ -397,7 +398,7 @@
       if (s.seq <= state.lastSeq) return;
       state.lastSeq = s.seq;
       if (s.ts > state.lastSampleTs) state.lastSampleTs = s.ts;
-      var x = s.ts * 1000;
+      var x = Math.round(s.ts * 1000);          // whole ms, as Plotly keeps a date (drawTails)
       Object.keys(s.values).forEach(function (metric) {
         var ps = metricPanels[metric];
         if (!ps || !wanted(metric, s.labels)) return;
@@ -523,19 +524,21 @@
       c.xr = null;                                         // the next move gives the axes again
       Plotly.redraw(gd);                                   // an interrupted move: draw it whole
     });
-    // The traces are computed and drawn in this task's microtasks, before the next paint.
+    // Plotly computes and draws the traces in this task's microtasks, before the next paint
+    // (the axes of a move follow in the next frame).
     drawnByPlotly(c);
   }
 
   /* A second without an axis move is drawn outside Plotly: a chart's axes stay put for 22-45 s
      of a 15-minute window (xStep, yKept), and in those seconds Plotly's line, as it last drew it,
      is still right where it is; only the points after its end are missing. They are drawn as a
-     "tail": one SVG path per trace in the plot area, from the last point Plotly drew, with the
-     axes' own scale (c2p, rounded to 0.01 px as Plotly does) and the trace's colour and width.
+     "tail": one SVG path per trace in the plot area, from the last point Plotly drew, placed by
+     the axes' own scale (c2p, which rounds to 0.01 px) in the trace's colour and width.
      A move through Plotly paid the defaults of the whole figure and redrew each line whole
      (~3 ms a chart, about two fifths of the wall screen's main thread, issue 19).
-     The next Plotly drawing (an axis move, a new trace, a resize) takes the tails' points into
-     its line and the tails are emptied. Plotly's hover reads what it last computed, so while the
+     The next move through Plotly (an axis move, a new trace) takes the tails' points into its
+     line and the tails are emptied; a redraw Plotly makes itself keeps its line (see
+     plottedWhole). Plotly's hover reads what it last computed, so while the
      pointer is over a chart its moves go through Plotly, and entering it brings Plotly up to date
      first. Where Plotly's plot area or axes are not found, the move goes through Plotly. */
   var SVG_NS = "http://www.w3.org/2000/svg";
@@ -544,9 +547,13 @@
     var xy = fl && fl._plots && fl._plots.xy, xa = fl && fl.xaxis, ya = fl && fl.yaxis;
     if (!c.plotX || !xy || !xy.plot || !fd || !xa || !ya ||
         typeof xa.c2p !== "function" || typeof ya.c2p !== "function") return false;
-    // The plot area and axes as Plotly last drew them: the tails are drawn on them, and a change
-    // (Plotly drew the chart again) means its line must be drawn by Plotly.
-    var geo = geometry(gd);
+    for (var k = 0; k < idx.length; k++) {
+      var i = idx[k], f = fd[i];
+      if (c.plotX[i] === undefined || !f || !f.line || f.index !== i) return false;
+    }
+    // The plot area and axes the tails are drawn on: Plotly's line was drawn on them (a redraw
+    // Plotly makes itself draws the tails again, plottedWhole).
+    var geo = geometry(gd, xa, ya);
     if (c.geo === undefined) c.geo = geo;
     else if (geo !== c.geo) return false;
     var host = xy.plot.node();
@@ -556,10 +563,6 @@
       host.appendChild(c.tailG);
       c.tails = {};
     }
-    for (var k = 0; k < idx.length; k++) {
-      var i = idx[k], f = fd[i];
-      if (c.plotX[i] === undefined || !f || !f.line || f.index !== i) return false;
-    }
     for (k = 0; k < idx.length; k++) {
       i = idx[k]; f = fd[i];
       var tr = data[i], from = c.plotX[i], x = tr.x, y = tr.y, j = x.length - 1;
@@ -568,7 +571,7 @@
       for (; f.visible === true && j < x.length; j++) {
         var v = y[j];
         if (v === null || v === undefined) { pen = false; continue; }   // a gap stays a gap
-        d += (pen ? "L" : "M") + px(xa.c2p(x[j])) + "," + px(ya.c2p(v));
+        d += (pen ? "L" : "M") + xa.c2p(x[j]) + "," + ya.c2p(v);
         pen = true;
       }
       var p = c.tails[i];
@@ -583,12 +586,9 @@
     return true;
   }
 
-  function px(v) { return Math.round(v * 100) / 100; }
-
   /* Where Plotly draws: the plot area, the axes' ranges, which traces are shown (a click on a
      legend entry hides one). */
-  function geometry(gd) {
-    var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  function geometry(gd, xa, ya) {
     return [xa._offset, xa._length, ya._offset, ya._length].concat(xa.range, ya.range,
       gd._fullData.map(function (f) { return f.visible; })).join();
   }
@@ -604,13 +604,18 @@
   }
 
   /* After Plotly.newPlot (which drops a chart's listeners): every point is in Plotly's line.
-     Plotly also redraws a chart itself (a resize, a legend click): tails drawn on the former
-     geometry are then misplaced or of a hidden trace, and Plotly's line holds their points. */
+     Plotly also redraws a chart itself: a resize redraws its line from the points it last
+     computed (not the tails'), a legend click shows or hides a trace. Where the plot area, the
+     axes or the traces shown changed, the tails are drawn again on them, from where Plotly's
+     line ends (or, where that cannot be done, handed to Plotly). */
   function plottedWhole(c) {
     drawnByPlotly(c);
     if (!c.div.on) return;
     c.div.on("plotly_afterplot", function () {
-      if (charts[c.panel.id] === c && c.geo !== undefined && geometry(c.div) !== c.geo) drawnByPlotly(c);
+      var gd = c.div, fl = gd._fullLayout;
+      if (charts[c.panel.id] !== c || !c.tailed || geometry(gd, fl.xaxis, fl.yaxis) === c.geo) return;
+      c.geo = undefined;
+      if (!drawTails(c, gd.data.map(function (_, i) { return i; }))) move(c, null, []);
     });
   }
 

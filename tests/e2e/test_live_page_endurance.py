@@ -96,7 +96,7 @@ def test_at_ten_samples_a_second_the_page_stays_live_within_its_cap_and_does_not
         from tests.support.auth_helpers import browser_login
         browser_login(page, fast_server)
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))   # where, if it recurs
         page.goto(fast_server.url + "/")
         # data-charts-all-drawn: the charts below the fold too (drawn after those in view).
         wait_until(lambda: page.get_attribute("body", "data-charts-all-drawn"), timeout=30,
