@@ -506,7 +506,7 @@
     var y = !c.panel.y_max && yKept(gd, yRange(c.panel, data));
     if (y) { layout.yaxis = { range: y }; moved = true; }
     if (!moved && !pointerOn[c.panel.id] && drawTails(c, u.idx)) return true;
-    if (moved) move(c, layout); else move(c, null, u.idx);
+    move(c, moved ? layout : null, u.idx);
     return true;
   }
 
