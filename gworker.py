@@ -9,7 +9,8 @@ for nothing it uses; issue 2 budgets 90 MB for master + worker together.
 ``LazyEventletWorker`` is the master's handle on the worker: after the fork, in the child, it
 becomes gunicorn's own ``EventletWorker`` before anything else runs there (``init_process`` is the
 child's first step; it monkey-patches, then loads ``wsgi.py``). Nothing else differs: the same
-class runs the worker, with the same settings. Like wsgi.py, this file is the eventlet-specific
+class runs the worker, with the same settings, on eventlet's epoll hub minus its wake-ups for
+cancelled timers (dashboard/process/quiethub.py). Like wsgi.py, this file is the eventlet-specific
 edge of the code base; ``DASHBOARD_WORKER_CLASS=gevent`` uses gunicorn's gevent worker directly.
 """
 from __future__ import annotations
@@ -21,5 +22,13 @@ class LazyEventletWorker(AsyncWorker):
     def init_process(self) -> None:
         # In the worker process now: import eventlet's worker (which monkey-patches) and become it.
         from gunicorn.workers.geventlet import EventletWorker
-        self.__class__ = EventletWorker
-        EventletWorker.init_process(self)
+
+        class Worker(EventletWorker):
+            def patch(self) -> None:
+                super().patch()                 # gunicorn's use_hub(): the default epoll hub
+                # lazy: imports eventlet, which only the worker may load (see above)
+                from dashboard.process import quiethub
+                quiethub.install()              # the same hub, without cancelled timers' wake-ups
+
+        self.__class__ = Worker
+        Worker.init_process(self)
