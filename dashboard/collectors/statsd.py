@@ -29,6 +29,7 @@ import math
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -62,6 +63,10 @@ FLOOD = 1024                     # a batch this big: no pause, read on
 MAX_TIMER_VALUES = 5_000         # per name and interval; beyond, a uniform reservoir sample
 MAX_NAMES = 50                   # other counters/gauges exposed; the network must not grow the store
 MAX_GAUGES = 10_000              # gauges live across intervals: bound what a sender can make us keep
+# Python's socket module does not name it. Linux's number where SO_RCVBUF has its generic one
+# (8: x86, arm, ...); MIPS, SPARC, PA-RISC and Alpha number their options otherwise.
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE",
+                         33 if sys.platform.startswith("linux") and socket.SO_RCVBUF == 8 else None)
 _TYPES = {b"c", b"ms", b"h", b"g", b"s"}
 # Names become labels on the page: the usual StatsD charset only, so a sender cannot put markup there.
 _NAME = re.compile(rb"[A-Za-z0-9_.\-/]{1,200}")
@@ -109,9 +114,10 @@ class StatsdListener:
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:   # root (or CAP_NET_ADMIN) may exceed net.core.rmem_max; others get the cap
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE,  # type: ignore[attr-defined]
-                                self.rcvbuf)                               # Linux only
-            except (OSError, AttributeError):
+                if SO_RCVBUFFORCE is None:
+                    raise OSError
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.rcvbuf)
+            except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.bind(self.requested)
         except OSError as e:
