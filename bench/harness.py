@@ -139,6 +139,7 @@ class TreeSample:
     runq_s: float = 0.0                  # time its threads waited for a CPU, cumulative
     cpu_by_pid: dict[int, float] = field(default_factory=dict)
     oncpu_s: float = 0.0                 # schedstat on-CPU time of live threads (ns resolution)
+    runs: int = 0                        # schedstat: times its live threads were put on a CPU
 
 
 class ProcessTree:
@@ -155,6 +156,7 @@ class ProcessTree:
         self._last_cpu: dict[int, float] = {}
         self._last_runq: dict[int, float] = {}
         self._last_oncpu: dict[int, float] = {}
+        self._last_runs: dict[int, int] = {}
 
     def processes(self) -> list[psutil.Process]:
         try:
@@ -174,22 +176,25 @@ class ProcessTree:
                     self._last_cpu[p.pid] = ct.user + ct.system
                     rss[p.pid] = p.memory_info().rss
                     names[p.pid] = _proc_label(p, p.pid == self.root.pid)
-                self._last_oncpu[p.pid], self._last_runq[p.pid] = schedstat_s(p.pid)
+                (self._last_oncpu[p.pid], self._last_runq[p.pid],
+                 self._last_runs[p.pid]) = schedstat(p.pid)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return TreeSample(t, sum(self._last_cpu.values()), rss, names,
                           sum(self._last_runq.values()), dict(self._last_cpu),
-                          sum(self._last_oncpu.values()))
+                          sum(self._last_oncpu.values()), sum(self._last_runs.values()))
 
 
-def schedstat_s(pid: int) -> tuple[float, float]:
-    """(on-CPU seconds, seconds runnable but waiting for a CPU) of the process's live threads.
+def schedstat(pid: int) -> tuple[float, float, int]:
+    """(on-CPU seconds, seconds runnable but waiting for a CPU, times put on a CPU) of the
+    process's live threads.
 
     /proc/<pid>/task/*/schedstat has nanosecond resolution (cpu_times has 10 ms ticks) but
     forgets threads that have exited, so it is exact only for long-lived threads (eventlet:
     one). The run-queue wait says how much of a latency is someone else's load on a shared
-    machine."""
-    on_cpu = waited = 0
+    machine. The times put on a CPU are, for a process that is mostly idle, its wake-ups (each
+    costs ~0.1 ms of CPU on a VM before any work: ``bench/wakeups.py``)."""
+    on_cpu = waited = runs = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -200,9 +205,10 @@ def schedstat_s(pid: int) -> tuple[float, float]:
                 fields = f.read().split()
             on_cpu += int(fields[0])
             waited += int(fields[1])
+            runs += int(fields[2])
         except (OSError, IndexError, ValueError):
             continue
-    return on_cpu / 1e9, waited / 1e9
+    return on_cpu / 1e9, waited / 1e9, runs
 
 
 def cpu_pressure_s() -> float | None:
@@ -233,8 +239,14 @@ def cpu_percent_between(a: TreeSample, b: TreeSample) -> float:
 
 
 def oncpu_percent_between(a: TreeSample, b: TreeSample) -> float:
-    """The same from schedstat: ns resolution, live threads only (see ``schedstat_s``)."""
+    """The same from schedstat: ns resolution, live threads only (see ``schedstat``)."""
     return 100.0 * (b.oncpu_s - a.oncpu_s) / max(b.t - a.t, 1e-9)
+
+
+def runs_per_s_between(a: TreeSample, b: TreeSample) -> float:
+    """Times per second the tree's live threads were put on a CPU: its wake-ups, for a
+    process that is mostly idle (see ``schedstat``)."""
+    return (b.runs - a.runs) / max(b.t - a.t, 1e-9)
 
 
 # --- the dashboard under test -------------------------------------------------------------------

@@ -177,7 +177,9 @@ def report(subjects: list[Subject], seconds: float, interval: float) -> None:
         print(f"\n{s.name}{tag}")
         oncpu = harness.oncpu_percent_between(s.samples[0], s.samples[-1])
         print(f"  CPU {s.cpu_pct():.3f} % of one core (mean; schedstat {oncpu:.3f} %); "
-              f"10 s blocks {min(blocks, default=0):.2f}..{max(blocks, default=0):.2f} %")
+              f"10 s blocks {min(blocks, default=0):.2f}..{max(blocks, default=0):.2f} %; "
+              f"put on a CPU {harness.runs_per_s_between(s.samples[0], s.samples[-1]):.1f} "
+              "times a second")
         print(f"  RSS {harness.fmt_mb(sum(rss) / len(rss))} (mean of the tree's sum), "
               f"max {harness.fmt_mb(max(rss))}, growth first->last "
               f"{(rss[-1] - rss[0]) / 2**20:+.1f} MB")
@@ -307,24 +309,26 @@ def versus(tmp: Path, env: dict, targets: list[Subject], args) -> int:
     """This checkout (A) and ``args.vs`` (B) alternately, A B B A ..., under the same targets."""
     here, there = harness.ROOT, args.vs.resolve()
     order = [(here, there) if r % 2 == 0 else (there, here) for r in range(args.rounds)]
-    got: dict[Path, list[tuple[float, float, float, float]]] = {here: [], there: []}
+    got: dict[Path, list[tuple[float, float, float, float, float]]] = {here: [], there: []}
     for n, root in enumerate(r for pair in order for r in pair):
         subjects = dashboard_phase(tmp, env, targets, args, root=root, data=f"data-{n}")
         dash, floor = subjects[0], subjects[1]
         # schedstat (ns) rather than cpu_times' 10 ms ticks: the differences sought are small
         got[root].append((harness.oncpu_percent_between(dash.samples[0], dash.samples[-1]),
                           (dash.pss_mean() or 0) / 2**20, dash.rss_mean() / 2**20,
-                          harness.oncpu_percent_between(floor.samples[0], floor.samples[-1])))
+                          harness.oncpu_percent_between(floor.samples[0], floor.samples[-1]),
+                          harness.runs_per_s_between(dash.samples[0], dash.samples[-1])))
         print(f"\nphase {n + 1}: {root}: CPU {got[root][-1][0]:.3f} %, PSS {got[root][-1][1]:.1f} MB "
-              f"(floor {got[root][-1][3]:.3f} %); {harness.machine_line()}", flush=True)
+              f"(floor {got[root][-1][3]:.3f} %), on a CPU {got[root][-1][4]:.1f}/s; "
+              f"{harness.machine_line()}", flush=True)
     print(f"\n{harness.machine_line()}")
     print(f"{'checkout (CPU: schedstat)':44} {'CPU % core':>10} {'PSS MB':>8} {'RSS MB':>8} "
-          f"{'floor CPU':>9}  phases")
+          f"{'floor CPU':>9} {'on CPU/s':>8}  phases")
     means = {}
     for root, rows in got.items():
-        means[root] = [sum(r[i] for r in rows) / len(rows) for i in range(4)]
-        cpu, pss, rss, fl = means[root]
-        print(f"{str(root)[-44:]:44} {cpu:10.3f} {pss:8.1f} {rss:8.1f} {fl:9.3f}  "
+        means[root] = [sum(r[i] for r in rows) / len(rows) for i in range(5)]
+        cpu, pss, rss, fl, runs = means[root]
+        print(f"{str(root)[-44:]:44} {cpu:10.3f} {pss:8.1f} {rss:8.1f} {fl:9.3f} {runs:8.1f}  "
               + ", ".join(f"{r[0]:.3f}" for r in rows))
     a, b = means[here], means[there]
     print(f"ratio this/--vs: CPU {a[0] / b[0]:.2f}x, PSS {a[1] / b[1]:.2f}x, RSS {a[2] / b[2]:.2f}x "
