@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from dashboard import beat
 from dashboard.collectors.base import Collector
 from dashboard.config import redact
 from dashboard.model import CollectorError, Reading, Sample
@@ -344,6 +345,12 @@ class CollectorRunner:
                               hours=opts.get("hours", 0), minutes=opts.get("minutes", 0),
                               seconds=opts.get("seconds", 0))
             opts["start_date"] = self._anchor + every
+        first_run = opts.get("next_run_time")
+        if kind == "interval" and isinstance(first_run, datetime):
+            # A first run "now" would give the job a phase of its own for good: the next beat.
+            step = beat.sleep_to_next(first_run.timestamp())
+            if step is not None:
+                opts["next_run_time"] = first_run + timedelta(seconds=step)
         self._scheduler.add_job(func, kind, **opts)
 
     def start(self) -> None:
@@ -361,6 +368,8 @@ class CollectorRunner:
         by_interval: dict[float, list[Collector]] = {}
         for c in self.collectors:
             by_interval.setdefault(float(c.interval_s), []).append(c)
+        if by_interval:          # other periodic work of the process wakes with the ticks
+            beat.set_grid(first, min(by_interval))
         for interval, group in sorted(by_interval.items()):
             stop = threading.Event()
             loop = threading.Thread(target=self._loop, args=(interval, group, first, stop),
@@ -373,6 +382,8 @@ class CollectorRunner:
 
     def stop(self) -> None:
         self._stopped = True
+        if self._loops:
+            beat.clear()
         for _, stop in self._loops:
             stop.set()
         self._loops.clear()

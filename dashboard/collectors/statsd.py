@@ -19,9 +19,10 @@ The listener is a thread started by ``Runtime.start`` (``start()``) and stopped 
 ``close()``. It keeps up with 10,000 packets/s on loopback: a 16 MB receive buffer absorbs
 stalls, and the loop does nothing but ``recv_into``, a split and a dict update per line.
 When the buffer holds at least ``ALIGN_MIN_S`` of 10,000 packets/s (twice over), the tick's
-``take()`` reads what is queued itself and the thread only wakes just after each tick, in the
-same burst of work, to empty the buffer in between (issue 19: a thread woken for each batch
-of a trickle woke an idle process ~9 times a second).
+``take()`` reads what is queued itself and the thread only wakes on the process's beat
+(dashboard/beat.py: when the tick wakes it) to empty the buffer in between, as often as the
+buffer needs (issue 19: a thread woken for each batch of a trickle woke an idle process ~9 times
+a second; on a phase of its own, ~3 times).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from dashboard import beat
 from dashboard.collectors.base import capped
 from dashboard.model import CollectorError, MetricSpec, Reading
 
@@ -58,7 +60,6 @@ METRICS: Sequence[MetricSpec] = (
 RCVBUF = 16 << 20               # the kernel takes only what arrives: a limit, not an allocation
 BATCH_PAUSE_S = 0.2              # at most ~5 wake-ups a second for a trickle of packets
 ALIGN_MIN_S = 0.1                # buffer room for this long at 10,000 packets/s: read at the ticks
-ALIGN_LAG_S = 0.010              # the thread wakes this long after the tick's take()
 FLOOD = 1024                     # a batch this big: no pause, read on
 MAX_TIMER_VALUES = 5_000         # per name and interval; beyond, a uniform reservoir sample
 MAX_NAMES = 50                   # other counters/gauges exposed; the network must not grow the store
@@ -101,7 +102,6 @@ class StatsdListener:
         self._stopping = False
         self._aligned = False            # take() reads the socket; the thread follows the ticks
         self._wake = threading.Event()
-        self._takes: tuple[float, float] | None = None   # monotonic times of the last two takes
         self._take_buf = bytearray(65536)
 
     @property
@@ -127,7 +127,6 @@ class StatsdListener:
         self.error = None
         self._sock, self.address, self._stopping = sock, sock.getsockname(), False
         self._wake.clear()
-        self._takes = None
         self._aligned = self._pause_s(sock, ALIGN_MIN_S * 10) >= ALIGN_MIN_S
         if self._aligned:
             sock.settimeout(0.0)         # nobody blocks on it: every read takes what is queued
@@ -156,8 +155,6 @@ class StatsdListener:
             # here (the listener's thread reads on): the queue never empties while the flood
             # lasts, and the tick's reading must not wait for it to end.
             self._drain(sock, self._take_buf, FLOOD)
-            now = time.monotonic()
-            self._takes = (self._takes[1] if self._takes else now, now)
         with self._lock:
             cur, self._cur = self._cur, Interval()
         return cur
@@ -191,21 +188,14 @@ class StatsdListener:
             pause = 0.0 if self._drain(sock, buf) >= FLOOD else steady
 
     def _aligned_loop(self, sock: socket.socket, buf: bytearray) -> None:
-        """Read what is queued, then sleep until just after the next tick's ``take()`` (which
-        reads too) or as long as the buffer holds 10,000 packets/s twice over, whichever comes
-        first: one wake-up per tick, while the process is awake for the tick anyway."""
+        """Read what is queued, then sleep as long as the buffer holds 10,000 packets/s twice
+        over, up to the last beat within that span: woken with the tick, whose ``take()`` reads
+        too, not on a phase of its own."""
         longest = self._pause_s(sock, 10.0)
         while not self._stopping:
             if self._drain(sock, buf) >= FLOOD:
                 continue                  # a flood: read on
-            wait = longest
-            takes = self._takes
-            if takes is not None and takes[1] > takes[0]:
-                period = takes[1] - takes[0]
-                wait = min(wait, max(0.0, takes[1] + period + ALIGN_LAG_S - time.monotonic()))
-                if wait == 0.0:           # a tick is late: do not spin until it comes
-                    wait = min(longest, period)
-            self._wake.wait(wait)
+            self._wake.wait(beat.sleep_within(longest))
 
     def _drain(self, sock: socket.socket, buf: bytearray, limit: int | None = None) -> int:
         """Read what is queued without waiting (at most ``limit`` packets); the number read."""

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from dashboard import beat
 from dashboard.auth import guard as auth_mod
 
 if TYPE_CHECKING:
@@ -174,7 +175,8 @@ class LoginWatch:
         seen = self._changes()
         last_full = time.monotonic()
         while True:
-            self._sleep(min(self.poll_s, self.recheck_s))
+            # On the process's beat: the poll wakes with the tick, not on a phase of its own.
+            self._sleep(beat.sleep_within(min(self.poll_s, self.recheck_s)))
             with self._lock:
                 if not self._held:
                     self._watching = False        # the next socket starts a new task
