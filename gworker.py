@@ -16,6 +16,8 @@ edge of the code base; ``DASHBOARD_WORKER_CLASS=gevent`` uses gunicorn's gevent 
 """
 from __future__ import annotations
 
+import os
+
 from gunicorn.workers.base_async import AsyncWorker
 
 
@@ -32,14 +34,16 @@ class LazyEventletWorker(AsyncWorker):
                 super().patch()                 # gunicorn's use_hub(): the default epoll hub
                 # lazy: imports eventlet, which only the worker may load (see above)
                 from dashboard.process import quiethub
-                quiethub.install()              # the same hub, without cancelled timers' wake-ups
+                if not os.environ.get("EVENTLET_HUB") and quiethub.is_available():
+                    quiethub.install()          # the same hub, without cancelled timers' wake-ups
 
             def notify(self) -> None:
                 super().notify()
                 # gunicorn's loop sleeps 1 s after each heartbeat: a wake-up a second on a phase
                 # of its own. Returning on a beat (dashboard/beat.py) puts that one on the next
                 # beat too, when the tick wakes the process anyway; the heartbeat file is then
-                # touched every 2 s (the master's time-out is 60 s).
+                # touched every 2 s (the master's time-out is 60 s). A graceful stop may begin
+                # up to 1 s later than with gunicorn's loop alone (graceful_timeout is 10 s).
                 step = beat.sleep_to_next()
                 if self.alive and step is not None and step <= 1.0:
                     eventlet.sleep(step)

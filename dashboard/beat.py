@@ -24,9 +24,12 @@ def set_grid(anchor: float, unit: float) -> None:
     _grid = (anchor, unit) if unit > 0 else None
 
 
-def clear() -> None:
+def clear(grid: tuple[float, float] | None = None) -> None:
+    """No beat any more; with ``grid``, only if that is still the beat (a runner stopping must
+    not take another's)."""
     global _grid
-    _grid = None
+    if grid is None or _grid == grid:
+        _grid = None
 
 
 def grid() -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ the module works the same in every async mode.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from datetime import datetime, timedelta
@@ -146,6 +147,7 @@ class CollectorRunner:
         self._answered: dict[str, float] = {}
         self._handoff = threading.Lock()        # a call's done/orphaned/timed_out, loop vs thread
         self._loops: list[tuple[threading.Thread, threading.Event]] = []
+        self._grid: tuple[float, float] | None = None   # (first tick, shortest interval): the beat
 
     # --- samples ---------------------------------------------------------------------------------
 
@@ -346,11 +348,13 @@ class CollectorRunner:
                               seconds=opts.get("seconds", 0))
             opts["start_date"] = self._anchor + every
         first_run = opts.get("next_run_time")
-        if kind == "interval" and isinstance(first_run, datetime):
-            # A first run "now" would give the job a phase of its own for good: the next beat.
-            step = beat.sleep_to_next(first_run.timestamp())
-            if step is not None:
-                opts["next_run_time"] = first_run + timedelta(seconds=step)
+        if kind == "interval" and isinstance(first_run, datetime) and self._grid is not None:
+            # A first run "now" would give the job a phase of its own for good: the next beat
+            # (or now, when that is past: a run may not be put off for good).
+            anchor, unit = self._grid
+            t = max(first_run.timestamp(), time.time())
+            opts["next_run_time"] = datetime.fromtimestamp(
+                anchor + math.ceil((t - anchor) / unit) * unit)
         self._scheduler.add_job(func, kind, **opts)
 
     def start(self) -> None:
@@ -369,7 +373,8 @@ class CollectorRunner:
         for c in self.collectors:
             by_interval.setdefault(float(c.interval_s), []).append(c)
         if by_interval:          # other periodic work of the process wakes with the ticks
-            beat.set_grid(first, min(by_interval))
+            self._grid = (first, min(by_interval))
+            beat.set_grid(*self._grid)
         for interval, group in sorted(by_interval.items()):
             stop = threading.Event()
             loop = threading.Thread(target=self._loop, args=(interval, group, first, stop),
@@ -382,8 +387,9 @@ class CollectorRunner:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._loops:
-            beat.clear()
+        if self._grid is not None:
+            beat.clear(self._grid)                # unless another runner set its own since
+            self._grid = None
         for _, stop in self._loops:
             stop.set()
         self._loops.clear()
