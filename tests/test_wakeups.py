@@ -24,12 +24,13 @@ import socketio
 
 from dashboard import beat
 from dashboard.auth.accounts import Accounts
-from dashboard.collectors.statsd import StatsdListener
+from dashboard.collectors.statsd import RCVBUF, StatsdListener
 from dashboard.demo.services import free_port
 from dashboard.store import Store
 from tests.support.server import DashboardServer
 from tests.support.util import wait_until
 
+ROOT = Path(__file__).resolve().parent.parent
 TICKS = 10
 MOST_PER_TICK = 3.0             # the tick, and room for a slow reply or a late timer
 
@@ -57,6 +58,11 @@ def _token(data_dir: Path) -> str:
         store.close()
 
 
+RMEM_MAX = int(Path("/proc/sys/net/core/rmem_max").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and RMEM_MAX < RCVBUF,
+                    reason="the StatsD buffer needs root or deploy/sysctl.d's net.core.rmem_max")
 def test_the_worker_wakes_about_once_a_tick_with_statsd_and_a_live_screen(tmp_path):
     statsd_port = free_port()
     config = tmp_path / "dashboard.toml"
@@ -97,19 +103,26 @@ def test_the_worker_wakes_about_once_a_tick_with_statsd_and_a_live_screen(tmp_pa
     assert woke / TICKS <= MOST_PER_TICK, f"the worker slept and woke {woke} times in {TICKS} ticks"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root may pass net.core.rmem_max")
+@pytest.mark.skipif(os.geteuid() != 0 or RMEM_MAX > 1 << 28,
+                    reason="only root may pass net.core.rmem_max (and only if it can be passed)")
 def test_as_root_the_statsd_buffer_is_the_size_asked_for_past_the_systems_cap():
-    cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
-    asked = max(16 << 20, 2 * cap)
+    asked = max(RCVBUF, 4 * RMEM_MAX)
     listener = StatsdListener("127.0.0.1:0", rcvbuf=asked)
     listener.start()
     try:
         sock = listener._sock
         assert sock is not None
-        # Linux doubles what it is given (its bookkeeping); the cap would give 2 x rmem_max
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= asked
+        # Linux doubles what it is given (its bookkeeping): the cap alone gives 2 x rmem_max
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * asked
     finally:
         listener.stop()
+
+
+def test_the_shipped_sysctl_lets_an_unprivileged_listener_have_the_buffer_it_asks_for():
+    text = (ROOT / "deploy" / "sysctl.d" / "60-dashboard-statsd.conf").read_text()
+    values = dict(line.replace(" ", "").split("=", 1) for line in text.splitlines()
+                  if line.strip() and not line.lstrip().startswith("#"))
+    assert int(values["net.core.rmem_max"]) >= RCVBUF
 
 
 def test_periodic_work_sleeps_to_the_last_beat_it_may_wait_for_and_never_longer():
@@ -118,8 +131,13 @@ def test_periodic_work_sleeps_to_the_last_beat_it_may_wait_for_and_never_longer(
         assert beat.sleep_within(1.0, now=100.3) == pytest.approx(0.7)    # the next beat
         assert beat.sleep_within(2.5, now=100.3) == pytest.approx(1.7)    # the last of two
         assert beat.sleep_within(0.5, now=100.3) == 0.5                   # none that soon
+        assert beat.sleep_within(1.0, now=100.0) == pytest.approx(1.0)    # on a beat: the next
+        assert beat.sleep_within(0.5, now=100.0) == 0.5
+        assert beat.sleep_within(1.0, now=50.25) == pytest.approx(0.75)   # before the anchor
         assert beat.sleep_to_next(now=100.0) == pytest.approx(1.0)
         assert beat.sleep_to_next(now=100.999) == pytest.approx(0.001)
+        beat.clear((7.0, 1.0))                  # another runner's grid: this one stays
+        assert beat.grid() == (100.0, 1.0)
     finally:
-        beat.clear()
+        beat.clear((100.0, 1.0))
     assert beat.sleep_within(1.0) == 1.0 and beat.sleep_to_next() is None  # no grid: plain

@@ -26,6 +26,7 @@ a second; on a phase of its own, ~3 times).
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
@@ -56,6 +57,8 @@ METRICS: Sequence[MetricSpec] = (
     MetricSpec("statsd.names_not_shown", "count", "Other counter and gauge names beyond the "
                "first 50, not exposed"),
 )
+
+log = logging.getLogger(__name__)
 
 RCVBUF = 16 << 20               # the kernel takes only what arrives: a limit, not an allocation
 BATCH_PAUSE_S = 0.2              # at most ~5 wake-ups a second for a trickle of packets
@@ -127,6 +130,12 @@ class StatsdListener:
         self.error = None
         self._sock, self.address, self._stopping = sock, sock.getsockname(), False
         self._wake.clear()
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2    # Linux reports 2x
+        if got < self.rcvbuf:
+            log.warning("statsd: the receive buffer is %.1f MB of the %.0f MB asked for "
+                        "(net.core.rmem_max): the listener wakes more often to empty it; "
+                        "deploy/sysctl.d/60-dashboard-statsd.conf raises the cap",
+                        got / 2**20, self.rcvbuf / 2**20)
         self._aligned = self._pause_s(sock, ALIGN_MIN_S * 10) >= ALIGN_MIN_S
         if self._aligned:
             sock.settimeout(0.0)         # nobody blocks on it: every read takes what is queued
