@@ -193,6 +193,23 @@
      data-charts-drawn; those below the fold follow, one per animation frame, and the page is
      marked data-charts-all-drawn after the last. At a large installation (19 charts with
      history, 25-40 ms each) drawing all of them in one task held the page for ~0.7 s. */
+  /* An axis move ends in the next animation frame, where Plotly lays the chart out again; a chart
+     purged before that frame threw "Cannot read properties of undefined (reading '_plots')" (seen
+     once in a test switching windows). New history is drawn once no move is in flight, or after
+     MOVE_WAIT_FRAMES frames whatever happens (a move Plotly interrupts may never settle). */
+  var MOVE_WAIT_FRAMES = 30;
+  function movesSettled() {
+    return new Promise(function (resolve) {
+      var frames = 0;
+      (function check() {
+        for (var id in charts) {
+          if (charts[id].moving > 0 && frames++ < MOVE_WAIT_FRAMES) return requestAnimationFrame(check);
+        }
+        resolve();
+      })();
+    });
+  }
+
   var later = [];             // charts with history still to draw, in page order
   var viewLeft = 0;           // of them, charts in view at the start (drawn first)
   function drawHistory(history) {
@@ -519,7 +536,9 @@
     var upd = idx.map(function (i) { return { x: data[i].x, y: data[i].y }; });
     var frame = { data: upd, traces: idx };
     if (layout) frame.layout = layout;
-    Plotly.animate(gd, frame, SLIDE).catch(function () {
+    c.moving = (c.moving || 0) + 1;                        // until it ends (movesSettled)
+    Plotly.animate(gd, frame, SLIDE).then(function () { c.moving--; }, function () {
+      c.moving--;
       if (charts[c.panel.id] !== c) return;
       c.xr = null;                                         // the next move gives the axes again
       Plotly.redraw(gd);                                   // an interrupted move: draw it whole
@@ -819,6 +838,9 @@
       (hostFilter ? "&host=" + encodeURIComponent(hostFilter) : "") +
       pinnedQueues.map(function (q) { return "&queue=" + encodeURIComponent(q); }).join("");
     return Promise.all([getJSON(url), fixed ? loadShades() : null])
+      .then(function (answers) {
+        return movesSettled().then(function () { return answers; });
+      })
       .then(function (answers) {
         var h = answers[0];
         if (gen !== state.generation) return;
