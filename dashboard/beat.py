@@ -48,11 +48,16 @@ def sleep_within(most: float, now: float | None = None) -> float:
     return last - now if last > now else most
 
 
+def next_beat(grid: tuple[float, float], t: float) -> float:
+    """The first beat of ``grid`` (anchor, unit) strictly after ``t``."""
+    anchor, unit = grid
+    return anchor + (math.floor((t - anchor) / unit) + 1) * unit
+
+
 def sleep_to_next(now: float | None = None) -> float | None:
     """Seconds until the next beat (strictly after now), or None without a grid."""
     g = _grid
     if g is None:
         return None
-    anchor, unit = g
     now = time.time() if now is None else now
-    return anchor + (math.floor((now - anchor) / unit) + 1) * unit - now
+    return next_beat(g, now) - now

@@ -17,7 +17,6 @@ the module works the same in every async mode.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from datetime import datetime, timedelta
@@ -350,11 +349,9 @@ class CollectorRunner:
         first_run = opts.get("next_run_time")
         if kind == "interval" and isinstance(first_run, datetime) and self._grid is not None:
             # A first run "now" would give the job a phase of its own for good: the next beat
-            # (or now, when that is past: a run may not be put off for good).
-            anchor, unit = self._grid
+            # after it (or after now, when that is past: a run may not be put off for good).
             t = max(first_run.timestamp(), time.time())
-            opts["next_run_time"] = datetime.fromtimestamp(
-                anchor + math.ceil((t - anchor) / unit) * unit)
+            opts["next_run_time"] = datetime.fromtimestamp(beat.next_beat(self._grid, t))
         self._scheduler.add_job(func, kind, **opts)
 
     def start(self) -> None:
