@@ -184,15 +184,6 @@
 
   var PLOT_CONFIG = { displayModeBar: false, responsive: true };
 
-  /* Draw every panel from a history answer: {series: {key: {metric, labels, t, v}}}.
-     A panel without history is plotted when its first sample arrives: an empty Plotly chart
-     costs as much to build as a full one (40-130 ms each in headless Chromium), and with the
-     areas a site does not monitor (22 of 28 panels for a host-only set-up) that doubled the
-     time to the first drawn chart.
-     Charts in view are drawn at once and the page is marked
-     data-charts-drawn; those below the fold follow, one per animation frame, and the page is
-     marked data-charts-all-drawn after the last. At a large installation (19 charts with
-     history, 25-40 ms each) drawing all of them in one task held the page for ~0.7 s. */
   /* An axis move ends in the next animation frame, where Plotly lays the chart out again; a chart
      purged before that frame threw "Cannot read properties of undefined (reading '_plots')" (seen
      once in a test switching windows). New history is drawn once no move is in flight, or after
@@ -210,6 +201,15 @@
     });
   }
 
+  /* Draw every panel from a history answer: {series: {key: {metric, labels, t, v}}}.
+     A panel without history is plotted when its first sample arrives: an empty Plotly chart
+     costs as much to build as a full one (40-130 ms each in headless Chromium), and with the
+     areas a site does not monitor (22 of 28 panels for a host-only set-up) that doubled the
+     time to the first drawn chart.
+     Charts in view are drawn at once and the page is marked
+     data-charts-drawn; those below the fold follow, one per animation frame, and the page is
+     marked data-charts-all-drawn after the last. At a large installation (19 charts with
+     history, 25-40 ms each) drawing all of them in one task held the page for ~0.7 s. */
   var later = [];             // charts with history still to draw, in page order
   var viewLeft = 0;           // of them, charts in view at the start (drawn first)
   function drawHistory(history) {
@@ -225,7 +225,7 @@
       // windowS: the window this chart was drawn for (a click on another one changes
       // state.windowS before the new history replaces the charts).
       var chart = { panel: panel, div: div, traces: {}, count: 0, pend: null, added: [],
-                    lastDraw: 0, queued: false, windowS: state.windowS };
+                    lastDraw: 0, queued: false, windowS: state.windowS, moving: 0 };
       var data = [], bands = [];
       Object.keys(history.series).sort().forEach(function (key) {
         var s = history.series[key];
@@ -536,7 +536,7 @@
     var upd = idx.map(function (i) { return { x: data[i].x, y: data[i].y }; });
     var frame = { data: upd, traces: idx };
     if (layout) frame.layout = layout;
-    c.moving = (c.moving || 0) + 1;                        // until it ends (movesSettled)
+    c.moving++;                                            // until it ends (movesSettled)
     Plotly.animate(gd, frame, SLIDE).then(function () { c.moving--; }, function () {
       c.moving--;
       if (charts[c.panel.id] !== c) return;
